@@ -1,0 +1,82 @@
+"""Database engines, transactions and schema upgrades (Alembic), for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, **kwargs)
+    return sa.create_engine(url, pool_pre_ping=True, future=True, **kwargs)
+
+
+def _sqlite_engine(url: str, **kwargs) -> Engine:
+    db_path = sa.engine.make_url(url).database
+    if db_path and db_path != ":memory:":
+        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # pysqlite's own transaction handling defers BEGIN; we issue it ourselves (below).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # IMMEDIATE takes the write lock up front: two writers queue instead of failing on upgrade.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_postgres(engine_or_session) -> bool:
+    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    return bind.dialect.name == "postgresql"
+
+
+@contextmanager
+def transaction(factory: sessionmaker) -> Iterator[Session]:
+    """One unit of work: everything inside commits together or not at all."""
+    session = factory()
+    try:
+        with session.begin():
+            yield session
+    finally:
+        session.close()
+
+
+def alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest revision; running it again changes nothing."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

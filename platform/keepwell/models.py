@@ -1,0 +1,198 @@
+"""The tables. Ledger entries, lot draws and published ruleset versions are append-only:
+the migrations install triggers that make the database itself refuse UPDATE and DELETE on them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# BIGINT ids on PostgreSQL; SQLite only auto-increments a column declared INTEGER PRIMARY KEY.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+APPEND_ONLY_TABLES = ("ledger_entries", "lot_draws", "ruleset_versions")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Company(Base):
+    __tablename__ = "companies"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class Ruleset(Base):
+    __tablename__ = "rulesets"
+    __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_rulesets_company_key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    key: Mapped[str] = mapped_column(sa.String(64))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class RulesetVersion(Base):
+    __tablename__ = "ruleset_versions"
+    __table_args__ = (sa.UniqueConstraint("ruleset_id", "version", name="uq_ruleset_versions_ruleset_version"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ruleset_id: Mapped[int] = mapped_column(sa.ForeignKey("rulesets.id"), index=True)
+    version: Mapped[int] = mapped_column(sa.Integer)
+    content: Mapped[dict] = mapped_column(sa.JSON)
+    content_hash: Mapped[str] = mapped_column(sa.String(64))
+    author: Mapped[str] = mapped_column(sa.String(200))
+    effective_from: Mapped[date] = mapped_column(sa.Date)
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class RulesetDraft(Base):
+    __tablename__ = "ruleset_drafts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ruleset_id: Mapped[int] = mapped_column(sa.ForeignKey("rulesets.id"), unique=True)
+    content: Mapped[dict] = mapped_column(sa.JSON)
+    author: Mapped[str] = mapped_column(sa.String(200))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    plan_version_id: Mapped[int] = mapped_column(sa.ForeignKey("ruleset_versions.id"))
+    tier: Mapped[str] = mapped_column(sa.String(64))
+    period: Mapped[str] = mapped_column(sa.String(20))
+    issued_on: Mapped[date] = mapped_column(sa.Date)
+    current_period: Mapped[int] = mapped_column(sa.Integer, default=0)
+    expires_on: Mapped[date] = mapped_column(sa.Date, index=True)
+    auto_renewal: Mapped[bool] = mapped_column(sa.Boolean)
+    status: Mapped[str] = mapped_column(sa.String(20), default="active", index=True)
+    ended_on: Mapped[date | None] = mapped_column(sa.Date)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class Account(Base):
+    """One balance: an allowance, its overdraft, a service entitlement, or a customer's points."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (sa.UniqueConstraint("company_id", "owner", "unit", "code", name="uq_accounts_owner_unit_code"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    owner: Mapped[str] = mapped_column(sa.String(40), index=True)  # membership id or customer id
+    unit: Mapped[str] = mapped_column(sa.String(20))  # allowance | overdraft | visits | points
+    code: Mapped[str] = mapped_column(sa.String(40), default="")
+    balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # cache of sum(entries), checked by audit
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_events_company_key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    key: Mapped[str] = mapped_column(sa.String(200))
+    type: Mapped[str] = mapped_column(sa.String(40))
+    customer_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    membership_id: Mapped[str | None] = mapped_column(sa.String(40), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    local_date: Mapped[date] = mapped_column(sa.Date, index=True)
+    payload: Mapped[dict] = mapped_column(sa.JSON)
+    payload_hash: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(20))  # processed | declined
+    result: Mapped[dict] = mapped_column(sa.JSON)
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "rule", "account_id", name="uq_ledger_entries_event_rule_account"),
+        sa.Index("ix_ledger_entries_account_date", "account_id", "effective_date"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(sa.String(30))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    balance_after: Mapped[int] = mapped_column(sa.BigInteger)
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id"), index=True)
+    ruleset: Mapped[str] = mapped_column(sa.String(120))  # id@version that produced it
+    rule: Mapped[str] = mapped_column(sa.String(160))
+    period: Mapped[int | None] = mapped_column(sa.Integer)
+    effective_date: Mapped[date] = mapped_column(sa.Date)
+    memo: Mapped[str | None] = mapped_column(sa.String(400))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class PointsLot(Base):
+    """Points earned together, expiring together. `remaining` is a cache of points minus draws."""
+
+    __tablename__ = "points_lots"
+    __table_args__ = (sa.Index("ix_points_lots_account_open", "account_id", "remaining"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    entry_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_entries.id"), unique=True)
+    points: Mapped[int] = mapped_column(sa.BigInteger)
+    remaining: Mapped[int] = mapped_column(sa.BigInteger)
+    earned_on: Mapped[date] = mapped_column(sa.Date)
+    expires_on: Mapped[date | None] = mapped_column(sa.Date, index=True)
+
+
+class LotDraw(Base):
+    __tablename__ = "lot_draws"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lot_id: Mapped[int] = mapped_column(sa.ForeignKey("points_lots.id"), index=True)
+    entry_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_entries.id"), index=True)
+    points: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class OutboxMessage(Base):
+    """Effects that leave the system, written in the same transaction as the ledger effects."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_outbox_company_key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    key: Mapped[str] = mapped_column(sa.String(300))
+    event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("events.id"))
+    customer_id: Mapped[str | None] = mapped_column(sa.String(40))
+    kind: Mapped[str] = mapped_column(sa.String(20))  # notification | webhook
+    channel: Mapped[str] = mapped_column(sa.String(20))
+    template: Mapped[str | None] = mapped_column(sa.String(64))
+    audience: Mapped[str] = mapped_column(sa.String(20), default="customer")
+    ruleset: Mapped[str | None] = mapped_column(sa.String(120))
+    rule: Mapped[str | None] = mapped_column(sa.String(160))
+    payload: Mapped[dict] = mapped_column(sa.JSON)
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
