@@ -12,7 +12,7 @@ MONEY, STRING, INTEGER = "money", "string", "integer"
 # Events that customers' systems send (POS, field-service software) ...
 EXTERNAL_EVENTS = ("purchase", "service_completed", "referral", "redemption", "adjustment")
 # ... and the platform's own, raised by enrolment and due work.
-PLATFORM_EVENTS = ("enrolled", "period_ended", "renewed", "expired", "cancelled")
+PLATFORM_EVENTS = ("enrolled", "period_ended", "renewed", "expired", "cancelled", "points_expired")
 EVENT_TYPES = EXTERNAL_EVENTS + PLATFORM_EVENTS
 
 _MEMBERSHIP_EVENT = {"membership": STRING, "reason": STRING}
@@ -35,6 +35,7 @@ DATA_FIELDS: dict[str, dict[str, str]] = {
     "renewed": _MEMBERSHIP_EVENT,
     "expired": _MEMBERSHIP_EVENT,
     "cancelled": _MEMBERSHIP_EVENT,
+    "points_expired": {"through": STRING, "reason": STRING},
 }
 
 # What a condition may ask about the member, besides the event's own data.

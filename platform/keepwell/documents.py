@@ -1,13 +1,14 @@
 """Reading ruleset documents from YAML or JSON without letting the parser guess types.
 
 PyYAML's safe_load turns 2024-01-31 into a date; a ruleset's dates must stay strings until the
-schema has checked them, so the timestamp resolver is removed.
+schema has checked them, so the timestamp resolver is removed (unquoted dates are fine).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -19,10 +20,15 @@ class _StrictLoader(yaml.SafeLoader):
     pass
 
 
+# YAML 1.1 also reads on/off/yes/no as booleans, which would turn a trigger's `on:` key into
+# True: only true/false are booleans here, as in YAML 1.2 and JSON.
 _StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def parse_text(text: str, source: str = "") -> object:

@@ -1,0 +1,137 @@
+"""Memberships: enrolment on a pinned plan version, periods that close and renew, the view a
+member or a POS sees."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+
+from . import allowance, entitlements
+from .errors import NotFound
+from .ledger import Posting
+from .models import Customer, Membership, Ruleset, RulesetVersion
+from .outcomes import Declined
+from .periods import period_end, period_index, period_start
+from .plans import PlanTerms, resolve
+from .tenancy import Ctx, new_id
+from .versions import get_version, in_force, ref
+
+
+def plan_of(ctx: Ctx, m: Membership) -> tuple[str, PlanTerms]:
+    v = ctx.session.get(RulesetVersion, m.plan_version_id)
+    rs = ctx.session.get(Ruleset, v.ruleset_id)
+    return ref(rs, v), resolve(v.content, m.tier)
+
+
+def get(ctx: Ctx, membership_id: str, lock: bool = False) -> Membership:
+    q = sa.select(Membership).where(Membership.company_id == ctx.company.id, Membership.id == membership_id)
+    if lock:
+        q = q.with_for_update()
+    m = ctx.session.scalar(q)
+    if m is None:
+        raise NotFound(f"no membership {membership_id!r}")
+    return m
+
+
+def active_for(ctx: Ctx, customer_id: str, membership_id: str | None = None) -> Membership | None:
+    """The membership an event is about: the one named, or the customer's only active one."""
+    if membership_id:
+        m = get(ctx, membership_id)
+        if m.customer_id != customer_id:
+            raise NotFound(f"membership {membership_id!r} does not belong to customer {customer_id!r}")
+        return m
+    found = list(ctx.session.scalars(
+        sa.select(Membership).where(Membership.company_id == ctx.company.id, Membership.customer_id == customer_id,
+                                    Membership.status == "active").order_by(Membership.created_at)
+    ))
+    if len(found) > 1:
+        raise Declined("ambiguous_membership", "customer has several active memberships: name one in data.membership",
+                       memberships=[m.id for m in found])
+    return found[0] if found else None
+
+
+def enroll(ctx: Ctx, customer: Customer, plan: str, tier: str | None, on: date, event_id: int) -> Membership:
+    if "@" in plan:
+        rs, v = get_version(ctx.session, ctx.company.id, plan)
+    else:
+        rs, v = in_force(ctx.session, ctx.company.id, plan, on)
+    if rs.kind != "Plan":
+        raise NotFound(f"{plan!r} is a {rs.kind}, not a Plan")
+    terms = resolve(v.content, tier)
+    m = Membership(
+        id=new_id("mem"), company_id=ctx.company.id, customer_id=customer.id, plan_version_id=v.id, tier=terms.tier,
+        period=terms.period, issued_on=on, current_period=0, expires_on=period_end(on, terms.period, 0),
+        auto_renewal=terms.auto_renewal, status="active",
+    )
+    ctx.session.add(m)
+    ctx.session.flush()
+    why = Posting(event_id, ref(rs, v), "", on, 0)
+    allowance.open_period(ctx, m, terms, why)
+    entitlements.open_period(ctx, m, terms, why)
+    return m
+
+
+def close_period(ctx: Ctx, m: Membership, event_id: int) -> dict:
+    """Close the current period: renew into the next one, or expire the membership."""
+    plan_ref, terms = plan_of(ctx, m)
+    k = m.current_period
+    next_start = period_start(m.issued_on, m.period, k + 1)
+    renew = m.auto_renewal
+    why = Posting(event_id, plan_ref, "", next_start, k + 1 if renew else k)
+    allowance.close_period(ctx, m, terms, why, renew)
+    entitlements.close_period(ctx, m, terms, why, renew)
+    if renew:
+        m.current_period = k + 1
+        m.expires_on = period_end(m.issued_on, m.period, k + 1)
+    else:
+        m.status, m.ended_on = "expired", m.expires_on
+    return {"membership": m.id, "closed_period": k, "renewed": renew, "status": m.status,
+            "expires_on": m.expires_on.isoformat()}
+
+
+def cancel(ctx: Ctx, m: Membership, on: date) -> None:
+    if m.status != "active":
+        raise Declined("not_active", f"membership {m.id} is {m.status}")
+    m.status, m.ended_on = "cancelled", on
+
+
+def current_period_of(m: Membership, on: date) -> int:
+    return period_index(m.issued_on, m.period, on)
+
+
+def view(ctx: Ctx, m: Membership) -> dict:
+    plan_ref, terms = plan_of(ctx, m)
+    customer = ctx.session.get(Customer, m.customer_id)
+    k = m.current_period
+    out = {
+        "id": m.id,
+        "customer": {"id": customer.id, "name": customer.name, "email": customer.email},
+        "status": m.status,
+        "plan": plan_ref,
+        "plan_name": terms.plan_name,
+        "tier": m.tier,
+        "tier_name": terms.tier_name,
+        "issued_on": m.issued_on.isoformat(),
+        "period": {"kind": m.period, "index": k, "start": period_start(m.issued_on, m.period, k).isoformat(),
+                   "end": period_end(m.issued_on, m.period, k).isoformat()},
+        "expires_on": m.expires_on.isoformat(),
+        "auto_renewal": m.auto_renewal,
+        "ended_on": m.ended_on.isoformat() if m.ended_on else None,
+        "allowance": allowance.state(ctx, m, terms).to_dict() if terms.has_allowance else None,
+        "services": entitlements.usage(ctx, m, terms),
+        "discount_percent": terms.discount_percent,
+        "priority": terms.priority,
+        "emergency": terms.emergency,
+    }
+    return out
+
+
+def due_for_close(ctx: Ctx, as_of: date) -> list[tuple[str, str]]:
+    """(membership, customer) pairs whose current period ended before `as_of`."""
+    rows = ctx.session.execute(
+        sa.select(Membership.id, Membership.customer_id)
+        .where(Membership.company_id == ctx.company.id, Membership.status == "active", Membership.expires_on < as_of)
+        .order_by(Membership.expires_on, Membership.id)
+    )
+    return [(mid, cid) for mid, cid in rows]

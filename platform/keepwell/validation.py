@@ -1,0 +1,94 @@
+"""Validation of ruleset documents and events against the JSON Schemas in schemas/, plus the
+checks a schema cannot express (rules that must compile, tiers that must be unique...).
+Every problem is reported, each with its JSON path, never just the first.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from .errors import Problem
+from .resources import schemas_dir
+
+KIND_SCHEMAS = {
+    "Plan": "plan.schema.json",
+    "EarningRules": "earning_rules.schema.json",
+    "NotificationTriggers": "notification_triggers.schema.json",
+}
+BASE_URI = "https://keepwell.dev/schemas/"
+
+
+@cache
+def _registry() -> tuple[Registry, dict[str, dict]]:
+    schemas = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(schemas_dir()).glob("*.json"))}
+    registry = Registry().with_resources(
+        (s.get("$id", BASE_URI + name), Resource.from_contents(s)) for name, s in schemas.items()
+    )
+    return registry, schemas
+
+
+def schema(name: str) -> dict:
+    return _registry()[1][name]
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    registry, schemas = _registry()
+    return Draft202012Validator(
+        schemas[name], registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def _path(error) -> str:
+    # "$.spec.rules[2].when" reads better without the leading "$." for contractors.
+    p = error.json_path
+    return "(document)" if p == "$" else p[2:] if p.startswith("$.") else p
+
+
+def _schema_problems(name: str, doc: object, file: str) -> list[Problem]:
+    problems = []
+    for error in sorted(_validator(name).iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
+        if error.context:  # oneOf/anyOf: the branch errors say more than "is not valid under any"
+            best = max(error.context, key=lambda e: len(e.absolute_path))
+            problems.append(Problem(_path(best), best.message, file))
+        else:
+            problems.append(Problem(_path(error), error.message, file))
+    return problems
+
+
+def validate_ruleset(doc: object, file: str = "") -> list[Problem]:
+    """All problems with a ruleset document; empty when it can be published."""
+    if not isinstance(doc, dict):
+        return [Problem("(document)", "a ruleset is a mapping with apiVersion, kind, metadata and spec", file)]
+    kind = doc.get("kind")
+    if kind not in KIND_SCHEMAS:
+        return [Problem("kind", f"{kind!r} is not one of {sorted(KIND_SCHEMAS)}", file)]
+    problems = _schema_problems(KIND_SCHEMAS[kind], doc, file)
+    if problems:
+        return problems
+    return [Problem(p.path, p.message, file) for p in _semantic_problems(kind, doc)]
+
+
+def _semantic_problems(kind: str, doc: dict) -> list[Problem]:
+    from .compiler import compile_document
+    from .errors import CompileError
+    from .plans import plan_problems
+
+    if kind == "Plan":
+        return plan_problems(doc)
+    try:
+        compile_document(doc, "check@0")
+    except CompileError as exc:
+        return exc.problems
+    return []
+
+
+def validate_event(payload: object) -> list[Problem]:
+    if not isinstance(payload, dict):
+        return [Problem("(event)", "an event is a JSON object with id, type, customer, occurred_at and data")]
+    return _schema_problems("event.schema.json", payload, "")
