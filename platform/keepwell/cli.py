@@ -1,0 +1,467 @@
+"""The `keepwell` command: a composition root. Its commands, flags and JSON keys are a public
+contract that scripts rely on: extend them, never rename them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from functools import wraps
+
+import click
+
+from .config import Settings
+from .documents import load_file, parse_text, to_yaml
+from .errors import InvalidDocument, KeepwellError
+from .validation import validate_ruleset
+
+
+class Obj:
+    def __init__(self, company: str | None):
+        self.settings = Settings.from_env()
+        self.company = company or self.settings.company
+        self._app = None
+
+    @property
+    def app(self):
+        if self._app is None:
+            from .service import Keepwell
+
+            self._app = Keepwell.from_settings(self.settings)
+        return self._app
+
+
+def _date(_ctx, _param, value):
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def handled(fn):
+    """Report our errors as one clear message (or one line per problem) and exit 1."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InvalidDocument as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            for p in exc.problems:
+                click.echo(str(p), err=True)
+            sys.exit(1)
+        except KeepwellError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def emit(data, as_json: bool, human) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        human(data)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (amounts as decimal strings).")
+
+
+@click.group()
+@click.option("--company", envvar="KEEPWELL_COMPANY", default=None, help="Company slug (default: KEEPWELL_COMPANY or 'default').")
+@click.version_option(package_name="keepwell")
+@click.pass_context
+def main(ctx, company):
+    """Keepwell: memberships and rewards for home-service contractors, configured by rulesets."""
+    ctx.obj = Obj(company)
+
+
+@main.command()
+@click.option("--name", default=None, help="Company name, when the company is created.")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone of the company (America/Denver).")
+@click.pass_obj
+@handled
+def init(obj, name, timezone):
+    """Create or upgrade the database and the company. Safe to run again."""
+    created = obj.app.init(obj.company, name or obj.company.title(), timezone)
+    click.echo(f"database ready; company {obj.company} {'created' if created else 'exists'}")
+
+
+@main.group()
+def companies():
+    """Companies (tenants)."""
+
+
+@companies.command("add")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--timezone", default="UTC", show_default=True)
+@click.pass_obj
+@handled
+def companies_add(obj, slug, name, timezone):
+    obj.app.add_company(slug, name, timezone)
+    click.echo(slug)
+
+
+# --- rulesets ---------------------------------------------------------------------------------
+
+@main.group()
+def rulesets():
+    """Validate, publish and inspect versioned rulesets."""
+
+
+def _read_docs(files) -> list[tuple[str, object]]:
+    out = []
+    for f in files:
+        if f == "-":
+            out.append(("<stdin>", parse_text(sys.stdin.read(), "<stdin>")))
+        else:
+            out.append((f, load_file(f)))
+    return out
+
+
+@rulesets.command("validate")
+@click.argument("files", nargs=-1, required=True)
+def rulesets_validate(files):
+    """Check ruleset files; print one line per error (file: path: reason) and exit 1 if any."""
+    bad = 0
+    for f in files:
+        try:
+            problems = validate_ruleset(load_file(f), f)
+        except InvalidDocument as exc:
+            problems = exc.problems
+        for p in problems:
+            click.echo(str(p))
+        bad += len(problems)
+        if not problems:
+            click.echo(f"{f}: ok", err=True)
+    sys.exit(1 if bad else 0)
+
+
+@rulesets.command("publish")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--effective-from", callback=_date, default=None, help="Date the version takes effect (default: 1970-01-01, i.e. at once and for back-dated events).")
+@click.option("--author", default=None, help="Who publishes (default: $USER).")
+@click.pass_obj
+@handled
+def rulesets_publish(obj, files, effective_from, author):
+    """Publish each file as a new immutable version; prints id@version per file."""
+    import getpass
+
+    author = author or getpass.getuser()
+    docs = _read_docs(files)
+    problems = [p for f, d in docs for p in validate_ruleset(d, f)]
+    if problems:  # all or nothing: one bad file publishes none
+        raise InvalidDocument("nothing published", problems)
+    for f, doc in docs:
+        published = obj.app.publish(doc, author, effective_from or date(1970, 1, 1), file=f, company=obj.company)
+        click.echo(published.ref + ("" if published.created else "  (unchanged)"))
+
+
+@rulesets.command("list")
+@json_option
+@click.pass_obj
+@handled
+def rulesets_list(obj, as_json):
+    from . import versions
+
+    rows = obj.app.run(obj.company, lambda c: versions.list_rulesets(c.session, c.company.id))
+
+    def human(rows):
+        for r in rows:
+            click.echo(f"{r['id']:<28} {r['kind']:<22} {r['latest'] or '(draft only)':<32} {r['name']}")
+
+    emit(rows, as_json, human)
+
+
+@rulesets.command("show")
+@click.argument("ref")
+@json_option
+@click.option("--versions", "history", is_flag=True, help="List every version instead of the content.")
+@click.pass_obj
+@handled
+def rulesets_show(obj, ref, as_json, history):
+    """Show a version (ID for the newest, ID@N for one) or, with --versions, the history."""
+    from . import versions
+
+    if history:
+        rows = obj.app.run(obj.company, lambda c: versions.versions_of(c.session, c.company.id, ref.split("@")[0]))
+        emit(rows, as_json, lambda rows: [click.echo(f"{r['ref']:<28} {r['effective_from']}  {r['author']:<16} {r['content_hash'][:12]} {r['note'] or ''}") for r in rows])
+        return
+
+    def work(c):
+        rs, v = versions.get_version(c.session, c.company.id, ref)
+        return {"ref": versions.ref(rs, v), "kind": rs.kind, "version": v.version, "content_hash": v.content_hash,
+                "author": v.author, "effective_from": v.effective_from.isoformat(), "created_at": v.created_at.isoformat(),
+                "content": v.content}
+
+    data = obj.app.run(obj.company, work)
+    emit(data, as_json, lambda d: click.echo(
+        f"# {d['ref']}  effective {d['effective_from']}  by {d['author']}  sha256 {d['content_hash'][:12]}\n" + to_yaml(d["content"])))
+
+
+@rulesets.command("diff")
+@click.argument("a")
+@click.argument("b")
+@click.pass_obj
+@handled
+def rulesets_diff(obj, a, b):
+    """Unified diff between two versions, e.g. `vip-customer@1 vip-customer@2`."""
+    from . import versions
+
+    if "@" not in b and "@" in a and b.isdigit():
+        b = f"{a.split('@')[0]}@{b}"
+    click.echo(obj.app.run(obj.company, lambda c: versions.diff(c.session, c.company.id, a, b)) or "(no differences)", nl=False)
+
+
+@rulesets.command("rollback")
+@click.argument("ruleset_id")
+@click.option("--to", "to_version", type=int, required=True, help="The version whose content is published again.")
+@click.option("--effective-from", callback=_date, default=None)
+@click.option("--author", default=None)
+@click.pass_obj
+@handled
+def rulesets_rollback(obj, ruleset_id, to_version, effective_from, author):
+    """Publish an older version's content as a new version."""
+    import getpass
+
+    from . import versions
+
+    p = obj.app.run(obj.company, lambda c: versions.rollback(
+        c.session, c.company.id, ruleset_id, to_version, author or getpass.getuser(), effective_from or date.today()))
+    click.echo(p.ref)
+
+
+@rulesets.command("draft")
+@click.argument("file")
+@click.option("--author", default=None)
+@click.pass_obj
+@handled
+def rulesets_draft(obj, file, author):
+    """Save a draft (it may still have errors, which are listed)."""
+    import getpass
+
+    from . import versions
+
+    doc = load_file(file)
+    problems = obj.app.run(obj.company, lambda c: versions.save_draft(c.session, c.company.id, doc, author or getpass.getuser()))
+    for p in problems:
+        click.echo(str(p))
+    click.echo(f"draft saved: {doc['metadata']['id']} ({len(problems)} problem(s))", err=True)
+
+
+@rulesets.command("publish-draft")
+@click.argument("ruleset_id")
+@click.option("--effective-from", callback=_date, default=None)
+@click.option("--author", default=None)
+@click.pass_obj
+@handled
+def rulesets_publish_draft(obj, ruleset_id, effective_from, author):
+    import getpass
+
+    from . import versions
+
+    p = obj.app.run(obj.company, lambda c: versions.publish_draft(
+        c.session, c.company.id, ruleset_id, author or getpass.getuser(), effective_from or date(1970, 1, 1)))
+    click.echo(p.ref)
+
+
+# --- customers and memberships --------------------------------------------------------------
+
+@main.group()
+def customers():
+    """Customers of the company."""
+
+
+@customers.command("add")
+@click.option("--name", required=True)
+@click.option("--email", default=None)
+@click.pass_obj
+@handled
+def customers_add(obj, name, email):
+    """Add a customer; prints its id."""
+    click.echo(obj.app.add_customer(name, email, company=obj.company))
+
+
+@customers.command("list")
+@json_option
+@click.option("--limit", default=50, show_default=True)
+@click.option("--offset", default=0)
+@click.pass_obj
+@handled
+def customers_list(obj, as_json, limit, offset):
+    import sqlalchemy as sa
+
+    from .models import Customer
+
+    rows = obj.app.run(obj.company, lambda c: [
+        {"id": x.id, "name": x.name, "email": x.email}
+        for x in c.session.scalars(sa.select(Customer).where(Customer.company_id == c.company.id)
+                                   .order_by(Customer.created_at, Customer.id).limit(limit).offset(offset))])
+    emit(rows, as_json, lambda rows: [click.echo(f"{r['id']}  {r['name']}  {r['email'] or ''}") for r in rows])
+
+
+@main.command()
+@click.argument("customer")
+@click.argument("plan")
+@click.option("--tier", default=None, help="Tier id (default: the plan's first tier).")
+@click.option("--on", "on", callback=_date, required=True, help="Issue date (YYYY-MM-DD, company time).")
+@click.option("--key", default=None, help="Idempotency key (default: enroll:CUSTOMER:PLAN:DATE).")
+@click.pass_obj
+@handled
+def enroll(obj, customer, plan, tier, on, key):
+    """Enroll CUSTOMER on PLAN (id or id@version); prints the membership id."""
+
+    def work(c):
+        from .events import post
+
+        payload = {"id": key or f"enroll:{customer}:{plan}:{on.isoformat()}", "type": "enrolled", "customer": customer,
+                   "occurred_at": c.start_of(on).isoformat(), "data": {"plan": plan, **({"tier": tier} if tier else {})}}
+        return post(c, payload)
+
+    result = obj.app.run(obj.company, work)
+    if result["status"] == "declined":
+        raise KeepwellError(result.get("message", "enrolment declined"))
+    click.echo(result["membership"])
+
+
+@main.group()
+def membership():
+    """Memberships."""
+
+
+@membership.command("show")
+@click.argument("membership_id")
+@json_option
+@click.pass_obj
+@handled
+def membership_show(obj, membership_id, as_json):
+    """Status, plan version, tier, expiry, allowance and included services of a membership."""
+    emit(obj.app.membership(membership_id, company=obj.company), as_json, _print_membership)
+
+
+def _print_membership(m: dict) -> None:
+    click.echo(f"{m['id']}  {m['customer']['name']}  [{m['status']}]")
+    click.echo(f"  plan      {m['plan']} ({m['plan_name']}), tier {m['tier_name']}")
+    click.echo(f"  period    {m['period']['start']} .. {m['period']['end']} ({m['period']['kind']} #{m['period']['index']})")
+    click.echo(f"  expires   {m['expires_on']}{'  (renews automatically)' if m['auto_renewal'] and m['status'] == 'active' else ''}")
+    a = m.get("allowance")
+    if a:
+        click.echo(f"  allowance {a['balance']} of {a['amount']}; overdraft used {a['overdraft_used']} of {a['overdraft_limit']}")
+    for s in m["services"]:
+        click.echo(f"  service   {s['code']:<14} used {s['used']} of {s['quantity']}, {s['left']} left")
+
+
+@main.group()
+def points():
+    """Rewards points."""
+
+
+@points.command("show")
+@click.argument("customer")
+@json_option
+@click.pass_obj
+@handled
+def points_show(obj, customer, as_json):
+    """Points balance and lots (with their expiry) of a customer."""
+
+    def human(d):
+        click.echo(f"{d['customer']['name']}: {d['balance']} points")
+        for lot in d["lots"]:
+            click.echo(f"  lot {lot['lot']}: {lot['remaining']}/{lot['points']} earned {lot['earned_on']}, expires {lot['expires_on'] or 'never'}")
+
+    emit(obj.app.points(customer, company=obj.company), as_json, human)
+
+
+@main.command()
+@click.argument("membership_id")
+@click.option("--from", "start", callback=_date, required=True)
+@click.option("--to", "end", callback=_date, required=True)
+@json_option
+@click.pass_obj
+@handled
+def statement(obj, membership_id, start, end, as_json):
+    """Every entry of a membership's accounts between two dates, with why it happened."""
+
+    def human(d):
+        m = d["membership"]
+        click.echo(f"Statement {m['id']} ({m['customer']['name']}, {m['plan']}) {d['from']} .. {d['to']}")
+        for sec in d["accounts"]:
+            click.echo(f"\n  {sec['account']}: opening {sec['opening']}")
+            for e in sec["entries"]:
+                click.echo(f"    {e['date']}  {e['kind']:<19} {e['amount']:>10}  = {e['balance']:>10}   {e['rule']} ({e['ruleset']}; event {e['event']})")
+            click.echo(f"  {sec['account']}: closing {sec['closing']}")
+
+    emit(obj.app.statement(membership_id, start, end, company=obj.company), as_json, human)
+
+
+# --- events and due work ---------------------------------------------------------------------
+
+@main.group()
+def events():
+    """Events: purchases, services, referrals..."""
+
+
+@events.command("post")
+@click.argument("source", default="-")
+@click.pass_obj
+@handled
+def events_post(obj, source):
+    """Post events from a file of JSON lines (or - for stdin); prints one JSON result per line.
+    Exit status 1 when any event was rejected as malformed (it changes nothing)."""
+    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    rejected = 0
+    with stream:
+        for lineno, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                payload = json.loads(line)
+            except json.JSONDecodeError as exc:
+                rejected += 1
+                click.echo(json.dumps({"line": lineno, "status": "rejected", "errors": [{"path": "(line)", "message": f"not JSON: {exc.msg}"}]}))
+                continue
+            try:
+                result = obj.app.post_event(payload, company=obj.company)
+            except InvalidDocument as exc:
+                rejected += 1
+                result = {"line": lineno, "event": payload.get("id") if isinstance(payload, dict) else None,
+                          "status": "rejected", **exc.to_dict()}
+            except KeepwellError as exc:
+                rejected += 1
+                result = {"line": lineno, "event": payload.get("id") if isinstance(payload, dict) else None,
+                          "status": "rejected", **exc.to_dict()}
+            click.echo(json.dumps(result))
+    sys.exit(1 if rejected else 0)
+
+
+@main.command("run-due")
+@click.option("--as-of", callback=_date, required=True, help="Run everything due up to this date.")
+@json_option
+@click.pass_obj
+@handled
+def run_due(obj, as_of, as_json):
+    """Period ends and resets, renewals, expiries, points expiry and reminders due by a date.
+    Running it twice for the same date does nothing the second time."""
+    summary = obj.app.run_due(as_of, company=obj.company)
+    emit(summary, as_json, lambda s: click.echo(
+        f"as of {s['as_of']}: {s['periods_closed']} period(s) closed, {s['points_expired']} point(s) expired, "
+        f"{s['reminders_queued']} reminder(s) queued"))
+
+
+@main.command()
+@json_option
+@click.pass_obj
+@handled
+def audit(obj, as_json):
+    """Recompute every balance from its ledger; exit 1 on any drift."""
+    report = obj.app.audit(company=obj.company)
+    emit(report, as_json, lambda r: click.echo(
+        f"{r['accounts_checked']} accounts, {r['lots_checked']} lots checked: " + ("no drift" if r["ok"] else f"{len(r['drift'])} problem(s)")))
+    if not report["ok"]:
+        if not as_json:
+            for d in report["drift"]:
+                click.echo(json.dumps(d), err=True)
+        sys.exit(1)

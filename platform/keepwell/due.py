@@ -1,0 +1,120 @@
+"""Due work, computed from an `as_of` date so it can run for any date (tests and back-fills
+drive time this way). Each unit is small and keyed deterministically: a period end of one
+membership, a points expiry of one customer, one reminder. Running it twice does nothing new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+
+from . import events, memberships, points
+from .models import Membership, OutboxMessage
+from .periods import period_start
+from .rules import compiled
+from .tenancy import Ctx
+from .versions import all_in_force
+
+
+@dataclass(frozen=True)
+class DueUnit:
+    """One unit of due work; `key` is deterministic, so enqueuing it twice runs it once."""
+
+    kind: str  # period_end | points_expiry | reminder
+    key: str
+    customer: str
+    subject: str  # membership id, or the expiry date for points
+    as_of: date
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "key": self.key, "customer": self.customer, "subject": self.subject,
+                "as_of": self.as_of.isoformat()}
+
+
+def plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
+    """Everything due up to `as_of` (exclusive of work dated on as_of itself: a period ending on
+    the 30th is due on the 1st)."""
+    units = [DueUnit("period_end", f"due:period_end:{mid}:{as_of}", cid, mid, as_of)
+             for mid, cid in memberships.due_for_close(ctx, as_of)]
+    units += [DueUnit("points_expiry", f"points_expired:{cid}:{through}", cid, through.isoformat(), as_of)
+              for cid, through in points.next_expiry_dates(ctx, as_of)]
+    units += [DueUnit("reminder", key, cid, mid, as_of) for key, cid, mid in _reminders_due(ctx, as_of)]
+    return units
+
+
+def run_unit(ctx: Ctx, unit: DueUnit) -> dict:
+    """Do one unit of due work inside the caller's transaction."""
+    from .tenancy import get_customer
+
+    get_customer(ctx.session, ctx.company, unit.customer, lock=True)
+    if unit.kind == "period_end":
+        m = memberships.get(ctx, unit.subject, lock=True)
+        closed = events.catch_up(ctx, m, unit.as_of)
+        return {"unit": unit.key, "periods_closed": len(closed), "status": m.status, "expires_on": m.expires_on.isoformat()}
+    if unit.kind == "points_expiry":
+        through = date.fromisoformat(unit.subject)
+        res = events.post(ctx, {"id": unit.key, "type": "points_expired", "customer": unit.customer,
+                                "occurred_at": ctx.start_of(through + timedelta(days=1)).isoformat(),
+                                "data": {"through": unit.subject}}, trusted=True)
+        return {"unit": unit.key, "expired_points": res.get("expired_points", 0)}
+    if unit.kind == "reminder":
+        return {"unit": unit.key, "queued": _queue_reminder(ctx, unit)}
+    raise ValueError(f"unknown due work {unit.kind}")
+
+
+def _date_triggers(ctx: Ctx, on: date):
+    for rs, v in all_in_force(ctx.session, ctx.company.id, "NotificationTriggers", on):
+        for trig in v.content["spec"]["triggers"]:
+            if "before" in trig:
+                yield compiled(rs, v).ref, trig
+
+
+def _reminders_due(ctx: Ctx, as_of: date) -> list[tuple[str, str, str]]:
+    """Reminders such as "30 days before renewal": due when as_of reaches the date, and only
+    while the renewal or expiry is still ahead."""
+    due = []
+    triggers = list(_date_triggers(ctx, as_of))
+    if not triggers:
+        return due
+    horizon = max(t["before"]["days"] for _r, t in triggers)
+    rows = ctx.session.execute(
+        sa.select(Membership.id, Membership.customer_id, Membership.expires_on, Membership.auto_renewal)
+        .where(Membership.company_id == ctx.company.id, Membership.status == "active",
+               Membership.expires_on >= as_of, Membership.expires_on <= as_of + timedelta(days=horizon))
+    )
+    for mid, cid, expires_on, renews in rows:
+        for ruleset_ref, trig in triggers:
+            target = trig["before"]["of"]
+            if (target == "renewal") != bool(renews):
+                continue
+            if expires_on - timedelta(days=trig["before"]["days"]) <= as_of:
+                key = f"notify:{trig['id']}:{mid}:{expires_on.isoformat()}"
+                exists = ctx.session.scalar(sa.select(OutboxMessage.id).where(
+                    OutboxMessage.company_id == ctx.company.id, OutboxMessage.key == key))
+                if exists is None:
+                    due.append((key, cid, mid))
+    return due
+
+
+def _queue_reminder(ctx: Ctx, unit: DueUnit) -> bool:
+    if ctx.session.scalar(sa.select(OutboxMessage.id).where(
+            OutboxMessage.company_id == ctx.company.id, OutboxMessage.key == unit.key)) is not None:
+        return False
+    trigger_id = unit.key.split(":")[1]
+    m = memberships.get(ctx, unit.subject)
+    for ruleset_ref, trig in _date_triggers(ctx, unit.as_of):
+        if trig["id"] != trigger_id:
+            continue
+        renewal = period_start(m.issued_on, m.period, m.current_period + 1)
+        ctx.session.add(OutboxMessage(
+            company_id=ctx.company.id, key=unit.key, customer_id=m.customer_id, kind="notification",
+            channel=trig["channel"], template=trig["template"], audience=trig.get("audience", "customer"),
+            ruleset=ruleset_ref, rule=trig["id"],
+            payload={"membership": m.id, "expires_on": m.expires_on.isoformat(), "renews_on": renewal.isoformat(),
+                     "days_before": trig["before"]["days"]},
+        ))
+        ctx.session.flush()
+        return True
+    return False

@@ -1,0 +1,140 @@
+"""The use cases, each one transaction: what the CLI, the web app and the workers call.
+
+Wiring (which database, which engine) is done once by `Keepwell.from_settings`; the composition
+roots (CLI, app factory) build one and pass it around.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Callable, Iterator, TypeVar
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import sessionmaker
+
+from . import audit, db, due, events, memberships, points, statements, versions
+from .config import Settings
+from .engine import Engine, default_engine
+from .errors import NotFound
+from .tenancy import Ctx, add_customer, create_company, get_company, get_customer
+
+T = TypeVar("T")
+RETRIES = 5
+
+
+@dataclass
+class Keepwell:
+    settings: Settings
+    engine: object  # sqlalchemy Engine
+    sessions: sessionmaker
+    rules: Engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings, rules: Engine | None = None) -> "Keepwell":
+        sa_engine = db.make_engine(settings.database_url)
+        return cls(settings, sa_engine, sessionmaker(sa_engine, expire_on_commit=False), rules or default_engine())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def ctx(self, company: str | None = None) -> Iterator[Ctx]:
+        with db.transaction(self.sessions) as session:
+            yield Ctx(session, get_company(session, company or self.settings.company), self.rules)
+
+    def run(self, company: str | None, work: Callable[[Ctx], T]) -> T:
+        """Run `work` in one transaction; retry it whole when a concurrent writer won a race
+        (a duplicate key inserted first, a serialization failure or deadlock)."""
+        for attempt in range(RETRIES):
+            try:
+                with self.ctx(company) as c:
+                    return work(c)
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == RETRIES - 1 or not _retryable(exc):
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    # --- setup ----------------------------------------------------------------------------
+
+    def init(self, company: str = "default", name: str = "Default company", timezone: str = "UTC") -> bool:
+        """Create or upgrade the schema, and the company if it is missing. Idempotent."""
+        db.upgrade(self.engine)
+        with db.transaction(self.sessions) as session:
+            try:
+                get_company(session, company)
+                return False
+            except NotFound:
+                create_company(session, company, name, timezone)
+                return True
+
+    def add_company(self, slug: str, name: str, timezone: str) -> None:
+        with db.transaction(self.sessions) as session:
+            create_company(session, slug, name, timezone)
+
+    # --- use cases ------------------------------------------------------------------------
+
+    def add_customer(self, name: str, email: str | None = None, company: str | None = None) -> str:
+        return self.run(company, lambda c: add_customer(c.session, c.company, name, email).id)
+
+    def post_event(self, payload: dict, company: str | None = None, trusted: bool = False) -> dict:
+        return self.run(company, lambda c: events.post(c, payload, trusted))
+
+    def publish(self, doc: dict, author: str, effective_from: date, file: str = "", company: str | None = None):
+        return self.run(company, lambda c: versions.publish(c.session, c.company.id, doc, author, effective_from, file=file))
+
+    def due_plan(self, as_of: date, company: str | None = None) -> list[due.DueUnit]:
+        return self.run(company, lambda c: due.plan(c, as_of))
+
+    def run_due_unit(self, unit: due.DueUnit, company: str | None = None) -> dict:
+        return self.run(company, lambda c: due.run_unit(c, unit))
+
+    def run_due(self, as_of: date, company: str | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
+        """Run everything due up to `as_of`, one transaction per unit; repeat until nothing is
+        left (closing a period can make the next reminder due)."""
+        done: list[dict] = []
+        seen: set[str] = set()
+        while True:
+            units = [u for u in self.due_plan(as_of, company) if u.key not in seen]
+            if not units:
+                break
+            for i, unit in enumerate(units, 1):
+                done.append(self.run_due_unit(unit, company))
+                seen.add(unit.key)
+                if progress:
+                    progress(i, len(units))
+        summary = {"as_of": as_of.isoformat(), "units": len(done)}
+        summary["periods_closed"] = sum(r.get("periods_closed", 0) for r in done)
+        summary["points_expired"] = sum(r.get("expired_points", 0) for r in done)
+        summary["reminders_queued"] = sum(1 for r in done if r.get("queued"))
+        return summary
+
+    def membership(self, membership_id: str, company: str | None = None) -> dict:
+        return self.run(company, lambda c: memberships.view(c, memberships.get(c, membership_id)))
+
+    def points(self, customer_id: str, company: str | None = None) -> dict:
+        def work(c: Ctx) -> dict:
+            cust = get_customer(c.session, c.company, customer_id)
+            return {"customer": {"id": cust.id, "name": cust.name}, "balance": points.balance(c, cust.id),
+                    "lots": points.lots(c, cust.id)}
+
+        return self.run(company, work)
+
+    def statement(self, owner: str, start: date, end: date, company: str | None = None) -> dict:
+        return self.run(company, lambda c: statements.membership_statement(c, owner, start, end))
+
+    def audit(self, company: str | None = None) -> dict:
+        return self.run(company, lambda c: audit.run(c.session, c.company.id))
+
+
+def _retryable(exc: Exception) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    if isinstance(exc, IntegrityError):
+        return "unique" in text or "duplicate" in text
+    return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))
+
