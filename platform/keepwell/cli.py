@@ -30,6 +30,11 @@ class Obj:
             self._app = Keepwell.from_settings(self.settings)
         return self._app
 
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None
+
 
 def _date(_ctx, _param, value):
     if value is None or isinstance(value, date):
@@ -76,6 +81,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (
 def main(ctx, company):
     """Keepwell: memberships and rewards for home-service contractors, configured by rulesets."""
     ctx.obj = Obj(company)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.command()
