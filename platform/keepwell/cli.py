@@ -320,14 +320,7 @@ def customers_list(obj, as_json, limit, offset):
 def enroll(obj, customer, plan, tier, on, key):
     """Enroll CUSTOMER on PLAN (id or id@version); prints the membership id."""
 
-    def work(c):
-        from .events import post
-
-        payload = {"id": key or f"enroll:{customer}:{plan}:{on.isoformat()}", "type": "enrolled", "customer": customer,
-                   "occurred_at": c.start_of(on).isoformat(), "data": {"plan": plan, **({"tier": tier} if tier else {})}}
-        return post(c, payload)
-
-    result = obj.app.run(obj.company, work)
+    result = obj.app.enroll(customer, plan, on, tier=tier, key=key, company=obj.company)
     if result["status"] == "declined":
         raise KeepwellError(result.get("message", "enrolment declined"))
     click.echo(result["membership"])

@@ -90,7 +90,7 @@ def _reminders_due(ctx: Ctx, as_of: date) -> list[tuple[str, str, str]]:
             if (target == "renewal") != bool(renews):
                 continue
             if expires_on - timedelta(days=trig["before"]["days"]) <= as_of:
-                key = f"notify:{trig['id']}:{mid}:{expires_on.isoformat()}"
+                key = f"notify:{ruleset_ref.split('@')[0]}:{trig['id']}:{mid}:{expires_on.isoformat()}"
                 exists = ctx.session.scalar(sa.select(OutboxMessage.id).where(
                     OutboxMessage.company_id == ctx.company.id, OutboxMessage.key == key))
                 if exists is None:
@@ -102,10 +102,10 @@ def _queue_reminder(ctx: Ctx, unit: DueUnit) -> bool:
     if ctx.session.scalar(sa.select(OutboxMessage.id).where(
             OutboxMessage.company_id == ctx.company.id, OutboxMessage.key == unit.key)) is not None:
         return False
-    trigger_id = unit.key.split(":")[1]
+    _, ruleset_id, trigger_id = unit.key.split(":")[:3]
     m = memberships.get(ctx, unit.subject)
     for ruleset_ref, trig in _date_triggers(ctx, unit.as_of):
-        if trig["id"] != trigger_id:
+        if (ruleset_ref.split("@")[0], trig["id"]) != (ruleset_id, trigger_id):
             continue
         renewal = period_start(m.issued_on, m.period, m.current_period + 1)
         ctx.session.add(OutboxMessage(

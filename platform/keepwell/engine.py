@@ -1,10 +1,14 @@
 """The rules-engine adapter. durable_rules is the matcher, used statelessly.
 
-Each evaluation gets a fresh session id, asserts the flattened event+member *fact* (a fact fires
-every rule it matches; a posted event would fire only one), collects the ids of the rules that
-fired, and deletes the session. Rulesets are created directly, without durable's Host: the Host
-starts background dispatch threads that would run actions outside our lock. Actions only collect
-rule ids; all effects are computed and applied by our own code, in SQL.
+Each evaluation asserts the flattened event+member *fact* (a fact fires every rule it matches; a
+posted event would fire only one), collects the ids of the rules that fired, and retracts the
+fact again, so the engine holds nothing between evaluations and two members can never share
+state. All evaluations use one session id per ruleset: durable_rules 2.0.28 corrupts its heap in
+`delete_state` (SIGSEGV or "free(): invalid pointer", seen within a few hundred evaluations,
+tests/test_engine.py keeps the proof), while assert-then-retract on one session stays flat in
+memory and agrees with the plain-Python matcher. Rulesets are created directly, without
+durable's Host, whose background dispatch threads would run actions outside our lock. Actions
+only collect rule ids; effects are computed and applied by our own code, in SQL.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ class Engine(Protocol):
 
     def matches(self, rules: CompiledRules, fact: dict) -> list[str]:
         """Ids of every rule of `rules` that `fact` satisfies, in document order."""
+
+
+SESSION = "0"
 
 
 class DurableRulesEngine:
@@ -63,6 +70,11 @@ class DurableRulesEngine:
 
         return action
 
+    def facts_held(self, rules: CompiledRules) -> int:
+        """How many facts the engine still holds for `rules`: always 0 between evaluations."""
+        with self._lock:
+            return len(self._ruleset(rules).get_facts(SESSION))
+
     def matches(self, rules: CompiledRules, fact: dict) -> list[str]:
         if not rules.definition:
             return []
@@ -76,15 +88,18 @@ class DurableRulesEngine:
 
         with self._lock:
             rs = self._ruleset(rules)
-            sid = f"{self._pid}-{next(self._seq)}"
+            message = dict(fact, sid=SESSION, id=f"{self._pid}-{next(self._seq)}")
             self._fired = []
             try:
-                handle = rs.assert_fact(dict(fact, sid=sid, id=sid))
+                handle = rs.assert_fact(message)
                 rs.do_actions(handle, done)
             except MessageNotHandledException:
                 pass  # no rule matched: no effects
             finally:
-                rs.delete_state(sid)
+                try:
+                    rs.retract_fact(message)
+                except MessageNotHandledException:
+                    pass
             fired, self._fired = self._fired, []
         if errors:
             raise EngineFailure(f"rule evaluation failed in {rules.ref}: {errors[0]}")

@@ -134,7 +134,8 @@ class Event(Base):
 class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        sa.UniqueConstraint("event_id", "rule", "account_id", name="uq_ledger_entries_event_rule_account"),
+        # Replaying an event writes nothing: one entry per (event, ruleset, rule, account).
+        sa.UniqueConstraint("event_id", "ruleset", "rule", "account_id", name="uq_ledger_entries_event_rule_account"),
         sa.Index("ix_ledger_entries_account_date", "account_id", "effective_date"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

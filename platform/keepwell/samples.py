@@ -85,13 +85,8 @@ def run_scenario(app, path: str | Path, company: str | None = None) -> Outcome:
 def _run_step(app, step: dict, ids: dict[str, str], company: str | None) -> dict:
     if "enroll" in step:
         e = dict(step["enroll"])
-        cust = ids[e["customer"]]
-        on = str(e["on"])
-        payload = {"id": e.get("id", f"enroll:{cust}:{e['plan']}:{on}"), "type": "enrolled", "customer": cust,
-                   "occurred_at": f"{on}T12:00:00+00:00", "data": {"plan": e["plan"], **({"tier": e["tier"]} if e.get("tier") else {})}}
-        if e.get("occurred_at"):
-            payload["occurred_at"] = e["occurred_at"]
-        result = app.post_event(payload, company=company)
+        result = app.enroll(ids[e["customer"]], e["plan"], date.fromisoformat(str(e["on"])), tier=e.get("tier"),
+                            key=e.get("id"), company=company)
         if e.get("as") and result.get("membership"):
             ids[e["as"]] = result["membership"]
         return result

@@ -85,6 +85,18 @@ class Keepwell:
     def post_event(self, payload: dict, company: str | None = None, trusted: bool = False) -> dict:
         return self.run(company, lambda c: events.post(c, payload, trusted))
 
+    def enroll(self, customer: str, plan: str, on: date, tier: str | None = None, key: str | None = None,
+               company: str | None = None) -> dict:
+        """Enrol a customer; the idempotency key defaults to enroll:CUSTOMER:PLAN:DATE."""
+
+        def work(c: Ctx) -> dict:
+            payload = {"id": key or f"enroll:{customer}:{plan}:{on.isoformat()}", "type": "enrolled",
+                       "customer": customer, "occurred_at": c.start_of(on).isoformat(),
+                       "data": {"plan": plan, **({"tier": tier} if tier else {})}}
+            return events.post(c, payload)
+
+        return self.run(company, work)
+
     def publish(self, doc: dict, author: str, effective_from: date, file: str = "", company: str | None = None):
         return self.run(company, lambda c: versions.publish(c.session, c.company.id, doc, author, effective_from, file=file))
 

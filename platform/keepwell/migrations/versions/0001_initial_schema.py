@@ -145,7 +145,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_ledger_entries_company_id_companies')),
     sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_ledger_entries_event_id_events')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries')),
-    sa.UniqueConstraint('event_id', 'rule', 'account_id', name='uq_ledger_entries_event_rule_account')
+    sa.UniqueConstraint('event_id', 'ruleset', 'rule', 'account_id', name='uq_ledger_entries_event_rule_account')
     )
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_entries_account_date', ['account_id', 'effective_date'], unique=False)
