@@ -464,3 +464,101 @@ def audit(obj, as_json):
             for d in report["drift"]:
                 click.echo(json.dumps(d), err=True)
         sys.exit(1)
+
+
+# --- serving -----------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Load the demo company (HVAC pack, members) and print its API key.")
+@click.pass_obj
+@handled
+def serve(obj, host, port, demo):
+    """Serve the REST API (and, as they land, admin and portal) on the embedded default:
+    SQLite file and in-process jobs unless KEEPWELL_DATABASE_URL / KEEPWELL_REDIS_URL say otherwise."""
+    from . import demo as demo_data
+    from .app import create_app
+
+    obj.app.init(obj.company, obj.company.title())
+    if demo:
+        loaded = demo_data.load(obj.app)
+        key = obj.app.create_api_key("demo", company=demo_data.DEMO)
+        click.echo(f"demo company {'loaded' if loaded['created'] else 'already there'}: {demo_data.DEMO}")
+        click.echo(f"API key for the demo company: {key}")
+        click.echo(f"try: curl -H 'Authorization: Bearer {key}' http://{host}:{port}/api/v1/rulesets")
+    app = create_app(service=obj.app)
+    click.echo(f"Keepwell on http://{host}:{port}/  (Ctrl-C to stop)")
+    app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+@main.group()
+def apikeys():
+    """API keys for the REST API."""
+
+
+@apikeys.command("create")
+@click.option("--name", default="default", show_default=True)
+@click.pass_obj
+@handled
+def apikeys_create(obj, name):
+    """Create an API key for the company; prints the secret once."""
+    click.echo(obj.app.create_api_key(name, company=obj.company))
+
+
+@main.command("demo")
+@click.pass_obj
+@handled
+def demo_cmd(obj):
+    """Load the demo company into the database (idempotent)."""
+    from . import demo as demo_data
+
+    obj.app.init(obj.company, obj.company.title())
+    result = demo_data.load(obj.app)
+    click.echo(json.dumps(result, indent=2))
+
+
+@main.group("packs")
+def packs_group():
+    """Industry template packs."""
+
+
+@packs_group.command("list")
+@json_option
+def packs_list(as_json):
+    from . import packs
+
+    rows = [{"name": p.name, "path": str(p.path), "rulesets": [f.name for f in p.ruleset_files],
+             "samples": [f.name for f in p.scenario_files]} for p in packs.available()]
+    emit(rows, as_json, lambda rows: [click.echo(f"{r['name']:<14} {len(r['rulesets'])} rulesets, {len(r['samples'])} samples  {r['path']}") for r in rows])
+
+
+@packs_group.command("test")
+@click.argument("pack")
+@click.pass_obj
+@handled
+def packs_test(obj, pack):
+    """Run a pack's sample scenarios through the real engine in fresh test companies."""
+    from . import packs
+
+    obj.app.init(obj.company, obj.company.title())
+    outcomes = packs.test(obj.app, packs.find(pack))
+    failed = 0
+    for o in outcomes:
+        click.echo(f"{'ok  ' if o.ok else 'FAIL'} {o.scenario} ({o.steps} steps)")
+        for f in o.failures:
+            click.echo(f"     {f}")
+        failed += not o.ok
+    sys.exit(1 if failed or not outcomes else 0)
+
+
+@packs_group.command("install")
+@click.argument("pack")
+@click.pass_obj
+@handled
+def packs_install(obj, pack):
+    """Publish a pack's rulesets into the company."""
+    from . import packs
+
+    for ref in packs.install(obj.app, packs.find(pack), obj.company):
+        click.echo(ref)

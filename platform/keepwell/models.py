@@ -40,6 +40,18 @@ class Company(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
+class ApiKey(Base):
+    """A company's key for the REST API. Only a SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
 class Customer(Base):
     __tablename__ = "customers"
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)

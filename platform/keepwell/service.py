@@ -73,6 +73,19 @@ class Keepwell:
                 create_company(session, company, name, timezone)
                 return True
 
+    def company_exists(self, slug: str) -> bool:
+        with db.transaction(self.sessions) as session:
+            try:
+                get_company(session, slug)
+                return True
+            except NotFound:
+                return False
+
+    def create_api_key(self, name: str, company: str | None = None) -> str:
+        from .tenancy import create_api_key
+
+        return self.run(company, lambda c: create_api_key(c.session, c.company, name))
+
     def add_company(self, slug: str, name: str, timezone: str) -> None:
         with db.transaction(self.sessions) as session:
             create_company(session, slug, name, timezone)

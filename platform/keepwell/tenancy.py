@@ -83,3 +83,25 @@ def get_customer(session: Session, company: Company, customer_id: str, lock: boo
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}")
     return customer
+
+
+def create_api_key(session: Session, company: Company, name: str) -> str:
+    """A new API key; the secret is shown once and only its digest is stored."""
+    import hashlib
+
+    from .models import ApiKey
+
+    secret = f"kw_{company.slug}_{secrets.token_urlsafe(24)}"
+    session.add(ApiKey(company_id=company.id, name=name, digest=hashlib.sha256(secret.encode()).hexdigest()))
+    session.flush()
+    return secret
+
+
+def company_for_key(session: Session, secret: str) -> Company | None:
+    import hashlib
+
+    from .models import ApiKey
+
+    key = session.scalar(sa.select(ApiKey).where(ApiKey.digest == hashlib.sha256(secret.encode()).hexdigest(),
+                                                 ApiKey.revoked_at.is_(None)))
+    return session.get(Company, key.company_id) if key else None

@@ -77,6 +77,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_accounts_company_id'), ['company_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_accounts_owner'), ['owner'], unique=False)
 
+    op.create_table('api_keys',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('company_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_api_keys_company_id_companies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
+    sa.UniqueConstraint('digest', name=op.f('uq_api_keys_digest'))
+    )
+    with op.batch_alter_table('api_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_keys_company_id'), ['company_id'], unique=False)
+
     op.create_table('customers',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('company_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -321,6 +335,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_customers_company_id'))
 
     op.drop_table('customers')
+    op.drop_table('api_keys')
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_accounts_owner'))
         batch_op.drop_index(batch_op.f('ix_accounts_company_id'))
