@@ -1,0 +1,84 @@
+"""The REST API: authenticated by a company key, scoped to that company, same pipeline as the CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from keepwell.app import create_app
+from support import make_app
+
+PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "vip", "name": "VIP"},
+        "spec": {"allowance": {"amount": "100.00", "period": "monthly", "overdraft": {"limit": "20.00"}}}}
+
+
+@pytest.fixture
+def api(db_url):
+    from datetime import date
+
+    svc = make_app(db_url)
+    svc.add_company("other", "Other Co", "UTC")
+    for company in ("default", "other"):
+        svc.publish(PLAN, "test", date(1970, 1, 1), company=company)
+    keys = {c: svc.create_api_key("test", company=c) for c in ("default", "other")}
+    client = create_app({"TESTING": True}, service=svc).test_client()
+    yield client, keys
+    svc.close()
+
+
+def auth(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_requires_a_key(api):
+    client, _ = api
+    r = client.get("/api/v1/rulesets")
+    assert r.status_code == 401 and r.json["error"]["code"] == "unauthorized"
+    assert client.get("/api/v1/rulesets", headers=auth("kw_nope")).status_code == 401
+
+
+def test_enrol_charge_and_read_back(api):
+    client, keys = api
+    h = auth(keys["default"])
+    cust = client.post("/api/v1/customers", json={"name": "Grace Hopper"}, headers=h).json["id"]
+    m = client.post("/api/v1/enrollments", json={"customer": cust, "plan": "vip", "on": "2024-01-01"}, headers=h)
+    assert m.status_code == 201
+    mid = m.json["membership"]
+    ev = {"id": "pos-1", "type": "purchase", "customer": cust, "occurred_at": "2024-01-05T10:00:00Z",
+          "data": {"amount": "110.00", "pay_with": "membership"}}
+    first = client.post("/api/v1/events", json=ev, headers=h)
+    assert first.status_code == 201
+    assert (first.json["status"], first.json["balance"], first.json["overdraft_left"]) == ("approved", "0.00", "10.00")
+    again = client.post("/api/v1/events", json=ev, headers=h)
+    assert again.status_code == 200 and again.json["duplicate"] is True
+    shown = client.get(f"/api/v1/memberships/{mid}", headers=h).json
+    assert shown["allowance"]["overdraft_used"] == "10.00"
+    st = client.get(f"/api/v1/memberships/{mid}/statement?from=2024-01-01&to=2024-01-31", headers=h).json
+    assert [e["kind"] for a in st["accounts"] for e in a["entries"]] == ["grant", "debit", "overdraft"]
+
+
+def test_bad_event_is_422_with_paths(api):
+    client, keys = api
+    h = auth(keys["default"])
+    cust = client.post("/api/v1/customers", json={"name": "Bob"}, headers=h).json["id"]
+    r = client.post("/api/v1/events", json={"id": "x", "type": "purchase", "customer": cust,
+                                            "occurred_at": "2024-01-05T10:00:00", "data": {"amount": 5}}, headers=h)
+    assert r.status_code == 422
+    errors = r.json["error"]["errors"]
+    assert sorted({e["path"] for e in errors}) == ["data.amount", "occurred_at"]
+    assert any("is not a 'date-time'" in e["message"] for e in errors if e["path"] == "occurred_at")
+
+
+def test_another_companys_ids_are_not_found(api):
+    client, keys = api
+    mine = auth(keys["default"])
+    theirs = auth(keys["other"])
+    cust = client.post("/api/v1/customers", json={"name": "Ada"}, headers=mine).json["id"]
+    mid = client.post("/api/v1/enrollments", json={"customer": cust, "plan": "vip", "on": "2024-01-01"}, headers=mine).json["membership"]
+    assert client.get(f"/api/v1/memberships/{mid}", headers=theirs).status_code == 404
+    assert client.get(f"/api/v1/customers/{cust}/points", headers=theirs).status_code == 404
+    r = client.post("/api/v1/events", json={"id": "steal", "type": "purchase", "customer": cust,
+                                            "occurred_at": "2024-01-05T10:00:00Z",
+                                            "data": {"amount": "50.00", "pay_with": "membership"}}, headers=theirs)
+    assert r.status_code == 404
+    assert client.get(f"/api/v1/memberships/{mid}", headers=mine).json["allowance"]["balance"] == "100.00"
+    assert client.get("/api/v1/customers", headers=theirs).json["customers"] == []
