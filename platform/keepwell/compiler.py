@@ -68,6 +68,7 @@ class CompiledRules:
     tier_multipliers: dict[str, Decimal] = field(default_factory=dict)
     expiry_months: int | None = None
     point_value: str | None = None
+    date_triggers: tuple[dict, ...] = ()  # "N days before renewal/expiry": due work, not engine rules
 
 
 def fact_key(data_field: str) -> str:
@@ -132,6 +133,7 @@ def compile_document(doc: dict, ref: str) -> CompiledRules:
         tier_multipliers=multipliers,
         expiry_months=expiry,
         point_value=spec.get("point_value"),
+        date_triggers=tuple(t for t in spec.get("triggers") or [] if "before" in t) if kind == "NotificationTriggers" else (),
     )
 
 

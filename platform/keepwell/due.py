@@ -13,9 +13,8 @@ import sqlalchemy as sa
 from . import events, memberships, points
 from .models import Membership, OutboxMessage
 from .periods import period_start
-from .rules import compiled
+from .rules import in_force
 from .tenancy import Ctx
-from .versions import all_in_force
 
 
 @dataclass(frozen=True)
@@ -65,10 +64,9 @@ def run_unit(ctx: Ctx, unit: DueUnit) -> dict:
 
 
 def _date_triggers(ctx: Ctx, on: date):
-    for rs, v in all_in_force(ctx.session, ctx.company.id, "NotificationTriggers", on):
-        for trig in v.content["spec"]["triggers"]:
-            if "before" in trig:
-                yield compiled(rs, v).ref, trig
+    for rules in in_force(ctx, "NotificationTriggers", on):
+        for trig in rules.date_triggers:
+            yield rules.ref, trig
 
 
 def _reminders_due(ctx: Ctx, as_of: date) -> list[tuple[str, str, str]]:

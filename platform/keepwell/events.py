@@ -273,19 +273,17 @@ def _member_snapshot(ctx: Ctx, event: Event) -> dict:
 
 
 def _expiry_months(ctx: Ctx, on: date) -> int | None:
-    from .rules import compiled
-    from .versions import all_in_force
+    from .rules import in_force
 
-    for rs, v in all_in_force(ctx.session, ctx.company.id, "EarningRules", on):
-        return compiled(rs, v).expiry_months
-    return None
+    found = in_force(ctx, "EarningRules", on)
+    return found[0].expiry_months if found else None
 
 
 def _points_ref(ctx: Ctx, on: date) -> str:
-    from .versions import all_in_force, ref
+    from .rules import in_force
 
-    found = all_in_force(ctx.session, ctx.company.id, "EarningRules", on)
-    return ref(*found[0]) if found else BUILTIN
+    found = in_force(ctx, "EarningRules", on)
+    return found[0].ref if found else BUILTIN
 
 
 def _earn_points(ctx: Ctx, event: Event, data: dict, local: date, member: dict) -> dict:

@@ -109,19 +109,6 @@ def in_force(session: Session, company_id: int, key: str, on: date) -> tuple[Rul
     return rs, v
 
 
-def all_in_force(session: Session, company_id: int, kind: str, on: date) -> list[tuple[Ruleset, RulesetVersion]]:
-    keys = session.scalars(
-        sa.select(Ruleset.key).where(Ruleset.company_id == company_id, Ruleset.kind == kind).order_by(Ruleset.key)
-    ).all()
-    found = []
-    for key in keys:
-        try:
-            found.append(in_force(session, company_id, key, on))
-        except NotFound:
-            continue
-    return found
-
-
 def list_rulesets(session: Session, company_id: int) -> list[dict]:
     rows = []
     for rs in session.scalars(sa.select(Ruleset).where(Ruleset.company_id == company_id).order_by(Ruleset.key)):
