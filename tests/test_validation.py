@@ -143,3 +143,15 @@ def test_dates_and_on_keys_stay_text(cli, tmp_path):
         """)
     cli("rulesets", "validate", f)
     assert cli.out("rulesets", "publish", f) == "notices@1"
+
+
+def test_validate_json_output(cli, tmp_path):
+    f = write(tmp_path, "p.yaml", """\
+        apiVersion: keepwell/v1
+        kind: Plan
+        metadata: {id: p, name: P}
+        spec: {allowance: {amount: "10.00", period: daily}}
+        """)
+    rows = cli.json("rulesets", "validate", f, expect=1)
+    assert rows == [{"file": f, "path": "spec.allowance.period",
+                     "message": "'daily' is not one of ['monthly', 'quarterly', 'half_yearly', 'yearly']"}]

@@ -130,20 +130,21 @@ def _read_docs(files) -> list[tuple[str, object]]:
 
 @rulesets.command("validate")
 @click.argument("files", nargs=-1, required=True)
-def rulesets_validate(files):
+@json_option
+def rulesets_validate(files, as_json):
     """Check ruleset files; print one line per error (file: path: reason) and exit 1 if any."""
-    bad = 0
+    problems = []
     for f in files:
         try:
-            problems = validate_ruleset(load_file(f), f)
+            found = validate_ruleset(load_file(f), f)
         except InvalidDocument as exc:
-            problems = exc.problems
-        for p in problems:
-            click.echo(str(p))
-        bad += len(problems)
-        if not problems:
+            found = exc.problems
+        problems.extend(found)
+        if not found and not as_json:
             click.echo(f"{f}: ok", err=True)
-    sys.exit(1 if bad else 0)
+    emit([{"file": p.file, "path": p.path, "message": p.message} for p in problems], as_json,
+         lambda _rows: [click.echo(str(p)) for p in problems])
+    sys.exit(1 if problems else 0)
 
 
 @rulesets.command("publish")
@@ -211,15 +212,18 @@ def rulesets_show(obj, ref, as_json, history):
 @rulesets.command("diff")
 @click.argument("a")
 @click.argument("b")
+@json_option
 @click.pass_obj
 @handled
-def rulesets_diff(obj, a, b):
+def rulesets_diff(obj, a, b, as_json):
     """Unified diff between two versions, e.g. `vip-customer@1 vip-customer@2`."""
     from . import versions
 
     if "@" not in b and "@" in a and b.isdigit():
         b = f"{a.split('@')[0]}@{b}"
-    click.echo(obj.app.run(obj.company, lambda c: versions.diff(c.session, c.company.id, a, b)) or "(no differences)", nl=False)
+    text = obj.app.run(obj.company, lambda c: versions.diff(c.session, c.company.id, a, b))
+    emit({"from": a, "to": b, "changed": bool(text), "diff": text}, as_json,
+         lambda d: click.echo(d["diff"] or "(no differences)\n", nl=False))
 
 
 @rulesets.command("rollback")
