@@ -6,7 +6,7 @@ outbox rows commit together or not at all. A repeated key returns the first resu
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
@@ -24,12 +24,18 @@ from .validation import validate_event
 # Raised only by the platform's own due work, never accepted from outside.
 PLATFORM_ONLY = frozenset({"period_ended", "renewed", "expired", "points_expired"})
 BUILTIN = "keepwell@1"
+# Keys of the platform's own events (close_period_event, due.run_unit): never accepted from outside.
+RESERVED_KEYS = ("period_ended:", "renewed:", "expired:", "points_expired:")
 
 
 def check(payload: object, trusted: bool = False) -> list[Problem]:
     problems = validate_event(payload)
     if not problems and payload["type"] in PLATFORM_ONLY and not trusted:
         problems = [Problem("type", f"{payload['type']!r} events are raised by `keepwell run-due`, not posted")]
+    elif not problems and not trusted and payload["id"].startswith(RESERVED_KEYS):
+        # An outside event holding a platform key would stand in for the period end (or expiry)
+        # it names: that period would never close and catch_up would loop on it forever.
+        problems = [Problem("id", f"ids starting with {', '.join(RESERVED_KEYS)} are reserved for the platform's own events")]
     return problems
 
 
@@ -48,7 +54,7 @@ def post(ctx: Ctx, payload: dict, trusted: bool = False) -> dict:
     data = payload.get("data") or {}
     event = Event(
         company_id=ctx.company.id, key=payload["id"], type=payload["type"], customer_id=customer.id,
-        membership_id=data.get("membership"), occurred_at=occurred, local_date=local, payload=payload,
+        membership_id=data.get("membership"), occurred_at=occurred.astimezone(timezone.utc), local_date=local, payload=payload,
         payload_hash=digest, status="processing", result={},
     )
     ctx.session.add(event)
@@ -63,7 +69,7 @@ def post(ctx: Ctx, payload: dict, trusted: bool = False) -> dict:
         result.update(handler(ctx, event, data, local))
         member = _member_snapshot(ctx, event)
         result["points"] = _earn_points(ctx, event, data, local, member)
-        _notify(ctx, event, data, local, member)
+        _notify(ctx, event, data, local, member, result)
         savepoint.commit()
         event.status = "processed"
     except Declined as d:
@@ -296,7 +302,7 @@ def _earn_points(ctx: Ctx, event: Event, data: dict, local: date, member: dict) 
     return {"earned": earned, "balance": points.balance(ctx, event.customer_id)}
 
 
-def _notify(ctx: Ctx, event: Event, data: dict, local: date, member: dict) -> None:
+def _notify(ctx: Ctx, event: Event, data: dict, local: date, member: dict, result: dict) -> None:
     for match in evaluate(ctx, "NotificationTriggers", event.type, local, data, member):
         for rule_id in match.rule_ids:
             t = match.rules.triggers[rule_id]
@@ -304,7 +310,8 @@ def _notify(ctx: Ctx, event: Event, data: dict, local: date, member: dict) -> No
                 company_id=ctx.company.id, key=f"notify:{event.key}:{match.rules.ref.split('@')[0]}:{t.id}",
                 event_id=event.id, customer_id=event.customer_id, kind="notification", channel=t.channel,
                 template=t.template, audience=t.audience, ruleset=match.rules.ref, rule=t.id,
-                payload={"event": event.key, "type": event.type, "data": data, "local_date": local.isoformat()},
+                payload={"event": event.key, "type": event.type, "data": data, "local_date": local.isoformat(),
+                         "membership": event.membership_id, "points": result.get("points")},
             ))
 
 

@@ -38,6 +38,12 @@ class Company(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # Where company-audience notifications go, and when customers must not be disturbed.
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    webhook_url: Mapped[str | None] = mapped_column(sa.String(500))
+    webhook_secret: Mapped[str | None] = mapped_column(sa.String(100))
+    quiet_start: Mapped[str | None] = mapped_column(sa.String(5))  # "21:00", company local time
+    quiet_end: Mapped[str | None] = mapped_column(sa.String(5))  # "08:00"
 
 
 class ApiKey(Base):
@@ -58,7 +64,35 @@ class Customer(Base):
     company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     email: Mapped[str | None] = mapped_column(sa.String(254))
+    phone: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class ContactPreference(Base):
+    """A customer's choice per channel; no row means the channel is allowed."""
+
+    __tablename__ = "contact_preferences"
+    __table_args__ = (sa.UniqueConstraint("customer_id", "channel", name="uq_contact_preferences_customer_channel"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"))
+    channel: Mapped[str] = mapped_column(sa.String(20))
+    opted_out: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class MessageTemplate(Base):
+    """A company's own wording for a notification template, overriding the shipped one."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (sa.UniqueConstraint("company_id", "name", "channel", name="uq_message_templates_name_channel"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(64))
+    channel: Mapped[str] = mapped_column(sa.String(20))
+    subject: Mapped[str | None] = mapped_column(sa.String(300))
+    body: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
 class Ruleset(Base):
@@ -205,7 +239,24 @@ class OutboxMessage(Base):
     ruleset: Mapped[str | None] = mapped_column(sa.String(120))
     rule: Mapped[str | None] = mapped_column(sa.String(160))
     payload: Mapped[dict] = mapped_column(sa.JSON)
+    # pending -> sending -> sent | retry (backoff) -> ... -> dead; skipped when opted out.
     status: Mapped[str] = mapped_column(sa.String(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     due_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    provider_id: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class OutboxAttempt(Base):
+    """Every delivery attempt, with its outcome: what an operator reads to see why."""
+
+    __tablename__ = "outbox_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(sa.ForeignKey("outbox.id"), index=True)
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(sa.String(20))  # sent | failed | skipped | deferred
+    detail: Mapped[str | None] = mapped_column(sa.Text)

@@ -81,11 +81,26 @@ def _semantic_problems(kind: str, doc: dict) -> list[Problem]:
 
     if kind == "Plan":
         return plan_problems(doc)
+    problems: list[Problem] = []
     try:
         compile_document(doc, "check@0")
     except CompileError as exc:
-        return exc.problems
-    return []
+        problems.extend(exc.problems)
+    if kind == "NotificationTriggers":
+        problems.extend(_template_problems(doc))
+    return problems
+
+
+def _template_problems(doc: dict) -> list[Problem]:
+    from .notify import template_names
+
+    spec = doc.get("spec") or {}
+    known = set(spec.get("templates") or {}) | template_names()
+    return [
+        Problem(f"spec.triggers[{i}].template", f"no template {t['template']!r}: define it in spec.templates "
+                f"or use a shipped one ({', '.join(sorted(template_names()))})")
+        for i, t in enumerate(spec.get("triggers") or []) if t.get("template") not in known
+    ]
 
 
 def validate_event(payload: object) -> list[Problem]:

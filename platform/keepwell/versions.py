@@ -50,7 +50,9 @@ def publish(
         session.add(rs)
         session.flush()
     elif rs.kind != doc["kind"]:
-        raise InvalidDocument("kind changed", [_kind_problem(rs, doc, file)])
+        if latest_version(session, rs.id) is not None:
+            raise InvalidDocument("kind changed", [_kind_problem(rs, doc, file)])
+        rs.kind = doc["kind"]  # only a draft so far: the first published version settles the kind
     digest = content_hash(doc)
     latest = latest_version(session, rs.id)
     if latest is not None and latest.content_hash == digest and latest.effective_from == effective_from:
@@ -171,6 +173,8 @@ def save_draft(session: Session, company_id: int, doc: dict, author: str) -> lis
         rs = Ruleset(company_id=company_id, key=key, kind=kind, name=(doc.get("metadata") or {}).get("name", key))
         session.add(rs)
         session.flush()
+    elif rs.kind != kind and latest_version(session, rs.id) is None:
+        rs.kind = kind  # nothing published yet: the draft may still change its kind
     draft = session.scalar(sa.select(RulesetDraft).where(RulesetDraft.ruleset_id == rs.id))
     if draft is None:
         session.add(RulesetDraft(ruleset_id=rs.id, content=doc, author=author))

@@ -1,0 +1,98 @@
+"""Rendering notifications: the template (company override, the ruleset's own, or shipped) in a
+sandboxed Jinja2 environment, with what the message is about."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import sqlalchemy as sa
+import yaml
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from .channels import DeliveryError, Message
+from .models import Company, Customer, MessageTemplate, OutboxMessage
+from .tenancy import Ctx
+
+SHIPPED = Path(__file__).resolve().parent / "templates" / "notifications.yaml"
+_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+
+
+@cache
+def shipped() -> dict[str, dict]:
+    return yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+
+
+def template_names() -> set[str]:
+    return set(shipped())
+
+
+def find_template(ctx: Ctx, name: str, channel: str, inline: dict | None) -> tuple[str, str]:
+    """(subject, body) for a template name and channel: company override, ruleset, shipped."""
+    override = ctx.session.scalar(sa.select(MessageTemplate).where(
+        MessageTemplate.company_id == ctx.company.id, MessageTemplate.name == name, MessageTemplate.channel == channel))
+    if override is not None:
+        return override.subject or "", override.body
+    for source in (inline or {}, shipped()):
+        t = source.get(name)
+        if t:
+            body = t.get(channel) or t.get("email") or ""
+            return t.get("subject", ""), body
+    raise DeliveryError(f"no template {name!r} for channel {channel}", retryable=False)
+
+
+def render(text: str, variables: dict) -> str:
+    try:
+        return _env.from_string(text).render(**variables)
+    except TemplateError as exc:
+        raise DeliveryError(f"template error: {exc}", retryable=False) from exc
+
+
+def variables(ctx: Ctx, msg: OutboxMessage) -> dict:
+    from . import memberships, points
+    from .periods import period_start
+
+    customer = ctx.session.get(Customer, msg.customer_id) if msg.customer_id else None
+    payload = msg.payload or {}
+    membership = None
+    mid = payload.get("membership") or (payload.get("data") or {}).get("membership") or payload.get("result_membership")
+    if mid:
+        m = memberships.get(ctx, mid)
+        membership = memberships.view(ctx, m)
+        membership["renews_on"] = period_start(m.issued_on, m.period, m.current_period + 1).isoformat()
+    return {
+        "company": {"name": ctx.company.name, "slug": ctx.company.slug},
+        "customer": {"id": customer.id, "name": customer.name, "email": customer.email, "phone": customer.phone}
+        if customer else {},
+        "event": {"id": payload.get("event"), "type": payload.get("type"), "local_date": payload.get("local_date")},
+        "data": payload.get("data") or {},
+        "membership": membership,
+        "points": {"earned": (payload.get("points") or {}).get("earned", 0),
+                   "balance": points.balance(ctx, customer.id) if customer else 0},
+        "trigger": {"id": msg.rule, "ruleset": msg.ruleset},
+    }
+
+
+def recipient(company: Company, customer: Customer | None, msg: OutboxMessage) -> str:
+    if msg.audience == "company":
+        to = company.webhook_url if msg.channel == "webhook" else company.email
+    elif msg.channel == "webhook":
+        to = company.webhook_url
+    else:
+        to = (customer.email if msg.channel == "email" else customer.phone) if customer else None
+    if not to:
+        who = "the company" if msg.audience == "company" or msg.channel == "webhook" else "the customer"
+        raise DeliveryError(f"{who} has no {'address' if msg.channel != 'sms' else 'phone number'} for {msg.channel}",
+                            retryable=False)
+    return to
+
+
+def build(ctx: Ctx, msg: OutboxMessage, inline_templates: dict | None) -> Message:
+    customer = ctx.session.get(Customer, msg.customer_id) if msg.customer_id else None
+    to = recipient(ctx.company, customer, msg)
+    subject, body = find_template(ctx, msg.template or "", msg.channel, inline_templates)
+    v = variables(ctx, msg)
+    return Message(key=msg.key, channel=msg.channel, to=to, subject=render(subject, v).strip(), body=render(body, v),
+                   data={"event": v["event"], "customer": v["customer"].get("id"), "trigger": v["trigger"],
+                         "data": v["data"]})
