@@ -18,7 +18,6 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
 from typing import Protocol
 
@@ -94,7 +93,7 @@ class SmtpEmail:
         mail["To"] = message.to
         mail["Subject"] = message.subject
         # Stable across retries, so a receiving system can drop a duplicate after a crash.
-        mail["Message-ID"] = make_msgid(idstring=hashlib.sha1(message.key.encode()).hexdigest()[:16], domain="keepwell")
+        mail["Message-ID"] = f"<{hashlib.sha1(message.key.encode()).hexdigest()}@keepwell>"
         mail["X-Keepwell-Key"] = message.key
         mail.set_content(message.body)
         try:

@@ -111,6 +111,23 @@ def companies_add(obj, slug, name, timezone):
     click.echo(slug)
 
 
+@companies.command("set")
+@click.option("--name", default=None)
+@click.option("--timezone", default=None)
+@click.option("--email", default=None, help="Where company-audience emails go.")
+@click.option("--webhook-url", default=None, help="Where webhook notifications are POSTed.")
+@click.option("--webhook-secret", default=None, help="HMAC secret for X-Keepwell-Signature.")
+@click.option("--quiet-hours", default=None, help="HH:MM-HH:MM in company time; email and SMS wait until they end.")
+@click.pass_obj
+@handled
+def companies_set(obj, **fields):
+    """Change the company's settings (contact, time zone, quiet hours)."""
+    from .tenancy import update_company
+
+    obj.app.run(obj.company, lambda c: update_company(c.company, **fields))
+    click.echo(obj.company)
+
+
 # --- rulesets ---------------------------------------------------------------------------------
 
 @main.group()
@@ -288,11 +305,41 @@ def customers():
 @customers.command("add")
 @click.option("--name", required=True)
 @click.option("--email", default=None)
+@click.option("--phone", default=None, help="For SMS, e.g. +15551234567.")
 @click.pass_obj
 @handled
-def customers_add(obj, name, email):
+def customers_add(obj, name, email, phone):
     """Add a customer; prints its id."""
-    click.echo(obj.app.add_customer(name, email, company=obj.company))
+    cid = obj.app.add_customer(name, email, company=obj.company)
+    if phone:
+        from .tenancy import update_customer
+
+        obj.app.run(obj.company, lambda c: update_customer(c.session, c.company, cid, phone=phone))
+    click.echo(cid)
+
+
+@customers.command("set")
+@click.argument("customer")
+@click.option("--name", default=None)
+@click.option("--email", default=None)
+@click.option("--phone", default=None, help="For SMS, e.g. +15551234567.")
+@click.option("--opt-out", "opt_out", multiple=True, type=click.Choice(["email", "sms", "webhook"]), help="Stop messages on a channel.")
+@click.option("--opt-in", "opt_in", multiple=True, type=click.Choice(["email", "sms", "webhook"]), help="Allow a channel again.")
+@click.pass_obj
+@handled
+def customers_set(obj, customer, name, email, phone, opt_out, opt_in):
+    """Change a customer's contact details and channel preferences."""
+    from .tenancy import set_preference, update_customer
+
+    def work(c):
+        update_customer(c.session, c.company, customer, name=name, email=email, phone=phone)
+        for ch in opt_out:
+            set_preference(c.session, c.company, customer, ch, True)
+        for ch in opt_in:
+            set_preference(c.session, c.company, customer, ch, False)
+
+    obj.app.run(obj.company, work)
+    click.echo(customer)
 
 
 @customers.command("list")
@@ -442,12 +489,33 @@ def events_post(obj, source):
 
 @main.command("run-due")
 @click.option("--as-of", callback=_date, required=True, help="Run everything due up to this date.")
+@click.option("--wait", is_flag=True, help="With KEEPWELL_REDIS_URL: wait for the jobs to finish.")
 @json_option
 @click.pass_obj
 @handled
-def run_due(obj, as_of, as_json):
+def run_due(obj, as_of, wait, as_json):
     """Period ends and resets, renewals, expiries, points expiry and reminders due by a date.
-    Running it twice for the same date does nothing the second time."""
+    Running it twice for the same date does nothing the second time. With KEEPWELL_REDIS_URL set
+    the work is enqueued as RQ jobs (one per unit, deterministic ids) and this returns at once."""
+    if obj.settings.redis_url:
+        from workers import jobs, worker
+
+        summary = {"as_of": as_of.isoformat(), "enqueued": 0, "jobs": {}}
+        while True:
+            ids = jobs.enqueue_due(obj.settings.redis_url, as_of, [obj.company])
+            summary["enqueued"] += len(ids)
+            if not wait or not ids:
+                break
+            statuses = worker.wait(obj.settings.redis_url, ids)
+            summary["jobs"].update(statuses)
+            if any(s != "finished" for s in statuses.values()):
+                break  # failed work stays due: do not spin on it
+        summary["failed"] = sorted(j for j, s in summary["jobs"].items() if s != "finished")
+        emit(summary, as_json, lambda s: click.echo(
+            f"as of {s['as_of']}: {s['enqueued']} job(s) enqueued" + (f", {len(s['failed'])} failed" if wait else "")))
+        if summary["failed"]:
+            sys.exit(1)
+        return
     summary = obj.app.run_due(as_of, company=obj.company)
     emit(summary, as_json, lambda s: click.echo(
         f"as of {s['as_of']}: {s['periods_closed']} period(s) closed, {s['points_expired']} point(s) expired, "
@@ -566,3 +634,137 @@ def packs_install(obj, pack):
 
     for ref in packs.install(obj.app, packs.find(pack), obj.company):
         click.echo(ref)
+
+
+# --- workers, jobs and the outbox ----------------------------------------------------------------
+
+def _redis_url(obj) -> str:
+    if not obj.settings.redis_url:
+        raise KeepwellError("KEEPWELL_REDIS_URL is not set: jobs run in-process (use `keepwell outbox deliver`)")
+    return obj.settings.redis_url
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
+@click.option("--name", default=None, help="Worker name (default: RQ's).")
+@click.pass_obj
+@handled
+def worker(obj, burst, name):
+    """Run an RQ worker (with its scheduler) on KEEPWELL_REDIS_URL. Run as many as you like."""
+    from workers import worker as w
+
+    w.work(_redis_url(obj), burst=burst, name=name)
+
+
+@main.group()
+def jobs():
+    """Background jobs on Redis: status, failures, retries."""
+
+
+@jobs.command("status")
+@json_option
+@click.pass_obj
+@handled
+def jobs_status(obj, as_json):
+    """Counts of queued, started, finished, failed, scheduled and dead-lettered jobs."""
+    from workers import worker as w
+
+    from . import outbox
+
+    dead = obj.app.run(obj.company, lambda c: outbox.counts(c.session).get("dead", 0))
+    data = w.status(_redis_url(obj), dead)
+    emit(data, as_json, lambda d: click.echo(
+        "  ".join(f"{k} {d[k]}" for k in ("queued", "started", "finished", "failed", "scheduled", "dead_lettered", "workers"))))
+
+
+@jobs.command("failed")
+@json_option
+@click.pass_obj
+@handled
+def jobs_failed(obj, as_json):
+    """Failed jobs with the reason."""
+    from workers import worker as w
+
+    rows = w.failed(_redis_url(obj))
+    emit(rows, as_json, lambda rows: [click.echo(f"{r['id']}  {r['function']}  {r['error']}") for r in rows])
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Requeue every failed job.")
+@click.pass_obj
+@handled
+def jobs_retry(obj, job_ids, all_):
+    """Requeue failed jobs."""
+    from workers import worker as w
+
+    if not job_ids and not all_:
+        raise KeepwellError("name job ids, or pass --all")
+    for jid in w.retry(_redis_url(obj), None if all_ else list(job_ids)):
+        click.echo(jid)
+
+
+@main.group()
+def outbox():
+    """Messages leaving the system: email, SMS, webhooks."""
+
+
+@outbox.command("list")
+@click.option("--status", default=None, help="pending, retry, sending, sent, skipped or dead.")
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@click.pass_obj
+@handled
+def outbox_list(obj, status, limit, as_json):
+    import sqlalchemy as sa
+
+    from .models import OutboxAttempt, OutboxMessage
+
+    def work(c):
+        q = sa.select(OutboxMessage).where(OutboxMessage.company_id == c.company.id)
+        if status:
+            q = q.where(OutboxMessage.status == status)
+        rows = []
+        for m in c.session.scalars(q.order_by(OutboxMessage.id.desc()).limit(limit)):
+            attempts = c.session.scalars(sa.select(OutboxAttempt).where(OutboxAttempt.message_id == m.id).order_by(OutboxAttempt.id))
+            rows.append({"id": m.id, "key": m.key, "channel": m.channel, "template": m.template, "status": m.status,
+                         "attempts": m.attempts, "customer": m.customer_id, "last_error": m.last_error,
+                         "due_at": m.due_at.isoformat() if m.due_at else None,
+                         "history": [{"at": a.at.isoformat(), "status": a.status, "detail": a.detail} for a in attempts]})
+        return rows
+
+    rows = obj.app.run(obj.company, work)
+    emit(rows, as_json, lambda rows: [click.echo(
+        f"{r['id']:>6} {r['status']:<8} {r['channel']:<7} {r['template'] or '':<28} tries {r['attempts']}  {r['last_error'] or ''}") for r in rows])
+
+
+@outbox.command("replay")
+@click.argument("message_ids", nargs=-1, type=int, required=True)
+@click.pass_obj
+@handled
+def outbox_replay(obj, message_ids):
+    """Put dead-lettered (or skipped) messages back in line."""
+    from . import outbox as ob
+
+    for mid in message_ids:
+        obj.app.run(obj.company, lambda c: ob.replay(c.session, c.company.id, mid))
+        click.echo(f"{mid} pending")
+
+
+@outbox.command("deliver")
+@json_option
+@click.pass_obj
+@handled
+def outbox_deliver(obj, as_json):
+    """Deliver every message due now, in this process (the embedded mode's worker)."""
+    from . import db
+    from . import outbox as ob
+    from .channels import ChannelSettings, channels_from
+
+    import os
+
+    chans = channels_from(ChannelSettings.from_env(), os.environ.get("KEEPWELL_WEBHOOK_SECRET", ""))
+    with db.transaction(obj.app.sessions) as session:
+        ids = ob.due(session)
+    results = [ob.deliver(obj.app, mid, chans).__dict__ for mid in ids]
+    emit(results, as_json, lambda rows: [click.echo(f"{r['message_id']:>6} {r['status']} {r['detail']}") for r in rows])

@@ -54,10 +54,19 @@ def run_unit(ctx: Ctx, unit: DueUnit) -> dict:
         return {"unit": unit.key, "periods_closed": len(closed), "status": m.status, "expires_on": m.expires_on.isoformat()}
     if unit.kind == "points_expiry":
         through = date.fromisoformat(unit.subject)
-        res = events.post(ctx, {"id": unit.key, "type": "points_expired", "customer": unit.customer,
-                                "occurred_at": ctx.start_of(through + timedelta(days=1)).isoformat(),
-                                "data": {"through": unit.subject}}, trusted=True)
-        return {"unit": unit.key, "expired_points": res.get("expired_points", 0)}
+        # A lot earned by a late (back-dated) event can expire through a date whose expiry event
+        # exists already: that event is not run again, so the lot gets one under the next key.
+        key, n = unit.key, 1
+        while True:
+            res = events.post(ctx, {"id": key, "type": "points_expired", "customer": unit.customer,
+                                    "occurred_at": ctx.start_of(through + timedelta(days=1)).isoformat(),
+                                    "data": {"through": unit.subject}}, trusted=True)
+            if not res.get("duplicate"):
+                return {"unit": unit.key, "expired_points": res.get("expired_points", 0)}
+            if points.expirable(ctx, unit.customer, through) == 0:
+                return {"unit": unit.key, "expired_points": 0}  # done before: a replay expires nothing
+            n += 1
+            key = f"{unit.key}:{n}"
     if unit.kind == "reminder":
         return {"unit": unit.key, "queued": _queue_reminder(ctx, unit)}
     raise ValueError(f"unknown due work {unit.kind}")

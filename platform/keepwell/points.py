@@ -86,6 +86,12 @@ def expire_through(ctx: Ctx, customer_id: str, through: date, why: Posting) -> i
     return total
 
 
+def expirable(ctx: Ctx, customer_id: str, through: date) -> int:
+    """Points left in lots whose last usable day is on or before `through`."""
+    acc = find_account(ctx.session, ctx.company.id, customer_id, POINTS)
+    return sum(l.remaining for l in _open_lots(ctx, acc.id, expired_by=through)) if acc else 0
+
+
 def balance(ctx: Ctx, customer_id: str) -> int:
     acc = find_account(ctx.session, ctx.company.id, customer_id, POINTS)
     return acc.balance if acc else 0

@@ -73,6 +73,14 @@ class Keepwell:
                 create_company(session, company, name, timezone)
                 return True
 
+    def company_slugs(self) -> list[str]:
+        import sqlalchemy as sa
+
+        from .models import Company
+
+        with db.transaction(self.sessions) as session:
+            return list(session.scalars(sa.select(Company.slug).order_by(Company.slug)))
+
     def company_exists(self, slug: str) -> bool:
         with db.transaction(self.sessions) as session:
             try:

@@ -105,3 +105,45 @@ def company_for_key(session: Session, secret: str) -> Company | None:
     key = session.scalar(sa.select(ApiKey).where(ApiKey.digest == hashlib.sha256(secret.encode()).hexdigest(),
                                                  ApiKey.revoked_at.is_(None)))
     return session.get(Company, key.company_id) if key else None
+
+
+def update_customer(session: Session, company: Company, customer_id: str, **fields) -> Customer:
+    customer = get_customer(session, company, customer_id)
+    for k in ("name", "email", "phone"):
+        if fields.get(k) is not None:
+            setattr(customer, k, fields[k])
+    return customer
+
+
+def set_preference(session: Session, company: Company, customer_id: str, channel: str, opted_out: bool) -> None:
+    from .models import ContactPreference
+
+    if channel not in ("email", "sms", "webhook"):
+        raise KeepwellError(f"unknown channel {channel!r} (email, sms, webhook)")
+    get_customer(session, company, customer_id)
+    pref = session.scalar(sa.select(ContactPreference).where(
+        ContactPreference.customer_id == customer_id, ContactPreference.channel == channel))
+    if pref is None:
+        session.add(ContactPreference(company_id=company.id, customer_id=customer_id, channel=channel, opted_out=opted_out))
+    else:
+        pref.opted_out = opted_out
+
+
+def update_company(company: Company, **fields) -> None:
+    """Contact settings and quiet hours ("21:00-08:00", company local time; "" turns them off)."""
+    quiet = fields.pop("quiet_hours", None)
+    if quiet is not None:
+        if quiet == "":
+            company.quiet_start = company.quiet_end = None
+        else:
+            try:
+                start, end = quiet.split("-")
+                time.fromisoformat(start), time.fromisoformat(end)
+            except ValueError:
+                raise KeepwellError(f"quiet hours {quiet!r}: use HH:MM-HH:MM, e.g. 21:00-08:00") from None
+            company.quiet_start, company.quiet_end = start, end
+    if fields.get("timezone"):
+        check_timezone(fields["timezone"])
+    for k in ("name", "email", "webhook_url", "webhook_secret", "timezone"):
+        if fields.get(k) is not None:
+            setattr(company, k, fields[k])

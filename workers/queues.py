@@ -1,0 +1,21 @@
+"""Redis connection and the queues Keepwell uses."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from redis import Redis
+from rq import Queue
+
+DUE = "keepwell-due"
+OUTBOX = "keepwell-outbox"
+QUEUES = (DUE, OUTBOX)
+
+
+@cache
+def connection(url: str) -> Redis:
+    return Redis.from_url(url)
+
+
+def queue(url: str, name: str) -> Queue:
+    return Queue(name, connection=connection(url))
