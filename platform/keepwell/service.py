@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 from . import audit, db, due, events, memberships, points, statements, versions
 from .config import Settings
 from .engine import Engine, default_engine
-from .errors import NotFound
+from .errors import InvalidDocument, NotFound
 from .tenancy import Ctx, add_customer, create_company, get_company, get_customer
 
 T = TypeVar("T")
@@ -115,6 +115,24 @@ class Keepwell:
                        "customer": customer, "occurred_at": c.start_of(on).isoformat(),
                        "data": {"plan": plan, **({"tier": tier} if tier else {})}}
             return events.post(c, payload)
+
+        return self.run(company, work)
+
+    def post_events(self, payloads: list[dict], company: str | None = None) -> list[dict]:
+        """Many events in one transaction (one savepoint each): a malformed one is rejected alone."""
+
+        def work(c: Ctx) -> list[dict]:
+            out = []
+            for payload in payloads:
+                savepoint = c.session.begin_nested()
+                try:
+                    out.append(events.post(c, payload))
+                    savepoint.commit()
+                except (InvalidDocument, NotFound) as exc:
+                    savepoint.rollback()
+                    out.append({"event": payload.get("id") if isinstance(payload, dict) else None,
+                                "status": "rejected", **exc.to_dict()})
+            return out
 
         return self.run(company, work)
 

@@ -1,0 +1,50 @@
+"""Shared set-up: a fresh database of the benchmark's own, the rulesets the benchmarks use."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+from keepwell.config import Settings
+from keepwell.service import Keepwell
+
+PG_ADMIN = os.environ.get("KEEPWELL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+VIP_PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "vip-customer", "name": "VIP Customer"},
+            "spec": {"allowance": {"amount": "1000000.00", "period": "monthly", "overdraft": {"limit": "200.00"}},
+                     "included_services": [{"code": "AC_TUNE", "quantity": 2}]}}
+HVAC_RULES = {"apiVersion": "keepwell/v1", "kind": "EarningRules", "metadata": {"id": "rewards", "name": "Rewards"},
+              "spec": {"expiry": {"after_months": 12}, "rules": [
+                  {"id": "spend", "when": {"event": "purchase"}, "earn": {"points": 1, "per": "1.00", "of": "data.amount"}}]}}
+
+
+@contextmanager
+def fresh_app(database: str):
+    """A migrated, empty database (SQLite file or a PostgreSQL database of our own), dropped after."""
+    if database == "sqlite":
+        with tempfile.TemporaryDirectory() as d:
+            app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": f"sqlite:///{d}/bench.sqlite3"}))
+            app.init("default", "Bench", "UTC")
+            try:
+                yield app
+            finally:
+                app.close()
+        return
+    name = f"keepwell_bench_{os.getpid()}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        c.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": url}))
+    try:
+        app.init("default", "Bench", "UTC")
+        yield app
+    finally:
+        app.close()
+        with admin.connect() as c:
+            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        admin.dispose()

@@ -1,0 +1,71 @@
+"""Event ingest end to end (event stored, rules evaluated, ledger entries committed), one event
+per transaction and in batches, on SQLite and PostgreSQL, against a plain batched INSERT of the
+same number of ledger rows (the database's own limit)."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import sqlalchemy as sa
+
+from .common import fresh_app, HVAC_RULES, VIP_PLAN
+
+
+def _setup(app, members: int) -> list[str]:
+    app.publish(VIP_PLAN, "bench", date(1970, 1, 1))
+    app.publish(HVAC_RULES, "bench", date(1970, 1, 1))
+    customers = []
+    for i in range(members):
+        c = app.add_customer(f"Member {i}")
+        app.enroll(c, "vip-customer", date(2024, 1, 1))
+        customers.append(c)
+    return customers
+
+
+def _event(n: int, customer: str) -> dict:
+    return {"id": f"pos-{n}", "type": "purchase", "customer": customer, "occurred_at": "2024-02-01T10:00:00+00:00",
+            "data": {"amount": f"{1 + n % 9}.{n % 100:02d}", "pay_with": "membership"}}
+
+
+def _plain_insert_rate(app, rows: int) -> float:
+    """executemany of ledger-shaped rows into a scratch table, in one transaction."""
+    md = sa.MetaData()
+    t = sa.Table("bench_ledger", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("account_id", sa.Integer),
+                 sa.Column("kind", sa.String(30)), sa.Column("amount", sa.BigInteger), sa.Column("event_id", sa.Integer),
+                 sa.Column("ruleset", sa.String(120)), sa.Column("rule", sa.String(160)), sa.Column("effective_date", sa.Date))
+    md.drop_all(app.engine)
+    md.create_all(app.engine)
+    data = [{"account_id": i % 100, "kind": "debit", "amount": -i, "event_id": i, "ruleset": "vip@1",
+             "rule": "plan.allowance.debit", "effective_date": date(2024, 2, 1)} for i in range(rows)]
+    start = time.perf_counter()
+    with app.engine.begin() as conn:
+        conn.execute(t.insert(), data)
+    rate = rows / (time.perf_counter() - start)
+    md.drop_all(app.engine)
+    return rate
+
+
+def run(database: str, quick: bool = False) -> dict:
+    single_n, batch_n, batch_size, members = (200, 1000, 200, 20) if quick else (2000, 20000, 500, 200)
+    with fresh_app(database) as app:
+        customers = _setup(app, members)
+        start = time.perf_counter()
+        for n in range(single_n):
+            r = app.post_event(_event(n, customers[n % members]))
+            assert r["status"] == "approved", r
+        single = single_n / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for b in range(0, batch_n, batch_size):
+            results = app.post_events([_event(single_n + n, customers[n % members]) for n in range(b, b + batch_size)])
+            assert all(r["status"] == "approved" for r in results)
+        batched = batch_n / (time.perf_counter() - start)
+        with app.engine.connect() as conn:
+            entries = conn.scalar(sa.text("select count(*) from ledger_entries where kind in ('debit', 'earn')"))
+        rows_per_event = entries / (single_n + batch_n)
+        plain = _plain_insert_rate(app, int(batch_n * rows_per_event))
+        assert app.audit()["ok"]
+    return {"name": f"ingest_{database}", "single_per_s": round(single), "batch_per_s": round(batched),
+            "batch_size": batch_size, "ledger_rows_per_event": round(rows_per_event, 2),
+            "plain_insert_rows_per_s": round(plain), "plain_insert_events_equiv_per_s": round(plain / rows_per_event),
+            "ratio_vs_plain_insert": round((plain / rows_per_event) / batched, 2)}
