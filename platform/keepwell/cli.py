@@ -372,6 +372,9 @@ def enroll(obj, customer, plan, tier, on, key):
     """Enroll CUSTOMER on PLAN (id or id@version); prints the membership id."""
 
     result = obj.app.enroll(customer, plan, on, tier=tier, key=key, company=obj.company)
+    if result.get("warning") or result.get("type") != "enrolled":
+        # The key names an earlier, different event: its membership (if any) is not this one's.
+        raise KeepwellError(f"key {result['event']!r} was already used for a different event; nothing enrolled (pass another --key)")
     if result["status"] == "declined":
         raise KeepwellError(result.get("message", "enrolment declined"))
     click.echo(result["membership"])
@@ -461,7 +464,10 @@ def events():
 def events_post(obj, source):
     """Post events from a file of JSON lines (or - for stdin); prints one JSON result per line.
     Exit status 1 when any event was rejected as malformed (it changes nothing)."""
-    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    except OSError as exc:
+        raise KeepwellError(f"cannot read {source}: {exc.strerror or exc}") from None
     rejected = 0
     with stream:
         for lineno, line in enumerate(stream, 1):
