@@ -1,0 +1,24 @@
+"""The benchmarks still run (quick sizes) and the engines they compare still agree."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmarks_run_and_agree(tmp_path):
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "rule_eval", "memory",
+                          "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())["benchmarks"]
+    rule_eval = data["rule_eval"]
+    for size in rule_eval["sizes"].values():  # run() raises when the three disagree on points
+        assert size["keepwell_per_s"] > 0 and size["durable_dsl_per_s"] > 0 and size["python_per_s"] > 0
+        assert abs(size["ratio_vs_durable"] - size["durable_dsl_per_s"] / size["keepwell_per_s"]) < 0.01
+    assert data["memory"]["facts_held"] == 0
+    assert "ratio_vs_durable" in res.stdout
