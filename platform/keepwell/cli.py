@@ -243,6 +243,31 @@ def rulesets_diff(obj, a, b, as_json):
          lambda d: click.echo(d["diff"] or "(no differences)\n", nl=False))
 
 
+@rulesets.command("simulate")
+@click.argument("file")
+@click.option("--from", "start", callback=_date, required=True, help="First day of the recorded range.")
+@click.option("--to", "end", callback=_date, required=True, help="Last day of the recorded range.")
+@json_option
+@click.pass_obj
+@handled
+def rulesets_simulate(obj, file, start, end, as_json):
+    """What would change if FILE (a draft) had been in force from --from: points, allowance,
+    revenue and points liability, per member and in total. Writes nothing to the ledgers."""
+    from .simulation import simulate
+
+    report = simulate(obj.app, obj.company, load_file(file), start, end)
+
+    def human(r):
+        click.echo(f"{r['draft']} over {r['from']} .. {r['to']}: {r['events']} recorded events, {r['members_changed']} member(s) change")
+        for m in r["members"]:
+            click.echo(f"  {m['name']:<24} points {m['points']['change']:+d}  allowance {m['allowance']['change']}  "
+                       f"revenue {m['revenue']['change']}  liability {m['points_liability']['change']}")
+        t = r["total"]
+        click.echo(f"  total: points {t['points']:+d}, allowance {t['allowance']}, revenue {t['revenue']}, liability {t['points_liability']}")
+
+    emit(report, as_json, human)
+
+
 @rulesets.command("rollback")
 @click.argument("ruleset_id")
 @click.option("--to", "to_version", type=int, required=True, help="The version whose content is published again.")

@@ -80,3 +80,19 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is not the one this code expects."""
+    from .errors import KeepwellError
+
+    have, want = current_revision(engine), head_revision()
+    if have != want:
+        state = "has no Keepwell schema" if have is None else f"is at schema {have}"
+        raise KeepwellError(f"the database {state}; this Keepwell needs {want}: run `keepwell init`")

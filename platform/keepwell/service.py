@@ -42,8 +42,13 @@ class Keepwell:
 
     # --- plumbing -------------------------------------------------------------------------
 
+    _schema_ok: bool = False
+
     @contextmanager
     def ctx(self, company: str | None = None) -> Iterator[Ctx]:
+        if not self._schema_ok:
+            db.check_schema(self.engine)
+            self._schema_ok = True
         with db.transaction(self.sessions) as session:
             yield Ctx(session, get_company(session, company or self.settings.company), self.rules)
 
@@ -65,6 +70,7 @@ class Keepwell:
     def init(self, company: str = "default", name: str = "Default company", timezone: str = "UTC") -> bool:
         """Create or upgrade the schema, and the company if it is missing. Idempotent."""
         db.upgrade(self.engine)
+        self._schema_ok = True
         with db.transaction(self.sessions) as session:
             try:
                 get_company(session, company)
