@@ -694,3 +694,137 @@ def packs_install(obj, pack, settings):
         overrides[name.strip()] = value.strip()
     for ref in packs.install(obj.app, packs.find(pack), obj.company, overrides=overrides):
         click.echo(ref)
+
+
+# --- workers, jobs and the outbox ----------------------------------------------------------------
+
+def _redis_url(obj) -> str:
+    if not obj.settings.redis_url:
+        raise KeepwellError("KEEPWELL_REDIS_URL is not set: jobs run in-process (use `keepwell outbox deliver`)")
+    return obj.settings.redis_url
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
+@click.option("--name", default=None, help="Worker name (default: RQ's).")
+@click.pass_obj
+@handled
+def worker(obj, burst, name):
+    """Run an RQ worker (with its scheduler) on KEEPWELL_REDIS_URL. Run as many as you like."""
+    from workers import worker as w
+
+    w.work(_redis_url(obj), burst=burst, name=name)
+
+
+@main.group()
+def jobs():
+    """Background jobs on Redis: status, failures, retries."""
+
+
+@jobs.command("status")
+@json_option
+@click.pass_obj
+@handled
+def jobs_status(obj, as_json):
+    """Counts of queued, started, finished, failed, scheduled and dead-lettered jobs."""
+    from workers import worker as w
+
+    from . import outbox
+
+    dead = obj.app.run(obj.company, lambda c: outbox.counts(c.session).get("dead", 0))
+    data = w.status(_redis_url(obj), dead)
+    emit(data, as_json, lambda d: click.echo(
+        "  ".join(f"{k} {d[k]}" for k in ("queued", "started", "finished", "failed", "scheduled", "dead_lettered", "workers"))))
+
+
+@jobs.command("failed")
+@json_option
+@click.pass_obj
+@handled
+def jobs_failed(obj, as_json):
+    """Failed jobs with the reason."""
+    from workers import worker as w
+
+    rows = w.failed(_redis_url(obj))
+    emit(rows, as_json, lambda rows: [click.echo(f"{r['id']}  {r['function']}  {r['error']}") for r in rows])
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Requeue every failed job.")
+@click.pass_obj
+@handled
+def jobs_retry(obj, job_ids, all_):
+    """Requeue failed jobs."""
+    from workers import worker as w
+
+    if not job_ids and not all_:
+        raise KeepwellError("name job ids, or pass --all")
+    for jid in w.retry(_redis_url(obj), None if all_ else list(job_ids)):
+        click.echo(jid)
+
+
+@main.group()
+def outbox():
+    """Messages leaving the system: email, SMS, webhooks."""
+
+
+@outbox.command("list")
+@click.option("--status", default=None, help="pending, retry, sending, sent, skipped or dead.")
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@click.pass_obj
+@handled
+def outbox_list(obj, status, limit, as_json):
+    import sqlalchemy as sa
+
+    from .models import OutboxAttempt, OutboxMessage
+
+    def work(c):
+        q = sa.select(OutboxMessage).where(OutboxMessage.company_id == c.company.id)
+        if status:
+            q = q.where(OutboxMessage.status == status)
+        rows = []
+        for m in c.session.scalars(q.order_by(OutboxMessage.id.desc()).limit(limit)):
+            attempts = c.session.scalars(sa.select(OutboxAttempt).where(OutboxAttempt.message_id == m.id).order_by(OutboxAttempt.id))
+            rows.append({"id": m.id, "key": m.key, "channel": m.channel, "template": m.template, "status": m.status,
+                         "attempts": m.attempts, "customer": m.customer_id, "last_error": m.last_error,
+                         "due_at": m.due_at.isoformat() if m.due_at else None,
+                         "history": [{"at": a.at.isoformat(), "status": a.status, "detail": a.detail} for a in attempts]})
+        return rows
+
+    rows = obj.app.run(obj.company, work)
+    emit(rows, as_json, lambda rows: [click.echo(
+        f"{r['id']:>6} {r['status']:<8} {r['channel']:<7} {r['template'] or '':<28} tries {r['attempts']}  {r['last_error'] or ''}") for r in rows])
+
+
+@outbox.command("replay")
+@click.argument("message_ids", nargs=-1, type=int, required=True)
+@click.pass_obj
+@handled
+def outbox_replay(obj, message_ids):
+    """Put dead-lettered (or skipped) messages back in line."""
+    from . import outbox as ob
+
+    for mid in message_ids:
+        obj.app.run(obj.company, lambda c: ob.replay(c.session, c.company.id, mid))
+        click.echo(f"{mid} pending")
+
+
+@outbox.command("deliver")
+@json_option
+@click.pass_obj
+@handled
+def outbox_deliver(obj, as_json):
+    """Deliver every message due now, in this process (the embedded mode's worker)."""
+    from . import db
+    from . import outbox as ob
+    from .channels import ChannelSettings, channels_from
+
+    import os
+
+    chans = channels_from(ChannelSettings.from_env(), os.environ.get("KEEPWELL_WEBHOOK_SECRET", ""))
+    with db.transaction(obj.app.sessions) as session:
+        ids = ob.due(session)
+    results = [ob.deliver(obj.app, mid, chans).__dict__ for mid in ids]
+    emit(results, as_json, lambda rows: [click.echo(f"{r['message_id']:>6} {r['status']} {r['detail']}") for r in rows])
