@@ -677,13 +677,29 @@ def packs_test(obj, pack):
     sys.exit(1 if failed or not outcomes else 0)
 
 
+@packs_group.command("build")
+@click.argument("pack")
+@click.option("--out", "out_dir", default="dist", show_default=True, help="Folder for the archive.")
+@handled
+def packs_build(pack, out_dir):
+    """Validate a pack and write it as one archive (<name>-<version>.tar.gz); prints its path."""
+    from pathlib import Path
+
+    from . import packs
+
+    click.echo(packs.build(packs.find(pack), Path(out_dir)))
+
+
 @packs_group.command("install")
 @click.argument("pack")
 @click.option("--set", "settings", multiple=True, metavar="PARAM=VALUE", help="A parameter value (see `packs show`).")
+@click.option("--dry-run", is_flag=True, help="Show what would be published (new, unchanged, or the diff) and publish nothing.")
+@json_option
 @click.pass_obj
 @handled
-def packs_install(obj, pack, settings):
-    """Publish a pack's rulesets into the company, with its parameters filled in."""
+def packs_install(obj, pack, settings, dry_run, as_json):
+    """Publish a pack's rulesets into the company, with its parameters filled in. Existing
+    memberships stay pinned to the plan version they enrolled on."""
     from . import packs
 
     overrides = {}
@@ -692,8 +708,13 @@ def packs_install(obj, pack, settings):
         if not sep:
             raise KeepwellError(f"--set {item!r}: use PARAM=VALUE")
         overrides[name.strip()] = value.strip()
-    for ref in packs.install(obj.app, packs.find(pack), obj.company, overrides=overrides):
-        click.echo(ref)
+    found = packs.find(pack)
+    if dry_run:
+        rows = packs.preview(obj.app, found, obj.company, overrides)
+        emit(rows, as_json, lambda rows: [click.echo(f"{r['id']}: {r['change']}\n{r['diff']}".rstrip()) for r in rows])
+        return
+    refs = packs.install(obj.app, found, obj.company, overrides=overrides)
+    emit(refs, as_json, lambda refs: [click.echo(r) for r in refs])
 
 
 # --- workers, jobs and the outbox ----------------------------------------------------------------

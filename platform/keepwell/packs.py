@@ -86,7 +86,10 @@ def _load(path: Path) -> Pack:
 
 
 def find(name_or_path: str) -> Pack:
+    """A pack by name (shipped), folder, or archive made by `build`."""
     p = Path(name_or_path)
+    if p.is_file() and p.name.endswith(".tar.gz"):
+        return _unpack(p)
     if not p.is_dir():
         p = rulesets_dir() / name_or_path
     if not p.is_dir():
@@ -157,6 +160,34 @@ def install(app, pack: Pack, company: str, author: str = "pack", effective_from:
     return [app.publish(doc, author, effective_from, file=f, company=company).ref for f, doc in documents(pack, overrides)]
 
 
+def preview(app, pack: Pack, company: str, overrides: dict[str, str] | None = None) -> list[dict]:
+    """What installing would publish, against what is published now: new, unchanged, or a diff."""
+    import difflib
+
+    from .documents import content_hash, to_yaml
+    from .errors import NotFound
+    from .versions import get_version, ref
+
+    def work(c):
+        rows = []
+        for f, doc in documents(pack, overrides):
+            key = doc["metadata"]["id"]
+            try:
+                rs, v = get_version(c.session, c.company.id, key)
+            except NotFound:
+                rows.append({"file": f, "id": key, "change": "new", "diff": ""})
+                continue
+            if v.content_hash == content_hash(doc):
+                rows.append({"file": f, "id": key, "change": "unchanged", "current": ref(rs, v), "diff": ""})
+                continue
+            diff = "".join(difflib.unified_diff(to_yaml(v.content).splitlines(keepends=True), to_yaml(doc).splitlines(keepends=True),
+                                                fromfile=ref(rs, v), tofile=f"{key}@{v.version + 1} ({pack.name} {pack.version})"))
+            rows.append({"file": f, "id": key, "change": "changed", "current": ref(rs, v), "diff": diff})
+        return rows
+
+    return app.run(company, work)
+
+
 def test(app, pack: Pack, timezone: str = "UTC") -> list[Outcome]:
     """Each scenario runs in a fresh company of its own, with the pack installed (defaults, or
     the scenario's own `parameters`)."""
@@ -169,3 +200,30 @@ def test(app, pack: Pack, timezone: str = "UTC") -> list[Outcome]:
         install(app, pack, company, overrides={k: str(v) for k, v in (doc.get("parameters") or {}).items()})
         outcomes.append(run_scenario(app, scenario, company=company))
     return outcomes
+
+
+def build(pack: Pack, out_dir: Path) -> Path:
+    """One distributable archive (<name>-<version>.tar.gz) of a pack whose rulesets validate."""
+    import tarfile
+
+    documents(pack)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{pack.name}-{pack.version}.tar.gz"
+    with tarfile.open(target, "w:gz") as tar:
+        for f in sorted(pack.path.rglob("*")):
+            if f.is_file() and "__pycache__" not in f.parts:
+                tar.add(f, arcname=f"{pack.name}/{f.relative_to(pack.path)}")
+    return target
+
+
+def _unpack(archive: Path) -> Pack:
+    import tarfile
+    import tempfile
+
+    dest = Path(tempfile.mkdtemp(prefix="keepwell-pack-"))
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(dest, filter="data")  # the "data" filter refuses absolute paths and links out
+    folders = [p for p in dest.iterdir() if p.is_dir()]
+    if len(folders) != 1:
+        raise InvalidDocument(f"{archive} is not a pack archive", [Problem("(archive)", "expected one top-level folder", str(archive))])
+    return _load(folders[0])
