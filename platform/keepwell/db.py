@@ -33,6 +33,9 @@ def _sqlite_engine(url: str, **kwargs) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        # INSERT OR REPLACE deletes the row it replaces without firing DELETE triggers unless
+        # recursive triggers are on: without this, REPLACE rewrites append-only rows.
+        cur.execute("PRAGMA recursive_triggers=ON")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
