@@ -138,12 +138,41 @@ def _type_error(kind: str, text: str) -> str | None:
 
 
 def render(pack: Pack, path: Path, values: dict[str, str]) -> object:
-    """A ruleset file with its ${parameters} filled in, parsed."""
-    text = path.read_text(encoding="utf-8")
-    unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(values))
+    """A ruleset file with its ${parameters} filled in. The file is parsed first and values go
+    into the parsed strings, so a value can never change the document's structure; a string
+    that is exactly one placeholder takes the parameter's type (a whole number stays a number)."""
+    doc = parse_text(path.read_text(encoding="utf-8"), str(path))
+    used: set[str] = set()
+    types = {p.name: p.type for p in pack.parameters}
+
+    def fill(node):
+        if isinstance(node, dict):
+            return {k: fill(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fill(v) for v in node]
+        if not isinstance(node, str) or "${" not in node:
+            return node
+        names = [m.group(1) for m in _PLACEHOLDER.finditer(node)]
+        used.update(names)
+        whole = _PLACEHOLDER.fullmatch(node)
+        if whole and whole.group(1) in values:
+            return _typed(types[whole.group(1)], values[whole.group(1)])
+        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), node)
+
+    filled = fill(doc)
+    unknown = sorted(used - set(values))
     if unknown:
-        raise InvalidDocument(f"{path} uses undeclared parameters", [Problem(f"${{{u}}}", "not declared in pack.yaml", str(path)) for u in unknown])
-    return parse_text(_PLACEHOLDER.sub(lambda m: values[m.group(1)], text), str(path))
+        raise InvalidDocument(f"{path} uses undeclared parameters",
+                              [Problem(f"${{{u}}}", "not declared in pack.yaml", str(path)) for u in unknown])
+    return filled
+
+
+def _typed(kind: str, text: str):
+    if kind == "integer":
+        return int(text)
+    if kind == "boolean":
+        return text == "true"
+    return text
 
 
 def documents(pack: Pack, overrides: dict[str, str] | None = None) -> list[tuple[str, dict]]:
@@ -157,7 +186,12 @@ def documents(pack: Pack, overrides: dict[str, str] | None = None) -> list[tuple
 
 def install(app, pack: Pack, company: str, author: str = "pack", effective_from: date = date(1970, 1, 1),
             overrides: dict[str, str] | None = None) -> list[str]:
-    return [app.publish(doc, author, effective_from, file=f, company=company).ref for f, doc in documents(pack, overrides)]
+    """Publish every ruleset of the pack in one transaction: all of them or none."""
+    from .versions import publish
+
+    docs = documents(pack, overrides)
+    return app.run(company, lambda c: [publish(c.session, c.company.id, doc, author, effective_from, file=f).ref
+                                       for f, doc in docs])
 
 
 def preview(app, pack: Pack, company: str, overrides: dict[str, str] | None = None) -> list[dict]:
@@ -197,7 +231,8 @@ def test(app, pack: Pack, timezone: str = "UTC") -> list[Outcome]:
         doc = load_file(scenario) or {}
         company = f"packtest-{pack.name}-{secrets.token_hex(4)}"
         app.add_company(company, f"Pack test {pack.name}", doc.get("timezone", timezone))
-        install(app, pack, company, overrides={k: str(v) for k, v in (doc.get("parameters") or {}).items()})
+        overrides = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (doc.get("parameters") or {}).items()}
+        install(app, pack, company, overrides=overrides)
         outcomes.append(run_scenario(app, scenario, company=company))
     return outcomes
 
