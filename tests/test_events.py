@@ -367,3 +367,32 @@ def test_audit_reports_no_drift_after_a_mixed_run(cli, member):
     # The run really did something: overdraft recovered at renewal, points left after expiry.
     a = cli.json("membership", "show", m)["allowance"]
     assert (a["balance"], a["overdraft_used"]) == ("420.00", "0.00")
+
+
+def test_customer_with_two_memberships(cli, tmp_path):
+    """Several active memberships: paying with the membership needs its id; a referral, a card
+    purchase and a covered visit go through without one."""
+    (tmp_path / "a.yaml").write_text(
+        "apiVersion: keepwell/v1\nkind: Plan\nmetadata: {id: heat, name: Heat}\n"
+        "spec: {allowance: {amount: '100.00', period: yearly}, included_services: [{code: FURNACE_TUNE, quantity: 1}]}\n")
+    (tmp_path / "b.yaml").write_text(
+        "apiVersion: keepwell/v1\nkind: Plan\nmetadata: {id: pipes, name: Pipes}\n"
+        "spec: {allowance: {amount: '50.00', period: yearly}, included_services: [{code: WH_FLUSH, quantity: 1}]}\n")
+    (tmp_path / "r.yaml").write_text(
+        "apiVersion: keepwell/v1\nkind: EarningRules\nmetadata: {id: r, name: R}\n"
+        "spec: {rules: [{id: ref, when: {event: referral}, earn: {points: 100}}]}\n")
+    cli("rulesets", "publish", *(str(tmp_path / f) for f in ("a.yaml", "b.yaml", "r.yaml")))
+    c = cli.out("customers", "add", "--name", "Two Plans")
+    heat = cli.out("enroll", c, "heat", "--on", "2024-01-01")
+    pipes = cli.out("enroll", c, "pipes", "--on", "2024-01-01")
+    [ambiguous] = cli.post(event("p1", "purchase", c, "2024-02-01", amount="10.00", pay_with="membership"))
+    assert (ambiguous["status"], ambiguous["reason"]) == ("declined", "ambiguous_membership")
+    [named] = cli.post(event("p2", "purchase", c, "2024-02-01", amount="10.00", pay_with="membership", membership=pipes))
+    assert (named["status"], named["balance"]) == ("approved", "40.00")
+    [ref] = cli.post(event("ref1", "referral", c, "2024-02-02", referred_name="Neighbour"))
+    assert (ref["status"], ref["points"]["earned"]) == ("processed", 100)
+    [card] = cli.post(event("p3", "purchase", c, "2024-02-03", amount="25.00", pay_with="card"))
+    assert (card["status"], card["charged"]) == ("approved", "25.00")
+    [visit] = cli.post(event("v1", "service_completed", c, "2024-02-04", service_code="WH_FLUSH"))
+    assert (visit["covered"], visit["membership"]) == (True, pipes)
+    assert cli.json("membership", "show", heat)["allowance"]["balance"] == "100.00"

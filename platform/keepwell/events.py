@@ -92,8 +92,15 @@ def _replay(existing: Event, digest: str) -> dict:
 
 # --- handlers: each returns what the answer should say, or raises Declined --------------------
 
-def _membership_for(ctx: Ctx, event: Event, data: dict, local: date, required: bool):
-    m = memberships.active_for(ctx, event.customer_id, data.get("membership"))
+def _membership_for(ctx: Ctx, event: Event, data: dict, local: date, required: bool, service_code: str | None = None):
+    try:
+        m = memberships.active_for(ctx, event.customer_id, data.get("membership"))
+    except Declined:
+        if required:  # paying with "the" membership needs to know which one
+            raise
+        # Several active memberships and none named: a card purchase or a visit still goes
+        # through, on the membership that covers the service, else the oldest.
+        m = memberships.likely_for(ctx, event.customer_id, service_code)
     if m is not None:
         catch_up(ctx, m, local)
         if m.status != "active":
@@ -133,7 +140,7 @@ def _receipt(ctx: Ctx, m) -> dict:
 
 
 def _service_completed(ctx: Ctx, event: Event, data: dict, local: date) -> dict:
-    m = _membership_for(ctx, event, data, local, required=False)
+    m = _membership_for(ctx, event, data, local, required=False, service_code=data["service_code"])
     out = {"service_code": data["service_code"], "covered": False, "membership": m.id if m else None}
     price = to_cents(data["amount"]) if data.get("amount") else None
     if m is not None:
@@ -269,7 +276,7 @@ _ONE_DAY = timedelta(days=1)
 
 def _member_snapshot(ctx: Ctx, event: Event) -> dict:
     if not event.membership_id:
-        m = memberships.active_for(ctx, event.customer_id) if event.type not in PLATFORM_ONLY else None
+        m = memberships.likely_for(ctx, event.customer_id, None) if event.type not in PLATFORM_ONLY else None
     else:
         m = memberships.get(ctx, event.membership_id)
     if m is None:

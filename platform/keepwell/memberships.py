@@ -51,6 +51,19 @@ def active_for(ctx: Ctx, customer_id: str, membership_id: str | None = None) -> 
     return found[0] if found else None
 
 
+def likely_for(ctx: Ctx, customer_id: str, service_code: str | None) -> Membership | None:
+    """The active membership an unnamed event most likely concerns, for customers with several:
+    the oldest one covering the service code when there is one, else the oldest."""
+    found = list(ctx.session.scalars(
+        sa.select(Membership).where(Membership.company_id == ctx.company.id, Membership.customer_id == customer_id,
+                                    Membership.status == "active").order_by(Membership.created_at, Membership.id)))
+    if service_code:
+        covering = [m for m in found if plan_of(ctx, m)[1].service(service_code) is not None]
+        if covering:
+            return covering[0]
+    return found[0] if found else None
+
+
 def enroll(ctx: Ctx, customer: Customer, plan: str, tier: str | None, on: date, event_id: int) -> Membership:
     if "@" in plan:
         rs, v = get_version(ctx.session, ctx.company.id, plan)
