@@ -12,7 +12,7 @@ MONEY, STRING, INTEGER = "money", "string", "integer"
 # Events that customers' systems send (POS, field-service software) ...
 EXTERNAL_EVENTS = ("purchase", "service_completed", "referral", "redemption", "adjustment")
 # ... and the platform's own, raised by enrolment and due work.
-PLATFORM_EVENTS = ("enrolled", "period_ended", "renewed", "expired", "cancelled", "points_expired")
+PLATFORM_EVENTS = ("enrolled", "period_ended", "renewed", "expired", "cancelled", "points_expired", "migrated")
 EVENT_TYPES = EXTERNAL_EVENTS + PLATFORM_EVENTS
 
 _MEMBERSHIP_EVENT = {"membership": STRING, "reason": STRING}
@@ -36,6 +36,7 @@ DATA_FIELDS: dict[str, dict[str, str]] = {
     "expired": _MEMBERSHIP_EVENT,
     "cancelled": _MEMBERSHIP_EVENT,
     "points_expired": {"through": STRING, "reason": STRING},
+    "migrated": {"membership": STRING, "plan": STRING, "reason": STRING},
 }
 
 # What a condition may ask about the member, besides the event's own data.

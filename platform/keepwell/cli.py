@@ -420,6 +420,32 @@ def membership_show(obj, membership_id, as_json):
     emit(obj.app.membership(membership_id, company=obj.company), as_json, _print_membership)
 
 
+@membership.command("migrate")
+@click.argument("plan")
+@click.option("--to", "target", required=True, help="The plan version to move to, e.g. 3 or vip-customer@3.")
+@click.option("--apply", is_flag=True, help="Do it. Without --apply only the preview is shown.")
+@json_option
+@click.pass_obj
+@handled
+def membership_migrate(obj, plan, target, apply, as_json):
+    """Move PLAN's active memberships to another version of it. Memberships stay pinned to the
+    version they enrolled on until this is applied; the preview shows what each would change."""
+    target = target if "@" in target else f"{plan}@{target}"
+    rows = obj.app.migrate(plan, target, apply=apply, company=obj.company)
+
+    def human(rows):
+        if not rows:
+            click.echo(f"no active membership of {plan} to move to {target}")
+        for r in rows:
+            changes = ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in r["changes"].items()) or "no change in terms"
+            state = "" if not apply else ("  [moved]" if r.get("applied") else "  [NOT moved]")
+            click.echo(f"{r['membership']} ({r['tier']}) {r['from']} -> {r['to']}: {r['problem'] or changes}{state}")
+
+    emit(rows, as_json, human)
+    if apply and any(not r.get("applied") for r in rows):
+        sys.exit(1)
+
+
 def _print_membership(m: dict) -> None:
     click.echo(f"{m['id']}  {m['customer']['name']}  [{m['status']}]")
     click.echo(f"  plan      {m['plan']} ({m['plan_name']}), tier {m['tier_name']}")

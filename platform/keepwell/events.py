@@ -22,10 +22,10 @@ from .tenancy import Ctx, get_customer
 from .validation import validate_event
 
 # Raised only by the platform's own due work, never accepted from outside.
-PLATFORM_ONLY = frozenset({"period_ended", "renewed", "expired", "points_expired"})
+PLATFORM_ONLY = frozenset({"period_ended", "renewed", "expired", "points_expired", "migrated"})
 BUILTIN = "keepwell@1"
 # Keys of the platform's own events (close_period_event, due.run_unit): never accepted from outside.
-RESERVED_KEYS = ("period_ended:", "renewed:", "expired:", "points_expired:")
+RESERVED_KEYS = ("period_ended:", "renewed:", "expired:", "points_expired:", "migrated:")
 
 
 def check(payload: object, trusted: bool = False) -> list[Problem]:
@@ -214,6 +214,15 @@ def _points_expired(ctx: Ctx, event: Event, data: dict, local: date) -> dict:
     return {"expired_points": n, "through": through.isoformat()}
 
 
+def _migrated(ctx: Ctx, event: Event, data: dict, local: date) -> dict:
+    m = memberships.get(ctx, data["membership"], lock=True)
+    if m.customer_id != event.customer_id:
+        raise Declined("wrong_customer", f"membership {m.id} belongs to another customer")
+    before = memberships.plan_of(ctx, m)[0]
+    memberships.migrate(ctx, m, data["plan"])
+    return {"membership": m.id, "from": before, "to": memberships.plan_of(ctx, m)[0]}
+
+
 HANDLERS = {
     "purchase": _purchase,
     "service_completed": _service_completed,
@@ -226,6 +235,7 @@ HANDLERS = {
     "renewed": _nothing,
     "expired": _nothing,
     "points_expired": _points_expired,
+    "migrated": _migrated,
 }
 
 

@@ -85,6 +85,61 @@ def enroll(ctx: Ctx, customer: Customer, plan: str, tier: str | None, on: date, 
     return m
 
 
+def migrate(ctx: Ctx, m: Membership, target: str) -> None:
+    """Move a membership to another version of its plan. What the current period granted stays;
+    the new terms apply from the next period's grants (allowance, overdraft limit, services)."""
+    rs, v = get_version(ctx.session, ctx.company.id, target)
+    current_rs = ctx.session.get(Ruleset, ctx.session.get(RulesetVersion, m.plan_version_id).ruleset_id)
+    if rs.id != current_rs.id:
+        raise Declined("other_plan", f"{target} is not a version of {current_rs.key}")
+    if m.status != "active":
+        raise Declined("not_active", f"membership {m.id} is {m.status}")
+    terms = resolve(v.content, m.tier)  # NotFound when the tier is gone from that version
+    if terms.period != m.period:
+        raise Declined("period_changed", f"{target} has a {terms.period} period; this membership runs {m.period}")
+    m.plan_version_id = v.id
+    m.auto_renewal = terms.auto_renewal
+
+
+def migration_preview(ctx: Ctx, plan: str, target: str) -> list[dict]:
+    """What `migrate` would change for every active membership of a plan not yet on `target`."""
+    from .errors import KeepwellError
+
+    rs, v = get_version(ctx.session, ctx.company.id, target)
+    if rs.kind != "Plan":
+        raise KeepwellError(f"{target} is a {rs.kind}, not a Plan")
+    rows = []
+    q = (sa.select(Membership).join(RulesetVersion, RulesetVersion.id == Membership.plan_version_id)
+         .where(Membership.company_id == ctx.company.id, Membership.status == "active",
+                RulesetVersion.ruleset_id == rs.id, Membership.plan_version_id != v.id)
+         .order_by(Membership.created_at, Membership.id))
+    for m in ctx.session.scalars(q):
+        old_ref, old = plan_of(ctx, m)
+        try:
+            new = resolve(v.content, m.tier)
+            problem = None if new.period == m.period else f"period changes from {m.period} to {new.period}"
+        except NotFound as exc:
+            new, problem = None, exc.message
+        row = {"membership": m.id, "customer": m.customer_id, "tier": m.tier, "from": old_ref, "to": ref(rs, v),
+               "problem": problem, "changes": {}}
+        if new is not None:
+            from .money import format_cents
+
+            for label, a, b in (("allowance", old.allowance_cents, new.allowance_cents),
+                                ("overdraft_limit", old.overdraft_limit_cents, new.overdraft_limit_cents)):
+                if a != b:
+                    row["changes"][label] = {"from": format_cents(a), "to": format_cents(b)}
+            old_s = {s.code: s.quantity for s in old.included_services}
+            new_s = {s.code: s.quantity for s in new.included_services}
+            for code in sorted(set(old_s) | set(new_s)):
+                if old_s.get(code, 0) != new_s.get(code, 0):
+                    row["changes"][f"services.{code}"] = {"from": old_s.get(code, 0), "to": new_s.get(code, 0)}
+            if old.auto_renewal != new.auto_renewal:
+                row["changes"]["auto_renewal"] = {"from": old.auto_renewal, "to": new.auto_renewal}
+        rows.append(row)
+    return rows
+
+
 def close_period(ctx: Ctx, m: Membership, event_id: int) -> dict:
     """Close the current period: renew into the next one, or expire the membership."""
     plan_ref, terms = plan_of(ctx, m)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -170,6 +170,29 @@ class Keepwell:
         summary["points_expired"] = sum(r.get("expired_points", 0) for r in done)
         summary["reminders_queued"] = sum(1 for r in done if r.get("queued"))
         return summary
+
+    def migrate(self, plan: str, target: str, apply: bool = False, company: str | None = None) -> list[dict]:
+        """Preview (default) or apply moving a plan's active memberships to another version; each
+        move is a `migrated` event of its own, so it is idempotent and explained."""
+        rows = self.run(company, lambda c: memberships.migration_preview(c, plan, target))
+        if not apply:
+            return rows
+        for row in rows:
+            if row["problem"]:
+                row["applied"] = False
+                continue
+
+            def work(c, row=row):
+                payload = {"id": f"migrated:{row['membership']}:{row['to']}", "type": "migrated", "customer": row["customer"],
+                           "occurred_at": datetime.now(timezone.utc).isoformat(),
+                           "data": {"membership": row["membership"], "plan": row["to"]}}
+                return events.post(c, payload, trusted=True)
+
+            result = self.run(company, work)
+            row["applied"] = result.get("status") == "processed"
+            if not row["applied"]:
+                row["problem"] = result.get("message")
+        return rows
 
     def membership(self, membership_id: str, company: str | None = None) -> dict:
         return self.run(company, lambda c: memberships.view(c, memberships.get(c, membership_id)))
