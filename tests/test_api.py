@@ -82,3 +82,21 @@ def test_another_companys_ids_are_not_found(api):
     assert r.status_code == 404
     assert client.get(f"/api/v1/memberships/{mid}", headers=mine).json["allowance"]["balance"] == "100.00"
     assert client.get("/api/v1/customers", headers=theirs).json["customers"] == []
+
+
+def test_simulation_over_the_api(api):
+    client, keys = api
+    h = auth(keys["default"])
+    cust = client.post("/api/v1/customers", json={"name": "Sim"}, headers=h).json["id"]
+    client.post("/api/v1/enrollments", json={"customer": cust, "plan": "vip", "on": "2024-01-01"}, headers=h)
+    client.post("/api/v1/events", json={"id": "s1", "type": "purchase", "customer": cust, "occurred_at": "2024-01-05T10:00:00Z",
+                                        "data": {"amount": "42.00", "pay_with": "card"}}, headers=h)
+    draft = {"apiVersion": "keepwell/v1", "kind": "EarningRules", "metadata": {"id": "r", "name": "R"},
+             "spec": {"point_value": "0.01", "rules": [{"id": "spend", "when": {"event": "purchase"},
+                                                       "earn": {"points": 2, "per": "1.00", "of": "data.amount"}}]}}
+    r = client.post("/api/v1/simulations", json={"draft": draft, "from": "2024-01-01", "to": "2024-12-31"}, headers=h)
+    assert r.status_code == 200
+    assert r.json["total"]["points"] == 84 and r.json["total"]["points_liability"] == "0.84"
+    assert client.get(f"/api/v1/customers/{cust}/points", headers=h).json["balance"] == 0  # nothing written
+    bad = client.post("/api/v1/simulations", json={"draft": {"kind": "EarningRules"}, "from": "2024-01-01", "to": "2024-12-31"}, headers=h)
+    assert bad.status_code == 422 and bad.json["error"]["errors"]

@@ -132,3 +132,20 @@ def rulesets():
     from . import versions
 
     return jsonify({"rulesets": service().run(g.company, lambda c: versions.list_rulesets(c.session, c.company.id))})
+
+
+@bp.post("/simulations")
+def simulate():
+    """{"draft": <ruleset document>, "from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}: what would change
+    over the recorded events if the draft had been in force; nothing is written."""
+    from .simulation import simulate as run
+
+    body = _body()
+    problems = [Problem(k, "required") for k in ("draft", "from", "to") if not (isinstance(body, dict) and body.get(k))]
+    if problems:
+        raise InvalidDocument("simulation rejected", problems)
+    try:
+        start, end = date.fromisoformat(body["from"]), date.fromisoformat(body["to"])
+    except (TypeError, ValueError):
+        raise InvalidDocument("simulation rejected", [Problem("from/to", "dates as YYYY-MM-DD")]) from None
+    return jsonify(run(service(), g.company, body["draft"], start, end))
