@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 
 from rq import Retry
 from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
 
 from keepwell.config import Settings
 from keepwell.due import DueUnit
@@ -24,17 +25,31 @@ DUE_RETRY = Retry(max=3, interval=[10, 30, 60])
 LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 _app = None
-_app_pid = None
+_app_key = None
 
 
 def service():
-    """One service (database pool, rules engine) per worker process, built after the fork."""
-    global _app, _app_pid
-    if _app is None or _app_pid != os.getpid():
+    """One service (database pool, rules engine) per worker process, built after the fork, and
+    for the database the environment names now (a process that runs `run-due` for one database
+    and then another must not plan the second from the first)."""
+    global _app, _app_key
+    settings = Settings.from_env()
+    key = (os.getpid(), settings.database_url)
+    if _app is None or _app_key != key:
         from keepwell.service import Keepwell
 
-        _app, _app_pid = Keepwell.from_settings(Settings.from_env()), os.getpid()
+        if _app is not None and _app_key[0] == key[0]:
+            _app.close()  # same process, another database: the old pool is ours to close
+        _app, _app_key = Keepwell.from_settings(settings), key
     return _app
+
+
+def close_service() -> None:
+    """Close this process's service (its database pool), e.g. when an in-process caller is done."""
+    global _app, _app_key
+    if _app is not None and _app_key[0] == os.getpid():
+        _app.close()
+    _app = _app_key = None
 
 
 def channels():
@@ -60,16 +75,33 @@ def deliver(message_id: int) -> dict:
     return {"message": message_id, "status": outcome.status, "detail": outcome.detail}
 
 
-def tick(reschedule: bool = True) -> dict:
-    """Enqueue everything due now for every company, and the outbox; then book the next tick."""
+def tick() -> dict:
+    """Enqueue everything due now for every company, and the outbox."""
     url = Settings.from_env().redis_url
     enqueued = enqueue_due(url, None)
     sent = enqueue_outbox(url)
-    if reschedule:
-        seconds = int(os.environ.get("KEEPWELL_TICK_SECONDS", "60"))
-        slot = int(datetime.now().timestamp()) // seconds + 1
-        _enqueue_once(queues.queue(url, queues.DUE), tick, f"keepwell-tick-{slot}", at=timedelta(seconds=seconds))
     return {"due_jobs": enqueued, "outbox_jobs": sent}
+
+
+def tick_seconds() -> int:
+    return max(int(os.environ.get("KEEPWELL_TICK_SECONDS", "60")), 1)
+
+
+def ensure_tick(url: str) -> bool:
+    """Enqueue this time slot's tick (one per KEEPWELL_TICK_SECONDS, whichever worker is first).
+
+    Every long-running worker calls this from its maintenance, so the ticks depend neither on a
+    chain of scheduled jobs (lost with Redis's data: after a Redis restart ticks stopped for
+    good) nor on RQ's scheduler (a worker killed with SIGKILL keeps its scheduler lock for a
+    minute, and a restarted worker only tries again at its next maintenance, ten minutes on)."""
+    seconds = tick_seconds()
+    slot = int(datetime.now().timestamp()) // seconds
+    q = queues.queue(url, queues.DUE)
+    if not q.connection.set(f"keepwell:tick:{slot}", 1, nx=True, ex=max(2 * seconds, 60)):
+        return False
+    jid = f"keepwell-tick-{slot}"
+    q.enqueue(tick, job_id=jid, description=jid, result_ttl=max(10 * seconds, 600), failure_ttl=7 * 86400)
+    return True
 
 
 # --- enqueueing --------------------------------------------------------------------------------
@@ -81,22 +113,34 @@ def job_id(kind: str, key: str) -> str:
 def _enqueue_once(q, func, jid: str, *args, at: timedelta | None = None, retry: Retry | None = None, **kwargs) -> bool:
     """Enqueue under a deterministic id unless a live job has it already. A SET NX guard makes
     two tickers racing for the same id enqueue it once; were both to get through, the work
-    itself is idempotent."""
+    itself is idempotent.
+
+    The guard is held only while deciding (it used to stay for 30 s, so work whose job had just
+    failed could not be enqueued again, even by an operator's `run-due`, which then reported
+    the old failure). A failed job enqueued again leaves the failed registry: it is no longer a
+    failure to report or to retry."""
     conn = q.connection
-    if not conn.set(f"keepwell:enqueue:{jid}", 1, nx=True, ex=30):
+    guard = f"keepwell:enqueue:{jid}"
+    if not conn.set(guard, 1, nx=True, ex=30):
         return False
     try:
-        existing = Job.fetch(jid, connection=conn)
-        if existing.get_status(refresh=True) in LIVE:
+        try:
+            existing = Job.fetch(jid, connection=conn)
+            status = existing.get_status(refresh=True)
+        except Exception:
+            existing = status = None  # no such job (or expired): enqueue afresh
+        if status in LIVE:
             return False
-    except Exception:
-        pass  # no such job (or expired): enqueue afresh
-    options = {"job_id": jid, "retry": retry, "result_ttl": 86400, "failure_ttl": 7 * 86400, "description": jid}
-    if at is not None:
-        q.enqueue_in(at, func, *args, **options, **kwargs)
-    else:
-        q.enqueue(func, *args, **options, **kwargs)
-    return True
+        if status == JobStatus.FAILED:
+            FailedJobRegistry(queue=q).remove(existing)
+        options = {"job_id": jid, "retry": retry, "result_ttl": 86400, "failure_ttl": 7 * 86400, "description": jid}
+        if at is not None:
+            q.enqueue_in(at, func, *args, **options, **kwargs)
+        else:
+            q.enqueue(func, *args, **options, **kwargs)
+        return True
+    finally:
+        conn.delete(guard)
 
 
 def enqueue_due(url: str, as_of: date | None, companies: list[str] | None = None) -> list[str]:

@@ -10,12 +10,39 @@ from rq.registry import (DeferredJobRegistry, FailedJobRegistry, FinishedJobRegi
 from . import jobs, queues
 
 
+class KeepwellWorker(Worker):
+    """RQ's worker whose maintenance also keeps Keepwell's periodic tick going (`jobs.ensure_tick`)
+    and runs every tick interval rather than RQ's ten minutes: so a scheduler whose lock a
+    crashed worker held is started again, and a crashed worker's job is retried, within about a
+    minute and a half (RQ's lock and heartbeat lifetimes) instead of ten."""
+
+    def __init__(self, *args, tick_url: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tick_url = tick_url
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        if self.tick_url:
+            try:
+                jobs.ensure_tick(self.tick_url)
+            except Exception:  # the database or Redis away for a moment: the next maintenance tries again
+                self.log.exception("Worker %s: could not enqueue the tick", self.name)
+
+
 def work(url: str, burst: bool = False, name: str | None = None) -> bool:
     """Run an RQ worker with its scheduler on every Keepwell queue. A burst worker first
-    enqueues what is due now, works until the queues are empty, then returns."""
+    enqueues what is due now, works until the queues are empty, then returns; a long-running
+    one enqueues a tick every KEEPWELL_TICK_SECONDS from its maintenance."""
     conn = queues.connection(url)
-    jobs.tick(reschedule=not burst)
-    worker = Worker([queues.queue(url, n) for n in queues.QUEUES], connection=conn, name=name)
+    qs = [queues.queue(url, n) for n in queues.QUEUES]
+    if burst:
+        jobs.tick()
+        worker = Worker(qs, connection=conn, name=name)
+    else:
+        seconds = jobs.tick_seconds()
+        # Maintenance runs between dequeues: wait for jobs at most half a tick at a time.
+        worker = KeepwellWorker(qs, connection=conn, name=name, tick_url=url, maintenance_interval=seconds,
+                                worker_ttl=15 + max(seconds // 2, 1))
     return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
@@ -50,8 +77,19 @@ def failed(url: str) -> list[dict]:
             exc = (job.latest_result().exc_string if job.latest_result() else job.exc_info) or ""
             rows.append({"id": jid, "queue": name, "function": job.func_name, "args": list(job.args),
                          "ended_at": job.ended_at.isoformat() if job.ended_at else None,
-                         "error": exc.strip().splitlines()[-1] if exc.strip() else ""})
+                         "error": reason(exc)})
     return rows
+
+
+def reason(exc_string: str) -> str:
+    """The exception line of a job's traceback ("Type: message"). Not simply the last line: a
+    multi-line message (SQLAlchemy's ends with "(Background on this error at: ...)") would hide it."""
+    lines = exc_string.strip().splitlines()
+    last_tb = max((i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")), default=-1)
+    for line in lines[last_tb + 1:]:
+        if line.strip() and not line[0].isspace():
+            return line
+    return lines[-1] if lines else ""
 
 
 def retry(url: str, job_ids: list[str] | None) -> list[str]:

@@ -7,6 +7,7 @@ Each channel takes a rendered `Message` and either returns a delivery receipt or
 from __future__ import annotations
 
 import base64
+import email.policy
 import hashlib
 import hmac
 import json
@@ -88,7 +89,9 @@ class SmtpEmail:
         self.s = settings
 
     def send(self, message: Message) -> str:
-        mail = EmailMessage()
+        # Headers are not folded below the RFC 5322 limit of 998: X-Keepwell-Key must reach the
+        # receiver verbatim (folded, or RFC 2047-encoded when long, it no longer matches the key).
+        mail = EmailMessage(policy=_SMTP_POLICY)
         mail["From"] = self.s.mail_from
         mail["To"] = message.to
         mail["Subject"] = message.subject
@@ -113,6 +116,9 @@ class SmtpEmail:
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP {self.s.smtp_host}:{self.s.smtp_port}: {exc}") from exc
         return mail["Message-ID"]
+
+
+_SMTP_POLICY = email.policy.default.clone(max_line_length=998)
 
 
 class FileSms:
@@ -147,8 +153,14 @@ class TwilioSms:
         token = base64.b64encode(f"{self.s.twilio_account_sid}:{self.s.twilio_auth_token}".encode()).decode()
         req = urllib.request.Request(url, data=body, method="POST", headers={
             "Authorization": f"Basic {token}", "Content-Type": "application/x-www-form-urlencoded",
-            "I-Twilio-Idempotency-Token": message.key[:64]})
+            "I-Twilio-Idempotency-Token": idempotency_token(message.key)})
         return _http(req, self.s.http_timeout).get("sid", "")
+
+
+def idempotency_token(key: str, limit: int = 64) -> str:
+    """The outbox key when it fits, else its SHA-256: cutting it off would give two messages that
+    share a long prefix (two triggers of one event) the same token, and the second would be dropped."""
+    return key if len(key) <= limit else hashlib.sha256(key.encode()).hexdigest()[:limit]
 
 
 class Webhook:
@@ -157,8 +169,13 @@ class Webhook:
     name = "webhook"
 
     def __init__(self, settings: ChannelSettings, secret: str = ""):
+        self.settings = settings
         self.timeout = settings.http_timeout
         self.secret = secret
+
+    def with_secret(self, secret: str) -> "Webhook":
+        """The same channel signing with another secret (a company's own)."""
+        return Webhook(self.settings, secret)
 
     def send(self, message: Message) -> str:
         body = json.dumps({"id": message.key, "subject": message.subject, "text": message.body, "data": message.data},
@@ -175,6 +192,7 @@ def _http(req: urllib.request.Request, timeout: float) -> dict:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             text = resp.read().decode() or "{}"
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response (and its socket) open
         # 4xx other than 408/429 will not get better by retrying.
         retryable = exc.code >= 500 or exc.code in (408, 429)
         raise DeliveryError(f"HTTP {exc.code} from {req.full_url}", retryable=retryable) from exc

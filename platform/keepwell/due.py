@@ -49,7 +49,7 @@ def run_unit(ctx: Ctx, unit: DueUnit) -> dict:
 
     get_customer(ctx.session, ctx.company, unit.customer, lock=True)
     if unit.kind == "period_end":
-        m = memberships.get(ctx, unit.subject, lock=True)
+        m = _membership_of(ctx, unit, lock=True)
         closed = events.catch_up(ctx, m, unit.as_of)
         return {"unit": unit.key, "periods_closed": len(closed), "status": m.status, "expires_on": m.expires_on.isoformat()}
     if unit.kind == "points_expiry":
@@ -70,6 +70,17 @@ def run_unit(ctx: Ctx, unit: DueUnit) -> dict:
     if unit.kind == "reminder":
         return {"unit": unit.key, "queued": _queue_reminder(ctx, unit)}
     raise ValueError(f"unknown due work {unit.kind}")
+
+
+def _membership_of(ctx: Ctx, unit: DueUnit, lock: bool = False):
+    """The unit's membership, which must be the unit's customer's: the customer row is what
+    serialises writers, so work on another customer's membership under this lock is refused."""
+    from .errors import NotFound
+
+    m = memberships.get(ctx, unit.subject, lock=lock)
+    if m.customer_id != unit.customer:
+        raise NotFound(f"membership {m.id!r} does not belong to customer {unit.customer!r}")
+    return m
 
 
 def _date_triggers(ctx: Ctx, on: date):
@@ -110,7 +121,7 @@ def _queue_reminder(ctx: Ctx, unit: DueUnit) -> bool:
             OutboxMessage.company_id == ctx.company.id, OutboxMessage.key == unit.key)) is not None:
         return False
     _, ruleset_id, trigger_id = unit.key.split(":")[:3]
-    m = memberships.get(ctx, unit.subject)
+    m = _membership_of(ctx, unit)
     for ruleset_ref, trig in _date_triggers(ctx, unit.as_of):
         if (ruleset_ref.split("@")[0], trig["id"]) != (ruleset_id, trigger_id):
             continue

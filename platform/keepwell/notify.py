@@ -47,6 +47,8 @@ def render(text: str, variables: dict) -> str:
         return _env.from_string(text).render(**variables)
     except TemplateError as exc:
         raise DeliveryError(f"template error: {exc}", retryable=False) from exc
+    except Exception as exc:  # {{ 1 // 0 }}, {{ "a" + 1 }}: the template's fault, and it will not go away
+        raise DeliveryError(f"template error: {type(exc).__name__}: {exc}", retryable=False) from exc
 
 
 def variables(ctx: Ctx, msg: OutboxMessage) -> dict:
@@ -61,6 +63,11 @@ def variables(ctx: Ctx, msg: OutboxMessage) -> dict:
         m = memberships.get(ctx, mid)
         membership = memberships.view(ctx, m)
         membership["renews_on"] = period_start(m.issued_on, m.period, m.current_period + 1).isoformat()
+        # A reminder speaks of the renewal or expiry it was queued for, even when it goes out late
+        # (quiet hours, retries, an outage) and the membership has moved on to its next period.
+        for k in ("renews_on", "expires_on"):
+            if payload.get(k):
+                membership[k] = payload[k]
     return {
         "company": {"name": ctx.company.name, "slug": ctx.company.slug},
         "customer": {"id": customer.id, "name": customer.name, "email": customer.email, "phone": customer.phone}
@@ -76,7 +83,9 @@ def variables(ctx: Ctx, msg: OutboxMessage) -> dict:
 
 def recipient(company: Company, customer: Customer | None, msg: OutboxMessage) -> str:
     if msg.audience == "company":
-        to = company.webhook_url if msg.channel == "webhook" else company.email
+        # A company has an address for email and a URL for webhooks, but no phone number: a
+        # company text used to go to its email address.
+        to = {"webhook": company.webhook_url, "email": company.email}.get(msg.channel)
     elif msg.channel == "webhook":
         to = company.webhook_url
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 
 import sqlalchemy as sa
 
@@ -64,7 +64,8 @@ def _in_quiet_hours(company: Company, now: datetime) -> datetime | None:
     if not inside:
         return None
     end_day = local.date() if t < end else local.date() + timedelta(days=1)
-    return datetime.combine(end_day, end, tzinfo=local.tzinfo)
+    # Stored in UTC: SQLite keeps no offset, and every other moment in the table is UTC.
+    return datetime.combine(end_day, end, tzinfo=local.tzinfo).astimezone(timezone.utc)
 
 
 def _record(session, msg: OutboxMessage, status: str, detail: str) -> None:
@@ -84,7 +85,7 @@ def _inline_templates(ctx: Ctx, msg: OutboxMessage) -> dict:
 
 def deliver(app, message_id: int, channels: dict[str, Channel], now: datetime | None = None) -> Outcome:
     """Try one message once. Safe to call twice at once: the claim lets only one of them send."""
-    now = now or utcnow()
+    now = (now or utcnow()).astimezone(timezone.utc)  # what is stored must be UTC (SQLite drops offsets)
     with db.transaction(app.sessions) as session:
         q = sa.select(OutboxMessage).where(OutboxMessage.id == message_id)
         msg = session.scalar(q.with_for_update(skip_locked=True) if db.is_postgres(session) else q)
@@ -112,6 +113,9 @@ def deliver(app, message_id: int, channels: dict[str, Channel], now: datetime | 
         try:
             rendered = build(ctx, msg, _inline_templates(ctx, msg))
             channel = channels[msg.channel]
+            if msg.channel == "webhook" and company.webhook_secret and hasattr(channel, "with_secret"):
+                # A company's own secret (`companies set --webhook-secret`) wins over the default.
+                channel = channel.with_secret(company.webhook_secret)
         except (DeliveryError, KeyError) as exc:
             msg.attempts += 1
             msg.status, msg.last_error = "dead", str(exc)
@@ -167,6 +171,4 @@ def counts(session, company_id: int | None = None) -> dict[str, int]:
 
 def _aware(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes (stored as UTC).
-    from datetime import timezone
-
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
