@@ -308,7 +308,8 @@ def test_run_due_with_redis_enqueues_one_job_per_unit_and_changes_nothing(db_url
     res = cli.json("run-due", "--as-of", today().isoformat())
     assert res["enqueued"] == 6 and res["failed"] == []
     # Enqueuing again while they wait adds nothing: the job ids are deterministic.
-    cli.json("run-due", "--as-of", today().isoformat())
+    again = cli.json("run-due", "--as-of", today().isoformat())
+    assert (again["enqueued"], again["already_queued"]) == (0, 6)
     status = cli.json("jobs", "status")
     assert status["queues"]["keepwell-due"]["queued"] == 6
     assert (status["queued"], status["started"], status["failed"], status["finished"]) == (6, 0, 0, 0)
@@ -380,8 +381,10 @@ def test_run_due_wait_returns_once_a_running_worker_has_done_the_work(pg, postgr
                                   capture_output=True, text=True, timeout=180)
             assert done.returncode == 0, done.stderr
             summary = json.loads(done.stdout)
-            assert summary["enqueued"] == 2 * n and summary["failed"] == []
-            assert len(summary["jobs"]) == 2 * n and set(summary["jobs"].values()) == {"finished"}
+            # The running worker's own tick may have enqueued, or even done, some of the work first:
+            # what run-due found still due, it waited for.
+            assert summary["failed"] == [] and set(summary["jobs"].values()) <= {"finished"}
+            assert summary["enqueued"] + summary["already_queued"] == len(summary["jobs"]) <= 2 * n
             # When it returns, the work is done.
             assert current_periods(postgres_url) == {mid: 1 for mid in ms}
             assert points_expired_events(postgres_url) == Counter({cid: 1 for cid in ms.values()})

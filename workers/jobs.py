@@ -143,8 +143,10 @@ def _enqueue_once(q, func, jid: str, *args, at: timedelta | None = None, retry: 
         conn.delete(guard)
 
 
-def enqueue_due(url: str, as_of: date | None, companies: list[str] | None = None) -> list[str]:
-    """One job per due unit per company (as of each company's local today when not given)."""
+def enqueue_due(url: str, as_of: date | None, companies: list[str] | None = None, added: list[str] | None = None) -> list[str]:
+    """One job per due unit per company (as of each company's local today when not given).
+    Returns the ids of every job doing that work; `added`, when given, collects the ids that
+    this call enqueued (the others were already queued or running)."""
     app = service()
     q = queues.queue(url, queues.DUE)
     ids = []
@@ -152,7 +154,8 @@ def enqueue_due(url: str, as_of: date | None, companies: list[str] | None = None
         day = as_of or app.run(slug, lambda c: c.local_date(datetime.now().astimezone()))
         for unit in app.due_plan(day, company=slug):
             jid = job_id("due", f"{slug}:{unit.key}")
-            _enqueue_once(q, run_due_unit, jid, slug, unit.to_dict(), retry=DUE_RETRY)
+            if _enqueue_once(q, run_due_unit, jid, slug, unit.to_dict(), retry=DUE_RETRY) and added is not None:
+                added.append(jid)
             ids.append(jid)
     return ids
 

@@ -557,10 +557,12 @@ def run_due(obj, as_of, wait, as_json):
     if obj.settings.redis_url:
         from workers import jobs, worker
 
-        summary = {"as_of": as_of.isoformat(), "enqueued": 0, "jobs": {}}
+        summary = {"as_of": as_of.isoformat(), "enqueued": 0, "already_queued": 0, "jobs": {}}
         while True:
-            ids = jobs.enqueue_due(obj.settings.redis_url, as_of, [obj.company])
-            summary["enqueued"] += len(ids)
+            added: list[str] = []
+            ids = jobs.enqueue_due(obj.settings.redis_url, as_of, [obj.company], added)
+            summary["enqueued"] += len(added)
+            summary["already_queued"] += len(ids) - len(added)
             if not wait or not ids:
                 break
             statuses = worker.wait(obj.settings.redis_url, ids)
@@ -569,7 +571,8 @@ def run_due(obj, as_of, wait, as_json):
                 break  # failed work stays due: do not spin on it
         summary["failed"] = sorted(j for j, s in summary["jobs"].items() if s != "finished")
         emit(summary, as_json, lambda s: click.echo(
-            f"as of {s['as_of']}: {s['enqueued']} job(s) enqueued" + (f", {len(s['failed'])} failed" if wait else "")))
+            f"as of {s['as_of']}: {s['enqueued']} job(s) enqueued, {s['already_queued']} already queued"
+            + (f", {len(s['failed'])} failed" if wait else "")))
         if summary["failed"]:
             sys.exit(1)
         return
