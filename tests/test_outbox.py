@@ -687,3 +687,18 @@ def test_renewal_reminders_are_queued_once_per_membership_and_delivered(hvac, db
         assert by_key[keys[a]]["Subject"] == "Your Comfort Club membership renews on 2027-01-15"
         assert mail["Subject"] == "Your Comfort Club membership renews on 2027-02-01"
         assert "Hi Ben Later," in mail.get_content()
+
+
+def test_templates_set_list_and_remove_through_the_cli(cli, tmp_path):
+    body = tmp_path / "welcome.txt"
+    body.write_text("Hello {{ customer.name }}, welcome from {{ company.name }}!")
+    assert cli.out("templates", "set", "welcome", "--subject", "Hi {{ customer.name }}", "--body-file", str(body)) == "welcome (email)"
+    rows = cli.json("templates", "list")
+    assert {"name": "welcome", "channel": "email", "source": "company"} in rows
+    assert {"name": "welcome", "channel": "sms", "source": "shipped"} in rows
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Hello {{ customer.name ")
+    res = cli("templates", "set", "welcome", "--body-file", str(bad), expect=1)
+    assert "template welcome not saved" in res.stderr and "body: line 1" in res.stderr
+    cli("templates", "remove", "welcome")
+    assert {"name": "welcome", "channel": "email", "source": "shipped"} in cli.json("templates", "list")

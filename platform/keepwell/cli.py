@@ -819,6 +819,69 @@ def outbox():
     """Messages leaving the system: email, SMS, webhooks."""
 
 
+@main.group()
+def templates():
+    """The company's own wording of notification templates (overrides the shipped and ruleset ones)."""
+
+
+@templates.command("set")
+@click.argument("name")
+@click.option("--channel", type=click.Choice(["email", "sms", "webhook"]), default="email", show_default=True)
+@click.option("--subject", default=None, help="Email subject (Jinja2).")
+@click.option("--body-file", type=click.Path(exists=True, dir_okay=False), required=True, help="File with the body (Jinja2).")
+@click.pass_obj
+@handled
+def templates_set(obj, name, channel, subject, body_file):
+    """Set the company's own wording for template NAME on a channel; checked by rendering it."""
+    from pathlib import Path
+
+    from .notify import set_override
+
+    body = Path(body_file).read_text(encoding="utf-8")
+    obj.app.run(obj.company, lambda c: set_override(c, name, channel, subject, body))
+    click.echo(f"{name} ({channel})")
+
+
+@templates.command("list")
+@json_option
+@click.pass_obj
+@handled
+def templates_list(obj, as_json):
+    """Shipped templates and the company's overrides."""
+    import sqlalchemy as sa
+
+    from .models import MessageTemplate
+    from .notify import shipped
+
+    def work(c):
+        own = {(t.name, t.channel): t for t in c.session.scalars(
+            sa.select(MessageTemplate).where(MessageTemplate.company_id == c.company.id))}
+        rows = [{"name": n, "channel": ch, "source": "company" if (n, ch) in own else "shipped"}
+                for n, t in sorted(shipped().items()) for ch in ("email", "sms") if ch in t or (n, ch) in own]
+        rows += [{"name": n, "channel": ch, "source": "company"} for (n, ch) in sorted(own)
+                 if not any(r["name"] == n and r["channel"] == ch for r in rows)]
+        return rows
+
+    emit(obj.app.run(obj.company, work), as_json,
+         lambda rows: [click.echo(f"{r['name']:<28} {r['channel']:<8} {r['source']}") for r in rows])
+
+
+@templates.command("remove")
+@click.argument("name")
+@click.option("--channel", type=click.Choice(["email", "sms", "webhook"]), default="email", show_default=True)
+@click.pass_obj
+@handled
+def templates_remove(obj, name, channel):
+    """Go back to the shipped (or ruleset) wording."""
+    import sqlalchemy as sa
+
+    from .models import MessageTemplate
+
+    obj.app.run(obj.company, lambda c: c.session.execute(sa.delete(MessageTemplate).where(
+        MessageTemplate.company_id == c.company.id, MessageTemplate.name == name, MessageTemplate.channel == channel)))
+    click.echo(f"{name} ({channel}) removed")
+
+
 @outbox.command("list")
 @click.option("--status", default=None, help="pending, retry, sending, sent, skipped or dead.")
 @click.option("--limit", default=50, show_default=True)

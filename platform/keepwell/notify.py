@@ -105,3 +105,27 @@ def build(ctx: Ctx, msg: OutboxMessage, inline_templates: dict | None) -> Messag
     return Message(key=msg.key, channel=msg.channel, to=to, subject=render(subject, v).strip(), body=render(body, v),
                    data={"event": v["event"], "customer": v["customer"].get("id"), "trigger": v["trigger"],
                          "data": v["data"]})
+
+
+def set_override(ctx: Ctx, name: str, channel: str, subject: str | None, body: str) -> None:
+    """Store a company's own wording, after checking that it parses as a template."""
+    from jinja2 import TemplateSyntaxError
+
+    from .errors import InvalidDocument, Problem
+
+    problems = []
+    for field, text in (("subject", subject or ""), ("body", body)):
+        try:
+            _env.parse(text)
+        except TemplateSyntaxError as exc:
+            problems.append(Problem(f"{field}: line {exc.lineno}", exc.message or "template syntax error"))
+    if not body.strip():
+        problems.append(Problem("body", "is empty"))
+    if problems:
+        raise InvalidDocument(f"template {name} not saved", problems)
+    row = ctx.session.scalar(sa.select(MessageTemplate).where(
+        MessageTemplate.company_id == ctx.company.id, MessageTemplate.name == name, MessageTemplate.channel == channel))
+    if row is None:
+        ctx.session.add(MessageTemplate(company_id=ctx.company.id, name=name, channel=channel, subject=subject, body=body))
+    else:
+        row.subject, row.body = subject, body
