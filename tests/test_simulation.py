@@ -84,3 +84,25 @@ def test_invalid_draft_is_refused_with_paths(cli, tmp_path):
     draft.write_text((RULES % (1, 100)).replace("per: \"1.00\"", "per: \"zero\""))
     res = cli("rulesets", "simulate", str(draft), "--from", "2024-01-01", "--to", "2024-06-30", expect=1)
     assert "spec.rules[0].earn.per" in res.stderr
+
+
+def test_a_pack_with_other_parameters_over_a_sample_stream(cli, tmp_path):
+    import json
+
+    cli("packs", "install", "hvac")
+    c = cli.out("customers", "add", "--name", "Stream")
+    cli("enroll", c, "hvac-comfort-club", "--tier", "basic", "--on", "2026-01-10")
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text("\n".join(json.dumps(e) for e in [
+        event("s-ref", "referral", c, "2026-02-01", referred_name="Neighbour"),
+    ]) + "\n")
+    default = next(p for p in cli.json("packs", "show", "hvac")["parameters"] if p["name"] == "referral_points")
+    bigger = int(default["default"]) + 250
+    report = cli.json("rulesets", "simulate", "--pack", "hvac", "--set", f"referral_points={bigger}",
+                      "--events", str(stream), "--from", "2026-01-01", "--to", "2026-06-30")
+    assert report["source"] == "sample stream" and report["events"] == 1
+    [member] = report["members"]
+    assert member["points"]["change"] == 250  # basic tier: no multiplier
+    assert cli.json("points", "show", c)["balance"] == 0  # the sample stream was not posted
+    res = cli("rulesets", "simulate", "--from", "2026-01-01", "--to", "2026-06-30", expect=1)
+    assert "give draft FILES or --pack NAME" in res.stderr

@@ -136,8 +136,9 @@ def rulesets():
 
 @bp.post("/simulations")
 def simulate():
-    """{"draft": <ruleset document>, "from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}: what would change
-    over the recorded events if the draft had been in force; nothing is written."""
+    """{"draft": <ruleset document or list of them>, "from": "YYYY-MM-DD", "to": "YYYY-MM-DD",
+    "events": [optional sample stream]}: what would change over the recorded events (or the
+    sample stream) if the draft had been in force; nothing is written."""
     from .simulation import simulate as run
 
     body = _body()
@@ -148,4 +149,7 @@ def simulate():
         start, end = date.fromisoformat(body["from"]), date.fromisoformat(body["to"])
     except (TypeError, ValueError):
         raise InvalidDocument("simulation rejected", [Problem("from/to", "dates as YYYY-MM-DD")]) from None
-    return jsonify(run(service(), g.company, body["draft"], start, end))
+    stream = body.get("events")
+    if stream is not None and not isinstance(stream, list):
+        raise InvalidDocument("simulation rejected", [Problem("events", "a list of events")])
+    return jsonify(run(service(), g.company, body["draft"], start, end, stream))

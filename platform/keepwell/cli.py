@@ -244,21 +244,39 @@ def rulesets_diff(obj, a, b, as_json):
 
 
 @rulesets.command("simulate")
-@click.argument("file")
-@click.option("--from", "start", callback=_date, required=True, help="First day of the recorded range.")
-@click.option("--to", "end", callback=_date, required=True, help="Last day of the recorded range.")
+@click.argument("files", nargs=-1)
+@click.option("--pack", default=None, help="Simulate a template pack's rulesets (with --set values) instead of files.")
+@click.option("--set", "settings", multiple=True, metavar="PARAM=VALUE", help="A pack parameter value.")
+@click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A sample stream (JSON lines) instead of the recorded events.")
+@click.option("--from", "start", callback=_date, required=True, help="First day of the range.")
+@click.option("--to", "end", callback=_date, required=True, help="Last day of the range.")
 @json_option
 @click.pass_obj
 @handled
-def rulesets_simulate(obj, file, start, end, as_json):
-    """What would change if FILE (a draft) had been in force from --from: points, allowance,
-    revenue and points liability, per member and in total. Writes nothing to the ledgers."""
+def rulesets_simulate(obj, files, pack, settings, events_file, start, end, as_json):
+    """What would change if FILES (drafts), or a pack with other parameters, had been in force
+    from --from: points, allowance, revenue and points liability, per member and in total, over
+    the recorded events (or a sample stream). Writes nothing to the ledgers."""
     from .simulation import simulate
 
-    report = simulate(obj.app, obj.company, load_file(file), start, end)
+    if bool(files) == bool(pack):
+        raise KeepwellError("give draft FILES or --pack NAME (not both)")
+    if pack:
+        from . import packs
+
+        overrides = dict(item.partition("=")[::2] for item in settings)
+        drafts = [doc for _f, doc in packs.documents(packs.find(pack), overrides)]
+    else:
+        drafts = [load_file(f) for f in files]
+    stream = None
+    if events_file:
+        with open(events_file, encoding="utf-8") as f:
+            stream = [json.loads(line) for line in f if line.strip()]
+    report = simulate(obj.app, obj.company, drafts, start, end, stream)
 
     def human(r):
-        click.echo(f"{r['draft']} over {r['from']} .. {r['to']}: {r['events']} recorded events, {r['members_changed']} member(s) change")
+        click.echo(f"{r['draft']} over {r['from']} .. {r['to']}: {r['events']} {r['source']} events, {r['members_changed']} member(s) change")
         for m in r["members"]:
             click.echo(f"  {m['name']:<24} points {m['points']['change']:+d}  allowance {m['allowance']['change']}  "
                        f"revenue {m['revenue']['change']}  liability {m['points_liability']['change']}")

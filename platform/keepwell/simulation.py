@@ -48,7 +48,7 @@ def record(app, company: str, end: date) -> Recorded:
     return app.run(company, work)
 
 
-def _replay(rec: Recorded, draft: dict | None, start: date, end: date) -> dict:
+def _replay(rec: Recorded, drafts: list[dict], start: date, end: date) -> dict:
     from .service import Keepwell
 
     with tempfile.TemporaryDirectory() as d:
@@ -60,7 +60,7 @@ def _replay(rec: Recorded, draft: dict | None, start: date, end: date) -> dict:
                 [Customer(id=x["id"], company_id=c.company.id, name=x["name"], email=x["email"]) for x in rec.customers]))
             for _rid, _v, content, author, effective in rec.versions:
                 scratch.publish(content, author, effective, company=slug)
-            if draft is not None:
+            for draft in drafts:
                 scratch.publish(draft, "simulation", start, company=slug)
             results = [scratch.post_event(e, company=slug) for e in rec.events]
             scratch.run_due(end + timedelta(days=1), company=slug)
@@ -95,15 +95,20 @@ def _measure(app, slug: str, start: date, end: date, results: list[dict]) -> dic
     return app.run(slug, work)
 
 
-def simulate(app, company: str, draft: dict, start: date, end: date) -> dict:
-    problems = validate_ruleset(draft, "draft")
+def simulate(app, company: str, drafts: dict | list[dict], start: date, end: date, stream: list[dict] | None = None) -> dict:
+    """`drafts` (one ruleset, or several, e.g. a pack's with other parameters) against what is
+    published, over the recorded events up to `end` or over a sample `stream` of events."""
+    drafts = [drafts] if isinstance(drafts, dict) else list(drafts)
+    problems = [p for i, d in enumerate(drafts) for p in validate_ruleset(d, f"draft[{i}]" if len(drafts) > 1 else "draft")]
     if problems:
         raise InvalidDocument("the draft is not valid", problems)
     if start > end:
         raise InvalidDocument("bad range", [Problem("--from", "the range ends before it starts")])
     rec = record(app, company, end)
-    before = _replay(rec, None, start, end)
-    after = _replay(rec, draft, start, end)
+    if stream is not None:
+        rec = Recorded(rec.company, rec.customers, rec.versions, list(stream))
+    before = _replay(rec, [], start, end)
+    after = _replay(rec, drafts, start, end)
     members, totals = [], {"points": 0, "allowance": 0, "revenue": 0, "liability_cents": 0}
     for cid in sorted(before):
         b, a = before[cid], after.get(cid, before[cid])
@@ -116,8 +121,9 @@ def simulate(app, company: str, draft: dict, start: date, end: date) -> dict:
                             "allowance": _money(b["allowance"], a["allowance"]),
                             "revenue": _money(b["revenue"], a["revenue"]),
                             "points_liability": _money(b["liability_cents"], a["liability_cents"])})
-    return {"draft": f"{draft['metadata']['id']} (draft)", "from": start.isoformat(), "to": end.isoformat(),
-            "events": len(rec.events), "members_changed": len(members), "members": members,
+    return {"draft": ", ".join(f"{d['metadata']['id']} (draft)" for d in drafts), "from": start.isoformat(),
+            "to": end.isoformat(), "events": len(rec.events), "source": "sample stream" if stream is not None else "recorded",
+            "members_changed": len(members), "members": members,
             "total": {"points": totals["points"], "allowance": format_cents(totals["allowance"]),
                       "revenue": format_cents(totals["revenue"]), "points_liability": format_cents(totals["liability_cents"])}}
 
