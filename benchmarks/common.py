@@ -6,8 +6,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 
-import sqlalchemy as sa
-
+from keepwell import db
 from keepwell.config import Settings
 from keepwell.service import Keepwell
 
@@ -33,18 +32,10 @@ def fresh_app(database: str):
             finally:
                 app.close()
         return
-    name = f"keepwell_bench_{os.getpid()}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        c.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": url}))
-    try:
-        app.init("default", "Bench", "UTC")
-        yield app
-    finally:
-        app.close()
-        with admin.connect() as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        admin.dispose()
+    with db.scratch_postgres(PG_ADMIN, f"keepwell_bench_{os.getpid()}") as url:
+        app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": url}))
+        try:
+            app.init("default", "Bench", "UTC")
+            yield app
+        finally:
+            app.close()

@@ -39,22 +39,11 @@ def pg_url():
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL is required (KEEPWELL_REQUIRE_PG=1) but {PG_ADMIN} is unreachable")
         pytest.skip("PostgreSQL not reachable")
-    name = f"keepwell_test_{os.getpid()}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        c.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    eng = db.make_engine(url)
-    db.upgrade(eng)
-    eng.dispose()
-    yield url
-    with admin.connect() as c:
-        c.exec_driver_sql(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-        )
-        c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-    admin.dispose()
+    with db.scratch_postgres(PG_ADMIN, f"keepwell_test_{os.getpid()}") as url:
+        eng = db.make_engine(url)
+        db.upgrade(eng)
+        eng.dispose()
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -99,3 +99,21 @@ def check_schema(engine: Engine) -> None:
     if have != want:
         state = "has no Keepwell schema" if have is None else f"is at schema {have}"
         raise KeepwellError(f"the database {state}; this Keepwell needs {want}: run `keepwell init`")
+
+
+@contextmanager
+def scratch_postgres(admin_url: str, name: str) -> Iterator[str]:
+    """A PostgreSQL database of our own (tests, benchmarks): created empty, its URL yielded,
+    dropped afterwards even if connections to it are still open."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.dispose()
