@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import date
 
 from click.testing import CliRunner
 
 from keepwell.config import Settings
 from keepwell.service import Keepwell
+
+
+@contextmanager
+def service(url: str):
+    """A Keepwell service on a database that already exists, closed afterwards."""
+    app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": url}))
+    try:
+        yield app
+    finally:
+        app.close()
 
 
 def make_app(url: str, timezone: str = "UTC") -> Keepwell:

@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import json
-from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
@@ -19,12 +18,10 @@ import sqlalchemy as sa
 
 from keepwell import outbox
 from keepwell.channels import ChannelSettings, channels_from
-from keepwell.config import Settings
 from keepwell.models import Event, Membership, MessageTemplate, OutboxAttempt, OutboxMessage
-from keepwell.service import Keepwell
 
 from mailserver import HttpRecorder, MailServer, free_port
-from support import event
+from support import event, service
 
 TZ = ZoneInfo("America/Denver")
 WELCOME = "hvac-welcome"
@@ -37,15 +34,6 @@ REDIS_DB = 12  # `jobs status` reads queue counts from Redis (nothing is written
 def hvac(cli):
     cli("packs", "install", "hvac")
     return cli
-
-
-@contextmanager
-def service(url: str):
-    app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": url}))
-    try:
-        yield app
-    finally:
-        app.close()
 
 
 def customer(cli, name: str, email: str | None = None, phone: str | None = None) -> str:

@@ -27,12 +27,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from keepwell.config import Settings
 from keepwell.models import Account, Event, LedgerEntry, Membership, OutboxMessage
-from keepwell.service import Keepwell
 
 from mailserver import MailServer, free_port, wait_until
-from support import Cli
+from support import Cli, service
 
 KEEPWELL = shutil.which("keepwell") or str(Path(sys.executable).parent / "keepwell")
 REDIS_DB = 11
@@ -106,15 +104,6 @@ def _cli(url: str, redis: str | None) -> Cli:
 def pg(postgres_url, redis_url) -> Cli:
     """The CLI on PostgreSQL with the HVAC pack, enqueueing on our Redis db."""
     return _cli(postgres_url, redis_url)
-
-
-@contextmanager
-def service(url: str):
-    app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": url}))
-    try:
-        yield app
-    finally:
-        app.close()
 
 
 def today() -> date:
