@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import resource
 import time
-from datetime import date
 
 from keepwell.compiler import compile_document, make_fact
 from keepwell.engine import DurableRulesEngine
