@@ -1,5 +1,5 @@
-"""The Flask app factory: a composition root. It wires the core service into the REST API (and,
-as they land, the admin UI and the portal)."""
+"""The Flask app factory: a composition root. It wires the core service into the REST API and the
+admin UI (the `admin` package, which depends on the core, never the reverse)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5}
 code{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}</style></head><body>
 <h1>Keepwell</h1><p>Memberships and rewards for home-service contractors.</p>
-<ul><li><a href="/healthz">Health</a></li><li>REST API: <code>/api/v1</code> with
+<ul><li><a href="/admin/">Admin</a>: configure plans, rewards and notifications, see members and ledgers</li>
+<li><a href="/healthz">Health</a></li><li>REST API: <code>/api/v1</code> with
 <code>Authorization: Bearer &lt;key&gt;</code> (<code>keepwell apikeys create</code>)</li></ul></body></html>"""
 
 
@@ -30,6 +31,12 @@ def create_app(test_config: dict | None = None, service: Keepwell | None = None)
     from .api import bp
 
     app.register_blueprint(bp)
+
+    from admin import init_admin
+    from admin.auth import current_user
+
+    init_admin(app, service)
+    app.jinja_env.globals["kw_user"] = current_user
 
     @app.get("/")
     def index():

@@ -619,14 +619,15 @@ def audit(obj, as_json):
 # --- serving -----------------------------------------------------------------------------------
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--demo", is_flag=True, help="Load the demo company (HVAC pack, members) and print its API key.")
+@click.option("--demo", is_flag=True, help="Load the demo company (HVAC pack, members) and print its admin login and API key.")
 @click.pass_obj
 @handled
 def serve(obj, host, port, demo):
-    """Serve the REST API (and, as they land, admin and portal) on the embedded default:
-    SQLite file and in-process jobs unless KEEPWELL_DATABASE_URL / KEEPWELL_REDIS_URL say otherwise."""
+    """Serve the admin UI (/admin) and the REST API (/api/v1) on the embedded default: SQLite file
+    and in-process jobs unless KEEPWELL_DATABASE_URL / KEEPWELL_REDIS_URL say otherwise. For more
+    than one process, run gunicorn (see README, scaling out)."""
     from . import demo as demo_data
     from .app import create_app
 
@@ -634,12 +635,52 @@ def serve(obj, host, port, demo):
     if demo:
         loaded = demo_data.load(obj.app)
         key = obj.app.create_api_key("demo", company=demo_data.DEMO)
+        email, password = demo_data.login(obj.app)
         click.echo(f"demo company {'loaded' if loaded['created'] else 'already there'}: {demo_data.DEMO}")
+        click.echo(f"admin: http://{host}:{port}/admin/  sign in as {email} / {password}")
         click.echo(f"API key for the demo company: {key}")
         click.echo(f"try: curl -H 'Authorization: Bearer {key}' http://{host}:{port}/api/v1/rulesets")
     app = create_app(service=obj.app)
     click.echo(f"Keepwell on http://{host}:{port}/  (Ctrl-C to stop)")
     app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+# --- users of the admin UI ------------------------------------------------------------------------
+
+@main.group()
+def users():
+    """People who sign in to the admin UI."""
+
+
+@users.command("add")
+@click.option("--company", "company_slug", default=None, help="Company slug (default: the --company of keepwell).")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["owner", "manager", "staff"]), required=True,
+              help="owner and manager edit rulesets and memberships; staff only read rulesets and ledgers.")
+@click.option("--password", envvar="KEEPWELL_PASSWORD", default=None,
+              help="Password (default: KEEPWELL_PASSWORD, else asked for). Avoid this flag on shared machines.")
+@click.pass_obj
+@handled
+def users_add(obj, company_slug, email, role, password):
+    """Create a user who signs in at /admin."""
+    from .users import add_user
+
+    if not password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = obj.app.run(company_slug or obj.company, lambda c: add_user(c.session, c.company, email, password, role))
+    click.echo(f"{user.email} ({role}) can sign in to company {company_slug or obj.company}")
+
+
+@users.command("list")
+@click.option("--company", "company_slug", default=None, help="Company slug (default: the --company of keepwell).")
+@json_option
+@click.pass_obj
+@handled
+def users_list(obj, company_slug, as_json):
+    from .users import list_users
+
+    rows = obj.app.run(company_slug or obj.company, lambda c: list_users(c.session, c.company))
+    emit(rows, as_json, lambda rs: [click.echo(f"{r['email']:40} {r['role']:8}{' disabled' if r['disabled'] else ''}") for r in rs])
 
 
 @main.group()

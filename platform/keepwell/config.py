@@ -14,6 +14,9 @@ class Settings:
     database_url: str
     redis_url: str | None
     company: str
+    # Signs the admin UI's session cookies. Every web process must share it: set it when
+    # running more than one (gunicorn); unset, the app keeps a generated one in instance/.
+    secret_key: str | None = None
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -23,6 +26,7 @@ class Settings:
             database_url=normalise_database_url(url),
             redis_url=env.get("KEEPWELL_REDIS_URL") or None,
             company=env.get("KEEPWELL_COMPANY") or "default",
+            secret_key=env.get("KEEPWELL_SECRET_KEY") or None,
         )
 
 

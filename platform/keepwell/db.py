@@ -41,7 +41,8 @@ def _sqlite_engine(url: str, **kwargs) -> Engine:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn):
         # IMMEDIATE takes the write lock up front: two writers queue instead of failing on upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (see `read_sessions`) begin deferred: in WAL mode they never wait for a writer.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("keepwell_read_only") else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -60,6 +61,12 @@ def transaction(factory: sessionmaker) -> Iterator[Session]:
             yield session
     finally:
         session.close()
+
+
+def read_sessions(engine: Engine) -> sessionmaker:
+    """Sessions for pages that only read (admin lists): on SQLite they take no write lock, so a
+    page can read and then call a use case that writes without waiting on itself."""
+    return sessionmaker(engine.execution_options(keepwell_read_only=True), expire_on_commit=False)
 
 
 def alembic_config(engine: Engine):

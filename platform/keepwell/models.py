@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # BIGINT ids on PostgreSQL; SQLite only auto-increments a column declared INTEGER PRIMARY KEY.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -56,6 +56,20 @@ class ApiKey(Base):
     digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class User(Base):
+    """A person who signs in to the admin UI. Belongs to one company; the email signs in, so it
+    is unique across companies. Only a salted hash of the password is stored."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(300))
+    role: Mapped[str] = mapped_column(sa.String(20))  # owner | manager | staff
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class Customer(Base):
@@ -118,6 +132,7 @@ class RulesetVersion(Base):
     effective_from: Mapped[date] = mapped_column(sa.Date)
     note: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    ruleset: Mapped["Ruleset"] = relationship(viewonly=True)
 
 
 class RulesetDraft(Base):
@@ -144,6 +159,9 @@ class Membership(Base):
     status: Mapped[str] = mapped_column(sa.String(20), default="active", index=True)
     ended_on: Mapped[date | None] = mapped_column(sa.Date)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # Read-only navigation for list views (admin); the core writes ids, never through these.
+    customer: Mapped["Customer"] = relationship(viewonly=True)
+    plan_version: Mapped["RulesetVersion"] = relationship(viewonly=True)
 
 
 class Account(Base):
@@ -197,6 +215,8 @@ class LedgerEntry(Base):
     effective_date: Mapped[date] = mapped_column(sa.Date)
     memo: Mapped[str | None] = mapped_column(sa.String(400))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    account: Mapped["Account"] = relationship(viewonly=True)
+    event: Mapped["Event"] = relationship(viewonly=True)
 
 
 class PointsLot(Base):

@@ -1,0 +1,333 @@
+"""Rulesets in the admin UI: list, history, the draft editor (a form generated from the kind's
+JSON Schema, or the YAML of the same draft), validate, diff, simulate, publish and roll back.
+
+The editor carries the whole document through every POST, so switching between form and YAML,
+adding a tier or validating never loses what was typed; only "Save draft" and "Publish" write.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from datetime import date, timedelta
+
+from flask import abort, current_app, flash, redirect, request, url_for
+from flask_admin import BaseView, expose
+from markupsafe import Markup
+
+from keepwell import versions
+from keepwell.documents import parse_text, to_yaml
+from keepwell.errors import InvalidDocument, KeepwellError, NotFound, Problem
+from keepwell.simulation import simulate
+from keepwell.validation import KIND_SCHEMAS, validate_ruleset
+
+from .auth import current_user, require_editor
+from .site import SignedInOnly
+
+KINDS = tuple(KIND_SCHEMAS)
+BLANK = {
+    "Plan": {"spec": {"currency": "USD"}},
+    "EarningRules": {"spec": {"rules": []}},
+    "NotificationTriggers": {"spec": {"triggers": []}},
+}
+
+
+def service():
+    return current_app.extensions["keepwell"]
+
+
+class _Forms:
+    """admin.schema_forms, imported on first use (it builds form classes from every schema)."""
+
+    def __getattr__(self, name):
+        from . import schema_forms as module
+
+        return getattr(module, name)
+
+
+schema_forms = _Forms()
+
+
+def _company_run(work):
+    return service().run(current_user().company_slug, work)
+
+
+class Editor:
+    """One draft on its way through a POST: the document, where it came from, its problems."""
+
+    def __init__(self, kind: str, doc: dict, mode: str):
+        self.kind, self.doc, self.mode = kind, doc, mode
+        self.problems: list[Problem] = []
+        self.yaml_text = to_yaml(doc)
+        self.form = schema_forms.build_form(kind, doc)
+
+    @classmethod
+    def from_request(cls, key: str | None) -> "Editor":
+        mode = request.form.get("_mode", "form")
+        kind = request.form.get("_kind", "Plan")
+        if mode == "yaml":
+            text = request.form.get("yaml", "")
+            try:
+                doc = parse_text(text, "draft")
+            except InvalidDocument as exc:
+                ed = cls(kind, {}, "yaml")
+                ed.yaml_text, ed.problems = text, list(exc.problems) or [Problem("(document)", exc.message)]
+                ed.broken = True
+                return ed
+            if not isinstance(doc, dict):
+                ed = cls(kind, {}, "yaml")
+                ed.yaml_text, ed.problems = text, [Problem("(document)", "a ruleset is a mapping (key: value lines)")]
+                ed.broken = True
+                return ed
+            kind = doc.get("kind") if doc.get("kind") in KINDS else kind
+            ed = cls(kind, doc, "yaml")
+            ed.yaml_text = text
+            return ed
+        form = schema_forms.build_form(kind, None, formdata=request.form)
+        ed = cls.__new__(cls)
+        ed.kind, ed.mode, ed.form, ed.problems = kind, "form", form, []
+        ed.doc = form.to_document()
+        ed.yaml_text = to_yaml(ed.doc)
+        return ed
+
+    broken = False
+
+    def show(self, mode: str) -> None:
+        """Re-render in `mode` from the current document (the switch between form and YAML)."""
+        if self.broken:
+            return  # unparseable YAML stays as typed, with its error, until fixed
+        self.mode = mode
+        self.yaml_text = to_yaml(self.doc)
+        self.form = schema_forms.build_form(self.kind, self.doc)
+
+    def check(self, key: str | None) -> list[Problem]:
+        if self.broken:
+            return self.problems
+        self.problems = list(validate_ruleset(self.doc))
+        got = (self.doc.get("metadata") or {}).get("id")
+        if key and got != key:
+            self.problems.append(Problem("metadata.id", f"this page edits {key!r}; start a new ruleset to use another id"))
+        if self.mode == "form":
+            self.form = schema_forms.build_form(self.kind, self.doc)
+            schema_forms.attach_errors(self.form, self.problems)
+        return self.problems
+
+
+class RulesetsView(SignedInOnly, BaseView):
+    @expose("/")
+    def index(self):
+        rows = _company_run(lambda c: versions.list_rulesets(c.session, c.company.id))
+        return self.render("keepwell/rulesets.html", rows=rows, kinds=KINDS, user=current_user())
+
+    @expose("/r/<key>")
+    def history(self, key):
+        def work(c):
+            rows = versions.versions_of(c.session, c.company.id, key)
+            try:
+                _rs, v = versions.in_force(c.session, c.company.id, key, date.today())
+                in_force = v.version
+            except NotFound:
+                in_force = None
+            try:
+                versions.get_draft(c.session, c.company.id, key)
+                has_draft = True
+            except NotFound:
+                has_draft = False
+            kind = versions.get_ruleset(c.session, c.company.id, key).kind
+            return rows, in_force, has_draft, kind
+
+        rows, in_force, has_draft, kind = self._or_404(work)
+        return self.render("keepwell/ruleset.html", key=key, rows=rows, in_force=in_force, has_draft=has_draft,
+                           kind=kind, user=current_user(), today=date.today().isoformat())
+
+    @expose("/r/<key>/v/<int:version>")
+    def version(self, key, version):
+        def work(c):
+            rs, v = versions.get_version(c.session, c.company.id, f"{key}@{version}")
+            return versions.ref(rs, v), v.content, v.effective_from.isoformat(), v.author, v.note
+
+        ref, content, effective, author, note = self._or_404(work)
+        return self.render("keepwell/version.html", key=key, ref=ref, yaml_text=to_yaml(content),
+                           json_text=json.dumps(content, indent=2), effective=effective, author=author, note=note)
+
+    @expose("/r/<key>/diff")
+    def diff(self, key):
+        rows = self._or_404(lambda c: versions.versions_of(c.session, c.company.id, key))
+        numbers = [r["version"] for r in rows]
+        a = request.args.get("a", type=int) or (numbers[-2] if len(numbers) > 1 else numbers[0])
+        b = request.args.get("b", type=int) or numbers[-1]
+
+        def work(c):
+            return [versions.get_version(c.session, c.company.id, f"{key}@{n}")[1].content for n in (a, b)]
+
+        left, right = self._or_404(work)
+        table = difflib.HtmlDiff(wrapcolumn=60).make_table(
+            to_yaml(left).splitlines(), to_yaml(right).splitlines(), f"{key}@{a}", f"{key}@{b}")
+        return self.render("keepwell/diff.html", key=key, numbers=numbers, a=a, b=b, table=Markup(table),
+                           same=left == right)
+
+    @expose("/new", methods=["GET", "POST"])
+    def new(self):
+        require_editor()
+        if request.method == "GET":
+            kind = request.args.get("kind", "Plan")
+            if kind not in KINDS:
+                abort(404)
+            doc = {"apiVersion": "keepwell/v1", "kind": kind, "metadata": {"id": "", "name": ""}, **BLANK[kind]}
+            return self._editor(Editor(kind, doc, "form"), None)
+        return self._post(None)
+
+    @expose("/r/<key>/edit", methods=["GET", "POST"])
+    def edit(self, key):
+        if request.method == "POST":
+            require_editor()
+            return self._post(key)
+
+        def work(c):
+            rs = versions.get_ruleset(c.session, c.company.id, key)
+            try:
+                return rs.kind, versions.get_draft(c.session, c.company.id, key).content, True
+            except NotFound:
+                v = versions.latest_version(c.session, rs.id)
+                return rs.kind, (v.content if v else {}), False
+
+        kind, doc, is_draft = self._or_404(work)
+        ed = Editor(kind, doc, request.args.get("mode", "form"))
+        if is_draft:
+            ed.check(key)
+        return self._editor(ed, key, is_draft=is_draft)
+
+    def _post(self, key):
+        user = require_editor()
+        ed = Editor.from_request(key)
+        action = request.form.get("_action", "validate")
+        if action.startswith(("add:", "remove:")) and ed.mode == "form":
+            ed.form = schema_forms.apply_action(ed.form, action)
+            ed.doc = ed.form.to_document()
+            ed.yaml_text = to_yaml(ed.doc)
+            return self._editor(ed, key)
+        if action in ("show:form", "show:yaml"):
+            ed.show(action[5:])
+            if ed.broken:
+                flash("Fix the YAML first: it could not be read.", "error")
+            return self._editor(ed, key)
+        problems = ed.check(key)
+        if action == "validate":
+            if not problems:
+                flash("No problems: this draft can be published.", "success")
+            return self._editor(ed, key)
+        if ed.broken:
+            return self._editor(ed, key)
+        new_key = (ed.doc.get("metadata") or {}).get("id") or key
+        if action == "save":
+            try:
+                _company_run(lambda c: versions.save_draft(c.session, c.company.id, ed.doc, user.email))
+            except KeepwellError as exc:
+                flash(exc.message, "error")
+                return self._editor(ed, key)
+            flash("Draft saved." + (" It has problems to fix before it can be published." if problems else ""),
+                  "warning" if problems else "success")
+            return redirect(url_for(".edit", key=new_key, mode=ed.mode)) if not problems else self._editor(ed, new_key)
+        if action == "publish":
+            if problems:
+                flash("Not published: fix the problems marked below.", "error")
+                return self._editor(ed, key)
+            try:
+                on = date.fromisoformat(request.form.get("effective_from") or date.today().isoformat())
+            except ValueError:
+                flash("Effective from: enter a date (YYYY-MM-DD).", "error")
+                return self._editor(ed, key)
+
+            def work(c):
+                versions.save_draft(c.session, c.company.id, ed.doc, user.email)
+                return versions.publish_draft(c.session, c.company.id, new_key, user.email, on)
+
+            try:
+                published = _company_run(work)
+            except InvalidDocument as exc:
+                ed.problems = list(exc.problems)
+                if ed.mode == "form":
+                    schema_forms.attach_errors(ed.form, ed.problems)
+                flash(exc.message, "error")
+                return self._editor(ed, key)
+            flash(f"Published {published.ref}, in force from {on.isoformat()}." if published.created else
+                  f"Nothing new to publish: {published.ref} already has this content.", "success")
+            return redirect(url_for(".history", key=new_key))
+        abort(400)
+
+    def _editor(self, ed: Editor, key: str | None, is_draft: bool = False):
+        return self.render("keepwell/editor.html", ed=ed, key=key, is_draft=is_draft, kinds=KINDS,
+                           user=current_user(), today=date.today().isoformat())
+
+    @expose("/r/<key>/rollback", methods=["POST"])
+    def rollback(self, key):
+        user = require_editor()
+        to = request.form.get("version", type=int)
+        try:
+            on = date.fromisoformat(request.form.get("effective_from") or date.today().isoformat())
+        except ValueError:
+            flash("Effective from: enter a date (YYYY-MM-DD).", "error")
+            return redirect(url_for(".history", key=key))
+        try:
+            published = _company_run(lambda c: versions.rollback(c.session, c.company.id, key, to, user.email, on))
+        except NotFound:
+            abort(404)
+        except KeepwellError as exc:
+            flash(exc.message, "error")
+            return redirect(url_for(".history", key=key))
+        flash(f"Rolled back: published version {to}'s content again as {published.ref}, from {on.isoformat()}.", "success")
+        return redirect(url_for(".history", key=key))
+
+    @expose("/r/<key>/simulate", methods=["GET", "POST"])
+    def simulate(self, key):
+        user = current_user()
+
+        def work(c):
+            rs = versions.get_ruleset(c.session, c.company.id, key)
+            try:
+                return versions.get_draft(c.session, c.company.id, key).content, "the saved draft"
+            except NotFound:
+                v = versions.latest_version(c.session, rs.id)
+                return v.content, f"{key}@{v.version} (latest published)"
+
+        doc, source = self._or_404(work)
+        today = date.today()
+        form = {"from": request.values.get("from", (today - timedelta(days=90)).isoformat()),
+                "to": request.values.get("to", today.isoformat())}
+        report, error, problems = None, None, []
+        if request.method == "POST":
+            try:
+                start, end = date.fromisoformat(form["from"]), date.fromisoformat(form["to"])
+                stream = _sample_stream(request.files.get("events"))
+                report = simulate(service(), user.company_slug, doc, start, end, stream)
+            except ValueError:
+                error = "Enter both dates as YYYY-MM-DD."
+            except InvalidDocument as exc:
+                error, problems = exc.message, exc.problems
+            except KeepwellError as exc:
+                error = exc.message
+        return self.render("keepwell/simulate.html", key=key, source=source, form=form, report=report, error=error,
+                           problems=problems)
+
+    def _or_404(self, work):
+        try:
+            return _company_run(work)
+        except NotFound:
+            abort(404)
+
+
+def _sample_stream(upload) -> list[dict] | None:
+    """An uploaded event file: JSON lines, a JSON list, or a YAML list. None when no file."""
+    if upload is None or not upload.filename:
+        return None
+    text = upload.read().decode("utf-8", errors="replace")
+    try:
+        if text.lstrip().startswith("{"):
+            events = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            events = parse_text(text, upload.filename)
+    except (ValueError, InvalidDocument) as exc:
+        raise InvalidDocument("the event file could not be read", [Problem(upload.filename, str(exc))]) from None
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise InvalidDocument("the event file could not be read", [Problem(upload.filename, "expected a list of events")])
+    return events
