@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from keepwell import memberships as memberships_core
 from keepwell.errors import KeepwellError
-from keepwell.models import Customer, Event, LedgerEntry, Membership, Ruleset, RulesetVersion
+from keepwell.models import Account, Customer, Event, LedgerEntry, Membership, Ruleset, RulesetVersion
 from keepwell.money import format_cents
 from keepwell.tenancy import update_customer
 from keepwell.users import SignedIn
@@ -140,19 +140,28 @@ class CustomersView(CompanyView):
 
 class MembershipsView(CompanyView):
     column_list = ["id", "customer.name", "plan_version.ruleset.key", "plan_version.version", "tier", "period",
-                   "issued_on", "current_period", "expires_on", "status"]
+                   "issued_on", "current_period", "expires_on", "status", "allowance"]
     column_labels = {"customer.name": "Customer", "plan_version.ruleset.key": "Plan",
                      "plan_version.version": "Plan version", "current_period": "Period no."}
     column_filters = ["status", "tier", "period", "expires_on", "issued_on", "customer_id"]
     column_searchable_list = ["id", "customer_id", "tier"]
     column_default_sort = ("issued_on", True)
     column_formatters = {"id": lambda v, c, m, n: Markup('<a href="{}">{}</a>').format(
-        url_for("memberships.show", membership_id=m.id), m.id)}
+        url_for("memberships.show", membership_id=m.id), m.id), "allowance": lambda v, c, m, n: v._allowance(m)}
+    column_formatters_export = {"allowance": lambda v, c, m, n: v._allowance(m)}
+    column_labels_extra = {"allowance": "Allowance balance"}
     list_template = "keepwell/memberships_list.html"
     eager = (joinedload(Membership.customer), joinedload(Membership.plan_version).joinedload(RulesetVersion.ruleset))
 
     def __init__(self, session, **kw):
         super().__init__(Membership, session, **kw)
+        self.column_labels = {**self.column_labels, **self.column_labels_extra}
+
+    def _allowance(self, m: Membership) -> str:
+        # The cached balance (checked by `keepwell audit`); blank for plans without an allowance.
+        balance = self.session.scalar(sa.select(Account.balance).where(
+            Account.company_id == m.company_id, Account.owner == m.id, Account.unit == "allowance"))
+        return "" if balance is None else format_cents(balance)
 
     @expose("/details/")
     def details_view(self):

@@ -86,16 +86,26 @@ class Editor:
         form = schema_forms.build_form(kind, None, formdata=request.form)
         ed = cls.__new__(cls)
         ed.kind, ed.mode, ed.form, ed.problems = kind, "form", form, []
-        ed.doc = form.to_document()
-        ed.yaml_text = to_yaml(ed.doc)
+        ed.read_form()
         return ed
+
+    def read_form(self) -> None:
+        """The document from the form; a YAML box that cannot be read keeps its text and error."""
+        try:
+            self.doc = self.form.to_document()
+        except InvalidDocument as exc:
+            self.broken, self.doc, self.problems = True, {}, list(exc.problems)
+            schema_forms.attach_errors(self.form, self.problems)
+            self.yaml_text = ""
+            return
+        self.yaml_text = to_yaml(self.doc)
 
     broken = False
 
     def show(self, mode: str) -> None:
         """Re-render in `mode` from the current document (the switch between form and YAML)."""
         if self.broken:
-            return  # unparseable YAML stays as typed, with its error, until fixed
+            return  # unreadable YAML stays as typed, with its error, until fixed
         self.mode = mode
         self.yaml_text = to_yaml(self.doc)
         self.form = schema_forms.build_form(self.kind, self.doc)
@@ -202,9 +212,9 @@ class RulesetsView(SignedInOnly, BaseView):
         ed = Editor.from_request(key)
         action = request.form.get("_action", "validate")
         if action.startswith(("add:", "remove:")) and ed.mode == "form":
-            ed.form = schema_forms.apply_action(ed.form, action)
-            ed.doc = ed.form.to_document()
-            ed.yaml_text = to_yaml(ed.doc)
+            if not ed.broken:
+                ed.form = schema_forms.apply_action(ed.form, action)
+                ed.read_form()
             return self._editor(ed, key)
         if action in ("show:form", "show:yaml"):
             ed.show(action[5:])

@@ -182,3 +182,39 @@ def test_a_contractor_sets_up_a_program_and_another_company_cannot_see_it(server
     assert "Maria" not in other.content()
     other.screenshot(path=str(shots / "14-other-company.png"), full_page=True)
     assert len(list(shots.glob("*.png"))) == 14
+
+
+def test_serve_demo_prints_a_login_that_works(tmp_path, browser):
+    port = _free_port()
+    env = {**os.environ, "KEEPWELL_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
+    env.pop("KEEPWELL_REDIS_URL", None)
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([KEEPWELL, "serve", "--demo", "--port", str(port)], env=env, cwd=tmp_path,
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            login = None
+            for _ in range(300):
+                login = re.search(r"sign in as (\S+) / (\S+)", log_path.read_text())
+                if login and "Keepwell on http" in log_path.read_text():
+                    break
+                assert proc.poll() is None, log_path.read_text()
+                time.sleep(0.2)
+            assert login, log_path.read_text()
+            page = browser.new_page()
+            for _ in range(100):
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/admin/")
+                    break
+                except sync_api.Error:
+                    time.sleep(0.2)
+            page.get_by_label("Email").fill(login.group(1))
+            page.get_by_label("Password").fill(login.group(2))
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(re.compile(r".*/admin/$"))
+            assert "Demo Heating &amp; Air" in page.content() or "Demo Heating & Air" in page.content()
+            page.goto(f"http://127.0.0.1:{port}/admin/memberships/")
+            assert "Maria Garcia" in page.content()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)

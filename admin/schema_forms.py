@@ -1,0 +1,844 @@
+"""WTForms generated from the ruleset JSON Schemas, for the admin UI.
+
+    form = build_form("Plan", doc)                  # GET: a form showing a document
+    form = build_form("Plan", None, request.form)   # POST: what the browser sent
+    if action := request.form.get("_action"):       # "add another" / "remove" buttons
+        form = apply_action(form, action)           # re-render, nothing else happens
+    doc = form.to_document()                        # raises InvalidDocument for unreadable YAML
+    attach_errors(form, validate_ruleset(doc))      # each Problem next to its field
+
+The form is a tree that mirrors the schema: an object is a `FormField` (a fieldset), an array of
+objects a `FieldList` of them (a repeatable group), a scalar one input. Field names follow the
+JSON paths: "spec.tiers[0].name" is the field named "spec-tiers-0-name".
+
+Nothing is ever lost on the way document -> form -> document: a scalar that breaks its schema
+stays in its field as typed (a word in a number field, "weekly" in a select as a "(not allowed)"
+option, a non-date in a text input) so its error shows there; what a field cannot hold at all (a
+key the schema does not know, an empty string/list/object, null, a multi-line string in a
+one-line input, a list where an object belongs...) goes into the object's "Other settings
+(YAML)" textarea (`_extra`), and a subtree the generator cannot represent as fields (unions such as
+`when.event`, maps such as `tier_multipliers`, the condition language) is one YAML textarea.
+Defaults are only shown (placeholders, "— (default: …)" options), never written into the
+document.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urldefrag, urljoin
+
+import yaml
+from werkzeug.datastructures import MultiDict
+from wtforms import FieldList, Form, FormField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.form import BaseForm
+from wtforms.widgets import DateInput
+
+from keepwell.documents import parse_text, to_yaml
+from keepwell.errors import InvalidDocument, Problem
+from keepwell.validation import BASE_URI, KIND_SCHEMAS
+from keepwell.validation import schema as load_schema
+
+__all__ = [
+    "Node", "SchemaForm", "build_form", "apply_action", "attach_errors", "field_for_path",
+    "form_formdata", "json_path_of", "inline_refs", "EXTRA",
+]
+
+EXTRA = "_extra"  # per object: the YAML of what its fields cannot hold
+_ABSENT = object()
+_MISSING = object()
+
+SCALAR_KINDS = ("text", "textarea", "money", "date", "integer", "number", "boolean", "enum")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_LONG_TEXT = 300  # strings without a pattern and longer than this (or unbounded) get a textarea
+
+
+# --------------------------------------------------------------------------------------------
+# Schema -> Node tree
+
+
+@dataclass
+class Node:
+    """What the generator made of one schema location.
+
+    kind: const | text | textarea | money | date | integer | number | boolean | enum
+          | lines (array of scalars, one per line) | group (object) | repeat (array of objects)
+          | yaml (anything else, edited as YAML) | extra (an object's leftovers, as YAML)
+    """
+
+    kind: str
+    key: str
+    title: str
+    description: str = ""
+    required: bool = False
+    default: Any = _MISSING
+    const: Any = _MISSING
+    choices: dict[str, Any] = field(default_factory=dict)  # enum: submitted text -> value
+    children: dict[str, Node] = field(default_factory=dict)  # group
+    item: Node | None = None  # repeat (a group) / lines (a scalar)
+    schema: dict = field(default_factory=dict, repr=False)  # the resolved schema
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not _MISSING
+
+    @property
+    def placeholder(self) -> str:
+        if not self.has_default:
+            return ""
+        return _yaml_text(self.default).strip() if self.kind == "yaml" else _scalar_text(self.default)
+
+
+def _humanize(key: str) -> str:
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).replace("_", " ").replace("-", " ").strip()
+    return (words[:1].upper() + words[1:]) if words else key
+
+
+class _Resolver:
+    """$ref resolution across the schema files (by $id), with an injectable document."""
+
+    def __init__(self, overrides: dict[str, dict] | None = None):
+        self.docs: dict[str, dict] = {}
+        for name in ("common.schema.json", *KIND_SCHEMAS.values()):
+            s = load_schema(name)
+            self.docs[s.get("$id", BASE_URI + name)] = s
+        self.docs.update(overrides or {})
+
+    def lookup(self, ref: str, base: str) -> tuple[dict, str]:
+        uri, fragment = urldefrag(urljoin(base, ref))
+        doc = self.docs.get(uri)
+        if doc is None:
+            raise KeyError(f"cannot resolve $ref {ref!r} from {base!r}")
+        target: Any = doc
+        for part in [p for p in fragment.split("/") if p]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        return target, uri
+
+    def resolve(self, schema: Any, base: str, seen: tuple = ()) -> tuple[dict, str, tuple]:
+        """The schema with its $ref followed (sibling keywords win) and allOf merged."""
+        if not isinstance(schema, dict):
+            return ({} if schema is True else {"not": {}}), base, seen
+        while "$ref" in schema:
+            ref = schema["$ref"]
+            key = urljoin(base, ref)
+            if key in seen:
+                return {"$comment": "recursive", "x-recursive": True}, base, seen
+            seen = (*seen, key)
+            target, base = self.lookup(ref, base)
+            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+        if "allOf" in schema:
+            merged = {k: v for k, v in schema.items() if k != "allOf"}
+            for part in schema["allOf"]:
+                part, _b, _s = self.resolve(part, base, seen)
+                for k, v in part.items():
+                    if k == "properties":
+                        merged["properties"] = {**merged.get("properties", {}), **v}
+                    elif k == "required":
+                        merged["required"] = [*merged.get("required", []), *v]
+                    elif k in ("title", "description", "default") and k in merged:
+                        continue
+                    elif k in merged and merged[k] != v:
+                        merged["x-union"] = True  # conflicting constraints: edit as YAML
+                    else:
+                        merged[k] = v
+            schema = merged
+        return schema, base, seen
+
+
+def _is_union(s: dict) -> bool:
+    if s.get("x-union") or s.get("x-recursive") or "if" in s or "not" in s:
+        return True
+    for k in ("oneOf", "anyOf"):
+        # oneOf/anyOf that only choose which properties are required (e.g. "exactly one of on
+        # and before") constrain the object, they do not change its shape: the fields stay.
+        if k in s and not all(isinstance(b, dict) and set(b) <= {"required", "title", "description"}
+                              for b in s[k]):
+            return True
+    t = s.get("type")
+    return isinstance(t, list) and len([x for x in t if x != "null"]) > 1
+
+
+def _type_of(s: dict) -> str | None:
+    t = s.get("type")
+    if isinstance(t, list):
+        t = [x for x in t if x != "null"]
+        t = t[0] if len(t) == 1 else None
+    if t is None:
+        if "properties" in s:
+            return "object"
+        if "items" in s:
+            return "array"
+    return t
+
+
+def _looks_decimal(s: dict) -> bool:
+    """A string holding a decimal number (money, percent, multiplier): its pattern takes "12.5"
+    and refuses words."""
+    p = s.get("pattern")
+    if not p:
+        return False
+    try:
+        rx = re.compile(p)
+    except re.error:
+        return False
+    return bool(rx.search("12.5")) and not rx.search("abc") and not rx.search("ABC")
+
+
+def _compile(raw: Any, base: str, key: str, required: bool, res: _Resolver, seen: tuple = (),
+             depth: int = 0) -> Node:
+    s, base, seen = res.resolve(raw, base, seen)
+    node = Node("yaml", key, s.get("title") or _humanize(key), s.get("description", ""), required,
+                s.get("default", _MISSING), schema=s)
+    if depth > 12:
+        return node
+    if "const" in s:
+        node.kind, node.const = "const", s["const"]
+        return node
+    if _is_union(s):
+        return node
+    if "enum" in s:
+        values = s["enum"]
+        texts = [v if isinstance(v, str) else json.dumps(v) for v in values]
+        if all(v is None or isinstance(v, (str, int, float, bool)) for v in values) and len(set(texts)) == len(texts):
+            node.kind, node.choices = "enum", dict(zip(texts, values))
+        return node
+    t = _type_of(s)
+    if t == "object":
+        props = s.get("properties")
+        if not props or "patternProperties" in s or "maxProperties" in s or "propertyNames" in s:
+            return node  # maps and pick-N objects: YAML
+        if not all(_IDENT.fullmatch(k) and k != EXTRA for k in props):
+            return node
+        req = set(s.get("required", []))
+        children = {k: _compile(v, base, k, k in req, res, seen, depth + 1) for k, v in props.items()}
+        n_yaml = sum(c.kind == "yaml" for c in children.values())
+        if n_yaml >= 2 and 2 * n_yaml >= len(children):
+            return node  # mostly things forms cannot show (e.g. `when`): one YAML field reads better
+        node.kind, node.children = "group", children
+    elif t == "array":
+        items = s.get("items")
+        if not isinstance(items, dict) or "prefixItems" in s or "contains" in s:
+            return node
+        item = _compile(items, base, f"{key}_item", True, res, seen, depth + 1)
+        if not items.get("title") and item.title == _humanize(f"{key}_item"):
+            item.title = node.title[:-1] if node.title.endswith("s") else f"{node.title} item"
+        if item.kind == "group":
+            node.kind, node.item = "repeat", item
+        elif item.kind in SCALAR_KINDS and item.kind != "boolean":
+            node.kind, node.item = "lines", item
+    elif t == "string":
+        if s.get("format") == "date":
+            node.kind = "date"
+        elif _looks_decimal(s):
+            node.kind = "money"
+        elif "pattern" not in s and "format" not in s and (s.get("maxLength") or math.inf) > _LONG_TEXT:
+            node.kind = "textarea"
+        else:
+            node.kind = "text"
+    elif t in ("integer", "number", "boolean"):
+        node.kind = t
+    return node
+
+
+# --------------------------------------------------------------------------------------------
+# Values: document <-> the text each field holds
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _yaml_text(value: Any) -> str:
+    text = to_yaml(value)
+    try:
+        exact = parse_text(text) == value
+    except InvalidDocument:
+        exact = False
+    if not exact:  # PyYAML writes some line breaks (U+0085, U+2028...) raw when allow_unicode: escape all
+        text = yaml.safe_dump(value, sort_keys=False, allow_unicode=False, default_flow_style=False)
+    return text[:-4] if text.endswith("\n...\n") else text
+
+
+def _one_line(v: Any) -> bool:
+    return isinstance(v, str) and v != "" and "\n" not in v and "\r" not in v
+
+
+def _fits(node: Node, v: Any) -> bool:
+    """Whether the field made for `node` shows `v` exactly (so it comes back unchanged)."""
+    k = node.kind
+    if k == "const":
+        return type(v) is type(node.const) and v == node.const
+    if k in ("text", "money"):
+        return _one_line(v)
+    if k == "textarea":
+        return isinstance(v, str) and v != "" and "\r" not in v
+    # A value a field cannot take (a word in a number field, a value outside an enum, a date that
+    # is no date) stays in that field as typed, so validation errors show next to it: numbers and
+    # date inputs fall back to plain text, selects get an extra "(not allowed)" option.
+    if k == "date":
+        return _one_line(v)
+    if k == "integer":
+        return (isinstance(v, int) and not isinstance(v, bool)) or (_one_line(v) and not _INT.fullmatch(v.strip()))
+    if k == "number":
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return math.isfinite(v)
+        return _one_line(v) and not _INT.fullmatch(v.strip()) and not _FLOAT.fullmatch(v.strip())
+    if k == "boolean":
+        return isinstance(v, bool) or (_one_line(v) and v not in ("true", "false"))
+    if k == "enum":
+        return (any(type(c) is type(v) and c == v for c in node.choices.values())
+                or (_one_line(v) and v not in node.choices))
+    if k == "group":
+        return isinstance(v, dict) and v != {}
+    if k == "repeat":
+        return isinstance(v, list) and v != [] and all(isinstance(x, dict) for x in v)
+    if k == "lines":
+        return (isinstance(v, list) and v != [] and
+                all(_fits(node.item, x) and _one_line(_scalar_text(x)) and _scalar_text(x).strip() == _scalar_text(x)
+                    for x in v))
+    return True  # yaml: anything
+
+
+def _to_values(node: Node, v: Any) -> Any:
+    """The data a field of `node` is processed with, for a value that fits it."""
+    k = node.kind
+    if k == "const":
+        return _scalar_text(node.const)
+    if k == "enum":
+        return next((t for t, c in node.choices.items() if type(c) is type(v) and c == v), v)
+    if k in SCALAR_KINDS:
+        return _scalar_text(v)
+    if k == "lines":
+        return "\n".join(_to_values(node.item, x) for x in v)
+    if k == "group":
+        return _group_values(node, v)
+    if k == "repeat":
+        return [_group_values(node.item, x) for x in v]
+    return _yaml_text(v)
+
+
+def _group_values(node: Node, doc: dict) -> SimpleNamespace:
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, v in doc.items():
+        child = node.children.get(key) if isinstance(key, str) else None
+        if child is not None and _fits(child, v):
+            values[key] = _to_values(child, v)
+        else:
+            extra[key] = v
+    for key, child in node.children.items():  # a new document gets its fixed values (apiVersion, kind)
+        if child.kind == "const" and child.required and key not in doc:
+            values[key] = _scalar_text(child.const)
+    values[EXTRA] = _yaml_text(extra) if extra else ""
+    return SimpleNamespace(**values)
+
+
+def _textarea_text(text: str | None) -> str:
+    return (text or "").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _parse_scalar(node: Node, text: str) -> Any:
+    k = node.kind
+    if k == "integer" or k == "number":
+        t = text.strip()
+        if _INT.fullmatch(t):
+            return int(t)
+        if k == "number" and _FLOAT.fullmatch(t):
+            return float(t)
+        return text  # not a number: kept as typed, the schema says what is wrong
+    if k == "boolean":
+        return {"true": True, "false": False}.get(text, text)
+    if k == "enum":
+        return node.choices.get(text, text)
+    if k == "const":
+        return node.const
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# WTForms classes
+
+
+class _Kw:
+    """Mixin: every generated field knows its Node (`field.node`)."""
+
+    def __init__(self, *args, node: Node | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.node = node
+
+
+class KwString(_Kw, StringField):
+    pass
+
+
+def _is_date(text: str) -> bool:
+    if not _DATE.fullmatch(text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+class KwDate(_Kw, StringField):
+    """<input type=date>; a value that is no date is shown in a text input (a date input would
+    drop it)."""
+
+    widget = DateInput()
+
+    def __call__(self, **kwargs):
+        if self.data and not _is_date(str(self.data)):
+            kwargs.setdefault("type", "text")
+        return super().__call__(**kwargs)
+
+
+class KwTextArea(_Kw, TextAreaField):
+    pass
+
+
+class KwHidden(_Kw, HiddenField):
+    pass
+
+
+class KwSelect(_Kw, SelectField):
+    def process_data(self, value):
+        self.data = "" if value is None else str(value)
+
+    def post_process(self, formdata=None):
+        super().post_process(formdata)
+        if self.data and self.data not in {c.value for c in self.choices}:  # keep what is not allowed, marked
+            self.choices = [*self.choices, SelectChoice(self.data, f"{self.data} (not allowed)")]
+
+
+class KwFormField(_Kw, FormField):
+    pass
+
+
+class KwFieldList(_Kw, FieldList):
+    pass
+
+
+class SchemaForm(Form):
+    """A generated form for one object of the schema; the root one for a whole document.
+
+    Fields are in schema order, named by property; `form[key]` gets one (properties whose
+    names clash with Form attributes, e.g. `data`, are only reachable that way)."""
+
+    node: Node
+    kind: str = ""
+
+    class Meta:
+        csrf = False  # CSRFProtect of the app checks the token; these are plain wtforms forms
+
+    def __init__(self, formdata=None, obj=None, prefix="", data=None, meta=None, **kwargs):
+        meta_obj = self._wtforms_meta()
+        if meta is not None and isinstance(meta, dict):
+            meta_obj.update_values(meta)
+        BaseForm.__init__(self, self._unbound_fields, meta=meta_obj, prefix=prefix)
+        reserved = set(dir(type(self)))
+        for name, f in self._fields.items():
+            if name.isidentifier() and name not in reserved:
+                setattr(self, name, f)
+        self.process(formdata, obj, data=data, **kwargs)
+
+    # -- document ---------------------------------------------------------------------------
+
+    def to_document(self) -> dict:
+        """The document this form shows: fields in schema order, empty optional fields left out,
+        numbers and booleans typed by the schema, plus whatever the `_extra` textareas hold.
+        Raises InvalidDocument (problems with JSON paths, for attach_errors) if a YAML textarea
+        cannot be read."""
+        problems: list[Problem] = []
+        doc = _collect_group(self, self.node, "", problems)
+        if problems:
+            raise InvalidDocument("the form has YAML that cannot be read", problems)
+        return doc
+
+    @property
+    def extra_field(self):
+        return self._fields[EXTRA]
+
+    def iter_fields(self) -> Iterator:
+        """The fields to render: every schema field, and `_extra` only when it holds something."""
+        for name, f in self._fields.items():
+            if name != EXTRA or f.data or f.errors:
+                yield f
+
+
+def _unbound(node: Node):
+    k = node.kind
+    common = dict(label=node.title, description=node.description, node=node)
+    ph = {"placeholder": node.placeholder} if node.placeholder else {}
+    if k == "const":
+        return KwHidden(default="", **common)
+    if k == "text":
+        return KwString(default="", render_kw=ph, **common)
+    if k == "money":
+        return KwString(default="", render_kw={"inputmode": "decimal", "autocomplete": "off", **ph}, **common)
+    if k in ("integer", "number"):
+        mode = "numeric" if k == "integer" else "decimal"
+        return KwString(default="", render_kw={"inputmode": mode, "autocomplete": "off", **ph}, **common)
+    if k == "date":
+        return KwDate(default="", render_kw=ph, **common)
+    if k == "textarea":
+        return KwTextArea(default="", render_kw={"rows": 3, **ph}, **common)
+    if k == "lines":
+        hint = "One per line."
+        if node.item.kind == "enum":
+            hint += " Allowed: " + ", ".join(node.item.choices) + "."
+        desc = f"{node.description} {hint}".strip()
+        return KwTextArea(default="", render_kw={"rows": 3, **ph}, **{**common, "description": desc})
+    if k in ("boolean", "enum"):
+        if k == "boolean":
+            opts = [("true", "Yes"), ("false", "No")]
+        else:
+            opts = [(t, _humanize(t) if isinstance(v, str) else t) for t, v in node.choices.items()]
+        if node.has_default:
+            d = node.default
+            shown = dict(opts).get(_scalar_text(d) if not isinstance(d, str) else d, _scalar_text(d))
+            empty = f"— (default: {shown})"
+        else:
+            empty = "— choose —" if node.required else "—"
+        choices = [SelectChoice("", empty)] + [SelectChoice(v, lbl) for v, lbl in opts]
+        return KwSelect(default="", choices=choices, validate_choice=False, **common)
+    if k == "group":
+        return KwFormField(_form_class(node), **common)
+    if k == "repeat":
+        entry = KwFormField(_form_class(node.item), label=node.item.title, description=node.item.description,
+                            node=node.item)
+        return KwFieldList(entry, min_entries=0, **common)
+    return KwTextArea(default="", render_kw={"rows": 4, "spellcheck": "false", **ph}, **common)  # yaml
+
+
+_EXTRA_NODE_TITLE = "Other settings (YAML)"
+_EXTRA_NODE_HELP = ("Settings this form has no field for, or values its fields cannot show, kept as "
+                    "written. Edit them as YAML; a field's own value wins over a key repeated here.")
+
+
+def _form_class(node: Node, name: str = "") -> type[SchemaForm]:
+    fields = [(k, _unbound(c)) for k, c in node.children.items()]
+    extra = Node("extra", EXTRA, _EXTRA_NODE_TITLE, _EXTRA_NODE_HELP)
+    fields.append((EXTRA, KwTextArea(label=extra.title, description=extra.description, default="",
+                                     render_kw={"rows": 4, "spellcheck": "false"}, node=extra)))
+    cls = type(name or f"{node.key.title().replace('_', '')}Form", (SchemaForm,), {"node": node})
+    type.__setattr__(cls, "_unbound_fields", fields)  # keep schema order (FormMeta would sort by creation)
+    return cls
+
+
+def _root_class(kind: str, schema: dict | None) -> type[SchemaForm]:
+    if schema is None:
+        return _cached_root_class(kind)
+    return _make_root_class(kind, copy.deepcopy(schema))
+
+
+@lru_cache(maxsize=None)
+def _cached_root_class(kind: str) -> type[SchemaForm]:
+    if kind not in KIND_SCHEMAS:
+        raise ValueError(f"unknown ruleset kind {kind!r} (one of {', '.join(KIND_SCHEMAS)})")
+    return _make_root_class(kind, None)
+
+
+def _make_root_class(kind: str, schema: dict | None) -> type[SchemaForm]:
+    base = BASE_URI + KIND_SCHEMAS.get(kind, f"{kind}.schema.json")
+    overrides = None
+    if schema is not None:
+        base = schema.get("$id", base)
+        overrides = {base: schema}
+    res = _Resolver(overrides)
+    root = _compile(res.docs[base], base, "", True, res)
+    if root.kind != "group":
+        raise ValueError(f"the schema of {kind} is not an object with properties")
+    cls = _form_class(root, f"{kind}Form")
+    cls.kind = kind
+    return cls
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def build_form(kind: str, doc: dict | None = None, formdata=None, *, schema: dict | None = None) -> SchemaForm:
+    """The form for a ruleset of `kind`: showing `doc` (None: a new document), or, when
+    `formdata` (a MultiDict, e.g. request.form) is given, what the browser submitted (doc is
+    then ignored). `schema` replaces the kind's schema (tests; $refs to other files still work)."""
+    cls = _root_class(kind, schema)
+    if formdata is not None:
+        return cls(formdata=formdata)
+    doc = {} if doc is None else doc
+    if not isinstance(doc, dict):
+        raise ValueError("a ruleset document is a mapping; edit it in the YAML view")
+    return cls(obj=_group_values(cls.node, doc))
+
+
+def _collect(f, node: Node, path: str, problems: list[Problem]) -> Any:
+    k = node.kind
+    if k == "group":
+        out = _collect_group(f.form, node, path, problems)
+        return out if out else _ABSENT
+    if k == "repeat":
+        items = [_collect_group(e.form, node.item, f"{path}[{i}]", problems) for i, e in enumerate(f.entries)]
+        return items if items else _ABSENT
+    if k in ("textarea", "lines", "yaml"):
+        text = _textarea_text(f.data)
+    else:
+        text = "" if f.data is None else str(f.data)
+    if k == "lines":
+        items = [line.strip() for line in text.split("\n") if line.strip()]
+        return [_parse_scalar(node.item, x) for x in items] if items else _ABSENT
+    if k == "yaml":
+        if not text.strip():
+            return _ABSENT
+        try:
+            return parse_text(text)
+        except InvalidDocument as exc:
+            problems.extend(Problem(path or "(document)", f"YAML {p.path}: {p.message}") for p in exc.problems)
+            return _ABSENT
+    if text == "":
+        return _ABSENT
+    return _parse_scalar(node, text)
+
+
+def _collect_group(form: SchemaForm, node: Node, path: str, problems: list[Problem]) -> dict:
+    values: dict[str, Any] = {}
+    for key, child in node.children.items():
+        v = _collect(form._fields[key], child, _join(path, key), problems)
+        if v is not _ABSENT:
+            values[key] = v
+    extra: dict = {}
+    text = _textarea_text(form._fields[EXTRA].data)
+    if text.strip():
+        try:
+            parsed = parse_text(text)
+        except InvalidDocument as exc:
+            parsed = {}
+            problems.extend(Problem(_join(path, EXTRA), f"YAML {p.path}: {p.message}") for p in exc.problems)
+        if isinstance(parsed, dict):
+            extra = parsed
+        elif parsed is not None:
+            problems.append(Problem(_join(path, EXTRA), "must be YAML key: value lines (a mapping)"))
+    out: dict = {}
+    for key in node.children:  # schema order; a field's value wins over the same key in _extra
+        if key in values:
+            out[key] = values[key]
+        elif key in extra:
+            out[key] = extra[key]
+    for key, v in extra.items():
+        if key not in node.children:
+            out[key] = v
+    return out
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _IDENT.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}['{key.replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}']"
+
+
+_TOKEN = re.compile(r"\.?([^.\[\]'\s][^.\[\]]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
+
+
+def _parse_path(path: str) -> list[str | int] | None:
+    """"spec.tiers[0].name" -> ["spec", "tiers", 0, "name"]; None for "(document)" and the like."""
+    p = path.strip()
+    if p.startswith("$"):
+        p = p[1:]
+    if p in ("", "(document)"):
+        return []
+    tokens: list[str | int] = []
+    pos = 0
+    while pos < len(p):
+        m = _TOKEN.match(p, pos)
+        if not m or m.end() == pos:
+            return None
+        if m.group(1) is not None:
+            tokens.append(m.group(1))
+        elif m.group(2) is not None:
+            tokens.append(int(m.group(2)))
+        else:
+            tokens.append(re.sub(r"\\(.)", r"\1", m.group(3)))
+        pos = m.end()
+    return tokens
+
+
+def _format_path(tokens: Iterable[str | int]) -> str:
+    out = ""
+    for t in tokens:
+        out = _join(out, t)
+    return out
+
+
+def _locate(form: SchemaForm, tokens: list[str | int]):
+    """Follow `tokens` as far as the form goes: (field or None, the form holding it, used)."""
+    cur_form, cur_field, used = form, None, 0
+    while used < len(tokens):
+        t = tokens[used]
+        if isinstance(cur_field, FieldList):
+            if not isinstance(t, int) or t >= len(cur_field.entries):
+                break
+            cur_field = cur_field.entries[t]
+            cur_form = cur_field.form
+        elif cur_field is None or isinstance(cur_field, FormField):
+            if not isinstance(t, str) or t not in cur_form._fields:
+                break
+            cur_field = cur_form._fields[t]
+            if isinstance(cur_field, FormField):
+                cur_form = cur_field.form
+        else:
+            break  # a scalar or YAML field: the rest of the path is inside its value
+        used += 1
+    return cur_field, cur_form, used
+
+
+def field_for_path(form: SchemaForm, path: str, *, exact: bool = False):
+    """The field for a JSON path ("spec.tiers[0].name" -> field "spec-tiers-0-name"): the deepest
+    field on the path (a FormField for an object, a FieldList for an array, the YAML textarea for
+    a path into a YAML subtree); None for the document itself, or if `exact` and the path does
+    not end at a field."""
+    tokens = _parse_path(path)
+    if tokens is None:
+        return None
+    f, _form, used = _locate(form, tokens)
+    if exact and used < len(tokens):
+        return None
+    return f
+
+
+def json_path_of(field) -> str:
+    """The JSON path of a generated field, from its name: "spec-tiers-0-name" -> "spec.tiers[0].name"."""
+    parts = field.name.split("-") if field.name else []
+    return _format_path(int(p) if p.isdigit() else p for p in parts)
+
+
+def _add_error(field, message: str) -> None:
+    field.errors = [*field.errors, message] if isinstance(field.errors, (list, tuple)) else [message]
+
+
+_REQUIRED = re.compile(r"^'(.+)' is a required property$")
+_DEPENDENT = re.compile(r"^'(.+)' is a dependency of '(.+)'$")
+
+
+def attach_errors(form: SchemaForm, problems: Iterable[Problem]) -> None:
+    """Put each Problem next to its field: the deepest field its JSON path reaches (the rest of
+    the path prefixes the message); "required property" errors go to the missing field; paths
+    the form does not have go to the form-level errors of the deepest object (`form_errors`)."""
+    for p in problems:
+        tokens = _parse_path(p.path)
+        if tokens is None:
+            form.form_errors.append(f"{p.path}: {p.message}")
+            continue
+        f, holder, used = _locate(form, tokens)
+        rest = tokens[used:]
+        message = f"{_format_path(rest)}: {p.message}" if rest else p.message
+        if isinstance(f, FieldList):
+            _add_error(f, message)
+        elif f is None or isinstance(f, FormField):
+            m = (_REQUIRED.match(p.message) or _DEPENDENT.match(p.message)) if not rest else None
+            if m and m.group(1) in holder._fields:
+                target = holder._fields[m.group(1)]
+                if isinstance(target, FormField):
+                    target.form.form_errors.append(p.message)
+                else:
+                    _add_error(target, p.message)
+            elif rest and holder._fields[EXTRA].data:
+                _add_error(holder._fields[EXTRA], message)  # a key kept in the YAML leftovers
+            else:
+                holder.form_errors.append(message)
+        else:
+            _add_error(f, message)
+
+
+def _pairs(form: SchemaForm, prefix: str) -> Iterator[tuple[str, str]]:
+    for key, f in form._fields.items():
+        name = prefix + key
+        if isinstance(f, FieldList):
+            for i, entry in enumerate(f.entries):
+                yield from _pairs(entry.form, f"{name}-{i}-")
+        elif isinstance(f, FormField):
+            yield from _pairs(f.form, name + "-")
+        else:
+            yield name, "" if f.data is None else str(f.data)
+
+
+def form_formdata(form: SchemaForm) -> MultiDict:
+    """What a browser would submit for this form (names renumbered 0..n-1 in each list)."""
+    return MultiDict(list(_pairs(form, form._prefix)))
+
+
+def _name_for(target: str) -> str:
+    if "." in target or "[" in target:
+        tokens = _parse_path(target) or []
+        return "-".join(str(t) for t in tokens)
+    return target
+
+
+def apply_action(form: SchemaForm, action: str) -> SchemaForm:
+    """Perform an "add:<list field name>" or "remove:<entry field name>" button (the value of the
+    submitted `_action`; JSON paths such as "add:spec.tiers" work too) and return the form to
+    re-render: nothing else changes, nothing is validated."""
+    verb, _, target = action.partition(":")
+    name = _name_for(target.strip())
+    fd = form_formdata(form)
+    if verb == "remove":
+        parent, _, index = name.rpartition("-")
+        lst = _field_named(form, parent)
+        if not (isinstance(lst, FieldList) and index.isdigit()):
+            raise ValueError(f"{target!r} is not an item of a repeatable group")
+        fd = MultiDict([(k, v) for k, v in fd.items(multi=True) if k != name and not k.startswith(name + "-")])
+        return type(form)(formdata=fd)
+    if verb == "add":
+        new = type(form)(formdata=fd)
+        lst = _field_named(new, name)
+        if not isinstance(lst, FieldList):
+            raise ValueError(f"{target!r} is not a repeatable group")
+        lst.append_entry()
+        return new
+    raise ValueError(f"unknown action {action!r} (add:<field> or remove:<field>)")
+
+
+def _field_named(form: SchemaForm, name: str):
+    tokens: list[str | int] = [int(p) if p.isdigit() else p for p in name.split("-")] if name else []
+    f, _holder, used = _locate(form, tokens)
+    return f if used == len(tokens) and tokens else None
+
+
+def inline_refs(kind: str, schema: dict | None = None) -> dict:
+    """The kind's schema with every $ref replaced by its target (sibling keywords kept), for
+    tools that cannot follow references across files (hypothesis-jsonschema)."""
+    base = BASE_URI + KIND_SCHEMAS[kind]
+    res = _Resolver({base: schema} if schema is not None else None)
+
+    def walk(node: Any, base: str, seen: tuple) -> Any:
+        if isinstance(node, list):
+            return [walk(x, base, seen) for x in node]
+        if not isinstance(node, dict):
+            return node
+        while "$ref" in node:
+            key = urljoin(base, node["$ref"])
+            if key in seen:
+                raise ValueError(f"recursive $ref {key}")
+            seen = (*seen, key)
+            target, base = res.lookup(node["$ref"], base)
+            node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return {k: walk(v, base, seen) for k, v in node.items() if k not in ("$defs", "$id", "$schema")}
+
+    return walk(res.docs[base], base, ())
