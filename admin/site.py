@@ -70,7 +70,7 @@ def init_admin(app: Flask, service) -> Admin:
     app.register_blueprint(auth_bp)
 
     # Flask-Admin's list views read through a session per request thread.
-    app.extensions["keepwell_read"] = readers = db.read_sessions(service.engine)
+    readers = app.extensions.setdefault("keepwell_read", db.read_sessions(service.engine))
     db_session = scoped_session(readers)
     app.teardown_appcontext(lambda _exc: db_session.remove())
 

@@ -9,13 +9,15 @@ import platform
 import sys
 import time
 
-from . import ingest, memory, rule_eval
+from . import http_load, ingest, memory, rule_eval
 
 BENCHMARKS = {
     "rule_eval": lambda quick: rule_eval.run(quick),
     "ingest_sqlite": lambda quick: ingest.run("sqlite", quick),
     "ingest_postgresql": lambda quick: ingest.run("postgresql", quick),
     "memory": lambda quick: memory.run(quick),
+    "http_load_postgresql": lambda quick: http_load.run("postgresql", quick),
+    "http_load_sqlite": lambda quick: http_load.run("sqlite", quick),
 }
 
 

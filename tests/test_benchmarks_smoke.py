@@ -22,3 +22,20 @@ def test_quick_benchmarks_run_and_agree(tmp_path):
         assert abs(size["ratio_vs_durable"] - size["durable_dsl_per_s"] / size["keepwell_per_s"]) < 0.01
     assert data["memory"]["facts_held"] == 0
     assert "ratio_vs_durable" in res.stdout
+
+
+def test_quick_http_load_runs_clean(tmp_path):
+    """Charges over HTTP against 4 gunicorn processes (SQLite, quick sizes): a rate and its
+    baseline, and the after-run checks found no error, no lost and no doubled charge."""
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "http_load_sqlite", "--json", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads(out.read_text())["benchmarks"]["http_load_sqlite"]
+    assert data["processes"] == 4
+    assert data["rps"] > 0 and data["baseline_rps"] > 0
+    assert abs(data["ratio"] - data["rps"] / data["baseline_rps"]) < 0.01
+    assert 0 < data["p50_ms"] <= data["p99_ms"]
+    assert (data["errors"], data["lost"], data["doubled"]) == (0, 0, 0)
+    assert data["checks"]["audit_ok"] and data["checks"]["balance_mismatches"] == 0
+    assert data["approved"] > 0

@@ -27,10 +27,9 @@ def authenticate():
     secret = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not secret:
         raise Unauthorized("send an API key: Authorization: Bearer <key> (create one with `keepwell apikeys create`)")
-    from . import db
     from .tenancy import company_for_key
 
-    with db.transaction(service().sessions) as session:
+    with current_app.extensions["keepwell_read"]() as session:
         company = company_for_key(session, secret)
         if company is None:
             raise Unauthorized("unknown or revoked API key")

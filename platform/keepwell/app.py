@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template_string
 
+from . import db
 from .config import Settings
 from .service import Keepwell
 
@@ -27,6 +28,8 @@ def create_app(test_config: dict | None = None, service: Keepwell | None = None)
         settings = Settings.from_env(app.config.get("KEEPWELL_ENV"))
         service = Keepwell.from_settings(settings)
     app.extensions["keepwell"] = service
+    # Pages and API-key checks that only read use these: on SQLite they take no write lock.
+    app.extensions["keepwell_read"] = db.read_sessions(service.engine)
 
     from .api import bp
 
@@ -44,8 +47,6 @@ def create_app(test_config: dict | None = None, service: Keepwell | None = None)
 
     @app.get("/healthz")
     def health():
-        from . import db
-
         return jsonify({"ok": True, "schema": db.current_revision(service.engine)})
 
     return app
