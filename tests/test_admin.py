@@ -398,3 +398,42 @@ def test_a_new_ruleset_from_the_blank_form(site):
     assert _published(svc, "referrals@1") == doc
     staff = signed_in(app, "staff@heat.example")
     assert staff.get("/admin/rulesets/new?kind=Plan").status_code == 403
+
+
+def test_simulate_a_saved_draft_over_an_uploaded_sample_file(site):
+    import json
+
+    app, svc = site
+    install_hvac(svc)
+    cust, _mid = enroll_someone(svc)
+    b = signed_in(app)
+    # A draft that doubles the spend points, saved from the YAML view.
+    from keepwell.documents import to_yaml
+
+    rules = _published(svc, "hvac-comfort-rewards@1")
+    for r in rules["spec"]["rules"]:
+        if r["id"] == "hvac-spend-points":
+            r["earn"]["points"] = int(r["earn"]["points"]) * 2
+    edit = "/admin/rulesets/r/hvac-comfort-rewards/edit"
+    r = b.post(edit, {"_mode": "yaml", "_kind": "EarningRules", "yaml": to_yaml(rules), "_action": "save"}, token_from=edit)
+    assert r.status_code == 302
+    stream = "\n".join(json.dumps(e) for e in [  # a sample stream brings its own enrolments
+        event("s-0", "enrolled", cust, "2026-01-05", plan="hvac-comfort-club", tier="premium"),
+        event("s-1", "purchase", cust, "2026-02-01", amount="100.00"),
+        event("s-2", "purchase", cust, "2026-02-15", amount="50.00"),
+    ])
+    url = "/admin/rulesets/r/hvac-comfort-rewards/simulate"
+    page = b.get(url).get_data(as_text=True)
+    assert "the saved draft" in page
+    r = b.client.post(url, data={"from": "2026-01-01", "to": "2026-03-01", "csrf_token": b.token(url),
+                                 "events": (io.BytesIO(stream.encode()), "sample.jsonl")},
+                      content_type="multipart/form-data")
+    text = r.get_data(as_text=True)
+    assert "3 sample stream events" in text, text[-2000:]
+    members = re.search(r"<table[^>]*id=\"sim-members\".*?</table>", text, re.S)
+    assert members, re.findall(r"<h[23][^>]*>.*?</h[23]>", text)
+    members = members.group(0)
+    assert "Maria Garcia" in members and "(+" in members  # more points under the draft
+    bad = b.client.post(url, data={"from": "2026-01-01", "to": "2026-03-01", "csrf_token": b.token(url),
+                                   "events": (io.BytesIO(b"{not json"), "bad.jsonl")}, content_type="multipart/form-data")
+    assert "could not be read" in bad.get_data(as_text=True)
