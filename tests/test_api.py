@@ -100,3 +100,12 @@ def test_simulation_over_the_api(api):
     assert client.get(f"/api/v1/customers/{cust}/points", headers=h).json["balance"] == 0  # nothing written
     bad = client.post("/api/v1/simulations", json={"draft": {"kind": "EarningRules"}, "from": "2024-01-01", "to": "2024-12-31"}, headers=h)
     assert bad.status_code == 422 and bad.json["error"]["errors"]
+
+
+def test_bad_paging_is_a_422_not_a_crash(api):
+    client, keys = api
+    h = auth(keys["default"])
+    r = client.get("/api/v1/customers?limit=abc", headers=h)
+    assert r.status_code == 422 and r.json["error"]["errors"][0]["path"] == "limit"
+    assert client.get("/api/v1/customers?offset=-1", headers=h).status_code == 422
+    assert client.get("/api/v1/customers?limit=2&offset=0", headers=h).status_code == 200

@@ -345,3 +345,51 @@ def test_run_due_racing_purchases_in_the_next_period_closes_the_period_once(memb
     assert closes == [f"period_ended:{m}:0"]
     assert app.run_due(date(2024, 2, 2))["periods_closed"] == 0
     check_ledger_chains(app)
+
+
+def test_fifty_charges_and_fifty_redemptions_race_for_the_last_of_their_balances(member, postgres_url):
+    """50 charges of 10.00 against 115.00 (balance + overdraft) and, for another member at the
+    same time, 50 redemptions of 25 points against 310 points: exactly 11 and 12 succeed, every
+    other one is declined with its reason (insufficient_allowance, insufficient_points) and
+    writes nothing."""
+    app, payer, m = member("100.00", "20.00")
+    assert app.post_event(purchase("warm-up", payer, "5.00"))["status"] == "approved"
+    saver = app.add_customer("Sam Saver")
+    app.enroll(saver, PLAN_ID, ON)
+    earned = app.post_event({"id": "earn", "type": "purchase", "customer": saver, "occurred_at": DAY,
+                             "data": {"amount": "310.00", "pay_with": "card"}})
+    assert earned["points"]["balance"] == 310
+    start = available(app, m)
+    assert start == 11500
+    processes, per_process = 5, 10
+    writers = [[[purchase(f"last-{p}-{t}", payer, "10.00")] for t in range(per_process)] +
+               [[{"id": f"redeem-{p}-{t}", "type": "redemption", "customer": saver, "occurred_at": DAY,
+                  "data": {"points": 25, "reward": "gift card"}}] for t in range(per_process)]
+               for p in range(processes)]
+
+    got = race(postgres_url, writers)
+    results = [r for rs in got.values() for r in rs]
+    charges = [r for r in results if r["type"] == "purchase"]
+    redemptions = [r for r in results if r["type"] == "redemption"]
+    assert len(charges) == len(redemptions) == 50
+
+    approved = [r for r in charges if r["status"] == "approved"]
+    assert len(approved) == 11
+    declined = [r for r in charges if r["status"] != "approved"]
+    assert all((r["status"], r["reason"]) == ("declined", "insufficient_allowance") for r in declined)
+    assert all(r["entries"] == [] and "available" in r["message"] for r in declined)
+    assert sorted(cents(r["balance"]) + cents(r["overdraft_left"]) for r in approved) == [
+        start - 1000 * k for k in range(11, 0, -1)]
+    a = app.membership(m)["allowance"]
+    assert (a["balance"], a["overdraft_used"], a["available"]) == ("0.00", "15.00", "5.00")
+
+    redeemed = [r for r in redemptions if r["status"] == "processed"]
+    assert len(redeemed) == 12
+    refused = [r for r in redemptions if r["status"] != "processed"]
+    assert all((r["status"], r["reason"]) == ("declined", "insufficient_points") for r in refused)
+    assert all(r["entries"] == [] and r["message"] for r in refused)
+    assert sorted(r["points"]["balance"] for r in redeemed) == [310 - 25 * k for k in range(12, 0, -1)]
+    assert app.points(saver)["balance"] == 10
+    [lot] = app.points(saver)["lots"]
+    assert (lot["points"], lot["remaining"]) == (310, 10)
+    check_ledger_chains(app)

@@ -521,7 +521,45 @@ class LedgerMachine(RuleBasedStateMachine):
         res.pop("warning", None)
         assert res == {k: v for k, v in first.items() if k != "duplicate"}
 
+    @rule(data=st.data(), action=st.sampled_from(["update", "delete"]))
+    def tamper_with_a_posted_row(self, data, action):
+        """Someone with database access tries to rewrite history: the database refuses to change or
+        remove a posted ledger entry or lot draw (append-only triggers), and nothing moves."""
+        from keepwell.models import LotDraw
+
+        with self.app.engine.connect() as c:
+            entries = c.scalars(sa.select(LedgerEntry.id).where(LedgerEntry.company_id == self.company_id)
+                                .order_by(LedgerEntry.id)).all()
+            draws = c.scalars(sa.select(LotDraw.id).join(LedgerEntry, LedgerEntry.id == LotDraw.entry_id)
+                              .where(LedgerEntry.company_id == self.company_id).order_by(LotDraw.id)).all()
+        targets = [(LedgerEntry, i, "amount") for i in entries] + [(LotDraw, i, "points") for i in draws]
+        if not targets:
+            return
+        model, row, column = data.draw(st.sampled_from(targets), label="row")
+        stmt = (sa.update(model).where(model.id == row).values({column: model.__table__.c[column] + 1})
+                if action == "update" else sa.delete(model).where(model.id == row))
+        try:
+            with self.app.engine.begin() as c:
+                c.execute(stmt)
+        except sa.exc.DBAPIError as exc:
+            assert "append-only" in str(exc), exc
+        else:
+            raise AssertionError(f"{action} of {model.__tablename__} row {row} was not refused")
+
     # --- invariants -----------------------------------------------------------------------
+
+    @invariant()
+    def posted_rows_never_change(self):
+        """Every ledger entry seen after an earlier step is still there, unchanged: steps only
+        ever append."""
+        if not hasattr(self, "company_id"):
+            return
+        with self.app.engine.connect() as c:
+            rows = {r.id: tuple(r) for r in c.execute(sa.select(LedgerEntry)
+                                                      .where(LedgerEntry.company_id == self.company_id))}
+        seen = getattr(self, "_seen_rows", {})
+        assert {i: rows.get(i) for i in seen} == seen
+        self._seen_rows = rows
 
     @invariant()
     def audit_is_clean(self):

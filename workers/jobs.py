@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 from rq import Retry
@@ -61,7 +63,11 @@ def channels():
 # --- the jobs ----------------------------------------------------------------------------------
 
 def run_due_unit(company: str, unit: dict) -> dict:
-    result = service().run_due_unit(DueUnit(**{**unit, "as_of": date.fromisoformat(unit["as_of"])}), company=company)
+    _fault("due:before_work")
+    app = service()
+    with _fault_before_commit(app, "due:before_commit"):
+        result = app.run_due_unit(DueUnit(**{**unit, "as_of": date.fromisoformat(unit["as_of"])}), company=company)
+    _fault("due:after_commit")
     enqueue_outbox(Settings.from_env().redis_url)
     return result
 
@@ -69,7 +75,7 @@ def run_due_unit(company: str, unit: dict) -> dict:
 def deliver(message_id: int) -> dict:
     from keepwell import outbox
 
-    outcome = outbox.deliver(service(), message_id, channels())
+    outcome = outbox.deliver(service(), message_id, _with_fault_hooks(channels()))
     if outcome.status == "retry":
         _schedule_retry(message_id)
     return {"message": message_id, "status": outcome.status, "detail": outcome.detail}
@@ -102,6 +108,78 @@ def ensure_tick(url: str) -> bool:
     jid = f"keepwell-tick-{slot}"
     q.enqueue(tick, job_id=jid, description=jid, result_ttl=max(10 * seconds, 600), failure_ttl=7 * 86400)
     return True
+
+
+# --- fault injection (tests only) ----------------------------------------------------------------
+#
+# The reliability tests kill a worker at each stage of a job (tests/test_reliability_faults.py).
+# To reach a stage deterministically, KEEPWELL_FAULT_STAGE names one of FAULT_STAGES and
+# KEEPWELL_FAULT_FILE a file that does not exist yet: the first work horse to reach that stage
+# creates the file (so only one job, once, is affected) and then waits there, holding whatever it
+# holds (an open transaction, a claimed message), until the test SIGKILLs it with its worker.
+# Unset (always, outside those tests), the hooks do nothing.
+
+FAULT_STAGES = (
+    "due:before_work",     # a due job taken from the queue, nothing done yet
+    "due:before_commit",   # its work done and flushed, the transaction still open
+    "due:after_commit",    # committed; the outbox not enqueued, the job not marked finished
+    "deliver:before_send",  # a message claimed (committed as `sending`), not sent yet
+    "deliver:after_send",  # sent to the channel, not yet marked sent
+)
+
+
+def _fault(stage: str) -> bool:
+    if os.environ.get("KEEPWELL_FAULT_STAGE") != stage or not os.environ.get("KEEPWELL_FAULT_FILE"):
+        return False
+    try:
+        fd = os.open(os.environ["KEEPWELL_FAULT_FILE"], os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False  # fired once already
+    os.write(fd, f"{os.getpid()} {stage}\n".encode())
+    os.close(fd)
+    log.warning("fault injection: stopped at %s, waiting to be killed", stage)
+    while True:
+        time.sleep(3600)
+
+
+@contextmanager
+def _fault_before_commit(app, stage: str):
+    if os.environ.get("KEEPWELL_FAULT_STAGE") != stage:
+        yield
+        return
+    import sqlalchemy as sa
+
+    def before_commit(session):
+        session.flush()
+        _fault(stage)
+
+    sa.event.listen(app.sessions, "before_commit", before_commit)
+    try:
+        yield
+    finally:
+        sa.event.remove(app.sessions, "before_commit", before_commit)
+
+
+def _with_fault_hooks(chans: dict) -> dict:
+    """The channels, with the deliver:before_send / deliver:after_send hooks around `send`."""
+    if not os.environ.get("KEEPWELL_FAULT_STAGE", "").startswith("deliver:"):
+        return chans
+    return {name: _FaultyChannel(ch) for name, ch in chans.items()}
+
+
+class _FaultyChannel:
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+
+    def with_secret(self, secret: str):
+        return _FaultyChannel(self.inner.with_secret(secret)) if hasattr(self.inner, "with_secret") else self
+
+    def send(self, message):
+        _fault("deliver:before_send")
+        receipt = self.inner.send(message)
+        _fault("deliver:after_send")
+        return receipt
 
 
 # --- enqueueing --------------------------------------------------------------------------------

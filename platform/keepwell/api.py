@@ -56,6 +56,15 @@ def _date_arg(name: str) -> date:
         raise InvalidDocument("bad query", [Problem(name, f"{raw!r} is not a date (YYYY-MM-DD)")]) from None
 
 
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise InvalidDocument("bad query", [Problem(name, f"{raw!r} is not a whole number of 0 or more")])
+    return int(raw)
+
+
 @bp.post("/events")
 def post_events():
     """One event object, or {"events": [...]} (each processed on its own; results in order)."""
@@ -88,8 +97,8 @@ def list_customers():
 
     from .models import Customer
 
-    limit = min(int(request.args.get("limit", 50)), 500)
-    offset = int(request.args.get("offset", 0))
+    limit = min(_int_arg("limit", 50), 500)
+    offset = _int_arg("offset", 0)
     rows = service().run(g.company, lambda c: [
         {"id": x.id, "name": x.name, "email": x.email}
         for x in c.session.scalars(sa.select(Customer).where(Customer.company_id == c.company.id)
