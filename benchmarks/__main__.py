@@ -10,12 +10,15 @@ import sys
 import time
 
 from . import http_load, ingest, memory, rule_eval
+from . import due_work
 
 BENCHMARKS = {
     "rule_eval": lambda quick: rule_eval.run(quick),
     "ingest_sqlite": lambda quick: ingest.run("sqlite", quick),
     "ingest_postgresql": lambda quick: ingest.run("postgresql", quick),
     "memory": lambda quick: memory.run(quick),
+    "due_work_sqlite": lambda quick: due_work.run("sqlite", quick),
+    "due_work_postgresql": lambda quick: due_work.run("postgresql", quick),
     "http_load_postgresql": lambda quick: http_load.run("postgresql", quick),
     "http_load_sqlite": lambda quick: http_load.run("sqlite", quick),
 }

@@ -335,15 +335,10 @@ def test_mutated_rulesets_are_accepted_or_rejected_with_paths(fuzz_app, db_url):
     check()
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="product bug: versions.publish calls doc.get() on a document that is not a mapping")
 @pytest.mark.parametrize("doc", [None, [], "Plan", 42, {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": "x"}])
 def test_publishing_a_document_that_is_not_a_mapping_is_a_clear_error(fuzz_app, doc):
-    """Found by the mutated documents: validate_ruleset reports "(document): a ruleset is a
-    mapping..." for these, but versions.publish then builds its error message with
-    `doc.get('metadata', {}).get('id')` and raises AttributeError instead of InvalidDocument
-    (reachable with `keepwell rulesets publish` of a YAML file holding a list or `null`, and the
-    admin and API paths that publish)."""
+    """Found by the mutated documents: publishing a list, `null` or `metadata: "x"` raised
+    AttributeError while naming the document in its error; now it is the usual InvalidDocument."""
     assert validate_ruleset(copy.deepcopy(doc))
     with pytest.raises(KeepwellError) as info:
         fuzz_app.publish(doc, "fuzz", date(2020, 1, 1))

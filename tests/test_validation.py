@@ -155,3 +155,9 @@ def test_validate_json_output(cli, tmp_path):
     rows = cli.json("rulesets", "validate", f, expect=1)
     assert rows == [{"file": f, "path": "spec.allowance.period",
                      "message": "'daily' is not one of ['monthly', 'quarterly', 'half_yearly', 'yearly']"}]
+
+
+def test_a_kind_that_is_not_a_string_is_a_problem_not_a_crash():
+    for kind in (["Plan"], {"a": 1}, None, 3):
+        problems = validate_ruleset({"apiVersion": "keepwell/v1", "kind": kind, "metadata": {"id": "x", "name": "x"}, "spec": {}})
+        assert [p.path for p in problems] == ["kind"]

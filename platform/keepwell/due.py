@@ -1,6 +1,10 @@
 """Due work, computed from an `as_of` date so it can run for any date (tests and back-fills
 drive time this way). Each unit is small and keyed deterministically: a period end of one
 membership, a points expiry of one customer, one reminder. Running it twice does nothing new.
+
+`run_units` does many units in the caller's transaction (a chunk): what they need is loaded and
+locked in a few queries and the rows they append are written in bulk, through the same code as
+one unit (`run_unit`); a crash leaves a chunk applied whole or not at all.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 
 from . import events, memberships, points
+from .ledger import book
 from .models import Membership, OutboxMessage
 from .periods import period_start
 from .rules import in_force
@@ -43,11 +48,42 @@ def plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
     return units
 
 
+def run_units(ctx: Ctx, units: list[DueUnit]) -> list[dict]:
+    """Do many units of due work inside the caller's transaction, with exactly the effects of
+    doing them one at a time, in order."""
+    b = book(ctx)
+    events.lock_customers(ctx, [u.customer for u in units])
+    present = [c for c in dict.fromkeys(u.customer for u in units) if b.customers.get(c) is not None]
+    memberships.load(ctx, present)
+    b.load_owners(present + [m.id for c in present for m in b.members.get(c, ())])
+    keys = []
+    for u in units:
+        m = b.member_ids.get(u.subject) if u.kind == "period_end" else None
+        if m is not None:
+            keys += events.period_keys(m)
+        elif u.kind == "points_expiry":
+            keys.append(u.key)
+    events.lookup_keys(ctx, keys)
+    b.ids.want(events.Event.__table__, 2 * len(units))
+    b.ids.want(events.LedgerEntry.__table__, 6 * len(units))
+    b.depth += 1
+    try:
+        out = [run_unit(ctx, u) for u in units]
+    except BaseException:
+        b.rollback(0)
+        raise
+    finally:
+        b.depth -= 1
+    b.flush()
+    return out
+
+
 def run_unit(ctx: Ctx, unit: DueUnit) -> dict:
     """Do one unit of due work inside the caller's transaction."""
-    from .tenancy import get_customer
-
-    get_customer(ctx.session, ctx.company, unit.customer, lock=True)
+    b = book(ctx)
+    if not b.depth:
+        return run_units(ctx, [unit])[0]
+    events.customer(ctx, unit.customer)  # locked: it serialises every writer of the customer's balances
     if unit.kind == "period_end":
         m = _membership_of(ctx, unit, lock=True)
         closed = events.catch_up(ctx, m, unit.as_of)
@@ -109,16 +145,23 @@ def _reminders_due(ctx: Ctx, as_of: date) -> list[tuple[str, str, str]]:
                 continue
             if expires_on - timedelta(days=trig["before"]["days"]) <= as_of:
                 key = f"notify:{ruleset_ref.split('@')[0]}:{trig['id']}:{mid}:{expires_on.isoformat()}"
-                exists = ctx.session.scalar(sa.select(OutboxMessage.id).where(
-                    OutboxMessage.company_id == ctx.company.id, OutboxMessage.key == key))
-                if exists is None:
-                    due.append((key, cid, mid))
-    return due
+                due.append((key, cid, mid))
+    queued = _outbox_keys(ctx, [key for key, _c, _m in due])
+    return [d for d in due if d[0] not in queued]
+
+
+def _outbox_keys(ctx: Ctx, keys: list[str]) -> set[str]:
+    """Which of these outbox keys exist already (written, or pending in this transaction)."""
+    found = {k for k in keys if k in book(ctx).outbox_keys}
+    todo = [k for k in dict.fromkeys(keys) if k not in found]
+    for i in range(0, len(todo), 500):
+        found.update(ctx.session.scalars(sa.select(OutboxMessage.key).where(
+            OutboxMessage.company_id == ctx.company.id, OutboxMessage.key.in_(todo[i:i + 500]))))
+    return found
 
 
 def _queue_reminder(ctx: Ctx, unit: DueUnit) -> bool:
-    if ctx.session.scalar(sa.select(OutboxMessage.id).where(
-            OutboxMessage.company_id == ctx.company.id, OutboxMessage.key == unit.key)) is not None:
+    if _outbox_keys(ctx, [unit.key]):
         return False
     _, ruleset_id, trigger_id = unit.key.split(":")[:3]
     m = _membership_of(ctx, unit)
@@ -126,13 +169,12 @@ def _queue_reminder(ctx: Ctx, unit: DueUnit) -> bool:
         if (ruleset_ref.split("@")[0], trig["id"]) != (ruleset_id, trigger_id):
             continue
         renewal = period_start(m.issued_on, m.period, m.current_period + 1)
-        ctx.session.add(OutboxMessage(
-            company_id=ctx.company.id, key=unit.key, customer_id=m.customer_id, kind="notification",
+        events.add_outbox(
+            ctx, key=unit.key, event_id=None, customer_id=m.customer_id, kind="notification",
             channel=trig["channel"], template=trig["template"], audience=trig.get("audience", "customer"),
             ruleset=ruleset_ref, rule=trig["id"],
             payload={"membership": m.id, "expires_on": m.expires_on.isoformat(), "renews_on": renewal.isoformat(),
                      "days_before": trig["before"]["days"]},
-        ))
-        ctx.session.flush()
+        )
         return True
     return False

@@ -6,6 +6,8 @@ outbox rows commit together or not at all. A repeated key returns the first resu
 
 from __future__ import annotations
 
+import copy
+from typing import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -13,8 +15,8 @@ import sqlalchemy as sa
 from . import allowance, entitlements, memberships, points
 from .documents import content_hash
 from .errors import InvalidDocument, NotFound, Problem
-from .ledger import Posting
-from .models import Event, LedgerEntry, Account, OutboxMessage
+from .ledger import Posting, book
+from .models import Customer, Event, LedgerEntry, OutboxMessage
 from .money import format_cents, to_cents
 from .outcomes import Declined
 from .rules import evaluate
@@ -22,6 +24,7 @@ from .tenancy import Ctx, get_customer
 from .validation import validate_event
 
 # Raised only by the platform's own due work, never accepted from outside.
+_E = Event.__table__
 PLATFORM_ONLY = frozenset({"period_ended", "renewed", "expired", "points_expired", "migrated"})
 BUILTIN = "keepwell@1"
 # Keys of the platform's own events (close_period_event, due.run_unit): never accepted from outside.
@@ -29,7 +32,7 @@ RESERVED_KEYS = ("period_ended:", "renewed:", "expired:", "points_expired:", "mi
 
 
 def check(payload: object, trusted: bool = False) -> list[Problem]:
-    problems = validate_event(payload)
+    problems = [] if _valid_event(payload) else validate_event(payload)
     if not problems and payload["type"] in PLATFORM_ONLY and not trusted:
         problems = [Problem("type", f"{payload['type']!r} events are raised by `keepwell run-due`, not posted")]
     elif not problems and not trusted and payload["id"].startswith(RESERVED_KEYS):
@@ -39,52 +42,338 @@ def check(payload: object, trusted: bool = False) -> list[Problem]:
     return problems
 
 
+# --- validation: a fast path for valid events ------------------------------------------------
+# The event schema (schemas/event.schema.json) is compiled once into plain Python checks that
+# answer "valid" only when the JSON Schema validator would report no problem; anything else (an
+# invalid event, or a schema using a keyword the compiler does not know) goes to the full
+# validator, which reports every problem with its path. tests/test_batch_ingest.py compares the
+# two on generated events.
+
+_FAST_IGNORED = {"$schema", "$id", "$comment", "title", "description", "examples", "default"}
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _true(_x) -> bool:
+    return True
+
+
+def _all(checks: list) -> "Callable[[object], bool]":
+    checks = tuple(checks)
+    if not checks:
+        return _true
+    if len(checks) == 1:
+        return checks[0]
+
+    def f(x) -> bool:
+        for check in checks:
+            if not check(x):
+                return False
+        return True
+
+    return f
+
+
+_BOUNDS = {"minimum": lambda x, m: x >= m, "maximum": lambda x, m: x <= m,
+           "exclusiveMinimum": lambda x, m: x > m, "exclusiveMaximum": lambda x, m: x < m}
+_TYPES = {"string": str, "object": dict, "array": list, "boolean": bool}
+
+
+def _type_check(name: str):
+    if name in _TYPES:
+        t = _TYPES[name]
+        return lambda x: isinstance(x, t)
+    if name == "integer":
+        return lambda x: (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, float) and x.is_integer())
+    if name == "null":
+        return lambda x: x is None
+    raise _Unsupported(name)
+
+
+def _compile_schema(schema: dict, resolve) -> "Callable[[object], bool]":
+    import re
+
+    from .validation import Draft202012Validator
+
+    if not isinstance(schema, dict):
+        raise _Unsupported(schema)
+    checks = []
+    for kw, arg in schema.items():
+        if kw in _FAST_IGNORED or kw not in Draft202012Validator.VALIDATORS:
+            continue  # annotations: the validator ignores them too
+        if kw == "type":
+            fs = [_type_check(t) for t in ([arg] if isinstance(arg, str) else arg)]
+            checks.append(fs[0] if len(fs) == 1 else (lambda x, fs=tuple(fs): any(f(x) for f in fs)))
+        elif kw == "required":
+            keys = tuple(arg)
+
+            def required(x, keys=keys) -> bool:
+                if isinstance(x, dict):
+                    for k in keys:
+                        if k not in x:
+                            return False
+                return True
+
+            checks.append(required)
+        elif kw == "properties":
+            items = tuple((k, _compile_schema(v, resolve)) for k, v in arg.items())
+
+            def properties(x, items=items) -> bool:
+                if isinstance(x, dict):
+                    for k, f in items:
+                        if k in x and not f(x[k]):
+                            return False
+                return True
+
+            checks.append(properties)
+        elif kw == "additionalProperties":
+            if arg is not False or "patternProperties" in schema:
+                raise _Unsupported(kw)
+            allowed = frozenset(schema.get("properties", {}))
+            checks.append(lambda x, allowed=allowed: not isinstance(x, dict) or allowed.issuperset(x))
+        elif kw == "minLength":
+            checks.append(lambda x, n=int(arg): not isinstance(x, str) or len(x) >= n)
+        elif kw == "maxLength":
+            checks.append(lambda x, n=int(arg): not isinstance(x, str) or len(x) <= n)
+        elif kw == "pattern":
+            rx = re.compile(arg)
+            checks.append(lambda x, rx=rx: not isinstance(x, str) or rx.search(x) is not None)
+        elif kw == "format":
+            fc = Draft202012Validator.FORMAT_CHECKER
+            checks.append(lambda x, fmt=arg, fc=fc: fc.conforms(x, fmt))
+        elif kw in ("enum", "const"):
+            values = list(arg) if kw == "enum" else [arg]
+            if not all(type(v) is str for v in values):
+                raise _Unsupported(kw)
+            allowed = frozenset(values)
+            checks.append(lambda x, allowed=allowed: type(x) is str and x in allowed)
+        elif kw in _BOUNDS:
+            if isinstance(arg, bool) or not isinstance(arg, (int, float)):
+                raise _Unsupported(kw)
+            checks.append(lambda x, m=arg, ok=_BOUNDS[kw]: isinstance(x, bool) or not isinstance(x, (int, float)) or ok(x, m))
+        elif kw == "allOf":
+            checks.append(_all([_compile_schema(sub, resolve) for sub in arg]))
+        elif kw == "if":
+            cond = _compile_schema(arg, resolve)
+            then = _compile_schema(schema.get("then", {}), resolve)
+            other = _compile_schema(schema.get("else", {}), resolve)
+            checks.append(lambda x, cond=cond, then=then, other=other: then(x) if cond(x) else other(x))
+        elif kw in ("then", "else"):
+            continue  # with "if" (above), or ignored without it
+        elif kw == "$ref":
+            checks.append(_compile_schema(resolve(arg), resolve))
+        else:
+            raise _Unsupported(kw)
+    return _all(checks)
+
+
+def _fast_validator():
+    from .validation import schema
+
+    def resolve(ref: str) -> dict:
+        uri, _, fragment = ref.partition("#")
+        name = uri.rsplit("/", 1)[-1]
+        doc = schema(name)
+        if doc.get("$id", "").rsplit("/", 1)[-1] != name:
+            raise _Unsupported(ref)
+        for part in [p for p in fragment.split("/") if p]:
+            doc = doc[part.replace("~1", "/").replace("~0", "~")]
+        return doc
+
+    try:
+        return _compile_schema(schema("event.schema.json"), resolve)
+    except (_Unsupported, KeyError, TypeError, ValueError):
+        return lambda _x: False  # the full validator for every event
+
+
+_fast = None
+
+
+def _valid_event(payload: object) -> bool:
+    """True only when the event schema holds no problem for `payload` (False: ask the full
+    validator)."""
+    global _fast
+    if _fast is None:
+        _fast = _fast_validator()
+    return _fast(payload)
+
+
 def post(ctx: Ctx, payload: dict, trusted: bool = False) -> dict:
-    """Process one event and return its result (the stored one, for a repeated key)."""
-    problems = check(payload, trusted)
+    """Process one event and return its result (the stored one, for a repeated key). A malformed
+    event raises InvalidDocument (NotFound for an unknown customer) and changes nothing."""
+    b = book(ctx)
+    if b.depth:  # a platform event raised while another event is processed (catch_up)
+        return _post(ctx, b, payload, trusted)
+    if isinstance(payload, dict):
+        prepare(ctx, [payload])
+    mark = b.mark()
+    b.depth += 1
+    try:
+        result = _post(ctx, b, payload, trusted)
+    except BaseException:
+        b.rollback(mark)
+        raise
+    finally:
+        b.depth -= 1
+    b.flush()
+    return result
+
+
+def post_many(ctx: Ctx, payloads: list, trusted: bool = False) -> list[dict]:
+    """Process events in order inside the caller's transaction, with exactly the effects of
+    posting them one at a time: what they need is loaded (and locked) up front in a few
+    queries, their rows are written together at the end. A malformed event (or one for an
+    unknown customer) is rejected alone, with its error; the others apply."""
+    b = book(ctx)
+    prepare(ctx, [p for p in payloads if isinstance(p, dict)])
+    out = []
+    b.depth += 1
+    try:
+        for payload in payloads:
+            mark = b.mark()
+            try:
+                out.append(_post(ctx, b, payload, trusted))
+            except (InvalidDocument, NotFound) as exc:
+                b.rollback(mark)
+                out.append(rejected(payload, exc))
+    except BaseException:
+        b.rollback(0)
+        raise
+    finally:
+        b.depth -= 1
+    b.flush()
+    return out
+
+
+def rejected(payload: object, exc) -> dict:
+    return {"event": payload.get("id") if isinstance(payload, dict) else None, "status": "rejected", **exc.to_dict()}
+
+
+def prepare(ctx: Ctx, payloads: list[dict], platform_keys: list[str] = ()) -> None:
+    """Load what a batch of events needs in a few queries: which keys are stored already, the
+    customers (locked, in id order, so concurrent batches cannot deadlock), their memberships
+    and accounts. Anything not loaded here is still found, one query at a time."""
+    b = book(ctx)
+    keys = [p["id"] for p in payloads if isinstance(p.get("id"), str)] + list(platform_keys)
+    lookup_keys(ctx, keys)
+    customers = lock_customers(ctx, [p["customer"] for p in payloads if isinstance(p.get("customer"), str)])
+    present = [c for c in customers if b.customers.get(c) is not None]
+    memberships.load(ctx, present)
+    b.load_owners(present + [m.id for c in present for m in b.members.get(c, ())])
+    b.ids.want(Event.__table__, len(payloads) + len(platform_keys))
+    b.ids.want(LedgerEntry.__table__, 3 * len(payloads) + 4 * len(platform_keys))
+    b.ids.want(OutboxMessage.__table__, len(payloads))
+
+
+def lock_customers(ctx: Ctx, ids: list[str]) -> list[str]:
+    """Load and lock these customers, in id order (concurrent batches cannot deadlock)."""
+    b = book(ctx)
+    customers = sorted(set(ids) - set(b.customers))
+    for i in range(0, len(customers), 500):
+        part = customers[i:i + 500]
+        found = {c.id: c for c in ctx.session.scalars(
+            sa.select(Customer).where(Customer.company_id == ctx.company.id, Customer.id.in_(part))
+            .order_by(Customer.id).with_for_update())}
+        for cid in part:
+            b.customers[cid] = found.get(cid)
+    return customers
+
+
+def lookup_keys(ctx: Ctx, keys: list[str]) -> None:
+    """Which of these event keys are stored already (one query per 500 keys)."""
+    b = book(ctx)
+    todo = [k for k in dict.fromkeys(keys) if k not in b.event_keys]
+    for i in range(0, len(todo), 500):
+        part = todo[i:i + 500]
+        for k in part:
+            b.event_keys[k] = None
+        for row in ctx.session.execute(sa.select(_E.c.key, _E.c.payload_hash, _E.c.result)
+                                       .where(_E.c.company_id == ctx.company.id, _E.c.key.in_(part))):
+            b.event_keys[row.key] = row
+
+
+def _stored(ctx: Ctx, b, key: str):
+    """The stored (or, earlier in this batch, processed) event with this key, or None."""
+    if key not in b.event_keys:
+        lookup_keys(ctx, [key])
+    return b.event_keys[key]
+
+
+def customer(ctx: Ctx, customer_id: str) -> Customer:
+    return _customer(ctx, book(ctx), customer_id)
+
+
+def _customer(ctx: Ctx, b, customer_id: str) -> Customer:
+    """The event's customer, locked: every effect of an event belongs to one customer."""
+    c = b.customers.get(customer_id)
+    if c is None:
+        c = get_customer(ctx.session, ctx.company, customer_id, lock=True)  # NotFound when there is none
+        b.customers[customer_id] = c
+    return c
+
+
+class _Pending:
+    """An event being processed; its row is written when the book is flushed."""
+
+    __slots__ = ("id", "key", "type", "customer_id", "membership_id", "occurred_at", "local_date", "payload",
+                 "payload_hash", "status", "result")
+
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+def _post(ctx: Ctx, b, payload: dict, trusted: bool, built: bool = False) -> dict:
+    """`built`: a platform event made by `_platform_payload` from stored values, valid by
+    construction (tests/test_due_batch.py checks that against the schema)."""
+    problems = [] if built else check(payload, trusted)
     if problems:
         raise InvalidDocument(f"event {payload.get('id', '?') if isinstance(payload, dict) else '?'} rejected", problems)
     digest = content_hash(payload)
-    existing = ctx.session.scalar(sa.select(Event).where(Event.company_id == ctx.company.id, Event.key == payload["id"]))
+    existing = _stored(ctx, b, payload["id"])
     if existing is not None:
         return _replay(existing, digest)
-    customer = get_customer(ctx.session, ctx.company, payload["customer"], lock=True)
+    customer = _customer(ctx, b, payload["customer"])
     occurred = datetime.fromisoformat(payload["occurred_at"])
     local = ctx.local_date(occurred)
     data = payload.get("data") or {}
-    event = Event(
-        company_id=ctx.company.id, key=payload["id"], type=payload["type"], customer_id=customer.id,
+    event = _Pending(
+        id=b.ids.take(_E), key=payload["id"], type=payload["type"], customer_id=customer.id,
         membership_id=data.get("membership"), occurred_at=occurred.astimezone(timezone.utc), local_date=local, payload=payload,
         payload_hash=digest, status="processing", result={},
     )
-    ctx.session.add(event)
-    ctx.session.flush()  # a concurrent duplicate fails here on the unique key; the caller retries
+    b.event_keys[event.key] = event
+    b.undo.append(lambda: b.event_keys.__setitem__(event.key, None))
     result = {"event": event.key, "type": event.type, "customer": {"id": customer.id, "name": customer.name},
               "local_date": local.isoformat()}
     handler = HANDLERS[event.type]
     if event.type not in PLATFORM_ONLY:
         _close_ended_periods(ctx, event, data, local)
-    savepoint = ctx.session.begin_nested()
+    mark = b.mark()
     try:
         result.update(handler(ctx, event, data, local))
-        member = _member_snapshot(ctx, event)
+        member = _lazy(lambda: _member_snapshot(ctx, event))  # taken now, read only if some rule may fire
         result["points"] = _earn_points(ctx, event, data, local, member)
         _notify(ctx, event, data, local, member, result)
-        savepoint.commit()
         event.status = "processed"
     except Declined as d:
-        savepoint.rollback()
+        b.rollback(mark)  # the handler's effects go; the period ends before it stay
         event.status = "declined"
         result.update({"reason": d.reason, "message": d.message, **d.details})
     result["status"] = "approved" if event.status == "processed" and event.type == "purchase" else event.status
     result["entries"] = _entries_of(ctx, event)
     event.result = result
-    ctx.session.flush()
+    b.add_row("events", {"id": event.id, "company_id": ctx.company.id, "key": event.key, "type": event.type,
+                         "customer_id": event.customer_id, "membership_id": event.membership_id,
+                         "occurred_at": event.occurred_at, "local_date": local, "payload": payload,
+                         "payload_hash": digest, "status": event.status, "result": result})
     return dict(result, duplicate=False)
 
 
-def _replay(existing: Event, digest: str) -> dict:
-    out = dict(existing.result, duplicate=True)
+def _replay(existing, digest: str) -> dict:
+    out = dict(copy.deepcopy(existing.result), duplicate=True)
     if existing.payload_hash != digest:
         out["warning"] = "this id was first used with different content; the first result stands"
     return out
@@ -111,7 +400,7 @@ def _membership_for(ctx: Ctx, event: Event, data: dict, local: date, required: b
             if required:
                 raise Declined("before_membership", f"membership {m.id} starts on {m.issued_on}")
             return None
-        event.membership_id = m.id
+        book(ctx).set(event, "membership_id", m.id)
     elif required:
         raise Declined("no_membership", "customer has no active membership")
     return m
@@ -188,9 +477,9 @@ def _adjustment(ctx: Ctx, event: Event, data: dict, local: date) -> dict:
 
 
 def _enrolled(ctx: Ctx, event: Event, data: dict, local: date) -> dict:
-    customer = get_customer(ctx.session, ctx.company, event.customer_id)
+    customer = _customer(ctx, book(ctx), event.customer_id)
     m = memberships.enroll(ctx, customer, data["plan"], data.get("tier"), local, event.id)
-    event.membership_id = m.id
+    book(ctx).set(event, "membership_id", m.id)
     return {"membership": m.id, "plan": memberships.plan_of(ctx, m)[0], "tier": m.tier, "expires_on": m.expires_on.isoformat()}
 
 
@@ -263,16 +552,27 @@ def catch_up(ctx: Ctx, m, upto: date) -> list[dict]:
 
 def close_period_event(ctx: Ctx, m) -> dict:
     k = m.current_period
-    day = m.expires_on
-    res = post(ctx, _platform_payload(f"period_ended:{m.id}:{k}", "period_ended", m.customer_id, ctx.start_of(day + _ONE_DAY),
-                                      {"membership": m.id}), trusted=True)
+    at = ctx.start_of(m.expires_on + _ONE_DAY)
+    res = post_platform(ctx, _platform_payload(f"period_ended:{m.id}:{k}", "period_ended", m.customer_id, at, {"membership": m.id}))
     if m.status == "active":
-        post(ctx, _platform_payload(f"renewed:{m.id}:{k + 1}", "renewed", m.customer_id, ctx.start_of(day + _ONE_DAY),
-                                    {"membership": m.id}), trusted=True)
+        post_platform(ctx, _platform_payload(f"renewed:{m.id}:{k + 1}", "renewed", m.customer_id, at, {"membership": m.id}))
     elif m.status == "expired":
-        post(ctx, _platform_payload(f"expired:{m.id}", "expired", m.customer_id, ctx.start_of(day + _ONE_DAY),
-                                    {"membership": m.id}), trusted=True)
+        post_platform(ctx, _platform_payload(f"expired:{m.id}", "expired", m.customer_id, at, {"membership": m.id}))
     return res
+
+
+def period_keys(m) -> list[str]:
+    """The keys of the events that close `m`'s current period (to look them up in bulk)."""
+    k = m.current_period
+    return [f"period_ended:{m.id}:{k}", f"renewed:{m.id}:{k + 1}", f"expired:{m.id}"]
+
+
+def post_platform(ctx: Ctx, payload: dict) -> dict:
+    """Post an event the platform built itself (`_platform_payload`)."""
+    b = book(ctx)
+    if b.depth:
+        return _post(ctx, b, payload, trusted=True, built=True)
+    return post(ctx, payload, trusted=True)
 
 
 def _platform_payload(key: str, type_: str, customer: str, at: datetime, data: dict) -> dict:
@@ -283,6 +583,17 @@ _ONE_DAY = timedelta(days=1)
 
 
 # --- rules: points earned and notifications intended --------------------------------------
+
+def _lazy(make):
+    box: list = []
+
+    def get():
+        if not box:
+            box.append(make())
+        return box[0]
+
+    return get
+
 
 def _member_snapshot(ctx: Ctx, event: Event) -> dict:
     if not event.membership_id:
@@ -323,23 +634,36 @@ def _notify(ctx: Ctx, event: Event, data: dict, local: date, member: dict, resul
     for match in evaluate(ctx, "NotificationTriggers", event.type, local, data, member):
         for rule_id in match.rule_ids:
             t = match.rules.triggers[rule_id]
-            ctx.session.add(OutboxMessage(
-                company_id=ctx.company.id, key=f"notify:{event.key}:{match.rules.ref.split('@')[0]}:{t.id}",
-                event_id=event.id, customer_id=event.customer_id, kind="notification", channel=t.channel,
-                template=t.template, audience=t.audience, ruleset=match.rules.ref, rule=t.id,
-                payload={"event": event.key, "type": event.type, "data": data, "local_date": local.isoformat(),
-                         "membership": event.membership_id, "points": result.get("points")},
-            ))
+            add_outbox(ctx, key=f"notify:{event.key}:{match.rules.ref.split('@')[0]}:{t.id}",
+                       event_id=event.id, customer_id=event.customer_id, kind="notification", channel=t.channel,
+                       template=t.template, audience=t.audience, ruleset=match.rules.ref, rule=t.id,
+                       payload={"event": event.key, "type": event.type, "data": data, "local_date": local.isoformat(),
+                                "membership": event.membership_id, "points": result.get("points")})
 
 
-def _entries_of(ctx: Ctx, event: Event) -> list[dict]:
-    rows = ctx.session.execute(
-        sa.select(LedgerEntry, Account.unit, Account.code, Account.owner)
-        .join(Account, Account.id == LedgerEntry.account_id)
-        .where(LedgerEntry.event_id == event.id)
-        .order_by(LedgerEntry.id)
-    )
-    return [entry_dict(e, unit, code, owner) for e, unit, code, owner in rows]
+def add_outbox(ctx: Ctx, **row) -> None:
+    """An outbox message, written with the event's other rows (in the same transaction)."""
+    b = book(ctx)
+    row.update(id=b.ids.take(OutboxMessage.__table__), company_id=ctx.company.id, status="pending", attempts=0)
+    b.add_row("outbox", row)
+    b.outbox_keys.add(row["key"])
+    b.undo.append(lambda: b.outbox_keys.discard(row["key"]))
+
+
+def _entries_of(ctx: Ctx, event) -> list[dict]:
+    """The entries the event wrote (in this transaction's book, in the order they were posted)."""
+    out = []
+    for e, acc in book(ctx).entries_of.get(event.id, ()):
+        money = acc.unit in ("allowance", "overdraft")
+        fmt = format_cents if money else _same
+        out.append({"account": f"{acc.unit}:{acc.code}" if acc.code else acc.unit, "owner": acc.owner, "kind": e["kind"],
+                    "amount": fmt(e["amount"]), "balance_after": fmt(e["balance_after"]), "rule": e["rule"],
+                    "ruleset": e["ruleset"], "date": e["effective_date"].isoformat(), "memo": e["memo"]})
+    return out
+
+
+def _same(v):
+    return v
 
 
 def entry_dict(e: LedgerEntry, unit: str, code: str, owner: str) -> dict:

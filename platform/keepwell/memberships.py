@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from . import allowance, entitlements
 from .errors import NotFound
-from .ledger import Posting
+from .ledger import Posting, book
 from .models import Customer, Membership, Ruleset, RulesetVersion
 from .outcomes import Declined
 from .periods import period_end, period_index, period_start
@@ -18,13 +18,60 @@ from .tenancy import Ctx, new_id
 from .versions import get_version, in_force, ref
 
 
+_terms: dict[tuple[str, str | None], PlanTerms] = {}
+
+
+def terms_of(content_hash: str, content: dict, tier: str | None) -> PlanTerms:
+    """A plan version's terms for a tier; published versions never change, so this is cached."""
+    key = (content_hash, tier)
+    found = _terms.get(key)
+    if found is None:
+        found = _terms[key] = resolve(content, tier)
+    return found
+
+
 def plan_of(ctx: Ctx, m: Membership) -> tuple[str, PlanTerms]:
+    from .rules import version
+
+    v = version(ctx, m.plan_version_id)
+    if v is not None:
+        return v.ref, terms_of(v.content_hash, v.content, m.tier)
     v = ctx.session.get(RulesetVersion, m.plan_version_id)
     rs = ctx.session.get(Ruleset, v.ruleset_id)
-    return ref(rs, v), resolve(v.content, m.tier)
+    return ref(rs, v), terms_of(v.content_hash, v.content, m.tier)
+
+
+def load(ctx: Ctx, customer_ids) -> None:
+    """Load (and lock) every membership of these customers into the transaction's book, in a
+    few queries; the event pipeline then finds them without asking the database again. The
+    callers hold the customers' locks: the memberships are locked in the same order."""
+    b = book(ctx)
+    todo = sorted({c for c in customer_ids if c not in b.members})
+    for i in range(0, len(todo), 500):
+        part = todo[i:i + 500]
+        for c in part:
+            b.members[c] = []
+        q = (sa.select(Membership).where(Membership.company_id == ctx.company.id, Membership.customer_id.in_(part))
+             .order_by(Membership.created_at, Membership.id).with_for_update())
+        for m in ctx.session.scalars(q):
+            b.members[m.customer_id].append(m)
+            b.member_ids[m.id] = m
+
+
+def of_customer(ctx: Ctx, customer_id: str) -> list[Membership]:
+    """All memberships of a customer (any status), oldest first."""
+    b = book(ctx)
+    found = b.members.get(customer_id)
+    if found is None:
+        load(ctx, [customer_id])
+        found = b.members[customer_id]
+    return found
 
 
 def get(ctx: Ctx, membership_id: str, lock: bool = False) -> Membership:
+    m = book(ctx).member_ids.get(membership_id)  # loaded, and locked, with its customer's
+    if m is not None:
+        return m
     q = sa.select(Membership).where(Membership.company_id == ctx.company.id, Membership.id == membership_id)
     if lock:
         q = q.with_for_update()
@@ -41,10 +88,7 @@ def active_for(ctx: Ctx, customer_id: str, membership_id: str | None = None) -> 
         if m.customer_id != customer_id:
             raise NotFound(f"membership {membership_id!r} does not belong to customer {customer_id!r}")
         return m
-    found = list(ctx.session.scalars(
-        sa.select(Membership).where(Membership.company_id == ctx.company.id, Membership.customer_id == customer_id,
-                                    Membership.status == "active").order_by(Membership.created_at)
-    ))
+    found = [m for m in of_customer(ctx, customer_id) if m.status == "active"]
     if len(found) > 1:
         raise Declined("ambiguous_membership", "customer has several active memberships: name one in data.membership",
                        memberships=[m.id for m in found])
@@ -54,9 +98,7 @@ def active_for(ctx: Ctx, customer_id: str, membership_id: str | None = None) -> 
 def likely_for(ctx: Ctx, customer_id: str, service_code: str | None) -> Membership | None:
     """The active membership an unnamed event most likely concerns, for customers with several:
     the oldest one covering the service code when there is one, else the oldest."""
-    found = list(ctx.session.scalars(
-        sa.select(Membership).where(Membership.company_id == ctx.company.id, Membership.customer_id == customer_id,
-                                    Membership.status == "active").order_by(Membership.created_at, Membership.id)))
+    found = [m for m in of_customer(ctx, customer_id) if m.status == "active"]
     if service_code:
         covering = [m for m in found if plan_of(ctx, m)[1].service(service_code) is not None]
         if covering:
@@ -79,10 +121,32 @@ def enroll(ctx: Ctx, customer: Customer, plan: str, tier: str | None, on: date, 
     )
     ctx.session.add(m)
     ctx.session.flush()
+    _remember(ctx, m)
     why = Posting(event_id, ref(rs, v), "", on, 0)
     allowance.open_period(ctx, m, terms, why)
     entitlements.open_period(ctx, m, terms, why)
     return m
+
+
+def _remember(ctx: Ctx, m: Membership) -> None:
+    """A new membership joins its customer's list in the book (and leaves it, with its row, if
+    the event that created it is undone)."""
+    b = book(ctx)
+    listed = of_customer(ctx, m.customer_id)
+    if m not in listed:
+        listed.append(m)
+    b.member_ids[m.id] = m
+
+    def undo() -> None:
+        if m in listed:
+            listed.remove(m)
+        b.member_ids.pop(m.id, None)
+        if m in ctx.session.new:
+            ctx.session.expunge(m)
+        else:
+            ctx.session.delete(m)
+
+    b.undo.append(undo)
 
 
 def migrate(ctx: Ctx, m: Membership, target: str) -> None:
@@ -97,8 +161,9 @@ def migrate(ctx: Ctx, m: Membership, target: str) -> None:
     terms = resolve(v.content, m.tier)  # NotFound when the tier is gone from that version
     if terms.period != m.period:
         raise Declined("period_changed", f"{target} has a {terms.period} period; this membership runs {m.period}")
-    m.plan_version_id = v.id
-    m.auto_renewal = terms.auto_renewal
+    b = book(ctx)
+    b.set_member(m, "plan_version_id", v.id)
+    b.set_member(m, "auto_renewal", terms.auto_renewal)
 
 
 def migration_preview(ctx: Ctx, plan: str, target: str) -> list[dict]:
@@ -149,11 +214,13 @@ def close_period(ctx: Ctx, m: Membership, event_id: int) -> dict:
     why = Posting(event_id, plan_ref, "", next_start, k + 1 if renew else k)
     allowance.close_period(ctx, m, terms, why, renew)
     entitlements.close_period(ctx, m, terms, why, renew)
+    b = book(ctx)
     if renew:
-        m.current_period = k + 1
-        m.expires_on = period_end(m.issued_on, m.period, k + 1)
+        b.set_member(m, "current_period", k + 1)
+        b.set_member(m, "expires_on", period_end(m.issued_on, m.period, k + 1))
     else:
-        m.status, m.ended_on = "expired", m.expires_on
+        b.set_member(m, "status", "expired")
+        b.set_member(m, "ended_on", m.expires_on)
     return {"membership": m.id, "closed_period": k, "renewed": renew, "status": m.status,
             "expires_on": m.expires_on.isoformat()}
 
@@ -161,7 +228,9 @@ def close_period(ctx: Ctx, m: Membership, event_id: int) -> dict:
 def cancel(ctx: Ctx, m: Membership, on: date) -> None:
     if m.status != "active":
         raise Declined("not_active", f"membership {m.id} is {m.status}")
-    m.status, m.ended_on = "cancelled", on
+    b = book(ctx)
+    b.set_member(m, "status", "cancelled")
+    b.set_member(m, "ended_on", on)
 
 
 def current_period_of(m: Membership, on: date) -> int:

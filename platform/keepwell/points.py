@@ -7,8 +7,8 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
-from .ledger import POINTS, Posting, account, find_account, post
-from .models import LotDraw, PointsLot
+from .ledger import POINTS, Lot, Posting, book
+from .models import PointsLot
 from .outcomes import Declined
 from .periods import add_months
 from .tenancy import Ctx
@@ -22,83 +22,80 @@ def expiry_date(earned_on: date, months: int | None) -> date | None:
 def earn(ctx: Ctx, customer_id: str, points: int, why: Posting, expiry_months: int | None, memo: str | None = None) -> int:
     if points <= 0:
         return 0
-    acc = account(ctx.session, ctx.company.id, customer_id, POINTS)
-    entry = post(ctx.session, acc, "earn", points, why, memo=memo)
-    ctx.session.add(PointsLot(
-        company_id=ctx.company.id, account_id=acc.id, entry_id=entry.id, points=points, remaining=points,
-        earned_on=why.effective_date, expires_on=expiry_date(why.effective_date, expiry_months),
-    ))
+    b = book(ctx)
+    acc = b.account(customer_id, POINTS)
+    entry = b.post(acc, "earn", points, why, memo=memo)
+    b.new_lot(acc, entry, points, why.effective_date, expiry_date(why.effective_date, expiry_months))
     return points
 
 
-def _open_lots(ctx: Ctx, account_id: int, usable_on: date | None = None, expired_by: date | None = None) -> list[PointsLot]:
-    q = sa.select(PointsLot).where(PointsLot.account_id == account_id, PointsLot.remaining > 0)
-    if usable_on is not None:
-        q = q.where(sa.or_(PointsLot.expires_on.is_(None), PointsLot.expires_on >= usable_on))
-    if expired_by is not None:
-        q = q.where(PointsLot.expires_on.is_not(None), PointsLot.expires_on <= expired_by)
+def _open_lots(ctx: Ctx, account_id: int, usable_on: date | None = None, expired_by: date | None = None) -> list[Lot]:
+    lots = [l for l in book(ctx).open_lots(account_id) if l.remaining > 0
+            and (usable_on is None or l.expires_on is None or l.expires_on >= usable_on)
+            and (expired_by is None or (l.expires_on is not None and l.expires_on <= expired_by))]
     # Oldest expiry first; lots that never expire last.
-    q = q.order_by(PointsLot.expires_on.is_(None), PointsLot.expires_on, PointsLot.id)
-    return list(ctx.session.scalars(q))
+    lots.sort(key=lambda l: (l.expires_on is None, l.expires_on or date.min, l.id))
+    return lots
 
 
-def _draw(ctx: Ctx, lots: list[PointsLot], points: int, entry_id: int) -> None:
+def _draw(ctx: Ctx, lots: list[Lot], points: int, entry_id: int) -> None:
+    b = book(ctx)
     left = points
     for lot in lots:
         if left == 0:
             break
         take = min(lot.remaining, left)
-        lot.remaining -= take
-        ctx.session.add(LotDraw(lot_id=lot.id, entry_id=entry_id, points=take))
+        b.draw(lot, take, entry_id)
         left -= take
     assert left == 0, "drew more points than the lots hold"
 
 
 def usable(ctx: Ctx, customer_id: str, on: date) -> int:
-    acc = find_account(ctx.session, ctx.company.id, customer_id, POINTS)
+    acc = book(ctx).find_account(customer_id, POINTS)
     if acc is None:
         return 0
     return sum(l.remaining for l in _open_lots(ctx, acc.id, usable_on=on))
 
 
 def redeem(ctx: Ctx, customer_id: str, points: int, why: Posting, kind: str = "redeem", memo: str | None = None) -> None:
-    acc = account(ctx.session, ctx.company.id, customer_id, POINTS)
+    b = book(ctx)
+    acc = b.account(customer_id, POINTS)
     lots = _open_lots(ctx, acc.id, usable_on=why.effective_date)
     have = sum(l.remaining for l in lots)
     if points > have:
         raise Declined("insufficient_points", f"{points} points asked, {have} available", available=have)
-    entry = post(ctx.session, acc, kind, -points, why, memo=memo)
-    _draw(ctx, lots, points, entry.id)
+    entry = b.post(acc, kind, -points, why, memo=memo)
+    _draw(ctx, lots, points, entry["id"])
 
 
 def expire_through(ctx: Ctx, customer_id: str, through: date, why: Posting) -> int:
     """Expire every lot whose last usable day is on or before `through`; one entry per lot."""
-    acc = find_account(ctx.session, ctx.company.id, customer_id, POINTS)
+    acc = book(ctx).find_account(customer_id, POINTS)
     if acc is None:
         return 0
     total = 0
     for lot in _open_lots(ctx, acc.id, expired_by=through):
         amount = lot.remaining
-        entry = post(ctx.session, acc, "expire", -amount, why.with_rule(f"{why.rule}:lot{lot.id}"),
-                     memo=f"points earned {lot.earned_on.isoformat()} expired after {lot.expires_on.isoformat()}")
-        _draw(ctx, [lot], amount, entry.id)
+        entry = book(ctx).post(acc, "expire", -amount, why.with_rule(f"{why.rule}:lot{lot.id}"),
+                               memo=f"points earned {lot.earned_on.isoformat()} expired after {lot.expires_on.isoformat()}")
+        _draw(ctx, [lot], amount, entry["id"])
         total += amount
     return total
 
 
 def expirable(ctx: Ctx, customer_id: str, through: date) -> int:
     """Points left in lots whose last usable day is on or before `through`."""
-    acc = find_account(ctx.session, ctx.company.id, customer_id, POINTS)
+    acc = book(ctx).find_account(customer_id, POINTS)
     return sum(l.remaining for l in _open_lots(ctx, acc.id, expired_by=through)) if acc else 0
 
 
 def balance(ctx: Ctx, customer_id: str) -> int:
-    acc = find_account(ctx.session, ctx.company.id, customer_id, POINTS)
+    acc = book(ctx).find_account(customer_id, POINTS)
     return acc.balance if acc else 0
 
 
 def lots(ctx: Ctx, customer_id: str) -> list[dict]:
-    acc = find_account(ctx.session, ctx.company.id, customer_id, POINTS)
+    acc = book(ctx).find_account(customer_id, POINTS)
     if acc is None:
         return []
     return [

@@ -66,7 +66,7 @@ def validate_ruleset(doc: object, file: str = "") -> list[Problem]:
     if not isinstance(doc, dict):
         return [Problem("(document)", "a ruleset is a mapping with apiVersion, kind, metadata and spec", file)]
     kind = doc.get("kind")
-    if kind not in KIND_SCHEMAS:
+    if not isinstance(kind, str) or kind not in KIND_SCHEMAS:  # a list or mapping is not hashable
         return [Problem("kind", f"{kind!r} is not one of {sorted(KIND_SCHEMAS)}", file)]
     problems = _schema_problems(KIND_SCHEMAS[kind], doc, file)
     if problems:

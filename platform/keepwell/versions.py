@@ -42,7 +42,7 @@ def publish(
 ) -> Published:
     problems = validate_ruleset(doc, file)
     if problems:
-        raise InvalidDocument(f"{file or doc.get('metadata', {}).get('id', 'ruleset')} is not valid", problems)
+        raise InvalidDocument(f"{file or _name_of(doc)} is not valid", problems)
     key = doc["metadata"]["id"]
     rs = _ruleset(session, company_id, key)
     if rs is None:
@@ -65,7 +65,17 @@ def publish(
     session.add(v)
     rs.name = doc["metadata"]["name"]
     session.flush()
+    from .ledger import Book
+
+    Book.of(session, company_id).memo.clear()  # rulesets in force, as this transaction sees them
     return Published(ref(rs, v), number, created=True)
+
+
+def _name_of(doc: object) -> str:
+    """What to call a document in an error, whatever shape it has."""
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    key = meta.get("id") if isinstance(meta, dict) else None
+    return key if isinstance(key, str) and key else "ruleset"
 
 
 def _kind_problem(rs: Ruleset, doc: dict, file: str):
