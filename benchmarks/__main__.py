@@ -9,8 +9,7 @@ import platform
 import sys
 import time
 
-from . import http_load, ingest, memory, rule_eval
-from . import due_work
+from . import due_work, http_load, ingest, memory, rule_eval
 
 BENCHMARKS = {
     "rule_eval": lambda quick: rule_eval.run(quick),
@@ -30,6 +29,36 @@ def _flat(prefix: str, value, out: list) -> None:
             _flat(f"{prefix}.{k}" if prefix else k, v, out)
     else:
         out.append((prefix, value))
+
+
+def summary(name: str, res: dict) -> list[tuple[str, str, str, str]]:
+    """Rows of the closing table: (benchmark, Keepwell, baseline, ratio)."""
+    if name == "rule_eval":
+        return [(f"rule_eval {k.replace('rules_', '')} rules", f"{v['keepwell_per_s']:,} ev/s",
+                 f"durable_rules DSL {v['durable_dsl_per_s']:,}/s, Python {v['python_per_s']:,}/s",
+                 f"{v['ratio_vs_durable']}x of durable_rules") for k, v in res["sizes"].items()]
+    if name.startswith("ingest"):
+        base = f"INSERT of ledger rows {res['plain_insert_events_equiv_per_s']:,} ev/s"
+        return [(f"{name} one at a time", f"{res['single_per_s']:,} ev/s", base, f"{res['ratio_single_vs_plain_insert']}x slower"),
+                (f"{name} batches of {res['batch_size']}", f"{res['batch_per_s']:,} ev/s", base, f"{res['ratio_vs_plain_insert']}x slower")]
+    if name.startswith("due_work"):
+        return [(f"{name} {n} memberships", f"{v['seconds']} s ({v['per_s']:,}/s)", f"one UPDATE {v['update_seconds']} s",
+                 f"{v['ratio_vs_update']}x slower") for n, v in res["sizes"].items()] + [
+                (f"{name} linearity", "cost per membership, large / small", "1.0 = linear", str(res["linearity"]))]
+    if name == "memory":
+        return [("memory", f"{res['events']:,} events", f"RSS {min(res['rss_mb'].values())} MiB", f"+{res['growth_mb']} MiB")]
+    if name.startswith("http_load"):
+        return [(name, f"{res['rps']} req/s, p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms",
+                 f"{res['baseline_rps']} req/s", f"{res['ratio']}x (errors {res['errors']}, lost {res['lost']}, "
+                 f"doubled {res['doubled']})")]
+    return []
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    head = ("benchmark", "Keepwell", "baseline", "ratio")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    for r in [head, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             if key != "name":
                 print(f"  {key:<44} {value}")
         sys.stdout.flush()
+    print("\n== summary")
+    print_table([row for name, res in results["benchmarks"].items() for row in summary(name, res)])
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(results, f, indent=2)
