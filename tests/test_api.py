@@ -109,3 +109,18 @@ def test_bad_paging_is_a_422_not_a_crash(api):
     assert r.status_code == 422 and r.json["error"]["errors"][0]["path"] == "limit"
     assert client.get("/api/v1/customers?offset=-1", headers=h).status_code == 422
     assert client.get("/api/v1/customers?limit=2&offset=0", headers=h).status_code == 200
+
+
+def test_an_event_with_a_nul_character_is_a_422_on_every_database(api):
+    client, keys = api
+    h = auth(keys["default"])
+    cust = client.post("/api/v1/customers", json={"name": "Nul"}, headers=h).json["id"]
+    r = client.post("/api/v1/events", headers=h, json={"id": "pos-\x00", "type": "purchase", "customer": cust,
+                                                       "occurred_at": "2026-01-05T10:00:00Z", "data": {"amount": "5.00"}})
+    assert r.status_code == 422 and r.json["error"]["errors"][0]["path"] == "id"
+
+
+def test_a_customer_name_with_a_nul_character_is_refused(api):
+    client, keys = api
+    r = client.post("/api/v1/customers", json={"name": "Ann\x00"}, headers=auth(keys["default"]))
+    assert 400 <= r.status_code < 500 and "NUL" in r.json["error"]["message"]

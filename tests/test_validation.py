@@ -161,3 +161,12 @@ def test_a_kind_that_is_not_a_string_is_a_problem_not_a_crash():
     for kind in (["Plan"], {"a": 1}, None, 3):
         problems = validate_ruleset({"apiVersion": "keepwell/v1", "kind": kind, "metadata": {"id": "x", "name": "x"}, "spec": {}})
         assert [p.path for p in problems] == ["kind"]
+
+
+def test_nul_characters_are_refused_with_their_paths():
+    # Found by the schema fuzzer: PostgreSQL cannot store U+0000, so it must never reach the INSERT.
+    doc = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "p", "name": "bad\x00name"},
+           "spec": {"tiers": [{"id": "gold", "name": "Gold\x00"}]}}
+    problems = validate_ruleset(doc)
+    assert [p.path for p in problems] == ["metadata.name", "spec.tiers[0].name"]
+    assert all("NUL" in p.message for p in problems)

@@ -63,8 +63,16 @@ def get_company(session: Session, slug: str) -> Company:
     return company
 
 
+def _text(field: str, value: str | None) -> str | None:
+    """Free text as stored: PostgreSQL cannot hold a NUL character, so none gets this far."""
+    if value is not None and "\x00" in value:
+        raise KeepwellError(f"the {field} contains a NUL character (\\u0000)")
+    return value
+
+
 def add_customer(session: Session, company: Company, name: str, email: str | None = None) -> Customer:
-    name = (name or "").strip()
+    name = _text("name", (name or "").strip())
+    email = _text("email", email)
     if not name:
         raise KeepwellError("a customer needs a name")
     customer = Customer(id=new_id("cus"), company_id=company.id, name=name, email=email)
@@ -111,7 +119,7 @@ def update_customer(session: Session, company: Company, customer_id: str, **fiel
     customer = get_customer(session, company, customer_id)
     for k in ("name", "email", "phone"):
         if fields.get(k) is not None:
-            setattr(customer, k, fields[k])
+            setattr(customer, k, _text(k, fields[k]))
     return customer
 
 

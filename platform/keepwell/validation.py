@@ -61,10 +61,31 @@ def _schema_problems(name: str, doc: object, file: str) -> list[Problem]:
     return problems
 
 
+def nul_problems(doc: object, file: str = "", path: str = "") -> list[Problem]:
+    """Text holding a NUL character (U+0000): valid JSON, but PostgreSQL cannot store it, so it is
+    refused up front on every database rather than failing at the INSERT."""
+    if isinstance(doc, str):
+        return [Problem(path or "(document)", "contains a NUL character (\\u0000), which cannot be stored", file)] \
+            if "\x00" in doc else []
+    if isinstance(doc, dict):
+        out = []
+        for k, v in doc.items():
+            here = f"{path}.{k}" if path else str(k)
+            if isinstance(k, str) and "\x00" in k:
+                out.append(Problem(here, "a key contains a NUL character (\\u0000), which cannot be stored", file))
+            out += nul_problems(v, file, here)
+        return out
+    if isinstance(doc, list):
+        return [p for i, v in enumerate(doc) for p in nul_problems(v, file, f"{path}[{i}]")]
+    return []
+
+
 def validate_ruleset(doc: object, file: str = "") -> list[Problem]:
     """All problems with a ruleset document; empty when it can be published."""
     if not isinstance(doc, dict):
         return [Problem("(document)", "a ruleset is a mapping with apiVersion, kind, metadata and spec", file)]
+    if nul := nul_problems(doc, file):
+        return nul
     kind = doc.get("kind")
     if not isinstance(kind, str) or kind not in KIND_SCHEMAS:  # a list or mapping is not hashable
         return [Problem("kind", f"{kind!r} is not one of {sorted(KIND_SCHEMAS)}", file)]
@@ -106,4 +127,4 @@ def _template_problems(doc: dict) -> list[Problem]:
 def validate_event(payload: object) -> list[Problem]:
     if not isinstance(payload, dict):
         return [Problem("(event)", "an event is a JSON object with id, type, customer, occurred_at and data")]
-    return _schema_problems("event.schema.json", payload, "")
+    return nul_problems(payload) or _schema_problems("event.schema.json", payload, "")
