@@ -11,12 +11,19 @@ import os
 import shutil
 
 import pytest
+from hypothesis import settings as _hypothesis_settings
 import sqlalchemy as sa
 
 from keepwell import db
 from keepwell.models import Base
 
 from support import Cli, make_app
+
+
+# CI (`.ci/run`) sets KEEPWELL_HYPOTHESIS_PROFILE=ci: the same examples on every run, so a red CI
+# can be reproduced; without it (developers' runs) Hypothesis explores new examples each time.
+_hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+_hypothesis_settings.load_profile(os.environ.get("KEEPWELL_HYPOTHESIS_PROFILE", "default"))
 
 PG_ADMIN = os.environ.get("KEEPWELL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("KEEPWELL_REQUIRE_PG") == "1"

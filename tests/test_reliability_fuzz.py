@@ -31,7 +31,7 @@ from keepwell.validation import KIND_SCHEMAS, validate_ruleset
 from support import make_app
 
 BASE = "https://keepwell.dev/schemas/"
-FUZZ = settings(deadline=None, database=None, derandomize=False,
+FUZZ = settings(deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.filter_too_much, HealthCheck.data_too_large])
 
