@@ -1,7 +1,6 @@
-"""The admin UI: Flask-Admin at /admin, where contractors configure their programs without code.
-
-It depends on the core (`keepwell`) and never the reverse; the app factory mounts it.
-"""
+"""The admin UI (installed as `keepwell.interfaces.admin`): Flask-Admin at /admin, where
+contractors configure their programs without code. It calls the use cases only; the app
+factory mounts it."""
 
 from .site import init_admin
 

@@ -8,15 +8,15 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
-from keepwell import db, users
-from keepwell.users import SignedIn
+from keepwell.usecases import Keepwell, users
+from keepwell.usecases.users import SignedIn
 
 bp = Blueprint("keepwell_auth", __name__, url_prefix="/admin", template_folder="templates",
                static_folder="static", static_url_path="/kw-static")
 
 
-def service():
-    return current_app.extensions["keepwell"]
+def service() -> Keepwell:
+    return current_app.extensions["keepwell"]  # type: ignore[no-any-return]
 
 
 def current_user() -> SignedIn | None:
@@ -24,12 +24,11 @@ def current_user() -> SignedIn | None:
         uid = session.get("uid")
         user = None
         if uid is not None:
-            with current_app.extensions["keepwell_read"]() as s:
-                user = users.load(s, uid)
+            user = users.load(service(), uid)
             if user is None:
                 session.clear()
         g.keepwell_user = user
-    return g.keepwell_user
+    return g.keepwell_user  # type: ignore[no-any-return]
 
 
 def require_editor() -> SignedIn:
@@ -62,8 +61,7 @@ def _safe_next(target: str | None) -> str:
 def login():
     error = None
     if request.method == "POST":
-        with db.transaction(service().sessions) as s:
-            user = users.authenticate(s, request.form.get("email", ""), request.form.get("password", ""))
+        user = users.authenticate(service(), request.form.get("email", ""), request.form.get("password", ""))
         if user is None:
             error = "That email and password do not match a user."
         else:

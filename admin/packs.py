@@ -5,21 +5,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 
-from keepwell import packs as packs_core
-from keepwell.errors import InvalidDocument, KeepwellError, NotFound
+from keepwell.kernel.errors import InvalidDocument, KeepwellError
+from keepwell.usecases import packs as packs_core
 
 from .auth import current_user, require_editor
-from .site import SignedInOnly
+from .site import SignedInOnly, service
 
 INPUT = {"money": ("text", "decimal"), "percent": ("text", "decimal"), "integer": ("number", "numeric"),
          "string": ("text", "text"), "boolean": ("checkbox", None)}
-
-
-def service():
-    return current_app.extensions["keepwell"]
 
 
 class PacksView(SignedInOnly, BaseView):
@@ -32,7 +28,7 @@ class PacksView(SignedInOnly, BaseView):
         name = pack_name  # Flask-Admin reserves the argument "name"
         try:
             pack = packs_core.find(name)
-        except (NotFound, KeepwellError):
+        except KeepwellError:
             return self.render("keepwell/error.html", title="No such pack", message=f"There is no pack {name!r}."), 404
         user = current_user()
         values = {p.name: request.form.get(p.name, "") if request.method == "POST" else _text(p.default)
@@ -51,9 +47,9 @@ class PacksView(SignedInOnly, BaseView):
                 errors["effective_from"] = "Enter a date (YYYY-MM-DD)."
                 on = None
             try:
-                preview = packs_core.preview(service(), pack, user.company_slug, values)
+                preview = packs_core.preview(service(), user.company_slug, pack, values)
                 if request.form.get("_action") == "install" and on is not None:
-                    refs = packs_core.install(service(), pack, user.company_slug, author=user.email,
+                    refs = packs_core.install(service(), user.company_slug, pack, author=user.email,
                                               effective_from=on, overrides=values)
                     flash(f"Installed {pack.name}: published {', '.join(refs)}.", "success")
                     return redirect(url_for("rulesets.index"))

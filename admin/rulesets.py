@@ -10,30 +10,26 @@ from __future__ import annotations
 import difflib
 import json
 from datetime import date, timedelta
+from typing import Any
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from markupsafe import Markup
 
-from keepwell import versions
-from keepwell.documents import parse_text, to_yaml
-from keepwell.errors import InvalidDocument, KeepwellError, NotFound, Problem
-from keepwell.simulation import simulate
-from keepwell.validation import KIND_SCHEMAS, validate_ruleset
+from keepwell.kernel.errors import InvalidDocument, KeepwellError, NotFound, Problem
+from keepwell.usecases import companies
+from keepwell.usecases import rulesets as uc
+from keepwell.usecases.rulesets import parse_text, to_yaml
+from keepwell.usecases.simulation import simulate
 
 from .auth import current_user, require_editor
-from .site import SignedInOnly
+from .site import SignedInOnly, service
 
-KINDS = tuple(KIND_SCHEMAS)
 BLANK = {
     "Plan": {"spec": {"currency": "USD"}},
     "EarningRules": {"spec": {"rules": []}},
     "NotificationTriggers": {"spec": {"triggers": []}},
 }
-
-
-def service():
-    return current_app.extensions["keepwell"]
 
 
 class _Forms:
@@ -48,8 +44,18 @@ class _Forms:
 schema_forms = _Forms()
 
 
-def _company_run(work):
-    return service().run(current_user().company_slug, work)
+def _company() -> str:
+    user = current_user()
+    assert user is not None
+    return user.company_slug
+
+
+def _today() -> date:
+    return companies.today(service(), _company())
+
+
+def kinds() -> tuple[str, ...]:
+    return tuple(uc.kind_schemas())
 
 
 class Editor:
@@ -62,9 +68,11 @@ class Editor:
         self.form = schema_forms.build_form(kind, doc)
 
     @classmethod
-    def from_request(cls, key: str | None) -> "Editor":
+    def from_request(cls, key: str | None) -> Editor:
         mode = request.form.get("_mode", "form")
         kind = request.form.get("_kind", "Plan")
+        if kind not in kinds():
+            kind = "Plan"
         if mode == "yaml":
             text = request.form.get("yaml", "")
             try:
@@ -79,7 +87,7 @@ class Editor:
                 ed.yaml_text, ed.problems = text, [Problem("(document)", "a ruleset is a mapping (key: value lines)")]
                 ed.broken = True
                 return ed
-            kind = doc.get("kind") if doc.get("kind") in KINDS else kind
+            kind = doc.get("kind") if doc.get("kind") in kinds() else kind
             ed = cls(kind, doc, "yaml")
             ed.yaml_text = text
             return ed
@@ -113,7 +121,7 @@ class Editor:
     def check(self, key: str | None) -> list[Problem]:
         if self.broken:
             return self.problems
-        self.problems = list(validate_ruleset(self.doc))
+        self.problems = list(uc.validate([("", self.doc)]))
         got = (self.doc.get("metadata") or {}).get("id")
         if key and got != key:
             self.problems.append(Problem("metadata.id", f"this page edits {key!r}; start a new ruleset to use another id"))
@@ -125,52 +133,32 @@ class Editor:
 
 class RulesetsView(SignedInOnly, BaseView):
     @expose("/")
-    def index(self):
-        rows = _company_run(lambda c: versions.list_rulesets(c.session, c.company.id))
-        return self.render("keepwell/rulesets.html", rows=rows, kinds=KINDS, user=current_user())
+    def index(self) -> Any:
+        rows = uc.list_rulesets(service(), _company())
+        return self.render("keepwell/rulesets.html", rows=rows, kinds=kinds(), user=current_user())
 
     @expose("/r/<key>")
-    def history(self, key):
-        def work(c):
-            rows = versions.versions_of(c.session, c.company.id, key)
-            try:
-                _rs, v = versions.in_force(c.session, c.company.id, key, date.today())
-                in_force = v.version
-            except NotFound:
-                in_force = None
-            try:
-                versions.get_draft(c.session, c.company.id, key)
-                has_draft = True
-            except NotFound:
-                has_draft = False
-            kind = versions.get_ruleset(c.session, c.company.id, key).kind
-            return rows, in_force, has_draft, kind
-
-        rows, in_force, has_draft, kind = self._or_404(work)
-        return self.render("keepwell/ruleset.html", key=key, rows=rows, in_force=in_force, has_draft=has_draft,
-                           kind=kind, user=current_user(), today=date.today().isoformat())
+    def history(self, key: str) -> Any:
+        h = self._or_404(lambda: uc.history(service(), _company(), key))
+        return self.render("keepwell/ruleset.html", key=key, rows=h.rows, in_force=h.in_force, has_draft=h.has_draft,
+                           kind=h.kind, user=current_user(), today=_today().isoformat())
 
     @expose("/r/<key>/v/<int:version>")
-    def version(self, key, version):
-        def work(c):
-            rs, v = versions.get_version(c.session, c.company.id, f"{key}@{version}")
-            return versions.ref(rs, v), v.content, v.effective_from.isoformat(), v.author, v.note
-
-        ref, content, effective, author, note = self._or_404(work)
-        return self.render("keepwell/version.html", key=key, ref=ref, yaml_text=to_yaml(content),
-                           json_text=json.dumps(content, indent=2), effective=effective, author=author, note=note)
+    def version(self, key: str, version: int) -> Any:
+        v = self._or_404(lambda: uc.show(service(), _company(), f"{key}@{version}"))
+        return self.render("keepwell/version.html", key=key, ref=v["ref"], yaml_text=to_yaml(v["content"]),
+                           json_text=json.dumps(v["content"], indent=2), effective=v["effective_from"],
+                           author=v["author"], note=v["note"])
 
     @expose("/r/<key>/diff")
-    def diff(self, key):
-        rows = self._or_404(lambda c: versions.versions_of(c.session, c.company.id, key))
+    def diff(self, key: str) -> Any:
+        rows = self._or_404(lambda: uc.versions_of(service(), _company(), key))
         numbers = [r["version"] for r in rows]
+        if not numbers:
+            abort(404)
         a = request.args.get("a", type=int) or (numbers[-2] if len(numbers) > 1 else numbers[0])
         b = request.args.get("b", type=int) or numbers[-1]
-
-        def work(c):
-            return [versions.get_version(c.session, c.company.id, f"{key}@{n}")[1].content for n in (a, b)]
-
-        left, right = self._or_404(work)
+        left, right = self._or_404(lambda: uc.version_contents(service(), _company(), key, [a, b]))
         table = difflib.HtmlDiff(wrapcolumn=60).make_table(
             to_yaml(left).splitlines(), to_yaml(right).splitlines(), f"{key}@{a}", f"{key}@{b}")
         return self.render("keepwell/diff.html", key=key, numbers=numbers, a=a, b=b, table=Markup(table),
@@ -181,7 +169,7 @@ class RulesetsView(SignedInOnly, BaseView):
         require_editor()
         if request.method == "GET":
             kind = request.args.get("kind", "Plan")
-            if kind not in KINDS:
+            if kind not in kinds():
                 abort(404)
             doc = {"apiVersion": "keepwell/v1", "kind": kind, "metadata": {"id": "", "name": ""}, **BLANK[kind]}
             return self._editor(Editor(kind, doc, "form"), None)
@@ -193,19 +181,11 @@ class RulesetsView(SignedInOnly, BaseView):
             require_editor()
             return self._post(key)
 
-        def work(c):
-            rs = versions.get_ruleset(c.session, c.company.id, key)
-            try:
-                return rs.kind, versions.get_draft(c.session, c.company.id, key).content, True
-            except NotFound:
-                v = versions.latest_version(c.session, rs.id)
-                return rs.kind, (v.content if v else {}), False
-
-        kind, doc, is_draft = self._or_404(work)
-        ed = Editor(kind, doc, request.args.get("mode", "form"))
-        if is_draft:
+        found = self._or_404(lambda: uc.editable(service(), _company(), key))
+        ed = Editor(found.kind, found.doc, request.args.get("mode", "form"))
+        if found.is_draft:
             ed.check(key)
-        return self._editor(ed, key, is_draft=is_draft)
+        return self._editor(ed, key, is_draft=found.is_draft)
 
     def _post(self, key):
         user = require_editor()
@@ -231,7 +211,7 @@ class RulesetsView(SignedInOnly, BaseView):
         new_key = (ed.doc.get("metadata") or {}).get("id") or key
         if action == "save":
             try:
-                _company_run(lambda c: versions.save_draft(c.session, c.company.id, ed.doc, user.email))
+                uc.save_draft(service(), user.company_slug, ed.doc, user.email)
             except KeepwellError as exc:
                 flash(exc.message, "error")
                 return self._editor(ed, key)
@@ -243,17 +223,12 @@ class RulesetsView(SignedInOnly, BaseView):
                 flash("Not published: fix the problems marked below.", "error")
                 return self._editor(ed, key)
             try:
-                on = date.fromisoformat(request.form.get("effective_from") or date.today().isoformat())
+                on = date.fromisoformat(request.form.get("effective_from") or _today().isoformat())
             except ValueError:
                 flash("Effective from: enter a date (YYYY-MM-DD).", "error")
                 return self._editor(ed, key)
-
-            def work(c):
-                versions.save_draft(c.session, c.company.id, ed.doc, user.email)
-                return versions.publish_draft(c.session, c.company.id, new_key, user.email, on)
-
             try:
-                published = _company_run(work)
+                published = uc.save_and_publish(service(), user.company_slug, ed.doc, user.email, on)
             except InvalidDocument as exc:
                 ed.problems = list(exc.problems)
                 if ed.mode == "form":
@@ -266,20 +241,23 @@ class RulesetsView(SignedInOnly, BaseView):
         abort(400)
 
     def _editor(self, ed: Editor, key: str | None, is_draft: bool = False):
-        return self.render("keepwell/editor.html", ed=ed, key=key, is_draft=is_draft, kinds=KINDS,
-                           user=current_user(), today=date.today().isoformat())
+        return self.render("keepwell/editor.html", ed=ed, key=key, is_draft=is_draft, kinds=kinds(),
+                           user=current_user(), today=_today().isoformat())
 
     @expose("/r/<key>/rollback", methods=["POST"])
     def rollback(self, key):
         user = require_editor()
         to = request.form.get("version", type=int)
         try:
-            on = date.fromisoformat(request.form.get("effective_from") or date.today().isoformat())
+            on = date.fromisoformat(request.form.get("effective_from") or _today().isoformat())
         except ValueError:
             flash("Effective from: enter a date (YYYY-MM-DD).", "error")
             return redirect(url_for(".history", key=key))
+        if to is None:
+            flash("Choose the version to roll back to.", "error")
+            return redirect(url_for(".history", key=key))
         try:
-            published = _company_run(lambda c: versions.rollback(c.session, c.company.id, key, to, user.email, on))
+            published = uc.rollback(service(), user.company_slug, key, to, user.email, on)
         except NotFound:
             abort(404)
         except KeepwellError as exc:
@@ -291,17 +269,9 @@ class RulesetsView(SignedInOnly, BaseView):
     @expose("/r/<key>/simulate", methods=["GET", "POST"])
     def simulate(self, key):
         user = current_user()
-
-        def work(c):
-            rs = versions.get_ruleset(c.session, c.company.id, key)
-            try:
-                return versions.get_draft(c.session, c.company.id, key).content, "the saved draft"
-            except NotFound:
-                v = versions.latest_version(c.session, rs.id)
-                return v.content, f"{key}@{v.version} (latest published)"
-
-        doc, source = self._or_404(work)
-        today = date.today()
+        found = self._or_404(lambda: uc.editable(service(), _company(), key))
+        doc, source = found.doc, found.source
+        today = _today()
         form = {"from": request.values.get("from", (today - timedelta(days=90)).isoformat()),
                 "to": request.values.get("to", today.isoformat())}
         report, error, problems = None, None, []
@@ -319,9 +289,9 @@ class RulesetsView(SignedInOnly, BaseView):
         return self.render("keepwell/simulate.html", key=key, source=source, form=form, report=report, error=error,
                            problems=problems)
 
-    def _or_404(self, work):
+    def _or_404(self, read: Any) -> Any:
         try:
-            return _company_run(work)
+            return read()
         except NotFound:
             abort(404)
 

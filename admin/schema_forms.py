@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urldefrag, urljoin
@@ -43,10 +43,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.form import BaseForm
 from wtforms.widgets import DateInput
 
-from keepwell.documents import parse_text, to_yaml
-from keepwell.errors import InvalidDocument, Problem
-from keepwell.validation import BASE_URI, KIND_SCHEMAS
-from keepwell.validation import schema as load_schema
+from keepwell.kernel.errors import InvalidDocument, Problem
+from keepwell.usecases.rulesets import BASE_URI, kind_schemas, parse_text, to_yaml
+from keepwell.usecases.rulesets import schema as load_schema
 
 __all__ = [
     "Node", "SchemaForm", "build_form", "apply_action", "attach_errors", "field_for_path",
@@ -111,7 +110,7 @@ class _Resolver:
 
     def __init__(self, overrides: dict[str, dict] | None = None):
         self.docs: dict[str, dict] = {}
-        for name in ("common.schema.json", *KIND_SCHEMAS.values()):
+        for name in ("common.schema.json", *kind_schemas().values()):
             s = load_schema(name)
             self.docs[s.get("$id", BASE_URI + name)] = s
         self.docs.update(overrides or {})
@@ -549,15 +548,15 @@ def _root_class(kind: str, schema: dict | None) -> type[SchemaForm]:
     return _make_root_class(kind, copy.deepcopy(schema))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached_root_class(kind: str) -> type[SchemaForm]:
-    if kind not in KIND_SCHEMAS:
-        raise ValueError(f"unknown ruleset kind {kind!r} (one of {', '.join(KIND_SCHEMAS)})")
+    if kind not in kind_schemas():
+        raise ValueError(f"unknown ruleset kind {kind!r} (one of {', '.join(kind_schemas())})")
     return _make_root_class(kind, None)
 
 
 def _make_root_class(kind: str, schema: dict | None) -> type[SchemaForm]:
-    base = BASE_URI + KIND_SCHEMAS.get(kind, f"{kind}.schema.json")
+    base = BASE_URI + kind_schemas().get(kind, f"{kind}.schema.json")
     overrides = None
     if schema is not None:
         base = schema.get("$id", base)
@@ -824,7 +823,7 @@ def _field_named(form: SchemaForm, name: str):
 def inline_refs(kind: str, schema: dict | None = None) -> dict:
     """The kind's schema with every $ref replaced by its target (sibling keywords kept), for
     tools that cannot follow references across files (hypothesis-jsonschema)."""
-    base = BASE_URI + KIND_SCHEMAS[kind]
+    base = BASE_URI + kind_schemas()[kind]
     res = _Resolver({base: schema} if schema is not None else None)
 
     def walk(node: Any, base: str, seen: tuple) -> Any:

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import settings as _hypothesis_settings
 import sqlalchemy as sa
 
-from keepwell import db
-from keepwell.models import Base
+import keepwell.usecases  # noqa: F401  (every area's tables, event types and kinds)
+from keepwell.infra import database as db
+from kwmodels import Base
 
 from support import Cli, make_app
 

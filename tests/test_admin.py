@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
-from keepwell import packs
+from keepwell.usecases import packs
 from keepwell.app import create_app
-from keepwell.users import add_user
+from keepwell.customers.users import add_user
 from support import Cli, event, make_app
 
 PASSWORD = "correct horse battery"
@@ -59,7 +59,7 @@ def signed_in(app, email="owner@heat.example") -> Browser:
 
 
 def install_hvac(svc, company="default", **overrides):
-    return packs.install(svc, packs.find("hvac"), company, author="test", overrides=overrides or None)
+    return packs.install(svc, company, packs.find("hvac"), author="test", overrides=overrides or None)
 
 
 def test_sign_in_is_required_and_wrong_passwords_fail(site):
@@ -183,7 +183,7 @@ def test_edit_yaml_see_each_error_with_its_path_fix_and_publish(site):
     # Roll back: version 1's content again, as version 3.
     r = b.post("/admin/rulesets/r/hvac-comfort-club/rollback", {"version": "1", "effective_from": "2026-02-01"})
     assert r.status_code == 302
-    rows = svc.run(None, lambda c: __import__("keepwell.versions", fromlist=["x"]).versions_of(c.session, c.company.id, "hvac-comfort-club"))
+    rows = svc.run(None, lambda c: __import__("keepwell.rulesets.versions", fromlist=["x"]).versions_of(c.session, c.company.id, "hvac-comfort-club"))
     assert [r["version"] for r in rows] == [1, 2, 3]
     assert rows[2]["content_hash"] == rows[0]["content_hash"] and rows[2]["effective_from"] == "2026-02-01"
 
@@ -309,13 +309,13 @@ def test_simulate_a_draft_against_recorded_events(site):
 
 
 def _published(svc, ref):
-    from keepwell import versions
+    from keepwell.rulesets import versions
 
     return svc.run(None, lambda c: versions.get_version(c.session, c.company.id, ref)[1].content)
 
 
 def _form_post(b, url, doc, kind, action, **extra):
-    from admin.schema_forms import build_form, form_formdata
+    from keepwell.interfaces.admin.schema_forms import build_form, form_formdata
 
     data = form_formdata(build_form(kind, doc))
     data.update({"_mode": "form", "_kind": kind, "_action": action, **extra})
@@ -326,7 +326,7 @@ def _form_post(b, url, doc, kind, action, **extra):
 def test_the_form_editor_adds_a_tier_switches_to_yaml_and_back_and_publishes(site):
     import html as htmlmod
 
-    from admin.schema_forms import build_form
+    from keepwell.interfaces.admin.schema_forms import build_form
 
     app, svc = site
     install_hvac(svc)
@@ -368,7 +368,7 @@ def test_form_errors_show_next_to_their_fields(site):
     # A condition typed as YAML that cannot be read keeps its text and shows where the problem is.
     rules_edit = "/admin/rulesets/r/hvac-comfort-rewards/edit"
     rules = _published(svc, "hvac-comfort-rewards@1")
-    from admin.schema_forms import build_form, form_formdata
+    from keepwell.interfaces.admin.schema_forms import build_form, form_formdata
 
     data = form_formdata(build_form("EarningRules", rules))
     when = next(k for k in data if k.endswith("-when"))
@@ -377,8 +377,8 @@ def test_form_errors_show_next_to_their_fields(site):
     r = b.client.post(rules_edit, data=data)
     text = r.get_data(as_text=True)
     assert r.status_code == 200 and "all: [unclosed" in text and f'id="{when}-errors"' in text
-    from keepwell.errors import NotFound
-    from keepwell import versions
+    from keepwell.kernel.errors import NotFound
+    from keepwell.rulesets import versions
 
     with pytest.raises(NotFound):  # nothing was saved
         svc.run(None, lambda c: versions.get_draft(c.session, c.company.id, "hvac-comfort-rewards"))
@@ -408,7 +408,7 @@ def test_simulate_a_saved_draft_over_an_uploaded_sample_file(site):
     cust, _mid = enroll_someone(svc)
     b = signed_in(app)
     # A draft that doubles the spend points, saved from the YAML view.
-    from keepwell.documents import to_yaml
+    from keepwell.rulesets.documents import to_yaml
 
     rules = _published(svc, "hvac-comfort-rewards@1")
     for r in rules["spec"]["rules"]:

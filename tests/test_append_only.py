@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from keepwell.models import Event, LedgerEntry, LotDraw, RulesetVersion
+from kwmodels import Event, LedgerEntry, LotDraw, RulesetVersion
 
 PLAN = {
     "apiVersion": "keepwell/v1", "kind": "Plan",

@@ -1,4 +1,4 @@
-"""Batched ingest (`Keepwell.post_events`) has exactly the effects of posting the same events one
+"""Batched ingest (`keepwell.usecases.events.post_events`) has exactly the effects of posting the same events one
 at a time: the same results, ledger entries (with event, ruleset version and rule), balances,
 points lots, outbox rows, memberships and statements. Duplicates inside a batch, a malformed
 event or an unknown customer mid-batch, an overdraft decline mid-batch and late events that
@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keepwell import events
-from keepwell.errors import InvalidDocument, NotFound
-from keepwell.models import Account, Customer, Event, LedgerEntry, LotDraw, Membership, OutboxMessage, PointsLot
-from keepwell.validation import validate_event
+from keepwell.events import pipeline as events
+from keepwell.kernel.errors import InvalidDocument, NotFound
+from keepwell.rulesets.validation import is_valid_event, validate_event
+from kwmodels import Account, Customer, Event, LedgerEntry, LotDraw, Membership, OutboxMessage, PointsLot
 
 from support import make_app
 
@@ -303,7 +303,7 @@ def test_random_streams_batched_equal_one_at_a_time(service, case):
     st.dictionaries(st.sampled_from(["id", "type", "customer", "occurred_at", "data", "extra"]),
                     st.one_of(st.text(max_size=4), st.integers(), st.booleans(), st.none()), max_size=6)))
 def test_the_fast_validation_path_says_valid_only_when_the_schema_does(payload):
-    if events._valid_event(payload):
+    if is_valid_event(payload):
         assert validate_event(payload) == []
     else:
         assert validate_event(payload) != [] or payload  # the full validator decides
@@ -314,4 +314,4 @@ def test_the_fast_validation_path_accepts_the_events_posted_most():
     # correct, every event then goes to the full validator, but slow.)
     for p in bind(stream(), {n: f"cus_{n.lower()}" for n in NAMES}, {"Grace": "mem_1"}):
         if not str(p["id"]).startswith("bad"):
-            assert events._valid_event(p) is (validate_event(p) == [])
+            assert is_valid_event(p) is (validate_event(p) == [])

@@ -1,9 +1,11 @@
-"""The compiler's field catalog and the event JSON Schema describe the same events."""
+"""The event catalog and the event JSON Schema describe the same events: both are made from the
+areas' declarations, and this checks the assembly (every type, its fields, the enum rulesets use)."""
 
 from __future__ import annotations
 
-from keepwell import catalog
-from keepwell.validation import schema
+from keepwell.events import registry
+from keepwell.rulesets.event_types import CATALOG
+from keepwell.rulesets.schemas import schema
 
 
 def _data_fields_by_type() -> dict[str, set[str]]:
@@ -19,10 +21,18 @@ def _data_fields_by_type() -> dict[str, set[str]]:
 
 def test_every_event_type_has_the_same_fields_in_both():
     from_schema = _data_fields_by_type()
-    assert set(from_schema) == set(catalog.EVENT_TYPES)
-    for t in catalog.EVENT_TYPES:
-        assert set(catalog.DATA_FIELDS[t]) == from_schema[t], t
+    assert set(from_schema) == set(CATALOG.names)
+    for t in CATALOG.names:
+        assert set(CATALOG.data_fields(t)) == from_schema[t], t
 
 
 def test_event_type_enum_matches():
-    assert set(schema("common.schema.json")["$defs"]["event_type"]["enum"]) == set(catalog.EVENT_TYPES)
+    assert set(schema("common.schema.json")["$defs"]["event_type"]["enum"]) == set(CATALOG.names)
+
+
+def test_every_declared_type_has_a_handler_and_platform_types_reserve_their_keys():
+    handled = registry.types()
+    assert set(handled) == set(CATALOG.names)
+    assert {"period_ended", "renewed", "expired", "points_expired", "migrated"} <= CATALOG.platform_only
+    for name in CATALOG.platform_only:
+        assert CATALOG.get(name).key_prefix == f"{name}:", name

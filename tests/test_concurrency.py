@@ -20,7 +20,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from keepwell.models import Account, Event, LedgerEntry
+from kwmodels import Account, Event, LedgerEntry
 
 from support import make_app
 
@@ -66,13 +66,14 @@ def _writer(url: str, barrier, results, name: str, threads: list[list[dict]], sy
     """One OS process: a Keepwell of its own; one thread per list of payloads (an event, or
     {"run_due": DATE}). Every thread waits at the barrier (before each payload when `sync_each`),
     then posts; results go back on the queue."""
-    from keepwell.config import Settings
-    from keepwell.service import Keepwell
+    from keepwell.infra.settings import Settings
+    from keepwell.interfaces.wiring import open_app
+    from keepwell.usecases import audit, due, events
 
     app = None
     try:
-        app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": url}))
-        app.audit()  # connect and import everything before the race starts
+        app = open_app(Settings.from_env({"KEEPWELL_DATABASE_URL": url}))
+        audit.audit(app, "default")  # connect and import everything before the race starts
 
         def run(i: int, payloads: list[dict]) -> None:
             out = []
@@ -81,9 +82,9 @@ def _writer(url: str, barrier, results, name: str, threads: list[list[dict]], sy
                     if sync_each or n == 0:
                         barrier.wait(timeout=DEADLINE)
                     if "run_due" in payload:
-                        out.append(app.run_due(date.fromisoformat(payload["run_due"])))
+                        out.append(due.run(app, "default", date.fromisoformat(payload["run_due"])).to_dict())
                     else:
-                        out.append(app.post_event(payload))
+                        out.append(events.post_event(app, "default", payload))
                 results.put((f"{name}.{i}", "ok", out))
             except BaseException:
                 results.put((f"{name}.{i}", "error", traceback.format_exc()))

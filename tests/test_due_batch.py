@@ -1,4 +1,4 @@
-"""Due work in chunks (`Keepwell.run_due`: many units per transaction, rows written in bulk) has
+"""Due work in chunks (`keepwell.usecases.due.run`: many units per transaction, rows written in bulk) has
 exactly the effects of running each unit alone (`run_due_unit`, what a worker job does): the
 same period ends and renewals, ledger entries, points expiries and reminders. Running it twice
 has one effect; a crash in a chunk leaves that chunk wholly undone and the earlier ones wholly
@@ -11,9 +11,10 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from keepwell import due, events
-from keepwell.models import Event, Membership
-from keepwell.validation import validate_event
+from keepwell.events import due
+from keepwell.events import pipeline as events
+from kwmodels import Event, Membership
+from keepwell.rulesets.validation import validate_event
 
 from support import make_app
 from test_batch_ingest import bind, ev, setup_company, snapshot
@@ -126,15 +127,15 @@ def test_a_crash_leaves_whole_chunks_applied_or_not_at_all(service, monkeypatch)
 
 
 def test_the_platform_builds_valid_events():
-    """Events the platform builds are not run through the schema again (events._post `built`):
+    """Events the platform builds are not run through the schema again (pipeline._post `built`):
     they must be valid by construction."""
-    at = events._platform_payload("x", "period_ended", "c", __import__("datetime").datetime(2024, 1, 1), {})
+    at = events.platform_payload("x", "period_ended", "c", __import__("datetime").datetime(2024, 1, 1), {})
     for key, type_ in (("period_ended:mem_0123456789abcdef:12", "period_ended"), ("renewed:mem_0123456789abcdef:13", "renewed"),
                        ("expired:mem_0123456789abcdef", "expired")):
         from zoneinfo import ZoneInfo
         from datetime import datetime, time
 
         when = datetime.combine(date(2024, 2, 29), time.min, tzinfo=ZoneInfo("America/Denver"))
-        payload = events._platform_payload(key, type_, "cus_0123456789abcdef", when, {"membership": "mem_0123456789abcdef"})
+        payload = events.platform_payload(key, type_, "cus_0123456789abcdef", when, {"membership": "mem_0123456789abcdef"})
         assert validate_event(payload) == [], payload
     assert at["type"] == "period_ended"

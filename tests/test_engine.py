@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keepwell.compiler import MAX_RULES, compile_document, make_fact
-from keepwell.engine import DurableRulesEngine, PythonEngine
-from keepwell.errors import CompileError, EngineLimit
+from keepwell.rulesets.compiler import MAX_RULES, compile_document, make_fact
+from keepwell.rulesets.engine import DurableRulesEngine, PythonEngine
+from keepwell.kernel.errors import CompileError, EngineLimit
 
 
 def rules_doc(*rules, **spec) -> dict:
@@ -96,7 +96,7 @@ def test_every_compile_error_is_reported_with_its_path():
 
 
 def test_too_many_fields_in_one_message_is_refused(monkeypatch):
-    from keepwell import compiler
+    from keepwell.rulesets import compiler
 
     monkeypatch.setattr(compiler, "MAX_FACT_FIELDS", 8)
     with pytest.raises(EngineLimit):

@@ -1,6 +1,6 @@
 """The ledger against a model: random sequences of real events on a real database.
 
-A hypothesis state machine drives `keepwell.service.Keepwell` (the same use cases the CLI and the
+A hypothesis state machine drives the use cases (`keepwell.usecases`: the same ones the CLI and the
 REST API call) with purchases paid with the membership (amounts up to and past balance +
 overdraft), purchases paid otherwise, completed services (covered or not), redemptions, points and
 allowance adjustments, run-due on a clock that only moves forward, and replays of earlier events.
@@ -30,9 +30,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from keepwell.config import Settings
-from keepwell.models import Company, Event, LedgerEntry
-from keepwell.service import Keepwell
+from kwmodels import Company, Event, LedgerEntry
+from support import App
 
 PLAN_ID = "care-club"
 TUNEUP, FILTER, DUCTS = "HVAC_TUNEUP", "FILTER_SWAP", "DUCT_CLEAN"  # DUCT_CLEAN is never included
@@ -123,7 +122,7 @@ amounts = st.integers(min_value=100, max_value=150_000)
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    app: Keepwell  # set by the test that runs the machine
+    app: App  # set by the test that runs the machine
 
     def __init__(self) -> None:
         super().__init__()
@@ -525,7 +524,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def tamper_with_a_posted_row(self, data, action):
         """Someone with database access tries to rewrite history: the database refuses to change or
         remove a posted ledger entry or lot draw (append-only triggers), and nothing moves."""
-        from keepwell.models import LotDraw
+        from kwmodels import LotDraw
 
         with self.app.engine.connect() as c:
             entries = c.scalars(sa.select(LedgerEntry.id).where(LedgerEntry.company_id == self.company_id)
@@ -615,7 +614,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 def _run(url: str, examples: int, steps: int) -> None:
-    app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": url}))
+    app = App.at(url)
     machine = type("LedgerMachineOnDb", (LedgerMachine,), {"app": app})
     try:
         run_state_machine_as_test(machine, settings=settings(

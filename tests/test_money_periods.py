@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keepwell.money import MoneyError, format_cents, percent_of, to_cents
-from keepwell.periods import PERIODS, period_end, period_index, period_start
+from keepwell.kernel.money import MoneyError, format_cents, percent_of, to_cents
+from keepwell.kernel.periods import PERIODS, period_end, period_index, period_start
 
 
 def test_money_parsing():

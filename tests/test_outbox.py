@@ -16,9 +16,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from keepwell import outbox
-from keepwell.channels import ChannelSettings, channels_from
-from keepwell.models import Event, Membership, MessageTemplate, OutboxAttempt, OutboxMessage
+from keepwell.messaging import outbox
+from keepwell.usecases.messaging import deliver
+from keepwell.infra.settings import Settings
+from keepwell.interfaces.wiring import channel_settings
+from keepwell.messaging.channels import ChannelSettings, channels_from
+from kwmodels import Event, Membership, MessageTemplate, OutboxAttempt, OutboxMessage
 
 from mailserver import HttpRecorder, MailServer, free_port
 from support import event, service
@@ -112,7 +115,7 @@ def test_enrolment_writes_the_welcome_email_in_the_same_transaction(hvac, db_url
     other = customer(hvac, "Rolled Back", "rb@example.com")
     with service(db_url) as app:
         def enrol_then_fail(c):
-            from keepwell import events
+            from keepwell.events import pipeline as events
 
             res = events.post(c, event("enroll-rb", "enrolled", other, "2026-02-01", plan="hvac-comfort-club"))
             assert res["status"] == "processed"
@@ -201,19 +204,19 @@ def test_dead_after_max_attempts_listed_counted_and_replayed(hvac, db_url):
     with service(db_url) as app:
         for n in range(1, outbox.MAX_ATTEMPTS + 1):
             due_at = message_row(db_url, mid).due_at
-            now = outbox._aware(due_at) + timedelta(seconds=1)
-            res = outbox.deliver(app, mid, down, now=now)
+            now = outbox.aware(due_at) + timedelta(seconds=1)
+            res = deliver(app, mid, down, now=now)
             msg = message_row(db_url, mid)
             assert msg.attempts == n
             if n < outbox.MAX_ATTEMPTS:
                 assert res.status == "retry"
                 ceiling = min(outbox.BASE_DELAY * 2 ** (n - 1), outbox.MAX_DELAY).total_seconds()
-                delay = (outbox._aware(msg.due_at) - now).total_seconds()
+                delay = (outbox.aware(msg.due_at) - now).total_seconds()
                 assert ceiling / 2 <= delay <= ceiling, (n, delay)
             else:
                 assert res.status == "dead"
         # Dead is final: even much later it is not tried again.
-        assert outbox.deliver(app, mid, down, now=now + timedelta(days=1)).status == "dead"
+        assert deliver(app, mid, down, now=now + timedelta(days=1)).status == "dead"
     history = attempts_of(db_url, mid)
     assert [a[:2] for a in history] == [(n, "failed") for n in range(1, outbox.MAX_ATTEMPTS + 1)]
     assert f"gave up after {outbox.MAX_ATTEMPTS} attempt(s)" in history[-1][2]
@@ -265,8 +268,8 @@ def test_smtp_login_with_the_configured_account(hvac, db_url):
         [row] = listed(hvac)
         hvac.env["KEEPWELL_SMTP_PASSWORD"] = "s3cret"
         with service(db_url) as app:
-            later = outbox._aware(message_row(db_url, row["id"]).due_at) + timedelta(seconds=1)
-            res = outbox.deliver(app, row["id"], channels_from(ChannelSettings.from_env(hvac.env)), now=later)
+            later = outbox.aware(message_row(db_url, row["id"]).due_at) + timedelta(seconds=1)
+            res = deliver(app, row["id"], channels_from(channel_settings(Settings.from_env(hvac.env))), now=later)
         assert res.status == "sent"
         assert smtp.logins[-1] == ("mailer", True)
         assert smtp.keys() == {row["key"]: 1}
@@ -315,7 +318,7 @@ def test_quiet_hours_defer_email_until_they_end(hvac, db_url):
         assert smtp.messages == []
         # When the window has ended, it goes.
         with service(db_url) as app:
-            res = outbox.deliver(app, row["id"], channels_from(ChannelSettings(smtp_port=smtp.port)), now=end_local)
+            res = deliver(app, row["id"], channels_from(ChannelSettings(smtp_port=smtp.port)), now=end_local)
         assert res.status == "sent"
         assert smtp.keys() == {row["key"]: 1}
 
@@ -335,14 +338,14 @@ def test_quiet_hours_across_midnight(hvac, db_url, local_now, expected_end):
     day = datetime.now(TZ).date() + timedelta(days=3)
     now = datetime.combine(day, time.fromisoformat(local_now), tzinfo=TZ)
     with MailServer() as smtp, service(db_url) as app:
-        res = outbox.deliver(app, row["id"], channels_from(ChannelSettings(smtp_port=smtp.port)), now=now)
+        res = deliver(app, row["id"], channels_from(ChannelSettings(smtp_port=smtp.port)), now=now)
         msg = message_row(db_url, row["id"])
         if expected_end is None:
             assert res.status == "sent" and len(smtp.messages) == 1
         else:
             end_day = day + timedelta(days=1) if expected_end.startswith("next") else day
             assert res.status == "pending" and res.detail == "quiet hours"
-            assert outbox._aware(msg.due_at) == datetime.combine(end_day, time(8, 0), tzinfo=TZ)
+            assert outbox.aware(msg.due_at) == datetime.combine(end_day, time(8, 0), tzinfo=TZ)
             assert smtp.messages == []
 
 
@@ -487,8 +490,8 @@ def test_twilio_adapter_posts_to_the_provider_with_auth_fields_and_idempotency(h
         [first] = deliver(hvac)
         assert first["status"] == "retry" and "HTTP 503" in first["detail"]
         with service(db_url) as app:
-            later = outbox._aware(message_row(db_url, first["message_id"]).due_at) + timedelta(seconds=1)
-            res = outbox.deliver(app, first["message_id"], channels_from(ChannelSettings.from_env(env)), now=later)
+            later = outbox.aware(message_row(db_url, first["message_id"]).due_at) + timedelta(seconds=1)
+            res = deliver(app, first["message_id"], channels_from(channel_settings(Settings.from_env(env))), now=later)
         assert res.status == "sent"
         msg = message_row(db_url, first["message_id"])
         assert (msg.status, msg.provider_id, msg.attempts) == ("sent", "SM0123456789abcdef", 2)
@@ -629,8 +632,8 @@ def test_webhook_without_a_company_secret_uses_the_default_and_retries_5xx_not_4
         assert req["headers"]["X-Keepwell-Signature"] == "sha256=" + hmac.new(
             b"env-default", req["body"], hashlib.sha256).hexdigest()
         with service(db_url) as app:
-            later = outbox._aware(message_row(db_url, alert["id"]).due_at) + timedelta(seconds=1)
-            res = outbox.deliver(app, alert["id"], channels_from(ChannelSettings(), "env-default"), now=later)
+            later = outbox.aware(message_row(db_url, alert["id"]).due_at) + timedelta(seconds=1)
+            res = deliver(app, alert["id"], channels_from(ChannelSettings(), "env-default"), now=later)
         assert res.status == "dead" and "HTTP 410" in res.detail
         assert len(hook.requests) == 2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from keepwell import packs
+from keepwell.usecases import packs
 
 
 def test_build_an_archive_and_install_from_it(cli, tmp_path):

@@ -8,10 +8,11 @@ import shutil
 import pytest
 import sqlalchemy as sa
 
-from keepwell import notify, packs
-from keepwell.models import Company, OutboxMessage
-from keepwell.tenancy import Ctx
-from keepwell.versions import get_version
+from keepwell.messaging import templates as notify
+from keepwell.usecases import packs
+from kwmodels import Company, OutboxMessage
+from keepwell.infra.context import Ctx
+from keepwell.rulesets.versions import get_version
 
 from support import Cli
 

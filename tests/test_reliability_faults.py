@@ -2,10 +2,11 @@
 run, the database connection dropped in the middle of a transaction. Afterwards the effects are
 exactly those of one clean run, and `keepwell audit` (run after every fault) finds no drift.
 
-The stages are reached deterministically through the fault hook of workers/jobs.py
-(KEEPWELL_FAULT_STAGE / KEEPWELL_FAULT_FILE): the first work horse to reach the stage creates the
-file and waits there; the test then SIGKILLs the whole worker (its main process, its scheduler
-and the work horse), as a crash of the machine would.
+The stages are reached deterministically through the jobs' hook interface
+(keepwell.interfaces.jobs.hooks), which tests/fault_worker.py installs in the worker it starts:
+the first work horse to reach the stage creates a marker file and waits there; the test then
+SIGKILLs the whole worker (its main process, its scheduler and the work horse), as a crash of
+the machine would.
 
 "One clean run" is the same setup on a database of its own (SQLite, embedded mode: `run-due`
 and `outbox deliver` in the process), compared as multisets: every ledger entry (customer,
@@ -25,7 +26,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from keepwell.models import Account, Customer, Event, LedgerEntry, Membership, OutboxMessage
+from kwmodels import Account, Customer, Event, LedgerEntry, Membership, OutboxMessage
 
 from mailserver import MailServer, free_port, wait_until
 from support import Cli, service
@@ -38,9 +39,9 @@ ENROLLED = 400  # days ago: the first (yearly) period has ended and the first po
 
 @pytest.fixture(autouse=True, scope="module")
 def _close_in_process_service():
-    """`run-due` with KEEPWELL_REDIS_URL plans in this process through workers.jobs.service()."""
+    """`run-due` with KEEPWELL_REDIS_URL plans in this process through the jobs service (keepwell.interfaces.jobs.tasks.service)."""
     yield
-    from workers import jobs
+    from keepwell.interfaces.jobs import tasks as jobs
 
     jobs.close_service()
 
@@ -117,7 +118,7 @@ def time_passes(redis_url: str, url: str) -> None:
     from rq import Queue
     from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
-    from workers import queues
+    from keepwell.interfaces.jobs import queues
 
     conn = redis.Redis.from_url(redis_url)
     try:
@@ -184,11 +185,9 @@ def kill_at(stage: str, env: dict, tmp_path: Path) -> None:
     its scheduler and its work horse."""
     marker = tmp_path / f"fault-{stage.replace(':', '-')}"
     log = tmp_path / f"doomed-{stage.replace(':', '-')}.log"
-    doomed = Proc({**env, "KEEPWELL_FAULT_STAGE": stage, "KEEPWELL_FAULT_FILE": str(marker)},
-                  "worker", "--burst", "--name", f"doomed-{time.monotonic_ns()}", log=log)
+    doomed = Proc(env, "worker", "--burst", "--name", f"doomed-{time.monotonic_ns()}", log=log, fault=(stage, marker))
     try:
         wait_until(marker.exists, timeout=120, interval=0.05, what=f"a job to reach {stage}")
-        time.sleep(0.2)  # the marker is written just before the horse stops: let it stop
         assert doomed.p.poll() is None, log.read_text(errors="replace")[-3000:]
         kill_tree(doomed.p.pid)
         doomed.p.wait(timeout=10)
@@ -204,11 +203,11 @@ def closed_periods(url: str) -> int:
 
 def test_a_worker_killed_at_each_stage_of_a_job_in_turn_leaves_the_effects_of_one_clean_run(
         clean_run, postgres_url, redis_url, tmp_path):
-    """Five crashes in a row, one per stage (workers/jobs.py FAULT_STAGES), each worker started
+    """Five crashes in a row, one per stage (keepwell.interfaces.jobs.hooks.STAGES), each worker started
     after the previous one died (its job given back as RQ does once the heartbeat expires); then a
     worker that is left alone. Where each crash leaves things is checked, `keepwell audit` is clean
     after every one, and the end is exactly one clean run."""
-    from workers.jobs import FAULT_STAGES
+    from keepwell.interfaces.jobs.hooks import STAGES as FAULT_STAGES
 
     pg = _cli(postgres_url, redis_url)
     members(postgres_url, N, today() - timedelta(days=ENROLLED), spend="40.00")
@@ -250,14 +249,13 @@ def test_redis_restarted_mid_run_loses_its_queues_and_the_effects_are_still_one_
     marker = tmp_path / "fault"
     with private_redis(tmp_path, port) as (start_redis, kill_redis), MailServer() as smtp:
         env = worker_env(postgres_url, url, smtp.port)
-        doomed = Proc({**env, "KEEPWELL_FAULT_STAGE": "due:after_commit", "KEEPWELL_FAULT_FILE": str(marker)},
-                      "worker", "--burst", "--name", "doomed", log=tmp_path / "doomed.log")
+        doomed = Proc(env, "worker", "--burst", "--name", "doomed", log=tmp_path / "doomed.log",
+                      fault=("due:after_commit", marker))
         try:
             wait_until(marker.exists, timeout=120, interval=0.05, what="a job to commit")
             with redis.Redis(port=port) as conn:
                 assert conn.dbsize() > 0  # the rest of the run is queued
             kill_redis()
-            time.sleep(0.5)
             kill_tree(doomed.p.pid)
             doomed.p.wait(timeout=10)
         finally:
@@ -344,8 +342,7 @@ def test_a_dropped_database_connection_mid_transaction_applies_nothing_and_the_r
         postgres_url, operation, when):
     from datetime import date
 
-    from keepwell.config import Settings
-    from keepwell.service import Keepwell
+    from support import App
 
     with service(postgres_url) as setup:
         setup.init("default", "Drop Co", "UTC")
@@ -356,7 +353,7 @@ def test_a_dropped_database_connection_mid_transaction_applies_nothing_and_the_r
         assert setup.post_event({"id": "warm-up", "type": "purchase", "customer": cid, "occurred_at": "2024-01-10T10:00:00Z",
                                  "data": {"amount": "30.00", "pay_with": "membership"}})["status"] == "approved"
 
-    app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": postgres_url}))
+    app = App.at(postgres_url)
     try:
         if operation == "period_end":
             [unit] = [u for u in app.due_plan(date(2024, 2, 1)) if u.kind == "period_end"]

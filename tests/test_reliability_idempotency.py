@@ -14,10 +14,13 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from keepwell import outbox
+from keepwell.messaging import outbox
+from keepwell.usecases.messaging import deliver
 from keepwell.app import create_app
-from keepwell.channels import ChannelSettings, channels_from
-from keepwell.models import Event, LedgerEntry, OutboxAttempt, OutboxMessage
+from keepwell.infra.settings import Settings
+from keepwell.interfaces.wiring import channel_settings
+from keepwell.messaging.channels import ChannelSettings, channels_from
+from kwmodels import Event, LedgerEntry, OutboxAttempt, OutboxMessage
 
 from mailserver import HttpRecorder
 from support import make_app
@@ -227,9 +230,9 @@ def test_the_same_api_request_has_one_effect(world, how, times):
 @pytest.mark.parametrize("times", [2, 100])
 @pytest.mark.parametrize("how", ["in_sequence", "all_at_once"])
 def test_the_same_due_job_has_one_effect(world, db_url, redis_url, monkeypatch, how, times):
-    """workers.jobs.run_due_unit, as RQ runs it (at-least-once: again after a crash, or twice when
+    """keepwell.interfaces.jobs.tasks.run_due_unit, as RQ runs it (at-least-once: again after a crash, or twice when
     two tickers raced), for a period end and a points expiry."""
-    from workers import jobs
+    from keepwell.interfaces.jobs import tasks as jobs
 
     app, cid, mid = world
     assert app.post_event(purchase("spend", cid, "80.00"))["status"] == "approved"
@@ -280,8 +283,8 @@ def test_the_same_outbox_delivery_reaches_the_receiver_once(world, how, times):
         with app.engine.connect() as c:
             [(msg_id, key)] = c.execute(sa.select(OutboxMessage.id, OutboxMessage.key)).all()
         chans = channels_from(ChannelSettings(), "secret")
-        deliver = lambda i: outbox.deliver(app, msg_id, chans).status  # noqa: E731
-        statuses = [deliver(i) for i in range(times)] if how == "in_sequence" else all_at_once(times, deliver)
+        send = lambda i: deliver(app, msg_id, chans).status  # noqa: E731
+        statuses = [send(i) for i in range(times)] if how == "in_sequence" else all_at_once(times, send)
         # One sends; the others find it claimed (`sending`, or locked: `busy`) or already sent.
         assert set(statuses) <= {"sent", "sending", "busy"}, Counter(statuses)
         assert len(hook.requests) == 1
@@ -297,8 +300,8 @@ def test_the_same_outbox_delivery_reaches_the_receiver_once(world, how, times):
         app.run(None, lambda c: c.session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == msg_id)
                                                   .values(status="sending", claimed_until=outbox.utcnow())))
         later = outbox.utcnow() + outbox.LEASE + timedelta(seconds=1)
-        assert outbox.deliver(app, msg_id, chans, now=later).status == "sent"
-        assert outbox.deliver(app, msg_id, chans, now=later).status == "sent"  # and not a third time
+        assert deliver(app, msg_id, chans, now=later).status == "sent"
+        assert deliver(app, msg_id, chans, now=later).status == "sent"  # and not a third time
         assert len(hook.requests) == 2
         assert {r["headers"]["Idempotency-Key"] for r in hook.requests} == {key}
         assert hook.requests[0]["body"] == hook.requests[1]["body"]

@@ -17,17 +17,19 @@ from hypothesis_jsonschema import from_schema
 from werkzeug.datastructures import MultiDict
 from wtforms import Form
 
-from admin.schema_forms import (
+from keepwell.interfaces.admin.schema_forms import (
     EXTRA, SchemaForm, apply_action, attach_errors, build_form, field_for_path, form_formdata, inline_refs,
     json_path_of,
 )
-from keepwell import packs
-from keepwell.documents import parse_text, to_yaml
-from keepwell.errors import InvalidDocument, Problem
-from keepwell.validation import KIND_SCHEMAS, schema, validate_ruleset
+from keepwell.usecases import packs
+from keepwell.rulesets.documents import parse_text, to_yaml
+from keepwell.kernel.errors import InvalidDocument, Problem
+from keepwell.rulesets.schemas import schema
+from keepwell.rulesets.validation import validate_ruleset
+from keepwell.usecases.rulesets import kind_schemas
 
 ADMIN = Path(__file__).resolve().parents[1] / "admin"
-KINDS = list(KIND_SCHEMAS)
+KINDS = list(kind_schemas())
 
 
 def _pack_documents() -> list[tuple[str, dict]]:

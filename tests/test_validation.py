@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import textwrap
 
-from keepwell.documents import load_file
-from keepwell.validation import validate_ruleset
+from keepwell.rulesets.documents import load_file
+from keepwell.rulesets.validation import validate_ruleset
 from support import Cli
 
 

@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from keepwell import db
+from keepwell.infra import database as db
 from support import event
 
 PLAN = textwrap.dedent("""\

@@ -27,12 +27,13 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from keepwell.models import Account, Event, LedgerEntry, Membership, OutboxMessage
+from kwmodels import Account, Event, LedgerEntry, Membership, OutboxMessage
 
 from mailserver import MailServer, free_port, wait_until
 from support import Cli, service
 
 KEEPWELL = shutil.which("keepwell") or str(Path(sys.executable).parent / "keepwell")
+FAULT_WORKER = Path(__file__).with_name("fault_worker.py")
 REDIS_DB = 11
 TZ = ZoneInfo("America/Denver")
 PLAN = "hvac-comfort-club"
@@ -42,9 +43,9 @@ PLAN = "hvac-comfort-club"
 
 @pytest.fixture(autouse=True, scope="module")
 def _close_in_process_service():
-    """`run-due` with KEEPWELL_REDIS_URL plans in this process through workers.jobs.service()."""
+    """`run-due` with KEEPWELL_REDIS_URL plans in this process through the jobs service (keepwell.interfaces.jobs.tasks.service)."""
     yield
-    from workers import jobs
+    from keepwell.interfaces.jobs import tasks as jobs
 
     jobs.close_service()
 
@@ -173,10 +174,12 @@ class Proc:
     """A `keepwell` subprocess in a session of its own (it forks work horses and a scheduler):
     stopping it kills it with all its descendants."""
 
-    def __init__(self, env: dict, *args: str, log: Path):
+    def __init__(self, env: dict, *args: str, log: Path, fault: tuple[str, Path] | None = None):
         self.log = log
         self._out = open(log, "ab")
-        self.p = subprocess.Popen([KEEPWELL, *args], env=env, stdout=self._out, stderr=subprocess.STDOUT,
+        # `fault`: (stage, marker) for tests/fault_worker.py, which stops the first job at the stage.
+        command = [KEEPWELL, *args] if fault is None else [sys.executable, str(FAULT_WORKER), fault[0], str(fault[1]), *args]
+        self.p = subprocess.Popen(command, env=env, stdout=self._out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
 
     def wait(self, timeout: float) -> int:
@@ -224,7 +227,7 @@ def due_queue(url: str):
     """The due-work queue, to enqueue jobs as run-due does (or as it should not)."""
     from rq import Queue
 
-    from workers import queues
+    from keepwell.interfaces.jobs import queues
 
     conn = redis.Redis.from_url(url)
     try:
@@ -414,7 +417,7 @@ def test_a_failed_delivery_is_scheduled_again_with_backoff_and_then_delivered(pg
 
 
 def test_two_workers_running_the_same_due_work_at_once_change_balances_once(pg, postgres_url, redis_url, tmp_path):
-    from workers import jobs
+    from keepwell.interfaces.jobs import tasks as jobs
 
     n = 30
     ms = members(postgres_url, n, today() - timedelta(days=400), spend="80.00")
@@ -467,7 +470,7 @@ def test_two_workers_running_the_same_due_work_at_once_change_balances_once(pg, 
 
 
 def test_a_job_with_bad_data_fails_with_its_reason_and_applies_nothing(pg, postgres_url, redis_url, tmp_path):
-    from workers import jobs
+    from keepwell.interfaces.jobs import tasks as jobs
 
     # Not due as of today (so the worker's own tick adds no work of its own).
     ms = members(postgres_url, 2, today() - timedelta(days=10))
@@ -493,14 +496,14 @@ def test_a_job_with_bad_data_fails_with_its_reason_and_applies_nothing(pg, postg
         burst(env, tmp_path)
         failed = {row["id"]: row for row in pg.json("jobs", "failed")}
         assert set(failed) == set(bad)
-        assert all(row["function"] == "workers.jobs.run_due_unit" and row["queue"] == "keepwell-due"
+        assert all(row["function"] == "keepwell.interfaces.jobs.tasks.run_due_unit" and row["queue"] == "keepwell-due"
                    for row in failed.values())
-        assert failed["bad-membership"]["error"] == "keepwell.errors.NotFound: no membership 'mem_missing'"
+        assert failed["bad-membership"]["error"] == "keepwell.kernel.errors.NotFound: no membership 'mem_missing'"
         assert failed["bad-company"]["error"].endswith("no company 'no-such-company' (run `keepwell init`, or `keepwell companies add`)")
         assert "does not belong to customer" in failed["bad-owner"]["error"]
         assert failed["bad-kind"]["error"] == "ValueError: unknown due work birthday"
         human = pg.out("jobs", "failed")
-        assert "bad-membership  workers.jobs.run_due_unit  keepwell.errors.NotFound: no membership 'mem_missing'" in human
+        assert "bad-membership  keepwell.interfaces.jobs.tasks.run_due_unit  keepwell.kernel.errors.NotFound: no membership 'mem_missing'" in human
         status = pg.json("jobs", "status")
         assert (status["failed"], status["queued"]) == (4, 0)
 
@@ -524,14 +527,16 @@ def test_a_failed_job_that_run_due_enqueues_again_and_succeeds_is_no_longer_a_fa
         pg, postgres_url, redis_url, tmp_path):
     from urllib.parse import quote
 
-    from workers import jobs
+    from keepwell.interfaces.jobs import tasks as jobs
 
     ms = members(postgres_url, 1, today() - timedelta(days=400))
     [(mid, cid)] = ms.items()
     with service(postgres_url) as app:
         [unit] = app.due_plan(today(), company="default")
     # The job run-due would enqueue, without retries, so that one failure is final.
-    jid = jobs.job_id("due", f"default:{unit.key}")
+    from keepwell.interfaces.jobs.enqueue import job_id
+
+    jid = job_id("due", f"default:{unit.key}")
     with due_queue(redis_url) as due_q:
         due_q.enqueue(jobs.run_due_unit, "default", unit.to_dict(), job_id=jid)
     engine = sa.create_engine(postgres_url)
@@ -561,11 +566,44 @@ def test_a_failed_job_that_run_due_enqueues_again_and_succeeds_is_no_longer_a_fa
 
 # --- crashes -----------------------------------------------------------------------------------------
 
-def _drain(cli: Cli, env: dict, tmp_path: Path, url: str, done, deadline: float) -> int:
+def _started_jobs_abandoned(redis_url: str) -> bool:
+    """Every job in a started registry is past its heartbeat (its worker is dead), or none is there."""
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+
+    from keepwell.interfaces.jobs import queues
+
+    with redis.Redis.from_url(redis_url) as conn:
+        for name in queues.QUEUES:
+            registry = StartedJobRegistry(queue=Queue(name, connection=conn))
+            if set(registry.get_job_ids()) - set(registry.get_expired_job_ids(time.time())):
+                return False
+    return True
+
+
+def _no_retry_waiting(redis_url: str) -> bool:
+    """No job scheduled for later: every retry that was scheduled has come due."""
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from keepwell.interfaces.jobs import queues
+
+    with redis.Redis.from_url(redis_url) as conn:
+        for name in queues.QUEUES:
+            registry = ScheduledJobRegistry(queue=Queue(name, connection=conn))
+            if set(registry.get_job_ids()) - set(registry.get_jobs_to_schedule(int(time.time()))):
+                return False
+    return True
+
+
+def _drain(cli: Cli, env: dict, tmp_path: Path, url: str, redis_url: str, done, deadline: float) -> int:
     """What an operator does after a crash: enqueue the due work again and run a burst worker,
-    until `done()`; at-least-once means some of it may have to wait for RQ to give up on the
-    killed worker's job (its heartbeat expires). Returns the number of rounds."""
+    until `done()`. The killed worker's job is given back once its heartbeat expires (seconds,
+    with the heartbeat settings of `FAST_HEARTBEAT`) and retried when its retry comes due: each
+    round waits for those conditions, never for a fixed time. Returns the number of rounds."""
     rounds = 0
+    wait_until(lambda: _started_jobs_abandoned(redis_url), timeout=60, interval=0.2,
+               what="the killed worker's job to be past its heartbeat")
     while True:
         rounds += 1
         cli.json("run-due", "--as-of", today().isoformat())
@@ -575,7 +613,13 @@ def _drain(cli: Cli, env: dict, tmp_path: Path, url: str, done, deadline: float)
         if time.monotonic() > deadline:
             raise AssertionError(f"not recovered after {rounds} rounds: periods {Counter(current_periods(url).values())}, "
                                  f"outbox {outbox_statuses(url)}")
-        time.sleep(3)
+        wait_until(lambda: _no_retry_waiting(redis_url), timeout=60, interval=0.2, what="the retries to come due")
+
+
+# A worker's job is taken for abandoned 2 s after its last heartbeat (every second), and retried
+# 1 s later: how the crash tests have RQ notice a dead worker without waiting RQ's minute and a half.
+FAST_HEARTBEAT = {"KEEPWELL_JOB_MONITORING_SECONDS": "1", "KEEPWELL_JOB_HEARTBEAT_GRACE_SECONDS": "2",
+                  "KEEPWELL_DUE_RETRY_SECONDS": "1"}
 
 
 @pytest.mark.slow
@@ -588,7 +632,7 @@ def test_a_worker_killed_mid_run_leaves_every_period_closed_once_and_every_email
     target = units[victim].subject  # the worker takes the units in this order
     engine = sa.create_engine(postgres_url)
     with MailServer() as smtp:
-        env = worker_env(postgres_url, redis_url, smtp.port)
+        env = worker_env(postgres_url, redis_url, smtp.port, **FAST_HEARTBEAT)
         assert pg.json("run-due", "--as-of", today().isoformat())["enqueued"] == 2 * n
         # Hold the row of one membership's allowance: the worker's job for it gets half-way
         # (its period_ended event written, not committed) and waits there.
@@ -617,7 +661,7 @@ def test_a_worker_killed_mid_run_leaves_every_period_closed_once_and_every_email
             return (set(current_periods(postgres_url).values()) == {1} and not due_kinds(postgres_url)
                     and outbox_statuses(postgres_url) == Counter({"sent": n}))
 
-        _drain(pg, env, tmp_path, postgres_url, done, deadline=time.monotonic() + 360)
+        _drain(pg, env, tmp_path, postgres_url, redis_url, done, deadline=time.monotonic() + 180)
 
         assert period_ended_events(postgres_url) == Counter({mid: 1 for mid in ms})
         assert allowance_grants(postgres_url) == Counter({(mid, k): 1 for mid in ms for k in (0, 1)})

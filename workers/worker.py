@@ -2,48 +2,71 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rq import Worker
 from rq.job import Job
-from rq.registry import (DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry,
-                         StartedJobRegistry)
+from rq.registry import (
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
 
-from . import jobs, queues
+from keepwell.infra.settings import Settings
+
+from . import enqueue, queues, tasks
 
 
 class KeepwellWorker(Worker):
-    """RQ's worker whose maintenance also keeps Keepwell's periodic tick going (`jobs.ensure_tick`)
-    and runs every tick interval rather than RQ's ten minutes: so a scheduler whose lock a
-    crashed worker held is started again, and a crashed worker's job is retried, within about a
-    minute and a half (RQ's lock and heartbeat lifetimes) instead of ten."""
+    """RQ's worker, with two differences:
 
-    def __init__(self, *args, tick_url: str | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+    - its maintenance also keeps Keepwell's periodic tick going (`enqueue.ensure_tick`), and
+      runs every tick interval rather than RQ's ten minutes, so a scheduler whose lock a crashed
+      worker held is started again soon;
+    - a job's heartbeat lasts the monitoring interval plus a grace that is a setting
+      (KEEPWELL_JOB_HEARTBEAT_GRACE_SECONDS; RQ fixes it at 60 s): the job of a worker that died
+      is taken for abandoned, and given back, that long after its last heartbeat."""
+
+    def __init__(self, *args: Any, settings: Settings, tick_url: str | None = None, **kwargs: Any):
+        super().__init__(*args, job_monitoring_interval=settings.job_monitoring_seconds, **kwargs)
+        self.settings = settings
         self.tick_url = tick_url
 
-    def run_maintenance_tasks(self):
+    def get_heartbeat_ttl(self, job: Job) -> int:
+        grace = max(self.settings.job_heartbeat_grace_seconds, 1)
+        if job.timeout and job.timeout > 0:
+            remaining = job.timeout - self.current_job_working_time
+            return int(min(remaining, self.job_monitoring_interval)) + grace
+        return self.job_monitoring_interval + grace
+
+    def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         if self.tick_url:
             try:
-                jobs.ensure_tick(self.tick_url)
+                enqueue.ensure_tick(self.settings, self.tick_url)
             except Exception:  # the database or Redis away for a moment: the next maintenance tries again
                 self.log.exception("Worker %s: could not enqueue the tick", self.name)
 
 
-def work(url: str, burst: bool = False, name: str | None = None) -> bool:
+def work(settings: Settings, burst: bool = False, name: str | None = None) -> bool:
     """Run an RQ worker with its scheduler on every Keepwell queue. A burst worker first
     enqueues what is due now, works until the queues are empty, then returns; a long-running
     one enqueues a tick every KEEPWELL_TICK_SECONDS from its maintenance."""
+    url = settings.redis_url
+    assert url is not None
     conn = queues.connection(url)
     qs = [queues.queue(url, n) for n in queues.QUEUES]
     if burst:
-        jobs.tick()
-        worker = Worker(qs, connection=conn, name=name)
+        tasks.tick()
+        worker = KeepwellWorker(qs, connection=conn, name=name, settings=settings)
     else:
-        seconds = jobs.tick_seconds()
+        seconds = max(settings.tick_seconds, 1)
         # Maintenance runs between dequeues: wait for jobs at most half a tick at a time.
-        worker = KeepwellWorker(qs, connection=conn, name=name, tick_url=url, maintenance_interval=seconds,
-                                worker_ttl=15 + max(seconds // 2, 1))
-    return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        worker = KeepwellWorker(qs, connection=conn, name=name, settings=settings, tick_url=url,
+                                maintenance_interval=seconds, worker_ttl=15 + max(seconds // 2, 1))
+    return bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO"))
 
 
 def status(url: str, dead_lettered: int) -> dict:

@@ -1,0 +1,27 @@
+"""API keys of a company for the REST API. The secret is shown once; only its SHA-256 is kept."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .models import ApiKey, Company
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(session: Session, company: Company, name: str) -> str:
+    secret = f"kw_{company.slug}_{secrets.token_urlsafe(24)}"
+    session.add(ApiKey(company_id=company.id, name=name, digest=_digest(secret)))
+    session.flush()
+    return secret
+
+
+def company_for_key(session: Session, secret: str) -> Company | None:
+    key = session.scalar(sa.select(ApiKey).where(ApiKey.digest == _digest(secret), ApiKey.revoked_at.is_(None)))
+    return session.get(Company, key.company_id) if key else None

@@ -1,0 +1,74 @@
+"""Companies: the tenants. Every query of Keepwell is scoped to one of them."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..kernel.errors import Conflict, InvalidDocument, NotFound
+from .models import Company
+
+
+def check_timezone(name: str, field: str = "timezone") -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidDocument.field(field, f"unknown time zone {name!r} (use an IANA name such as America/Denver)",
+                                    f"unknown time zone {name!r} (use an IANA name such as America/Denver)") from None
+
+
+def create_company(session: Session, slug: str, name: str, timezone: str = "UTC") -> Company:
+    check_timezone(timezone)
+    if session.scalar(sa.select(Company).where(Company.slug == slug)):
+        raise Conflict(f"company {slug!r} exists already")
+    company = Company(slug=slug, name=name, timezone=timezone)
+    session.add(company)
+    session.flush()
+    return company
+
+
+def get_company(session: Session, slug: str) -> Company:
+    company = session.scalar(sa.select(Company).where(Company.slug == slug))
+    if company is None:
+        raise NotFound(f"no company {slug!r} (run `keepwell init`, or `keepwell companies add`)")
+    return company
+
+
+def find_company(session: Session, slug: str) -> Company | None:
+    return session.scalar(sa.select(Company).where(Company.slug == slug))
+
+
+def company_by_id(session: Session, company_id: int) -> Company:
+    company = session.get(Company, company_id)
+    if company is None:
+        raise NotFound(f"no company {company_id}")
+    return company
+
+
+def slugs(session: Session) -> list[str]:
+    return list(session.scalars(sa.select(Company.slug).order_by(Company.slug)))
+
+
+def update_company(company: Company, **fields: Any) -> None:
+    """Contact settings and quiet hours ("21:00-08:00", company local time; "" turns them off)."""
+    quiet = fields.pop("quiet_hours", None)
+    if quiet is not None:
+        if quiet == "":
+            company.quiet_start = company.quiet_end = None
+        else:
+            try:
+                start, end = quiet.split("-")
+                time.fromisoformat(start), time.fromisoformat(end)
+            except ValueError:
+                raise InvalidDocument.field("quiet_hours", f"{quiet!r}: use HH:MM-HH:MM, e.g. 21:00-08:00",
+                                            f"quiet hours {quiet!r}: use HH:MM-HH:MM, e.g. 21:00-08:00") from None
+            company.quiet_start, company.quiet_end = start, end
+    if fields.get("timezone"):
+        check_timezone(fields["timezone"])
+    for k in ("name", "email", "webhook_url", "webhook_secret", "timezone"):
+        if fields.get(k) is not None:
+            setattr(company, k, fields[k])

@@ -1,0 +1,111 @@
+"""Customers of a company, their contact details and their choice of channels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..kernel.errors import InvalidDocument, NotFound
+from ..kernel.ids import new_id
+from ..kernel.text import storable
+from .models import Company, ContactPreference, Customer
+
+CHANNELS = ("email", "sms", "webhook")
+
+
+def add_customer(session: Session, company: Company, name: str, email: str | None = None,
+                 phone: str | None = None) -> Customer:
+    name = storable("name", (name or "").strip()) or ""
+    if not name:
+        raise InvalidDocument.field("name", "is required", "a customer needs a name")
+    customer = Customer(id=new_id("cus"), company_id=company.id, name=name, email=storable("email", email),
+                        phone=storable("phone", phone))
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def find_customer(session: Session, company_id: int, customer_id: str, lock: bool = False) -> Customer | None:
+    q = sa.select(Customer).where(Customer.company_id == company_id, Customer.id == customer_id)
+    if lock:
+        # Every effect of an event belongs to one customer: locking the customer row serialises
+        # writers per customer (PostgreSQL), so two processes can never both spend the last dollar.
+        q = q.with_for_update()
+    return session.scalar(q)
+
+
+def get_customer(session: Session, company_id: int, customer_id: str, lock: bool = False) -> Customer:
+    customer = find_customer(session, company_id, customer_id, lock)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id!r}")
+    return customer
+
+
+def lock_customers(session: Session, company_id: int, customer_ids: list[str]) -> dict[str, Customer]:
+    """Lock (PostgreSQL) and load many customers, in id order so that two batches can never
+    deadlock; the ones that do not exist are simply missing from the answer."""
+    out: dict[str, Customer] = {}
+    todo = sorted(set(customer_ids))
+    for i in range(0, len(todo), 500):
+        q = (sa.select(Customer).where(Customer.company_id == company_id, Customer.id.in_(todo[i:i + 500]))
+             .order_by(Customer.id).with_for_update())
+        for c in session.scalars(q):
+            out[c.id] = c
+    return out
+
+
+def update_customer(session: Session, company_id: int, customer_id: str, **fields: Any) -> Customer:
+    customer = get_customer(session, company_id, customer_id)
+    for k in ("name", "email", "phone"):
+        if fields.get(k) is not None:
+            setattr(customer, k, storable(k, fields[k]))
+    return customer
+
+
+def set_preference(session: Session, company_id: int, customer_id: str, channel: str, opted_out: bool) -> None:
+    if channel not in CHANNELS:
+        raise InvalidDocument.field("channel", f"unknown channel {channel!r} ({', '.join(CHANNELS)})",
+                                    f"unknown channel {channel!r} ({', '.join(CHANNELS)})")
+    get_customer(session, company_id, customer_id)
+    pref = session.scalar(sa.select(ContactPreference).where(
+        ContactPreference.customer_id == customer_id, ContactPreference.channel == channel))
+    if pref is None:
+        session.add(ContactPreference(company_id=company_id, customer_id=customer_id, channel=channel,
+                                      opted_out=opted_out))
+    else:
+        pref.opted_out = opted_out
+
+
+def opted_out(session: Session, customer_id: str, channel: str) -> bool:
+    pref = session.scalar(sa.select(ContactPreference).where(
+        ContactPreference.customer_id == customer_id, ContactPreference.channel == channel))
+    return pref is not None and pref.opted_out
+
+
+def names(session: Session, company_id: int, customer_ids: set[str]) -> dict[str, str]:
+    """Names of these customers (for lists that show names, not ids)."""
+    out: dict[str, str] = {}
+    todo = sorted(customer_ids)
+    for i in range(0, len(todo), 500):
+        out.update(session.execute(sa.select(Customer.id, Customer.name).where(
+            Customer.company_id == company_id, Customer.id.in_(todo[i:i + 500]))).all())
+    return out
+
+
+def listing(session: Session, company_id: int, limit: int, offset: int) -> list[Customer]:
+    """Customers in the order they were added."""
+    return list(session.scalars(sa.select(Customer).where(Customer.company_id == company_id)
+                                .order_by(Customer.created_at, Customer.id).limit(limit).offset(offset)))
+
+
+def copy_rows(session: Session, company_id: int) -> list[dict[str, Any]]:
+    """Every customer of a company as plain values (to replay its history elsewhere)."""
+    return [{"id": x.id, "name": x.name, "email": x.email, "phone": x.phone} for x in
+            session.scalars(sa.select(Customer).where(Customer.company_id == company_id).order_by(Customer.id))]
+
+
+def restore(session: Session, company_id: int, rows: list[dict[str, Any]]) -> None:
+    """Customers copied by `copy_rows`, with their ids, into (another database's) company."""
+    session.add_all([Customer(company_id=company_id, **row) for row in rows])

@@ -1,0 +1,74 @@
+"""Companies (tenants) and the people in them: customers, users of the admin, API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..infra.tables import Base, BigId, utcnow
+
+
+class Company(Base):
+    __tablename__ = "companies"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # Where company-audience notifications go, and when customers must not be disturbed.
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    webhook_url: Mapped[str | None] = mapped_column(sa.String(500))
+    webhook_secret: Mapped[str | None] = mapped_column(sa.String(100))
+    quiet_start: Mapped[str | None] = mapped_column(sa.String(5))  # "21:00", company local time
+    quiet_end: Mapped[str | None] = mapped_column(sa.String(5))  # "08:00"
+
+
+class ApiKey(Base):
+    """A company's key for the REST API. Only a SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class User(Base):
+    """A person who signs in to the admin UI. Belongs to one company; the email signs in, so it
+    is unique across companies. Only a salted hash of the password is stored."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(300))
+    role: Mapped[str] = mapped_column(sa.String(20))  # owner | manager | staff
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    phone: Mapped[str | None] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class ContactPreference(Base):
+    """A customer's choice per channel; no row means the channel is allowed."""
+
+    __tablename__ = "contact_preferences"
+    __table_args__ = (sa.UniqueConstraint("customer_id", "channel", name="uq_contact_preferences_customer_channel"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"))
+    channel: Mapped[str] = mapped_column(sa.String(20))
+    opted_out: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)

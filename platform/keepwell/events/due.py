@@ -1,0 +1,97 @@
+"""Due work, computed from an `as_of` date so it can run for any date (tests and back-fills
+drive time this way). Each unit is small and keyed deterministically: a period end of one
+membership, a points expiry of one customer, one reminder. Running it twice does nothing new.
+
+The areas register the kinds of due work they own (`kind`): how to find what is due, what to
+look up in bulk before a chunk of it runs, and how to do one unit. `run_units` does many units
+in the caller's transaction (a chunk), with exactly the effects of doing them one at a time;
+a crash leaves a chunk applied whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ..infra.context import Ctx
+from . import pipeline, registry
+
+
+@dataclass(frozen=True)
+class DueUnit:
+    """One unit of due work; `key` is deterministic, so enqueuing it twice runs it once."""
+
+    kind: str  # period_end | points_expiry | reminder
+    key: str
+    customer: str
+    subject: str  # membership id, or the expiry date for points
+    as_of: date
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "key": self.key, "customer": self.customer, "subject": self.subject,
+                "as_of": self.as_of.isoformat()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str]) -> DueUnit:
+        return cls(d["kind"], d["key"], d["customer"], d["subject"], date.fromisoformat(d["as_of"]))
+
+
+Planner = Callable[[Ctx, date], list[DueUnit]]
+Keys = Callable[[Ctx, list[DueUnit]], list[str]]  # event keys a chunk's units may write (looked up at once)
+Runner = Callable[[Ctx, DueUnit], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DueKind:
+    name: str
+    order: int
+    plan: Planner
+    run: Runner
+    keys: Keys | None = None
+    entries_per_unit: int = 0  # ledger entries a unit usually writes (ids drawn up front)
+
+
+_kinds: dict[str, DueKind] = {}
+
+
+def kind(name: str, order: int, plan: Planner, run: Runner, keys: Keys | None = None, entries_per_unit: int = 0) -> None:
+    _kinds[name] = DueKind(name, order, plan, run, keys, entries_per_unit)
+
+
+def plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
+    """Everything due up to `as_of` (exclusive of work dated on as_of itself: a period ending on
+    the 30th is due on the 1st)."""
+    return [u for k in sorted(_kinds.values(), key=lambda k: k.order) for u in k.plan(ctx, as_of)]
+
+
+def run_units(ctx: Ctx, units: list[DueUnit]) -> list[dict[str, Any]]:
+    """Do many units of due work inside the caller's transaction, with exactly the effects of
+    doing them one at a time, in order."""
+    from ..ledger.models import LedgerEntry
+
+    present = pipeline.lock(ctx, [u.customer for u in units])
+    registry.run_preload(ctx, present)
+    keys: list[str] = []
+    for k in _kinds.values():
+        mine = [u for u in units if u.kind == k.name]
+        if mine and k.keys is not None:
+            keys += k.keys(ctx, mine)
+    pipeline.lookup_keys(ctx, keys)
+    ids = ctx.unit.ids
+    ids.want(pipeline.EVENTS, 2 * len(units))
+    ids.want(LedgerEntry.__table__, sum(_kinds[u.kind].entries_per_unit for u in units))  # type: ignore[arg-type]
+    with ctx.unit.scope():
+        return [run_unit(ctx, u) for u in units]
+
+
+def run_unit(ctx: Ctx, unit: DueUnit) -> dict[str, Any]:
+    """Do one unit of due work inside the caller's transaction."""
+    if not ctx.unit.depth:
+        return run_units(ctx, [unit])[0]
+    pipeline.customer(ctx, unit.customer)  # locked: it serialises every writer of the customer's balances
+    found = _kinds.get(unit.kind)
+    if found is None:
+        raise ValueError(f"unknown due work {unit.kind}")
+    return found.run(ctx, unit)

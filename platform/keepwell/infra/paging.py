@@ -1,0 +1,79 @@
+"""Lists people page through: search, filters, a sort order and pages, over any SELECT."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..kernel.errors import InvalidDocument
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What a list is asked for. `filters` map a filter's name to the value it must equal (or,
+    for dates, `<name>_from` / `<name>_to` bounds); `page_size` 0 means every row (exports)."""
+
+    search: str = ""
+    filters: Mapping[str, str] = field(default_factory=dict)
+    sort: str = ""
+    descending: bool = True
+    page: int = 0
+    page_size: int = 50
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How one list is read: its SELECT, what search looks in, what it can be filtered and
+    sorted by (names to columns)."""
+
+    select: sa.Select[Any]
+    search: tuple[Any, ...] = ()
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    date_filters: Mapping[str, Any] = field(default_factory=dict)
+    sorts: Mapping[str, Any] = field(default_factory=dict)
+    default_sort: str = ""
+    tiebreak: Any = None
+
+
+def fetch(session: Session, listing: Listing, q: ListQuery, row: Callable[[Any], dict[str, Any]] = dict) -> tuple[list[dict[str, Any]], int]:
+    """The rows of one page (each made by `row` from a result row) and the count of all."""
+    stmt = listing.select
+    if q.search.strip() and listing.search:
+        like = f"%{q.search.strip()}%"
+        stmt = stmt.where(sa.or_(*[sa.cast(col, sa.String).ilike(like) for col in listing.search]))
+    for name, value in q.filters.items():
+        if value in (None, ""):
+            continue
+        if name in listing.filters:
+            stmt = stmt.where(listing.filters[name] == value)
+        for suffix, op in (("_from", "__ge__"), ("_to", "__le__")):
+            base = name.removesuffix(suffix)
+            if name.endswith(suffix) and base in listing.date_filters:
+                stmt = stmt.where(getattr(listing.date_filters[base], op)(_day(name, value)))
+    total = int(session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+    key = q.sort if q.sort in listing.sorts else listing.default_sort
+    order = []
+    if key:
+        col = listing.sorts[key]
+        order.append(col.desc() if q.descending else col.asc())
+    if listing.tiebreak is not None:
+        order.append(listing.tiebreak.desc() if q.descending else listing.tiebreak.asc())
+    stmt = stmt.order_by(*order)
+    if q.page_size:
+        size = min(max(q.page_size, 1), MAX_PAGE)
+        stmt = stmt.limit(size).offset(max(q.page, 0) * size)
+    return [row(r) for r in session.execute(stmt).mappings()], total
+
+
+def _day(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidDocument.field(name, "enter a date (YYYY-MM-DD)", f"{value!r} is not a date") from None

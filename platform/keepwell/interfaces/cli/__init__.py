@@ -1,0 +1,1 @@
+"""The `keepwell` command line."""

@@ -1,0 +1,132 @@
+"""Events in, due work, and the audit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import date
+from typing import IO, Any
+
+import click
+
+from ...kernel.errors import InvalidDocument, NotConfigured, Problem
+from ...usecases import audit as audit_uc
+from ...usecases import due
+from ...usecases import events as events_uc
+from .common import Obj, emit, handled, json_option, parse_date
+
+
+class _Line:
+    """One line of an events file: its number, and the event or why it is not one."""
+
+    __slots__ = ("number", "payload", "error")
+
+    def __init__(self, number: int, payload: Any = None, error: dict[str, Any] | None = None):
+        self.number, self.payload, self.error = number, payload, error
+
+
+def _lines(stream: IO[str]) -> Iterator[_Line]:
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            yield _Line(number, json.loads(line))
+        except json.JSONDecodeError as exc:
+            problem = Problem("(line)", f"not JSON: {exc.msg}")
+            yield _Line(number, error={"event": None, "status": "rejected",
+                                       **InvalidDocument(f"line {number} is not JSON", [problem]).to_dict()})
+
+
+@click.group("events")
+def events() -> None:
+    """Events: purchases, services, referrals..."""
+
+
+@events.command("post")
+@click.argument("source", default="-")
+@click.pass_obj
+@handled
+def events_post(obj: Obj, source: str) -> None:
+    """Post events from a file of JSON lines (or - for stdin) through the batched path (500 per
+    transaction); prints one JSON result per line, in order. Exit status 1 when any event was
+    rejected as malformed (it changes nothing; the others apply)."""
+    try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidDocument.field("SOURCE", f"cannot read {source}: {exc.strerror or exc}",
+                                    f"cannot read {source}: {exc.strerror or exc}") from None
+    bad = 0
+    with stream:
+        for block in _blocks(_lines(stream), events_uc.BATCH):
+            results = iter(events_uc.post_events(obj.app, obj.company, [ln.payload for ln in block if ln.error is None]))
+            for line in block:
+                result = line.error if line.error is not None else next(results)
+                if result.get("status") in ("rejected", "error"):
+                    bad += 1
+                    result = {"line": line.number, **result}
+                click.echo(json.dumps(result))
+    sys.exit(1 if bad else 0)
+
+
+def _blocks(lines: Iterator[_Line], size: int) -> Iterator[list[_Line]]:
+    block: list[_Line] = []
+    for line in lines:
+        block.append(line)
+        if len(block) >= size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+@click.command("run-due")
+@click.option("--as-of", callback=parse_date, required=True, help="Run everything due up to this date.")
+@click.option("--wait", is_flag=True, help="With KEEPWELL_REDIS_URL: wait for the jobs to finish.")
+@json_option
+@click.pass_obj
+@handled
+def run_due(obj: Obj, as_of: date, wait: bool, as_json: bool) -> None:
+    """Period ends and resets, renewals, expiries, points expiry and reminders due by a date.
+    Running it twice for the same date does nothing the second time. With KEEPWELL_REDIS_URL set
+    the work is enqueued as RQ jobs (one per unit, deterministic ids) and this returns at once."""
+    if obj.settings.redis_url:
+        from ..jobs import enqueue
+
+        summary = enqueue.run_due(obj.app, obj.settings, obj.company, as_of, wait)
+        emit(summary, as_json, lambda s: click.echo(
+            f"as of {s['as_of']}: {s['enqueued']} job(s) enqueued, {s['already_queued']} already queued"
+            + (f", {len(s['failed'])} failed" if wait else "")))
+        if summary["failed"]:
+            sys.exit(1)
+        return
+    summary = due.run(obj.app, obj.company, as_of).to_dict()
+    emit(summary, as_json, lambda s: click.echo(
+        f"as of {s['as_of']}: {s['periods_closed']} period(s) closed, {s['points_expired']} point(s) expired, "
+        f"{s['reminders_queued']} reminder(s) queued"))
+
+
+@click.command()
+@json_option
+@click.pass_obj
+@handled
+def audit(obj: Obj, as_json: bool) -> None:
+    """Recompute every balance from its ledger; exit 1 on any drift."""
+    report = audit_uc.audit(obj.app, obj.company)
+    emit(report, as_json, lambda r: click.echo(
+        f"{r['accounts_checked']} accounts, {r['lots_checked']} lots checked: "
+        + ("no drift" if r["ok"] else f"{len(r['drift'])} problem(s)")))
+    if not report["ok"]:
+        if not as_json:
+            for d in report["drift"]:
+                click.echo(json.dumps(d), err=True)
+        sys.exit(1)
+
+
+def redis_url(obj: Obj) -> str:
+    if not obj.settings.redis_url:
+        raise NotConfigured("KEEPWELL_REDIS_URL is not set: jobs run in-process (use `keepwell outbox deliver`)")
+    return obj.settings.redis_url
+
+
+COMMANDS = [events, run_due, audit]

@@ -1,0 +1,185 @@
+"""Customers and memberships: add and change customers, enrol, show, move to a plan version,
+points, statements."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from typing import Any
+
+import click
+
+from ...kernel.errors import Conflict, Declined
+from ...usecases import customers as customers_uc
+from ...usecases import memberships, rewards
+from .common import Obj, emit, handled, json_option, parse_date
+
+CHANNELS = click.Choice(["email", "sms", "webhook"])
+
+
+@click.group("customers")
+def customers() -> None:
+    """Customers of the company."""
+
+
+@customers.command("add")
+@click.option("--name", required=True)
+@click.option("--email", default=None)
+@click.option("--phone", default=None, help="For SMS, e.g. +15551234567.")
+@click.pass_obj
+@handled
+def customers_add(obj: Obj, name: str, email: str | None, phone: str | None) -> None:
+    """Add a customer; prints its id."""
+    click.echo(customers_uc.add_customer(obj.app, obj.company, name, email, phone))
+
+
+@customers.command("set")
+@click.argument("customer")
+@click.option("--name", default=None)
+@click.option("--email", default=None)
+@click.option("--phone", default=None, help="For SMS, e.g. +15551234567.")
+@click.option("--opt-out", "opt_out", multiple=True, type=CHANNELS, help="Stop messages on a channel.")
+@click.option("--opt-in", "opt_in", multiple=True, type=CHANNELS, help="Allow a channel again.")
+@click.pass_obj
+@handled
+def customers_set(obj: Obj, customer: str, name: str | None, email: str | None, phone: str | None,
+                  opt_out: tuple[str, ...], opt_in: tuple[str, ...]) -> None:
+    """Change a customer's contact details and channel preferences."""
+    click.echo(customers_uc.update_customer(obj.app, obj.company, customer, name=name, email=email, phone=phone,
+                                            opt_out=opt_out, opt_in=opt_in))
+
+
+@customers.command("list")
+@json_option
+@click.option("--limit", default=50, show_default=True)
+@click.option("--offset", default=0)
+@click.pass_obj
+@handled
+def customers_list(obj: Obj, as_json: bool, limit: int, offset: int) -> None:
+    rows = customers_uc.list_customers(obj.app, obj.company, limit, offset)
+    emit(rows, as_json, lambda rows: [click.echo(f"{r['id']}  {r['name']}  {r['email'] or ''}") for r in rows])
+
+
+@click.command()
+@click.argument("customer")
+@click.argument("plan")
+@click.option("--tier", default=None, help="Tier id (default: the plan's first tier).")
+@click.option("--on", "on", callback=parse_date, required=True, help="Issue date (YYYY-MM-DD, company time).")
+@click.option("--key", default=None, help="Idempotency key (default: enroll:CUSTOMER:PLAN:DATE).")
+@click.option("--allow-second", is_flag=True,
+              help="Enrol even if the customer already has an active membership of this plan (a second home).")
+@click.pass_obj
+@handled
+def enroll(obj: Obj, customer: str, plan: str, tier: str | None, on: date, key: str | None, allow_second: bool) -> None:
+    """Enroll CUSTOMER on PLAN (id or id@version); prints the membership id."""
+    result = memberships.enroll(obj.app, obj.company, customer, plan, on, tier=tier, key=key, allow_second=allow_second)
+    if result.get("warning") or result.get("type") != "enrolled":
+        # The key names an earlier, different event: its membership (if any) is not this one's.
+        raise Conflict(f"key {result['event']!r} was already used for a different event; nothing enrolled "
+                            "(pass another --key)")
+    if result["status"] == "declined":
+        raise Declined(result.get("reason", "declined"), result.get("message", "enrolment declined"))
+    click.echo(result["membership"])
+
+
+@click.group("membership")
+def membership() -> None:
+    """Memberships."""
+
+
+@membership.command("show")
+@click.argument("membership_id")
+@json_option
+@click.pass_obj
+@handled
+def membership_show(obj: Obj, membership_id: str, as_json: bool) -> None:
+    """Status, plan version, tier, expiry, allowance and included services of a membership."""
+    emit(memberships.show(obj.app, obj.company, membership_id), as_json, _print_membership)
+
+
+@membership.command("migrate")
+@click.argument("plan")
+@click.option("--to", "target", required=True, help="The plan version to move to, e.g. 3 or vip-customer@3.")
+@click.option("--apply", is_flag=True, help="Do it. Without --apply only the preview is shown.")
+@json_option
+@click.pass_obj
+@handled
+def membership_migrate(obj: Obj, plan: str, target: str, apply: bool, as_json: bool) -> None:
+    """Move PLAN's active memberships to another version of it. Memberships stay pinned to the
+    version they enrolled on until this is applied; the preview shows what each would change."""
+    target = target if "@" in target else f"{plan}@{target}"
+    rows = memberships.move(obj.app, obj.company, plan, target, apply=apply)
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            click.echo(f"no active membership of {plan} to move to {target}")
+        for r in rows:
+            changes = ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in r["changes"].items()) or "no change in terms"
+            state = "" if not apply else ("  [moved]" if r.get("applied") else "  [NOT moved]")
+            click.echo(f"{r['membership']} ({r['tier']}) {r['from']} -> {r['to']}: {r['problem'] or changes}{state}")
+
+    emit(rows, as_json, human)
+    if apply and any(not r.get("applied") for r in rows):
+        sys.exit(1)
+
+
+def _print_membership(m: dict[str, Any]) -> None:
+    click.echo(f"{m['id']}  {m['customer']['name']}  [{m['status']}]")
+    click.echo(f"  plan      {m['plan']} ({m['plan_name']}), tier {m['tier_name']}")
+    click.echo(f"  period    {m['period']['start']} .. {m['period']['end']} ({m['period']['kind']} #{m['period']['index']})")
+    renews = "  (renews automatically)" if m["auto_renewal"] and m["status"] == "active" else ""
+    click.echo(f"  expires   {m['expires_on']}{renews}")
+    a = m.get("allowance")
+    if a:
+        click.echo(f"  allowance {a['balance']} of {a['amount']}; overdraft used {a['overdraft_used']} of "
+                   f"{a['overdraft_limit']}")
+    for s in m["services"]:
+        click.echo(f"  service   {s['code']:<14} used {s['used']} of {s['quantity']}, {s['left']} left")
+
+
+@click.group("points")
+def points() -> None:
+    """Rewards points."""
+
+
+@points.command("show")
+@click.argument("customer")
+@json_option
+@click.pass_obj
+@handled
+def points_show(obj: Obj, customer: str, as_json: bool) -> None:
+    """Points balance and lots (with their expiry) of a customer."""
+
+    def human(d: dict[str, Any]) -> None:
+        click.echo(f"{d['customer']['name']}: {d['balance']} points")
+        for lot in d["lots"]:
+            click.echo(f"  lot {lot['lot']}: {lot['remaining']}/{lot['points']} earned {lot['earned_on']}, "
+                       f"expires {lot['expires_on'] or 'never'}")
+
+    emit(rewards.points(obj.app, obj.company, customer), as_json, human)
+
+
+@click.command()
+@click.argument("membership_id")
+@click.option("--from", "start", callback=parse_date, required=True)
+@click.option("--to", "end", callback=parse_date, required=True)
+@json_option
+@click.pass_obj
+@handled
+def statement(obj: Obj, membership_id: str, start: date, end: date, as_json: bool) -> None:
+    """Every entry of a membership's accounts between two dates, with why it happened."""
+
+    def human(d: dict[str, Any]) -> None:
+        m = d["membership"]
+        click.echo(f"Statement {m['id']} ({m['customer']['name']}, {m['plan']}) {d['from']} .. {d['to']}")
+        for sec in d["accounts"]:
+            click.echo(f"\n  {sec['account']}: opening {sec['opening']}")
+            for e in sec["entries"]:
+                click.echo(f"    {e['date']}  {e['kind']:<19} {e['amount']:>10}  = {e['balance']:>10}   {e['rule']} "
+                           f"({e['ruleset']}; event {e['event']})")
+            click.echo(f"  {sec['account']}: closing {sec['closing']}")
+
+    emit(memberships.statement(obj.app, obj.company, membership_id, start, end), as_json, human)
+
+
+COMMANDS = [customers, enroll, membership, points, statement]

@@ -1,0 +1,158 @@
+"""Operations: workers, the jobs on Redis, the outbox, and the company's wording of messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ...kernel.errors import InvalidDocument
+from ...usecases import messaging
+from ..wiring import channels
+from .common import Obj, emit, handled, json_option
+from .events import redis_url
+
+CHANNELS = click.Choice(["email", "sms", "webhook"])
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
+@click.option("--name", default=None, help="Worker name (default: RQ's).")
+@click.pass_obj
+@handled
+def worker(obj: Obj, burst: bool, name: str | None) -> None:
+    """Run an RQ worker (with its scheduler) on KEEPWELL_REDIS_URL. Run as many as you like."""
+    from ..jobs import worker as w
+
+    redis_url(obj)
+    w.work(obj.settings, burst=burst, name=name)
+
+
+@click.group()
+def jobs() -> None:
+    """Background jobs on Redis: status, failures, retries."""
+
+
+@jobs.command("status")
+@json_option
+@click.pass_obj
+@handled
+def jobs_status(obj: Obj, as_json: bool) -> None:
+    """Counts of queued, started, finished, failed, scheduled and dead-lettered jobs."""
+    from ..jobs import worker as w
+
+    url = redis_url(obj)
+    data = w.status(url, messaging.counts(obj.app).get("dead", 0))
+    emit(data, as_json, lambda d: click.echo(
+        "  ".join(f"{k} {d[k]}" for k in ("queued", "started", "finished", "failed", "scheduled", "dead_lettered",
+                                           "workers"))))
+
+
+@jobs.command("failed")
+@json_option
+@click.pass_obj
+@handled
+def jobs_failed(obj: Obj, as_json: bool) -> None:
+    """Failed jobs with the reason."""
+    from ..jobs import worker as w
+
+    rows = w.failed(redis_url(obj))
+    emit(rows, as_json, lambda rows: [click.echo(f"{r['id']}  {r['function']}  {r['error']}") for r in rows])
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Requeue every failed job.")
+@click.pass_obj
+@handled
+def jobs_retry(obj: Obj, job_ids: tuple[str, ...], all_: bool) -> None:
+    """Requeue failed jobs."""
+    from ..jobs import worker as w
+
+    if not job_ids and not all_:
+        raise InvalidDocument.field("JOB_IDS", "name job ids, or pass --all", "name job ids, or pass --all")
+    for jid in w.retry(redis_url(obj), None if all_ else list(job_ids)):
+        click.echo(jid)
+
+
+@click.group()
+def outbox() -> None:
+    """Messages leaving the system: email, SMS, webhooks."""
+
+
+@outbox.command("list")
+@click.option("--status", default=None, help="pending, retry, sending, sent, skipped or dead.")
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@click.pass_obj
+@handled
+def outbox_list(obj: Obj, status: str | None, limit: int, as_json: bool) -> None:
+    rows = messaging.listing(obj.app, obj.company, status, limit)
+    emit(rows, as_json, lambda rows: [click.echo(
+        f"{r['id']:>6} {r['status']:<8} {r['channel']:<7} {r['template'] or '':<28} tries {r['attempts']}  "
+        f"{r['last_error'] or ''}") for r in rows])
+
+
+@outbox.command("replay")
+@click.argument("message_ids", nargs=-1, type=int, required=True)
+@click.pass_obj
+@handled
+def outbox_replay(obj: Obj, message_ids: tuple[int, ...]) -> None:
+    """Put dead-lettered (or skipped) messages back in line."""
+    for mid in message_ids:
+        messaging.replay(obj.app, obj.company, mid)
+        click.echo(f"{mid} pending")
+
+
+@outbox.command("deliver")
+@json_option
+@click.pass_obj
+@handled
+def outbox_deliver(obj: Obj, as_json: bool) -> None:
+    """Deliver every message due now, in this process (the embedded mode's worker)."""
+    results = [o.__dict__ for o in messaging.deliver_due(obj.app, channels(obj.settings))]
+    emit(results, as_json, lambda rows: [click.echo(f"{r['message_id']:>6} {r['status']} {r['detail']}") for r in rows])
+
+
+@click.group()
+def templates() -> None:
+    """The company's own wording of notification templates (overrides the shipped and ruleset ones)."""
+
+
+@templates.command("set")
+@click.argument("name")
+@click.option("--channel", type=CHANNELS, default="email", show_default=True)
+@click.option("--subject", default=None, help="Email subject (Jinja2).")
+@click.option("--body-file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="File with the body (Jinja2).")
+@click.pass_obj
+@handled
+def templates_set(obj: Obj, name: str, channel: str, subject: str | None, body_file: str) -> None:
+    """Set the company's own wording for template NAME on a channel; checked by rendering it."""
+    messaging.set_template(obj.app, obj.company, name, channel, subject, Path(body_file).read_text(encoding="utf-8"))
+    click.echo(f"{name} ({channel})")
+
+
+@templates.command("list")
+@json_option
+@click.pass_obj
+@handled
+def templates_list(obj: Obj, as_json: bool) -> None:
+    """Shipped templates and the company's overrides."""
+    rows: list[dict[str, Any]] = messaging.templates_list(obj.app, obj.company)
+    emit(rows, as_json, lambda rows: [click.echo(f"{r['name']:<28} {r['channel']:<8} {r['source']}") for r in rows])
+
+
+@templates.command("remove")
+@click.argument("name")
+@click.option("--channel", type=CHANNELS, default="email", show_default=True)
+@click.pass_obj
+@handled
+def templates_remove(obj: Obj, name: str, channel: str) -> None:
+    """Go back to the shipped (or ruleset) wording."""
+    messaging.remove_template(obj.app, obj.company, name, channel)
+    click.echo(f"{name} ({channel}) removed")
+
+
+COMMANDS = [worker, jobs, outbox, templates]

@@ -1,0 +1,145 @@
+"""The REST API (JSON). Every request is authenticated by a company API key and sees only that
+company's data. Each view parses the request, calls one use case and renders its answer;
+errors become HTTP in one place (`errors.STATUS`)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from ...kernel.errors import InvalidDocument, KeepwellError, Problem, Unauthorized
+from ...usecases import Keepwell, apikeys, customers, events, memberships, rewards, rulesets
+from ...usecases.simulation import simulate as run_simulation
+from .errors import status_of
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def service() -> Keepwell:
+    return current_app.extensions["keepwell"]  # type: ignore[no-any-return]
+
+
+@bp.before_request
+def authenticate() -> None:
+    header = request.headers.get("Authorization", "")
+    secret = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if not secret:
+        raise Unauthorized("send an API key: Authorization: Bearer <key> (create one with `keepwell apikeys create`)")
+    company = apikeys.company_for_key(service(), secret)
+    if company is None:
+        raise Unauthorized("unknown or revoked API key")
+    g.company = company
+
+
+@bp.errorhandler(KeepwellError)
+def errors(exc: KeepwellError) -> ResponseReturnValue:
+    return jsonify({"error": exc.to_dict()}), status_of(exc)
+
+
+def _body() -> Any:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise InvalidDocument("request body must be JSON", [Problem("(body)", "not JSON")])
+    return data
+
+
+def _date_arg(name: str) -> date:
+    raw = request.args.get(name, "")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidDocument("bad query", [Problem(name, f"{raw!r} is not a date (YYYY-MM-DD)")]) from None
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise InvalidDocument("bad query", [Problem(name, f"{raw!r} is not a whole number of 0 or more")])
+    return int(raw)
+
+
+@bp.post("/events")
+def post_events() -> ResponseReturnValue:
+    """One event object, or {"events": [...]} through the batched path (results in order, each
+    event with its own)."""
+    body = _body()
+    if isinstance(body, dict) and isinstance(body.get("events"), list):
+        return jsonify({"results": events.post_events(service(), g.company, body["events"])})
+    result = events.post_event(service(), g.company, body)
+    return jsonify(result), 200 if result.get("duplicate") else 201
+
+
+@bp.post("/customers")
+def add_customer() -> ResponseReturnValue:
+    body = _body()
+    if not isinstance(body, dict) or not body.get("name"):
+        raise InvalidDocument("customer rejected", [Problem("name", "required")])
+    cid = customers.add_customer(service(), g.company, body["name"], body.get("email"), body.get("phone"))
+    return jsonify({"id": cid, "name": body["name"], "email": body.get("email")}), 201
+
+
+@bp.get("/customers")
+def list_customers() -> ResponseReturnValue:
+    limit = min(_int_arg("limit", 50), 500)
+    offset = _int_arg("offset", 0)
+    rows = customers.list_customers(service(), g.company, limit, offset)
+    return jsonify({"customers": rows, "limit": limit, "offset": offset})
+
+
+@bp.get("/customers/<customer_id>/points")
+def customer_points(customer_id: str) -> ResponseReturnValue:
+    return jsonify(rewards.points(service(), g.company, customer_id))
+
+
+@bp.post("/enrollments")
+def enroll() -> ResponseReturnValue:
+    body = _body()
+    problems = [Problem(k, "required") for k in ("customer", "plan", "on") if not (isinstance(body, dict) and body.get(k))]
+    if problems:
+        raise InvalidDocument("enrolment rejected", problems)
+    try:
+        on = date.fromisoformat(body["on"])
+    except (TypeError, ValueError):
+        raise InvalidDocument("enrolment rejected", [Problem("on", "not a date (YYYY-MM-DD)")]) from None
+    result = memberships.enroll(service(), g.company, body["customer"], body["plan"], on, tier=body.get("tier"),
+                                key=body.get("id"), allow_second=bool(body.get("allow_second")))
+    return jsonify(result), 201 if result.get("status") == "processed" else 200
+
+
+@bp.get("/memberships/<membership_id>")
+def membership(membership_id: str) -> ResponseReturnValue:
+    return jsonify(memberships.show(service(), g.company, membership_id))
+
+
+@bp.get("/memberships/<membership_id>/statement")
+def statement(membership_id: str) -> ResponseReturnValue:
+    return jsonify(memberships.statement(service(), g.company, membership_id, _date_arg("from"), _date_arg("to")))
+
+
+@bp.get("/rulesets")
+def list_rulesets() -> ResponseReturnValue:
+    return jsonify({"rulesets": rulesets.list_rulesets(service(), g.company)})
+
+
+@bp.post("/simulations")
+def simulate() -> ResponseReturnValue:
+    """{"draft": <ruleset document or list of them>, "from": "YYYY-MM-DD", "to": "YYYY-MM-DD",
+    "events": [optional sample stream]}: what would change over the recorded events (or the
+    sample stream) if the draft had been in force; nothing is written."""
+    body = _body()
+    problems = [Problem(k, "required") for k in ("draft", "from", "to") if not (isinstance(body, dict) and body.get(k))]
+    if problems:
+        raise InvalidDocument("simulation rejected", problems)
+    try:
+        start, end = date.fromisoformat(body["from"]), date.fromisoformat(body["to"])
+    except (TypeError, ValueError):
+        raise InvalidDocument("simulation rejected", [Problem("from/to", "dates as YYYY-MM-DD")]) from None
+    stream = body.get("events")
+    if stream is not None and not isinstance(stream, list):
+        raise InvalidDocument("simulation rejected", [Problem("events", "a list of events")])
+    return jsonify(run_simulation(service(), g.company, body["draft"], start, end, stream))

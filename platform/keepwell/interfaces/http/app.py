@@ -1,0 +1,54 @@
+"""The Flask app factory: a composition root. It reads the settings (unless handed them), opens
+the service, and mounts the REST API and the admin UI on one app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, render_template_string
+from flask.typing import ResponseReturnValue
+
+from ...infra.settings import Settings
+from ...usecases import Keepwell, system
+from ..wiring import open_app
+
+LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Keepwell</title>
+<style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5}
+code{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}</style></head><body>
+<h1>Keepwell</h1><p>Memberships and rewards for home-service contractors.</p>
+<ul><li><a href="/admin/">Admin</a>: configure plans, rewards and notifications, see members and ledgers</li>
+<li><a href="/healthz">Health</a></li><li>REST API: <code>/api/v1</code> with
+<code>Authorization: Bearer &lt;key&gt;</code> (<code>keepwell apikeys create</code>)</li></ul></body></html>"""
+
+
+def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | None = None,
+               settings: Settings | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(JSON_SORT_KEYS=False)
+    if test_config:
+        app.config.update(test_config)
+    if settings is None:
+        settings = Settings.from_env(app.config.get("KEEPWELL_ENV"))
+    if service is None:
+        service = open_app(settings)
+    app.extensions["keepwell"] = service
+    app.extensions["keepwell_settings"] = settings
+
+    from .api import bp
+
+    app.register_blueprint(bp)
+
+    from ..admin import init_admin
+
+    init_admin(app, service, settings)
+
+    @app.get("/")
+    def index() -> ResponseReturnValue:
+        return render_template_string(LANDING)
+
+    @app.get("/healthz")
+    def health() -> ResponseReturnValue:
+        return jsonify(system.health(service))
+
+    return app

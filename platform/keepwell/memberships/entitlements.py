@@ -1,0 +1,49 @@
+"""Included services (visits) per service code: granted each period, drawn by completed services."""
+
+from __future__ import annotations
+
+from ..infra.context import Ctx
+from ..ledger import VISITS, Posting, book
+from .models import Membership
+from .terms import PlanTerms
+
+
+def open_period(ctx: Ctx, m: Membership, terms: PlanTerms, why: Posting) -> None:
+    b = book(ctx)
+    for svc in terms.included_services:
+        b.post(b.account(m.id, VISITS, svc.code), "grant", svc.quantity, why.with_rule(f"plan.services.{svc.code}.grant"),
+               memo=f"{svc.quantity} x {svc.name} for period {why.period}")
+
+
+def close_period(ctx: Ctx, m: Membership, terms: PlanTerms, why: Posting, renew: bool) -> None:
+    b = book(ctx)
+    for svc in terms.included_services:
+        acc = b.account(m.id, VISITS, svc.code)
+        if acc.balance > 0:
+            b.post(acc, "expire", -acc.balance, why.with_rule(f"plan.services.{svc.code}.unused_expired"),
+                   memo="unused visits do not carry forward")
+    if renew:
+        open_period(ctx, m, terms, why)
+
+
+def draw(ctx: Ctx, m: Membership, terms: PlanTerms, code: str, why: Posting) -> bool:
+    """Use one included visit; False when the code is not covered or none is left this period."""
+    if terms.service(code) is None:
+        return False
+    b = book(ctx)
+    acc = b.account(m.id, VISITS, code)
+    if acc.balance <= 0:
+        return False
+    b.post(acc, "debit", -1, why.with_rule(f"plan.services.{code}.used"))
+    return True
+
+
+def usage(ctx: Ctx, m: Membership, terms: PlanTerms) -> list[dict]:
+    rows = []
+    b = book(ctx)
+    for svc in terms.included_services:
+        left = b.balance(m.id, VISITS, svc.code)
+        rows.append({"code": svc.code, "name": svc.name, "quantity": svc.quantity,
+                     "used": max(svc.quantity - left, 0), "left": left})
+    return rows
+

@@ -1,0 +1,215 @@
+"""The event types memberships own, and their part in every event: the membership an event is
+about, its periods closed up to the event's date, and what the rules may know of the member."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from ..events.pipeline import customer
+from ..events.registry import PendingEvent, before_each, event_type, member_snapshot, preload
+from ..infra.context import Ctx
+from ..kernel.errors import Declined, NotFound
+from ..kernel.money import format_cents, percent_of, to_cents
+from ..ledger import Posting, book
+from ..rulesets.event_types import CATALOG, REASON, STRING, common, data_schema
+from . import allowance, entitlements, memberships, moves, renewal
+from .models import Membership
+
+MEMBERSHIP = {"title": "Membership", "description": "ID of the membership concerned.", "type": "string",
+              "minLength": 1, "maxLength": 200}
+MEMBERSHIP_EVENT = data_schema(["membership"], membership=MEMBERSHIP, reason=REASON)
+
+CATALOG.declare_member_fields({"tier": STRING, "plan": STRING, "status": STRING})
+
+
+# --- every event ---------------------------------------------------------------------------------
+
+@before_each
+def close_ended_periods(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> None:
+    """Before an event is applied, the periods that ended before its date are closed. This runs
+    outside the event's undo: a declined purchase must not undo a period end."""
+    if event.type in CATALOG.platform_only:
+        return
+    try:
+        m = memberships.active_for(ctx, event.customer_id, data.get("membership"))
+    except (Declined, NotFound):
+        return  # the handler reports it
+    if m is not None:
+        renewal.catch_up(ctx, m, local)
+
+
+@member_snapshot
+def snapshot(ctx: Ctx, event: PendingEvent) -> dict[str, Any]:
+    m: Membership | None
+    if not event.membership_id:
+        m = memberships.likely_for(ctx, event.customer_id, None) if event.type not in CATALOG.platform_only else None
+    else:
+        m = memberships.get(ctx, event.membership_id)
+    if m is None:
+        return {"status": "none"}
+    plan_ref = memberships.plan_of(ctx, m)[0]
+    return {"tier": m.tier, "plan": plan_ref.split("@")[0], "status": m.status}
+
+
+@preload
+def load_members(ctx: Ctx, customer_ids: list[str]) -> None:
+    """A batch's memberships and all their accounts (and the customers' own, points), at once."""
+    memberships.load(ctx, customer_ids)
+    state = memberships.members(ctx)
+    book(ctx).load_owners(customer_ids + [m.id for c in customer_ids for m in state.of_customer.get(c, ())])
+
+
+def membership_for(ctx: Ctx, event: PendingEvent, data: dict, local: date, required: bool,
+                   service_code: str | None = None) -> Membership | None:
+    """The active membership an event concerns; with `required`, a decline when there is none."""
+    try:
+        m = memberships.active_for(ctx, event.customer_id, data.get("membership"))
+    except Declined:
+        if required:  # paying with "the" membership needs to know which one
+            raise
+        # Several active memberships and none named: a card purchase or a visit still goes
+        # through, on the membership that covers the service, else the oldest.
+        m = memberships.likely_for(ctx, event.customer_id, service_code)
+    if m is not None:
+        renewal.catch_up(ctx, m, local)
+        if m.status != "active":
+            if required:
+                raise Declined("membership_not_active", f"membership {m.id} is {m.status} since {m.ended_on}")
+            return None
+        if local < m.issued_on:
+            if required:
+                raise Declined("before_membership", f"membership {m.id} starts on {m.issued_on}")
+            return None
+        ctx.unit.set(event, "membership_id", m.id)
+    elif required:
+        raise Declined("no_membership", "customer has no active membership")
+    return m
+
+
+def receipt(ctx: Ctx, m: Membership) -> dict[str, Any]:
+    """What a POS shows and prints: name, remaining balance, overdraft left, expiry."""
+    plan_ref, terms = memberships.plan_of(ctx, m)
+    st = allowance.state(ctx, m, terms)
+    return {"membership": m.id, "plan": plan_ref, "tier": m.tier, "balance": format_cents(st.balance),
+            "overdraft_left": format_cents(st.overdraft_left), "overdraft_used": format_cents(st.overdraft_used),
+            "expires_on": m.expires_on.isoformat()}
+
+
+# --- the event types -------------------------------------------------------------------------------
+
+@event_type("purchase", title="Purchase", description="Details of a purchase event.", data=data_schema(
+    ["amount"],
+    amount={"title": "Amount", "description": "Amount paid, e.g. \"129.00\".", **common("nonneg_money")},
+    pay_with={"title": "Paid with", "description": "How it was paid.", "type": "string",
+              "enum": ["membership", "card", "cash", "other"], "default": "other"},
+    service_code={"title": "Service code", "description": "Catalogue code of the service bought, if any.",
+                  **common("service_code")},
+    description={"title": "Description", "description": "What was bought.", "type": "string"},
+    membership=MEMBERSHIP,
+    category={"title": "Category", "description": "Purchase category, e.g. \"parts\".", "type": "string"}))
+def purchase(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
+    cents = to_cents(data["amount"])
+    if data.get("pay_with") != "membership":
+        m = membership_for(ctx, event, data, local, required=False)
+        return {"charged": format_cents(cents), "membership": m.id if m else None}
+    m = membership_for(ctx, event, data, local, required=True)
+    assert m is not None
+    if memberships.current_period_of(m, local) != m.current_period:
+        raise Declined("period_closed", f"{local} is not in the membership's current period (ends {m.expires_on})")
+    plan_ref, terms = memberships.plan_of(ctx, m)
+    paid = allowance.charge(ctx, m, terms, cents, Posting(event.id, plan_ref, "", local, m.current_period))
+    return {**paid, **receipt(ctx, m)}
+
+
+@event_type("service_completed", title="Service completed", description="Details of a service_completed event.",
+            data=data_schema(["service_code"],
+                       service_code={"title": "Service code", "description": "Catalogue code of the completed service.",
+                                     **common("service_code")},
+                       amount={"title": "Amount", "description": "Amount charged for the service.",
+                               **common("nonneg_money")},
+                       technician={"title": "Technician", "description": "Who did the work.", "type": "string"},
+                       membership=MEMBERSHIP))
+def service_completed(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
+    m = membership_for(ctx, event, data, local, required=False, service_code=data["service_code"])
+    out: dict[str, Any] = {"service_code": data["service_code"], "covered": False, "membership": m.id if m else None}
+    price = to_cents(data["amount"]) if data.get("amount") else None
+    if m is not None:
+        plan_ref, terms = memberships.plan_of(ctx, m)
+        why = Posting(event.id, plan_ref, "", local, m.current_period)
+        if entitlements.draw(ctx, m, terms, data["service_code"], why):
+            out.update(covered=True, charge="0.00")
+            out["services"] = [s for s in entitlements.usage(ctx, m, terms) if s["code"] == data["service_code"]]
+            return out
+        if price is not None:
+            out["discount"] = format_cents(percent_of(price, terms.discount_percent))
+            price -= percent_of(price, terms.discount_percent)
+    if price is not None:
+        out["charge"] = format_cents(price)
+    return out
+
+
+@event_type("enrolled", title="Enrolled", description="Details of a enrolled event.", data=data_schema(
+    ["plan"],
+    plan={"title": "Plan", "description": "Plan ID, optionally with a version: \"vip-customer\" or \"vip-customer@3\".",
+          "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}(@[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$",
+          "examples": ["vip-customer", "vip-customer@3"]},
+    tier={"title": "Tier", "description": "Tier ID within the plan, if the plan has tiers.", **common("slug")},
+    membership=MEMBERSHIP,
+    allow_second={"title": "Allow a second membership",
+                  "description": "Enrol even though the customer already has an active membership of this plan.",
+                  "type": "boolean", "default": False}))
+def enrolled(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
+    m = memberships.enroll(ctx, customer(ctx, event.customer_id), data["plan"], data.get("tier"), local, event.id,
+                           allow_second=bool(data.get("allow_second")))
+    ctx.unit.set(event, "membership_id", m.id)
+    return {"membership": m.id, "plan": memberships.plan_of(ctx, m)[0], "tier": m.tier,
+            "expires_on": m.expires_on.isoformat()}
+
+
+def _own_membership(ctx: Ctx, event: PendingEvent, data: dict) -> Membership:
+    m = memberships.get(ctx, data["membership"], lock=True)
+    if m.customer_id != event.customer_id:
+        raise Declined("wrong_customer", f"membership {m.id} belongs to another customer")
+    return m
+
+
+@event_type("cancelled", title="Cancelled", description="Details of a cancelled event.", data=MEMBERSHIP_EVENT)
+def cancelled(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
+    m = _own_membership(ctx, event, data)
+    renewal.catch_up(ctx, m, local)
+    memberships.cancel(ctx, m, local)
+    return {"membership": m.id, "status": m.status}
+
+
+@event_type("period_ended", title="Period ended", description="Details of a period_ended event.",
+            data=MEMBERSHIP_EVENT, platform_only=True, key_prefix="period_ended:")
+def period_ended(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
+    m = memberships.get(ctx, data["membership"], lock=True)
+    return renewal.close_period(ctx, m, event.id)
+
+
+@event_type("renewed", title="Renewed", description="Details of a renewed event.",
+            data=MEMBERSHIP_EVENT, platform_only=True, key_prefix="renewed:")
+def renewed(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
+    return {}  # the period end did the work; this event is what rules and notifications react to
+
+
+@event_type("expired", title="Expired", description="Details of a expired event.",
+            data=MEMBERSHIP_EVENT, platform_only=True, key_prefix="expired:")
+def expired(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
+    return {}
+
+
+@event_type("migrated", title="Moved to another plan version",
+            description="Raised by `keepwell membership migrate`: the membership moves to another version of its plan.",
+            data=data_schema(["membership", "plan"], membership=MEMBERSHIP,
+                       plan={"title": "Plan version", "description": "The plan version it moves to, as id@version.",
+                             "type": "string", "minLength": 3, "maxLength": 200},
+                       reason=REASON),
+            platform_only=True, key_prefix="migrated:")
+def migrated(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
+    m = _own_membership(ctx, event, data)
+    before = memberships.plan_of(ctx, m)[0]
+    moves.move(ctx, m, data["plan"])
+    return {"membership": m.id, "from": before, "to": memberships.plan_of(ctx, m)[0]}

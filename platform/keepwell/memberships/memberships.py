@@ -1,0 +1,249 @@
+"""Memberships: enrolment on a pinned plan version, the membership an event is about, cancelling,
+and the view a member or a POS sees.
+
+The memberships a unit of work touches are loaded (and locked, after their customer) once, into
+the `Members` part of the unit; changes to them are written together at its flush.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ..customers.models import Customer
+from ..infra import bulk
+from ..infra.context import Ctx
+from ..infra.unit import Unit
+from ..kernel.errors import Declined, NotFound
+from ..kernel.ids import new_id
+from ..kernel.periods import period_end, period_index, period_start
+from ..ledger import Posting
+from ..rulesets import in_force as rules_in_force
+from ..rulesets.models import Ruleset, RulesetVersion
+from ..rulesets.versions import get_version, in_force, ref
+from . import allowance, entitlements
+from .models import Membership
+from .terms import PlanTerms, resolve, terms_of
+
+_MEMBERS: sa.Table = Membership.__table__  # type: ignore[assignment]
+_COLUMNS = ("plan_version_id", "current_period", "expires_on", "auto_renewal", "status", "ended_on")
+
+
+class Members:
+    """The memberships' part of a unit of work: those loaded (with their customers) and the ones
+    changed, written with one statement at the flush."""
+
+    def __init__(self, unit: Unit):
+        self.unit = unit
+        self.of_customer: dict[str, list[Membership]] = {}  # customer id -> all its memberships
+        self.by_id: dict[str, Membership] = {}
+        self.dirty: dict[str, Membership] = {}
+
+    def set(self, m: Membership, attr: str, value: Any) -> None:
+        """Change a stored membership's column: written by the flush with the others in one
+        statement (the ORM sees the value as already stored, so it writes no UPDATE of its own)."""
+        old = getattr(m, attr)
+        set_committed_value(m, attr, value)
+        self.unit.on_undo(lambda: set_committed_value(m, attr, old))
+        self.dirty[m.id] = m
+
+    def before_flush(self) -> None:
+        pass
+
+    def after_flush(self, conn: Connection) -> None:
+        bulk.update(conn, _MEMBERS, [{"id": m.id, **{c: getattr(m, c) for c in _COLUMNS}} for m in self.dirty.values()])
+        self.dirty.clear()
+
+
+def members(ctx: Ctx) -> Members:
+    return ctx.unit.part(Members)
+
+
+def plan_of(ctx: Ctx, m: Membership) -> tuple[str, PlanTerms]:
+    """The plan version a membership is pinned to (id@version) and its terms for the tier."""
+    v = rules_in_force.version(ctx, m.plan_version_id)
+    if v is not None:
+        return v.ref, terms_of(v.content_hash, v.content, m.tier)
+    row = ctx.session.get(RulesetVersion, m.plan_version_id)
+    assert row is not None
+    rs = ctx.session.get(Ruleset, row.ruleset_id)
+    assert rs is not None
+    return ref(rs, row), terms_of(row.content_hash, row.content, m.tier)
+
+
+def load(ctx: Ctx, customer_ids: list[str]) -> None:
+    """Load (and lock) every membership of these customers, in a few queries; the pipeline then
+    finds them without asking the database again. The callers hold the customers' locks: the
+    memberships are locked in the same order."""
+    state = members(ctx)
+    todo = sorted({c for c in customer_ids if c not in state.of_customer})
+    for i in range(0, len(todo), 500):
+        part = todo[i:i + 500]
+        for c in part:
+            state.of_customer[c] = []
+        q = (sa.select(Membership).where(Membership.company_id == ctx.company.id, Membership.customer_id.in_(part))
+             .order_by(Membership.created_at, Membership.id).with_for_update())
+        for m in ctx.session.scalars(q):
+            state.of_customer[m.customer_id].append(m)
+            state.by_id[m.id] = m
+
+
+def of_customer(ctx: Ctx, customer_id: str) -> list[Membership]:
+    """All memberships of a customer (any status), oldest first."""
+    state = members(ctx)
+    found = state.of_customer.get(customer_id)
+    if found is None:
+        load(ctx, [customer_id])
+        found = state.of_customer[customer_id]
+    return found
+
+
+def get(ctx: Ctx, membership_id: str, lock: bool = False) -> Membership:
+    m = members(ctx).by_id.get(membership_id)  # loaded, and locked, with its customer's
+    if m is not None:
+        return m
+    q = sa.select(Membership).where(Membership.company_id == ctx.company.id, Membership.id == membership_id)
+    if lock:
+        q = q.with_for_update()
+    found = ctx.session.scalar(q)
+    if found is None:
+        raise NotFound(f"no membership {membership_id!r}")
+    return found
+
+
+def active_for(ctx: Ctx, customer_id: str, membership_id: str | None = None) -> Membership | None:
+    """The membership an event is about: the one named, or the customer's only active one."""
+    if membership_id:
+        m = get(ctx, membership_id)
+        if m.customer_id != customer_id:
+            raise NotFound(f"membership {membership_id!r} does not belong to customer {customer_id!r}")
+        return m
+    found = [m for m in of_customer(ctx, customer_id) if m.status == "active"]
+    if len(found) > 1:
+        raise Declined("ambiguous_membership", "customer has several active memberships: name one in data.membership",
+                       memberships=[m.id for m in found])
+    return found[0] if found else None
+
+
+def likely_for(ctx: Ctx, customer_id: str, service_code: str | None) -> Membership | None:
+    """The active membership an unnamed event most likely concerns, for customers with several:
+    the oldest one covering the service code when there is one, else the oldest."""
+    found = [m for m in of_customer(ctx, customer_id) if m.status == "active"]
+    if service_code:
+        covering = [m for m in found if plan_of(ctx, m)[1].service(service_code) is not None]
+        if covering:
+            return covering[0]
+    return found[0] if found else None
+
+
+def plan_version(ctx: Ctx, plan: str, on: date) -> tuple[Ruleset, RulesetVersion]:
+    """The Plan version enrolment on `on` uses: the one named (id@N), else the one in force."""
+    rs, v = get_version(ctx.session, ctx.company.id, plan) if "@" in plan else in_force(ctx.session, ctx.company.id, plan, on)
+    if rs.kind != "Plan":
+        raise NotFound(f"{plan!r} is a {rs.kind}, not a Plan")
+    return rs, v
+
+
+def enroll(ctx: Ctx, customer: Customer, plan: str, tier: str | None, on: date, event_id: int,
+           allow_second: bool = False) -> Membership:
+    rs, v = plan_version(ctx, plan, on)
+    terms = resolve(v.content, tier)
+    if not allow_second:
+        same = [m for m in of_customer(ctx, customer.id) if m.status == "active" and _plan_key(ctx, m) == rs.key]
+        if same:
+            raise Declined("already_member", f"{customer.name} already has an active {terms.plan_name} membership "
+                           f"({same[0].id}); cancel it, change its tier, or allow a second one", membership=same[0].id)
+    m = Membership(
+        id=new_id("mem"), company_id=ctx.company.id, customer_id=customer.id, plan_version_id=v.id, tier=terms.tier,
+        period=terms.period, issued_on=on, current_period=0, expires_on=period_end(on, terms.period, 0),
+        auto_renewal=terms.auto_renewal, status="active",
+    )
+    ctx.session.add(m)
+    ctx.session.flush()
+    _remember(ctx, m)
+    why = Posting(event_id, ref(rs, v), "", on, 0)
+    allowance.open_period(ctx, m, terms, why)
+    entitlements.open_period(ctx, m, terms, why)
+    return m
+
+
+def _plan_key(ctx: Ctx, m: Membership) -> str:
+    return plan_of(ctx, m)[0].split("@")[0]
+
+
+def _remember(ctx: Ctx, m: Membership) -> None:
+    """A new membership joins its customer's list (and leaves it, with its row, if the event that
+    created it is undone)."""
+    state = members(ctx)
+    listed = of_customer(ctx, m.customer_id)
+    if m not in listed:
+        listed.append(m)
+    state.by_id[m.id] = m
+
+    def undo() -> None:
+        if m in listed:
+            listed.remove(m)
+        state.by_id.pop(m.id, None)
+        if m in ctx.session.new:
+            ctx.session.expunge(m)
+        else:
+            ctx.session.delete(m)
+
+    ctx.unit.on_undo(undo)
+
+
+def cancel(ctx: Ctx, m: Membership, on: date) -> None:
+    if m.status != "active":
+        raise Declined("not_active", f"membership {m.id} is {m.status}")
+    state = members(ctx)
+    state.set(m, "status", "cancelled")
+    state.set(m, "ended_on", on)
+
+
+def current_period_of(m: Membership, on: date) -> int:
+    return period_index(m.issued_on, m.period, on)
+
+
+def view(ctx: Ctx, m: Membership) -> dict[str, Any]:
+    plan_ref, terms = plan_of(ctx, m)
+    customer = ctx.session.get(Customer, m.customer_id)
+    assert customer is not None
+    k = m.current_period
+    return {
+        "id": m.id,
+        "customer": {"id": customer.id, "name": customer.name, "email": customer.email},
+        "status": m.status,
+        "plan": plan_ref,
+        "plan_name": terms.plan_name,
+        "tier": m.tier,
+        "tier_name": terms.tier_name,
+        "issued_on": m.issued_on.isoformat(),
+        "period": {"kind": m.period, "index": k, "start": period_start(m.issued_on, m.period, k).isoformat(),
+                   "end": period_end(m.issued_on, m.period, k).isoformat()},
+        "expires_on": m.expires_on.isoformat(),
+        "auto_renewal": m.auto_renewal,
+        "ended_on": m.ended_on.isoformat() if m.ended_on else None,
+        "allowance": allowance.state(ctx, m, terms).to_dict() if terms.has_allowance else None,
+        "services": entitlements.usage(ctx, m, terms),
+        "discount_percent": terms.discount_percent,
+        "priority": terms.priority,
+        "emergency": terms.emergency,
+    }
+
+
+def due_for_close(ctx: Ctx, as_of: date) -> list[tuple[str, str]]:
+    """(membership, customer) pairs whose current period ended before `as_of`."""
+    rows = ctx.session.execute(
+        sa.select(Membership.id, Membership.customer_id)
+        .where(Membership.company_id == ctx.company.id, Membership.status == "active", Membership.expires_on < as_of)
+        .order_by(Membership.expires_on, Membership.id)
+    )
+    return [(mid, cid) for mid, cid in rows]
+
+
+def all_of_company(ctx: Ctx) -> list[Membership]:
+    return list(ctx.session.scalars(sa.select(Membership).where(Membership.company_id == ctx.company.id)))

@@ -1,0 +1,68 @@
+"""Periods that end: the unused remainder expires, the membership renews into its next period
+(or expires), and the ledger says so entry by entry.
+
+A period end is an event of its own (`period_ended`, then `renewed` or `expired`), with a key
+made from the membership and the period, so due work and a late-arriving purchase can never
+close a period twice: whichever comes first closes it, the other finds the event stored.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from ..events.pipeline import platform_payload, post_platform
+from ..infra.context import Ctx
+from ..kernel.periods import period_end, period_start
+from ..ledger import Posting
+from . import allowance, entitlements
+from .memberships import members, plan_of
+from .models import Membership
+
+ONE_DAY = timedelta(days=1)
+
+
+def close_period(ctx: Ctx, m: Membership, event_id: int) -> dict[str, Any]:
+    """Close the current period: renew into the next one, or expire the membership."""
+    plan_ref, terms = plan_of(ctx, m)
+    k = m.current_period
+    next_start = period_start(m.issued_on, m.period, k + 1)
+    renew = m.auto_renewal
+    why = Posting(event_id, plan_ref, "", next_start, k + 1 if renew else k)
+    allowance.close_period(ctx, m, terms, why, renew)
+    entitlements.close_period(ctx, m, terms, why, renew)
+    state = members(ctx)
+    if renew:
+        state.set(m, "current_period", k + 1)
+        state.set(m, "expires_on", period_end(m.issued_on, m.period, k + 1))
+    else:
+        state.set(m, "status", "expired")
+        state.set(m, "ended_on", m.expires_on)
+    return {"membership": m.id, "closed_period": k, "renewed": renew, "status": m.status,
+            "expires_on": m.expires_on.isoformat()}
+
+
+def catch_up(ctx: Ctx, m: Membership, upto: date) -> list[dict[str, Any]]:
+    """Close every period of `m` that ended before `upto`, each as its own platform event."""
+    results = []
+    while m.status == "active" and m.expires_on < upto:
+        results.append(close_period_event(ctx, m))
+    return results
+
+
+def close_period_event(ctx: Ctx, m: Membership) -> dict[str, Any]:
+    k = m.current_period
+    at = ctx.start_of(m.expires_on + ONE_DAY)
+    res = post_platform(ctx, platform_payload(f"period_ended:{m.id}:{k}", "period_ended", m.customer_id, at,
+                                              {"membership": m.id}))
+    if m.status == "active":
+        post_platform(ctx, platform_payload(f"renewed:{m.id}:{k + 1}", "renewed", m.customer_id, at, {"membership": m.id}))
+    elif m.status == "expired":
+        post_platform(ctx, platform_payload(f"expired:{m.id}", "expired", m.customer_id, at, {"membership": m.id}))
+    return res
+
+
+def period_keys(m: Membership) -> list[str]:
+    """The keys of the events that close `m`'s current period (to look them up in bulk)."""
+    k = m.current_period
+    return [f"period_ended:{m.id}:{k}", f"renewed:{m.id}:{k + 1}", f"expired:{m.id}"]

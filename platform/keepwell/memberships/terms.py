@@ -1,0 +1,91 @@
+"""A Plan document resolved into the terms one membership lives by (plan defaults, tier overrides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..kernel.errors import NotFound
+from ..kernel.money import to_cents
+
+DEFAULT_TIER = "standard"
+
+
+@dataclass(frozen=True)
+class IncludedService:
+    code: str
+    name: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PlanTerms:
+    plan_id: str
+    plan_name: str
+    tier: str
+    tier_name: str
+    currency: str
+    period: str
+    auto_renewal: bool
+    has_allowance: bool
+    allowance_cents: int
+    overdraft_limit_cents: int
+    unused_policy: str  # expire | carry_forward
+    included_services: tuple[IncludedService, ...] = ()
+    discount_percent: str = "0"
+    priority: int | None = None
+    emergency: dict = field(default_factory=dict)
+    prices: dict = field(default_factory=dict)
+    cancellation: dict = field(default_factory=dict)
+
+    def service(self, code: str) -> IncludedService | None:
+        return next((s for s in self.included_services if s.code == code), None)
+
+
+def tiers(doc: dict) -> list[dict]:
+    return (doc.get("spec") or {}).get("tiers") or [{"id": DEFAULT_TIER, "name": "Standard"}]
+
+
+def resolve(doc: dict, tier: str | None) -> PlanTerms:
+    spec = doc.get("spec") or {}
+    available = tiers(doc)
+    tier = tier or available[0]["id"]
+    t = next((x for x in available if x["id"] == tier), None)
+    if t is None:
+        raise NotFound(f"plan {doc['metadata']['id']} has no tier {tier!r}; tiers: {', '.join(x['id'] for x in available)}")
+    allowance = spec.get("allowance")
+    period = (allowance or {}).get("period") or spec.get("period") or "yearly"
+    auto_renewal = (allowance or {}).get("auto_renewal", spec.get("auto_renewal", True))
+    amount = t.get("allowance_amount", (allowance or {}).get("amount", "0"))
+    limit = t.get("overdraft_limit", ((allowance or {}).get("overdraft") or {}).get("limit", "0"))
+    services = t.get("included_services", spec.get("included_services") or [])
+    return PlanTerms(
+        plan_id=doc["metadata"]["id"],
+        plan_name=doc["metadata"].get("name", doc["metadata"]["id"]),
+        tier=tier,
+        tier_name=t.get("name", tier),
+        currency=spec.get("currency", "USD"),
+        period=period,
+        auto_renewal=bool(auto_renewal),
+        has_allowance=allowance is not None,
+        allowance_cents=to_cents(amount),
+        overdraft_limit_cents=to_cents(limit) if allowance is not None else 0,
+        unused_policy=(allowance or {}).get("unused", "expire"),
+        included_services=tuple(IncludedService(s["code"], s.get("name", s["code"]), int(s["quantity"])) for s in services),
+        discount_percent=str(t.get("discount_percent", spec.get("discount_percent", "0"))),
+        priority=t.get("priority", spec.get("priority")),
+        emergency=t.get("emergency", spec.get("emergency") or {}),
+        prices=t.get("price", spec.get("price") or {}),
+        cancellation=spec.get("cancellation") or {},
+    )
+
+
+_terms: dict[tuple[str, str | None], PlanTerms] = {}
+
+
+def terms_of(content_hash: str, content: dict, tier: str | None) -> PlanTerms:
+    """A plan version's terms for a tier; published versions never change, so this is cached."""
+    key = (content_hash, tier)
+    found = _terms.get(key)
+    if found is None:
+        found = _terms[key] = resolve(content, tier)
+    return found

@@ -1,0 +1,189 @@
+"""Where messages leave the system: email over SMTP, SMS through a provider, webhooks over HTTP.
+
+Each channel takes a rendered `Message` and either returns a delivery receipt or raises
+`DeliveryError` (retryable or not). The composition roots build the channels from the settings
+(`ChannelSettings`), once per process.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.policy
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+from ..kernel.errors import DeliveryError
+
+__all__ = ["Channel", "ChannelSettings", "DeliveryError", "FileSms", "Message", "SmtpEmail", "TwilioSms", "Webhook",
+           "channels_from", "idempotency_token"]
+
+
+@dataclass(frozen=True)
+class Message:
+    key: str  # the outbox key: stable across retries, used as Message-ID / idempotency key
+    channel: str
+    to: str
+    subject: str
+    body: str
+    data: dict = field(default_factory=dict)
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, message: Message) -> str:
+        """Deliver; return the provider's id or a receipt. Raise DeliveryError on failure."""
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_tls: str = "none"  # none | starttls | ssl
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    mail_from: str = "Keepwell <no-reply@keepwell.local>"
+    sms_provider: str = "file"  # file | twilio
+    sms_file: str = "instance/sms.log"
+    sms_from: str = "+15550000000"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    http_timeout: float = 10.0
+
+
+class SmtpEmail:
+    name = "email"
+
+    def __init__(self, settings: ChannelSettings):
+        self.s = settings
+
+    def send(self, message: Message) -> str:
+        # Headers are not folded below the RFC 5322 limit of 998: X-Keepwell-Key must reach the
+        # receiver verbatim (folded, or RFC 2047-encoded when long, it no longer matches the key).
+        mail = EmailMessage(policy=_SMTP_POLICY)
+        mail["From"] = self.s.mail_from
+        mail["To"] = message.to
+        mail["Subject"] = message.subject
+        # Stable across retries, so a receiving system can drop a duplicate after a crash.
+        mail["Message-ID"] = f"<{hashlib.sha1(message.key.encode()).hexdigest()}@keepwell>"
+        mail["X-Keepwell-Key"] = message.key
+        mail.set_content(message.body)
+        try:
+            if self.s.smtp_tls == "ssl":
+                client = smtplib.SMTP_SSL(self.s.smtp_host, self.s.smtp_port, timeout=self.s.http_timeout,
+                                          context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(self.s.smtp_host, self.s.smtp_port, timeout=self.s.http_timeout)
+            with client:
+                if self.s.smtp_tls == "starttls":
+                    client.starttls(context=ssl.create_default_context())
+                if self.s.smtp_user:
+                    client.login(self.s.smtp_user, self.s.smtp_password or "")
+                client.send_message(mail)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryError(f"recipient refused: {exc.recipients}", retryable=False) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"SMTP {self.s.smtp_host}:{self.s.smtp_port}: {exc}") from exc
+        return mail["Message-ID"]
+
+
+_SMTP_POLICY = email.policy.default.clone(max_line_length=998)
+
+
+class FileSms:
+    """Development SMS: appends each message as a JSON line to a file."""
+
+    name = "sms"
+
+    def __init__(self, settings: ChannelSettings):
+        self.path = Path(settings.sms_file)
+        self.sender = settings.sms_from
+
+    def send(self, message: Message) -> str:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"key": message.key, "from": self.sender, "to": message.to, "body": message.body}) + "\n")
+        return f"file:{message.key}"
+
+
+class TwilioSms:
+    """SMS through Twilio's REST API (Messages resource), with the outbox key as idempotency key."""
+
+    name = "sms"
+
+    def __init__(self, settings: ChannelSettings):
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            raise DeliveryError("KEEPWELL_TWILIO_ACCOUNT_SID and KEEPWELL_TWILIO_AUTH_TOKEN are required", retryable=False)
+        self.s = settings
+
+    def send(self, message: Message) -> str:
+        url = f"{self.s.twilio_base_url}/2010-04-01/Accounts/{self.s.twilio_account_sid}/Messages.json"
+        body = urllib.parse.urlencode({"To": message.to, "From": self.s.sms_from, "Body": message.body}).encode()
+        token = base64.b64encode(f"{self.s.twilio_account_sid}:{self.s.twilio_auth_token}".encode()).decode()
+        req = urllib.request.Request(url, data=body, method="POST", headers={
+            "Authorization": f"Basic {token}", "Content-Type": "application/x-www-form-urlencoded",
+            "I-Twilio-Idempotency-Token": idempotency_token(message.key)})
+        return _http(req, self.s.http_timeout).get("sid", "")
+
+
+def idempotency_token(key: str, limit: int = 64) -> str:
+    """The outbox key when it fits, else its SHA-256: cutting it off would give two messages that
+    share a long prefix (two triggers of one event) the same token, and the second would be dropped."""
+    return key if len(key) <= limit else hashlib.sha256(key.encode()).hexdigest()[:limit]
+
+
+class Webhook:
+    """POST the message data as JSON, signed with HMAC-SHA256 of the body (X-Keepwell-Signature)."""
+
+    name = "webhook"
+
+    def __init__(self, settings: ChannelSettings, secret: str = ""):
+        self.settings = settings
+        self.timeout = settings.http_timeout
+        self.secret = secret
+
+    def with_secret(self, secret: str) -> Webhook:
+        """The same channel signing with another secret (a company's own)."""
+        return Webhook(self.settings, secret)
+
+    def send(self, message: Message) -> str:
+        body = json.dumps({"id": message.key, "subject": message.subject, "text": message.body, "data": message.data},
+                          sort_keys=True).encode()
+        sig = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        req = urllib.request.Request(message.to, data=body, method="POST", headers={
+            "Content-Type": "application/json", "X-Keepwell-Signature": f"sha256={sig}", "Idempotency-Key": message.key})
+        _http(req, self.timeout)
+        return message.key
+
+
+def _http(req: urllib.request.Request, timeout: float) -> dict:
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            text = resp.read().decode() or "{}"
+    except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response (and its socket) open
+        # 4xx other than 408/429 will not get better by retrying.
+        retryable = exc.code >= 500 or exc.code in (408, 429)
+        raise DeliveryError(f"HTTP {exc.code} from {req.full_url}", retryable=retryable) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise DeliveryError(f"{req.full_url}: {exc}") from exc
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {}
+
+
+def channels_from(settings: ChannelSettings, webhook_secret: str = "") -> dict[str, Channel]:
+    sms = TwilioSms(settings) if settings.sms_provider == "twilio" else FileSms(settings)
+    return {"email": SmtpEmail(settings), "sms": sms, "webhook": Webhook(settings, webhook_secret)}

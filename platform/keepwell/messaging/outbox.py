@@ -1,0 +1,240 @@
+"""The outbox: messages written in the same transaction as the ledger effects leave the system
+after commit, with retries (exponential backoff with jitter), every attempt recorded, and a
+dead-letter state an operator can see and replay.
+
+A message is claimed (status `sending`, with a lease) in one transaction (`claim`), sent
+outside any transaction, and marked in another (`finish`). A worker killed mid-send leaves the
+claim to expire; the message is then tried again (at-least-once; the outbox key travels as
+Message-ID/idempotency key).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..customers.customers import opted_out
+from ..customers.models import Company
+from ..infra.context import Ctx
+from ..infra.database import is_postgres
+from ..infra.tables import utcnow
+from ..kernel.errors import Conflict, DeliveryError, NotFound
+from ..rulesets.versions import get_version
+from .channels import Channel, Message
+from .models import OutboxAttempt, OutboxMessage
+from .templates import build
+
+MAX_ATTEMPTS = 6
+BASE_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(hours=1)
+LEASE = timedelta(minutes=5)
+OPEN = ("pending", "retry")
+_OUTBOX: sa.Table = OutboxMessage.__table__  # type: ignore[assignment]
+__all__ = ["BASE_DELAY", "LEASE", "MAX_ATTEMPTS", "MAX_DELAY", "Claim", "Outcome", "add", "aware", "backoff", "claim",
+           "counts", "due", "finish", "replay", "utcnow"]
+
+
+def backoff(attempt: int, rng: random.Random | None = None) -> timedelta:
+    """Full jitter: a random delay up to base * 2^(attempt-1), capped."""
+    ceiling = min(BASE_DELAY * (2 ** max(attempt - 1, 0)), MAX_DELAY)
+    return timedelta(seconds=(rng or random).uniform(ceiling.total_seconds() / 2, ceiling.total_seconds()))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: int
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A message claimed for sending: what to send, and through which channel."""
+
+    message_id: int
+    message: Message
+    channel: Channel
+
+
+def add(ctx: Ctx, **row: Any) -> None:
+    """An outbox message, written with the event's other rows (in the same transaction)."""
+    now = utcnow()
+    row.update(id=ctx.unit.ids.take(_OUTBOX), company_id=ctx.company.id, status="pending", attempts=0)
+    row.setdefault("due_at", now)
+    row.setdefault("created_at", now)
+    ctx.unit.add_row(_OUTBOX, row)
+    queued(ctx).add(row["key"])
+    ctx.unit.on_undo(lambda: queued(ctx).discard(row["key"]))
+
+
+def queued(ctx: Ctx) -> set[str]:
+    """Outbox keys written in this unit of work, not flushed yet (or flushed, in this transaction)."""
+    memo = ctx.unit.memo
+    found = memo.get("messaging.outbox_keys")
+    if found is None:
+        found = memo["messaging.outbox_keys"] = set()
+    return found  # type: ignore[no-any-return]
+
+
+def existing_keys(ctx: Ctx, keys: list[str]) -> set[str]:
+    """Which of these outbox keys exist already (written, or pending in this transaction)."""
+    mine = queued(ctx)
+    found = {k for k in keys if k in mine}
+    todo = [k for k in dict.fromkeys(keys) if k not in found]
+    for i in range(0, len(todo), 500):
+        found.update(ctx.session.scalars(sa.select(OutboxMessage.key).where(
+            OutboxMessage.company_id == ctx.company.id, OutboxMessage.key.in_(todo[i:i + 500]))))
+    return found
+
+
+def due(session: Session, now: datetime | None = None, limit: int = 500) -> list[tuple[int, int]]:
+    """(id, attempts) of messages to try now: open and due, or claimed by a worker whose lease
+    ran out. Every company's: delivery is the platform's work, not one tenant's."""
+    now = now or utcnow()
+    q = (sa.select(OutboxMessage.id, OutboxMessage.attempts)
+         .where(sa.or_(sa.and_(OutboxMessage.status.in_(OPEN), OutboxMessage.due_at <= now),
+                       sa.and_(OutboxMessage.status == "sending", OutboxMessage.claimed_until < now)))
+         .order_by(OutboxMessage.due_at, OutboxMessage.id).limit(limit))
+    return [(mid, attempts) for mid, attempts in session.execute(q)]
+
+
+def quiet_until(company: Company, now: datetime) -> datetime | None:
+    """When quiet hours are on now (company local time), the moment they end; else None."""
+    if not (company.quiet_start and company.quiet_end):
+        return None
+    local = now.astimezone(ZoneInfo(company.timezone))
+    start, end = time.fromisoformat(company.quiet_start), time.fromisoformat(company.quiet_end)
+    t = local.time()
+    inside = (start <= t < end) if start < end else (t >= start or t < end)
+    if not inside:
+        return None
+    end_day = local.date() if t < end else local.date() + timedelta(days=1)
+    # Stored in UTC: SQLite keeps no offset, and every other moment in the table is UTC.
+    return datetime.combine(end_day, end, tzinfo=local.tzinfo).astimezone(UTC)
+
+
+def _record(session: Session, msg: OutboxMessage, status: str, detail: str) -> None:
+    session.add(OutboxAttempt(message_id=msg.id, attempt=msg.attempts, status=status, detail=detail[:2000]))
+
+
+def _inline_templates(ctx: Ctx, msg: OutboxMessage) -> dict[str, Any]:
+    if not msg.ruleset:
+        return {}
+    try:
+        return get_version(ctx.session, ctx.company.id, msg.ruleset)[1].content.get("spec", {}).get("templates") or {}
+    except NotFound:
+        return {}
+
+
+def claim(session: Session, message_id: int, channels: dict[str, Channel], now: datetime,
+          rules: Any = None) -> Claim | Outcome:
+    """Take a message for sending, in the caller's transaction: a `Claim` to send, or the
+    `Outcome` when there is nothing to send (not due, opted out, quiet hours, unrenderable)."""
+    q = sa.select(OutboxMessage).where(OutboxMessage.id == message_id)
+    msg = session.scalar(q.with_for_update(skip_locked=True) if is_postgres(session) else q)
+    if msg is None:
+        return Outcome(message_id, "busy")
+    claimable = (msg.status in OPEN and aware(msg.due_at) <= now) or (
+        msg.status == "sending" and msg.claimed_until is not None and aware(msg.claimed_until) < now)
+    if not claimable:
+        return Outcome(message_id, msg.status, "not due")
+    company = session.get(Company, msg.company_id)
+    assert company is not None
+    ctx = Ctx(session, company, rules)
+    if msg.customer_id and msg.audience == "customer":
+        if opted_out(session, msg.customer_id, msg.channel):
+            msg.status = "skipped"
+            _record(session, msg, "skipped", f"customer opted out of {msg.channel}")
+            return Outcome(message_id, "skipped", "opted out")
+        if msg.channel in ("email", "sms"):
+            until = quiet_until(company, now)
+            if until is not None:
+                msg.due_at = until
+                _record(session, msg, "deferred", f"quiet hours until {until.isoformat()}")
+                return Outcome(message_id, msg.status, "quiet hours")
+    try:
+        rendered = build(ctx, msg, _inline_templates(ctx, msg))
+        channel = channels[msg.channel]
+        if msg.channel == "webhook" and company.webhook_secret and hasattr(channel, "with_secret"):
+            # A company's own secret (`companies set --webhook-secret`) wins over the default.
+            channel = channel.with_secret(company.webhook_secret)
+    except (DeliveryError, KeyError) as exc:
+        msg.attempts += 1
+        msg.status, msg.last_error = "dead", str(exc)
+        _record(session, msg, "failed", f"{exc} (not retried)")
+        return Outcome(message_id, "dead", str(exc))
+    msg.status, msg.claimed_until = "sending", now + LEASE
+    return Claim(message_id, rendered, channel)
+
+
+def finish(session: Session, claimed: Claim, provider_id: str | None, error: DeliveryError | None,
+           now: datetime) -> Outcome:
+    """Record how the send of a claimed message went: sent, to retry later, or dead."""
+    msg = session.get(OutboxMessage, claimed.message_id)
+    assert msg is not None
+    msg.attempts += 1
+    msg.claimed_until = None
+    if error is None:
+        msg.status, msg.sent_at, msg.provider_id, msg.last_error = "sent", utcnow(), provider_id, None
+        _record(session, msg, "sent", f"to {claimed.message.to}: {provider_id}")
+        return Outcome(claimed.message_id, "sent", provider_id or "")
+    msg.last_error = str(error)
+    if not error.retryable or msg.attempts >= MAX_ATTEMPTS:
+        msg.status = "dead"
+        _record(session, msg, "failed", f"{error} (gave up after {msg.attempts} attempt(s))")
+    else:
+        msg.status, msg.due_at = "retry", now + backoff(msg.attempts)
+        _record(session, msg, "failed", f"{error} (next try at {msg.due_at.isoformat()})")
+    return Outcome(claimed.message_id, msg.status, str(error))
+
+
+def due_at(session: Session, message_id: int) -> tuple[datetime, int]:
+    msg = session.get(OutboxMessage, message_id)
+    assert msg is not None
+    return aware(msg.due_at), msg.attempts
+
+
+def replay(session: Session, company_id: int, message_id: int) -> OutboxMessage:
+    """Put a dead (or skipped) message back in line; its history stays."""
+    msg = session.scalar(sa.select(OutboxMessage).where(OutboxMessage.id == message_id,
+                                                        OutboxMessage.company_id == company_id))
+    if msg is None:
+        raise NotFound(f"no outbox message {message_id}")
+    if msg.status not in ("dead", "skipped"):
+        raise Conflict(f"message {message_id} is {msg.status}; only dead or skipped messages are replayed")
+    msg.status, msg.due_at, msg.attempts = "pending", utcnow(), 0
+    _record(session, msg, "replayed", "put back in line by an operator")
+    return msg
+
+
+def counts(session: Session, company_id: int | None = None) -> dict[str, int]:
+    q = sa.select(OutboxMessage.status, sa.func.count()).group_by(OutboxMessage.status)
+    if company_id is not None:
+        q = q.where(OutboxMessage.company_id == company_id)
+    return {status: n for status, n in session.execute(q)}
+
+
+def listing(session: Session, company_id: int, status: str | None, limit: int) -> list[dict[str, Any]]:
+    q = sa.select(OutboxMessage).where(OutboxMessage.company_id == company_id)
+    if status:
+        q = q.where(OutboxMessage.status == status)
+    rows = []
+    for m in session.scalars(q.order_by(OutboxMessage.id.desc()).limit(limit)):
+        attempts = session.scalars(sa.select(OutboxAttempt).where(OutboxAttempt.message_id == m.id)
+                                   .order_by(OutboxAttempt.id))
+        rows.append({"id": m.id, "key": m.key, "channel": m.channel, "template": m.template, "status": m.status,
+                     "attempts": m.attempts, "customer": m.customer_id, "last_error": m.last_error,
+                     "due_at": m.due_at.isoformat() if m.due_at else None,
+                     "history": [{"at": a.at.isoformat(), "status": a.status, "detail": a.detail} for a in attempts]})
+    return rows
+
+
+def aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes (stored as UTC).
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,191 @@
+"""The lists a contractor pages through (customers, memberships, the ledger, events), read
+across the areas' tables, every one scoped to the company, with display-ready values."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..customers.models import Customer
+from ..events.models import Event
+from ..infra.context import Ctx
+from ..infra.paging import Listing, ListQuery, fetch
+from ..kernel.errors import NotFound
+from ..kernel.money import format_cents
+from ..ledger.entries import amount_text
+from ..ledger.models import Account, LedgerEntry
+from ..memberships.models import Membership
+from ..rulesets.models import Ruleset, RulesetVersion
+
+
+@dataclass(frozen=True)
+class Page:
+    columns: list[tuple[str, str]]  # (key, label) in display order
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size)) if self.page_size else 1
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
+def _page(columns: list[tuple[str, str]], rows: list[dict[str, Any]], total: int, q: ListQuery) -> Page:
+    return Page(columns, rows, total, q.page, q.page_size)
+
+
+# --- customers ------------------------------------------------------------------------------------
+
+CUSTOMER_COLUMNS = [("id", "Id"), ("name", "Name"), ("email", "Email"), ("phone", "Phone"), ("created_at", "Added")]
+
+
+def customers(ctx: Ctx, q: ListQuery) -> Page:
+    listing = Listing(
+        sa.select(Customer.id, Customer.name, Customer.email, Customer.phone, Customer.created_at)
+        .where(Customer.company_id == ctx.company.id),
+        search=(Customer.name, Customer.email, Customer.phone, Customer.id),
+        filters={"name": Customer.name, "email": Customer.email},
+        date_filters={"created_at": Customer.created_at},
+        sorts={"created_at": Customer.created_at, "name": Customer.name, "email": Customer.email},
+        default_sort="created_at", tiebreak=Customer.id)
+    rows, total = fetch(ctx.session, listing, q, lambda r: {k: _text(r[k]) for k, _ in CUSTOMER_COLUMNS})
+    return _page(CUSTOMER_COLUMNS, rows, total, q)
+
+
+def customer(ctx: Ctx, customer_id: str) -> dict[str, str]:
+    found = ctx.session.execute(sa.select(Customer.id, Customer.name, Customer.email, Customer.phone,
+                                          Customer.created_at)
+                                .where(Customer.company_id == ctx.company.id, Customer.id == customer_id)).mappings().first()
+    if found is None:
+        raise NotFound(f"no customer {customer_id!r}")
+    return {k: _text(found[k]) for k, _ in CUSTOMER_COLUMNS}
+
+
+# --- memberships ----------------------------------------------------------------------------------
+
+MEMBERSHIP_COLUMNS = [("id", "Id"), ("customer_name", "Customer"), ("plan", "Plan"), ("plan_version", "Plan version"),
+                      ("tier", "Tier"), ("period", "Period"), ("issued_on", "Issued on"),
+                      ("current_period", "Period no."), ("expires_on", "Expires on"), ("status", "Status"),
+                      ("allowance", "Allowance balance")]
+
+
+def memberships(ctx: Ctx, q: ListQuery) -> Page:
+    allowance = (sa.select(Account.owner, Account.balance)
+                 .where(Account.company_id == ctx.company.id, Account.unit == "allowance").subquery())
+    listing = Listing(
+        sa.select(Membership.id, Membership.customer_id, Customer.name.label("customer_name"),
+                  Ruleset.key.label("plan"), RulesetVersion.version.label("plan_version"), Membership.tier,
+                  Membership.period, Membership.issued_on, Membership.current_period, Membership.expires_on,
+                  Membership.status, allowance.c.balance.label("allowance"))
+        .join(Customer, Customer.id == Membership.customer_id)
+        .join(RulesetVersion, RulesetVersion.id == Membership.plan_version_id)
+        .join(Ruleset, Ruleset.id == RulesetVersion.ruleset_id)
+        .outerjoin(allowance, allowance.c.owner == Membership.id)
+        .where(Membership.company_id == ctx.company.id),
+        search=(Membership.id, Membership.customer_id, Membership.tier, Customer.name),
+        filters={"status": Membership.status, "tier": Membership.tier, "period": Membership.period,
+                 "customer": Membership.customer_id, "plan": Ruleset.key},
+        date_filters={"issued_on": Membership.issued_on, "expires_on": Membership.expires_on},
+        sorts={"issued_on": Membership.issued_on, "expires_on": Membership.expires_on, "customer": Customer.name,
+               "status": Membership.status},
+        default_sort="issued_on", tiebreak=Membership.id)
+
+    def row(r: Any) -> dict[str, Any]:
+        out = {k: _text(r[k]) for k, _ in MEMBERSHIP_COLUMNS if k != "allowance"}
+        out["allowance"] = "" if r["allowance"] is None else format_cents(r["allowance"])
+        out["customer_id"] = r["customer_id"]
+        return out
+
+    rows, total = fetch(ctx.session, listing, q, row)
+    return _page(MEMBERSHIP_COLUMNS, rows, total, q)
+
+
+# --- the ledger -----------------------------------------------------------------------------------
+
+LEDGER_COLUMNS = [("effective_date", "Date"), ("owner", "Owner"), ("unit", "Unit"), ("code", "Service"),
+                  ("kind", "Kind"), ("amount", "Amount"), ("balance_after", "Balance after"),
+                  ("ruleset", "Ruleset version"), ("rule", "Rule"), ("event", "Event"), ("period", "Period"),
+                  ("memo", "Memo")]
+
+
+def ledger(ctx: Ctx, q: ListQuery) -> Page:
+    listing = Listing(
+        sa.select(LedgerEntry.id, LedgerEntry.effective_date, Account.owner, Account.unit, Account.code,
+                  LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.balance_after, LedgerEntry.ruleset,
+                  LedgerEntry.rule, Event.key.label("event"), LedgerEntry.period, LedgerEntry.memo)
+        .join(Account, Account.id == LedgerEntry.account_id)
+        .join(Event, Event.id == LedgerEntry.event_id)
+        .where(LedgerEntry.company_id == ctx.company.id),
+        search=(LedgerEntry.rule, LedgerEntry.ruleset, LedgerEntry.memo),
+        filters={"owner": Account.owner, "unit": Account.unit, "kind": LedgerEntry.kind,
+                 "ruleset": LedgerEntry.ruleset, "rule": LedgerEntry.rule, "event": Event.key},
+        date_filters={"effective_date": LedgerEntry.effective_date},
+        sorts={"id": LedgerEntry.id, "effective_date": LedgerEntry.effective_date},
+        default_sort="id")
+
+    def row(r: Any) -> dict[str, Any]:
+        out = {k: _text(r[k]) for k, _ in LEDGER_COLUMNS}
+        out["amount"] = str(amount_text(r["unit"], r["amount"]))
+        out["balance_after"] = str(amount_text(r["unit"], r["balance_after"]))
+        return out
+
+    rows, total = fetch(ctx.session, listing, q, row)
+    return _page(LEDGER_COLUMNS, rows, total, q)
+
+
+# --- events ---------------------------------------------------------------------------------------
+
+EVENT_COLUMNS = [("received_at", "Received"), ("key", "Event id"), ("type", "Type"), ("customer_id", "Customer"),
+                 ("membership_id", "Membership"), ("local_date", "Date"), ("status", "Status"), ("result", "Result")]
+
+
+def events(ctx: Ctx, q: ListQuery) -> Page:
+    listing = Listing(
+        sa.select(Event.id, Event.received_at, Event.key, Event.type, Event.customer_id, Event.membership_id,
+                  Event.local_date, Event.status, Event.result).where(Event.company_id == ctx.company.id),
+        search=(Event.key, Event.customer_id, Event.membership_id),
+        filters={"type": Event.type, "status": Event.status, "customer": Event.customer_id,
+                 "membership": Event.membership_id, "key": Event.key},
+        date_filters={"local_date": Event.local_date},
+        sorts={"id": Event.id, "local_date": Event.local_date},
+        default_sort="id")
+
+    def row(r: Any) -> dict[str, Any]:
+        out = {k: _text(r[k]) for k, _ in EVENT_COLUMNS if k != "result"}
+        out["result"] = json.dumps(r["result"], sort_keys=True)
+        out["id"] = r["id"]
+        return out
+
+    rows, total = fetch(ctx.session, listing, q, row)
+    return _page(EVENT_COLUMNS, rows, total, q)
+
+
+def event(ctx: Ctx, event_id: int) -> dict[str, Any]:
+    e = ctx.session.scalar(sa.select(Event).where(Event.company_id == ctx.company.id, Event.id == event_id))
+    if e is None:
+        raise NotFound(f"no event {event_id}")
+    return {"key": e.key, "type": e.type, "customer_id": e.customer_id, "membership_id": e.membership_id,
+            "occurred_at": _text(e.occurred_at), "local_date": _text(e.local_date), "status": e.status,
+            "payload": json.dumps(e.payload, sort_keys=True, indent=2),
+            "result": json.dumps(e.result, sort_keys=True, indent=2), "received_at": _text(e.received_at)}
+
+
+def dashboard(ctx: Ctx) -> dict[str, int]:
+    def count(model: Any, *where: Any) -> int:
+        return int(ctx.session.scalar(sa.select(sa.func.count()).select_from(model)
+                                      .where(model.company_id == ctx.company.id, *where)) or 0)
+
+    return {"customers": count(Customer), "active_memberships": count(Membership, Membership.status == "active"),
+            "rulesets": count(Ruleset), "events": count(Event)}

@@ -1,0 +1,2 @@
+"""Rewards: points lots with their expiry, the earning rules' effects, redemptions and
+adjustments, points expiry as due work."""

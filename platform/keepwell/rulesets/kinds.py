@@ -1,0 +1,49 @@
+"""Ruleset kinds (Plan, EarningRules, NotificationTriggers...): each has a JSON Schema in
+schemas/ and, where a schema cannot say everything, checks of its own. The area that gives a
+kind its meaning registers it (memberships the Plan, rewards the EarningRules...), so a new kind
+is added where it is used."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..kernel.errors import Problem
+
+Check = Callable[[dict[str, Any]], list[Problem]]
+
+
+@dataclass
+class Kind:
+    name: str
+    schema: str  # file name in schemas/
+    title: str  # what contractors call it
+    compiled: bool = False  # has rules for the engine (checked by compiling them)
+    checks: list[Check] = field(default_factory=list)
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register(name: str, schema: str, title: str, compiled: bool = False) -> Kind:
+    found = _KINDS.get(name)
+    if found is None:
+        found = _KINDS[name] = Kind(name, schema, title, compiled)
+    return found
+
+
+def add_check(name: str, check: Check) -> None:
+    """A check across fields of documents of `name`, run once the schema passes."""
+    if check not in _KINDS[name].checks:
+        _KINDS[name].checks.append(check)
+
+
+def get(name: object) -> Kind | None:
+    return _KINDS.get(name) if isinstance(name, str) else None
+
+
+def names() -> tuple[str, ...]:
+    if not _KINDS:
+        raise RuntimeError("no ruleset kinds are registered: the areas are not loaded (import keepwell.usecases)")
+    return tuple(_KINDS)

@@ -1,0 +1,60 @@
+"""Companies: set up the database and a company, change a company's settings."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from ..customers import companies
+from ..infra.context import Ctx
+from ..kernel.errors import NotFound
+from .app import Keepwell, reading, use_case
+
+
+def init(app: Keepwell, company: str = "default", name: str = "Default company", timezone: str = "UTC") -> bool:
+    """Create or upgrade the schema, and the company if it is missing. Idempotent: True when the
+    company was created."""
+    app.database.upgrade()
+
+    def work(session: Any) -> bool:
+        if companies.find_company(session, company) is not None:
+            return False
+        companies.create_company(session, company, name, timezone)
+        return True
+
+    return app.run_platform(work)
+
+
+def add_company(app: Keepwell, slug: str, name: str, timezone: str = "UTC") -> str:
+    app.run_platform(lambda s: companies.create_company(s, slug, name, timezone))
+    return slug
+
+
+def slugs(app: Keepwell) -> list[str]:
+    return app.run_platform(companies.slugs, read_only=True)
+
+
+def exists(app: Keepwell, slug: str) -> bool:
+    return app.run_platform(lambda s: companies.find_company(s, slug) is not None, read_only=True)
+
+
+@use_case
+def update(ctx: Ctx, **fields: Any) -> None:
+    """Contact settings, time zone and quiet hours of the company."""
+    companies.update_company(ctx.company, **fields)
+
+
+@reading
+def today(ctx: Ctx) -> date:
+    """Today in the company's time zone, by the clock."""
+    return ctx.today()
+
+
+@reading
+def details(ctx: Ctx) -> dict[str, Any]:
+    c = ctx.company
+    return {"slug": c.slug, "name": c.name, "timezone": c.timezone, "email": c.email, "webhook_url": c.webhook_url,
+            "quiet_hours": f"{c.quiet_start}-{c.quiet_end}" if c.quiet_start else None}
+
+
+__all__ = ["NotFound", "add_company", "details", "exists", "init", "slugs", "today", "update"]

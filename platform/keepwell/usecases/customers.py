@@ -1,0 +1,39 @@
+"""Customers: add, change, choose channels, list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..customers import customers
+from ..infra.context import Ctx
+from .app import reading, use_case
+
+
+@use_case
+def add_customer(ctx: Ctx, name: str, email: str | None = None, phone: str | None = None) -> str:
+    """Add a customer; the answer is its id."""
+    return customers.add_customer(ctx.session, ctx.company, name, email, phone).id
+
+
+@use_case
+def update_customer(ctx: Ctx, customer_id: str, name: str | None = None, email: str | None = None,
+                    phone: str | None = None, opt_out: tuple[str, ...] = (), opt_in: tuple[str, ...] = ()) -> str:
+    """Change contact details and channel choices, together."""
+    customers.update_customer(ctx.session, ctx.company.id, customer_id, name=name, email=email, phone=phone)
+    for ch in opt_out:
+        customers.set_preference(ctx.session, ctx.company.id, customer_id, ch, True)
+    for ch in opt_in:
+        customers.set_preference(ctx.session, ctx.company.id, customer_id, ch, False)
+    return customer_id
+
+
+@reading
+def list_customers(ctx: Ctx, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    return [{"id": x.id, "name": x.name, "email": x.email}
+            for x in customers.listing(ctx.session, ctx.company.id, limit, offset)]
+
+
+@reading
+def get_customer(ctx: Ctx, customer_id: str) -> dict[str, Any]:
+    c = customers.get_customer(ctx.session, ctx.company.id, customer_id)
+    return {"id": c.id, "name": c.name, "email": c.email, "phone": c.phone}

@@ -1,0 +1,64 @@
+"""Due work: what is due by a date, one unit (what a worker job does), or all of it in chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ..events import due
+from ..events.due import DueUnit
+from ..infra.context import Ctx
+from .app import Keepwell, use_case
+
+BATCH = 500  # units of due work per transaction
+
+__all__ = ["BATCH", "DueRun", "DueUnit", "plan", "run", "run_unit"]
+
+
+@use_case
+def plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
+    """Everything due up to `as_of`: period ends, points expiries, reminders."""
+    return due.plan(ctx, as_of)
+
+
+@use_case
+def run_unit(ctx: Ctx, unit: DueUnit) -> dict[str, Any]:
+    return due.run_unit(ctx, unit)
+
+
+@dataclass(frozen=True)
+class DueRun:
+    as_of: date
+    units: int
+    periods_closed: int
+    points_expired: int
+    reminders_queued: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"as_of": self.as_of.isoformat(), "units": self.units, "periods_closed": self.periods_closed,
+                "points_expired": self.points_expired, "reminders_queued": self.reminders_queued}
+
+
+def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int], None] | None = None,
+        chunk: int = BATCH) -> DueRun:
+    """Run everything due up to `as_of`, in chunks of units, one transaction per chunk; repeat
+    until nothing is left (closing a period can make the next reminder due)."""
+    units = periods = points = reminders = 0
+    seen: set[str] = set()
+    while True:
+        todo = [u for u in plan(app, company, as_of) if u.key not in seen]
+        if not todo:
+            break
+        for i in range(0, len(todo), chunk):
+            part = todo[i:i + chunk]
+            for r in app.run(company, lambda c, part=part: due.run_units(c, part)):
+                units += 1
+                periods += r.get("periods_closed", 0)
+                points += r.get("expired_points", 0)
+                reminders += 1 if r.get("queued") else 0
+            seen.update(u.key for u in part)
+            if progress:
+                progress(min(i + chunk, len(todo)), len(todo))
+    return DueRun(as_of, units, periods, points, reminders)

@@ -1,0 +1,86 @@
+"""Events in: one, or many through the batched path, each answered with its own result."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..events import pipeline
+from ..infra.context import Ctx
+from ..kernel.errors import KeepwellError
+from .app import Keepwell, use_case
+
+BATCH = 500  # events per transaction in batches
+log = logging.getLogger("keepwell.events")
+
+
+@dataclass(frozen=True)
+class EventResult:
+    """What an event gave, as stored (a repeated id gives the first result, `duplicate` set)."""
+
+    body: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.body.get("status"))
+
+    @property
+    def duplicate(self) -> bool:
+        return bool(self.body.get("duplicate"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.body)
+
+
+@use_case
+def post_event(ctx: Ctx, payload: Any, trusted: bool = False) -> dict[str, Any]:
+    """One event in one transaction. A malformed event raises InvalidDocument (NotFound for an
+    unknown customer) and changes nothing; a declined one is stored with its reason."""
+    return pipeline.post(ctx, payload, trusted)
+
+
+def post_events(app: Keepwell, company: str, payloads: Iterable[Any], chunk: int = BATCH) -> list[dict[str, Any]]:
+    """Many events, in order, with exactly the effects of posting them one at a time."""
+    return list(stream_events(app, company, payloads, chunk))
+
+
+def stream_events(app: Keepwell, company: str, payloads: Iterable[Any], chunk: int = BATCH) -> Iterator[dict[str, Any]]:
+    """Results of many events, in order, one per event, as each chunk commits: chunks of `chunk`
+    events, one transaction each, their rows written in bulk. A malformed event is rejected
+    alone, with its path; a repeated id gives the first result. Should a chunk fail for an
+    unexpected reason, it is undone and its events are posted again one per transaction, so the
+    others still apply and the one that fails gets a result saying so."""
+    part: list[Any] = []
+    for payload in payloads:
+        part.append(payload)
+        if len(part) >= chunk:
+            yield from _chunk(app, company, part)
+            part = []
+    if part:
+        yield from _chunk(app, company, part)
+
+
+def _chunk(app: Keepwell, company: str, part: list[Any]) -> list[dict[str, Any]]:
+    try:
+        return app.run(company, lambda c: pipeline.post_many(c, part))
+    except Exception:
+        log.exception("a batch of %d events failed; posting them one at a time", len(part))
+    out = []
+    for payload in part:
+        try:
+            out.append(app.run(company, lambda c, p=payload: pipeline.post(c, p)))
+        except KeepwellError as exc:
+            out.append(pipeline.rejected(payload, exc))
+        except Exception as exc:  # a fault of ours: this event is not applied, and says so
+            log.exception("event %r failed", payload.get("id") if isinstance(payload, dict) else None)
+            out.append(failed(payload, exc))
+    return out
+
+
+def failed(payload: object, exc: Exception) -> dict[str, Any]:
+    """The result of an event that could not be processed for a reason of ours, not the event's."""
+    return {"event": payload.get("id") if isinstance(payload, dict) else None, "status": "error",
+            "code": "internal_error", "message": f"not processed: {type(exc).__name__} (nothing was applied; "
+                                                 "post it again, or ask support)"}

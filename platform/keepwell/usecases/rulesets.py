@@ -1,0 +1,161 @@
+"""Rulesets: validate, publish, drafts, history, compare, roll back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ..infra.context import Ctx
+from ..kernel.errors import InvalidDocument, NotFound, Problem
+from ..rulesets import kinds, versions
+from ..rulesets.documents import load_file, parse_text, to_yaml
+from ..rulesets.schemas import BASE_URI, schema
+from ..rulesets.validation import validate_ruleset
+from ..rulesets.versions import Published
+from .app import reading, use_case
+
+__all__ = ["BASE_URI", "Published", "kind_schemas", "load_file", "parse_text", "schema", "to_yaml", "editable", "history", "kind_names", "list_rulesets", "publish", "publish_all",
+           "publish_draft", "rollback", "save_and_publish", "save_draft", "show", "diff", "validate",
+           "version_contents", "versions_of"]
+
+
+def validate(docs: list[tuple[str, object]]) -> list[Problem]:
+    """Every problem of every document (file, document); empty when all can be published."""
+    return [p for f, d in docs for p in validate_ruleset(d, f)]
+
+
+def kind_schemas() -> dict[str, str]:
+    """Each ruleset kind's schema file."""
+    out = {}
+    for name in kinds.names():
+        k = kinds.get(name)
+        assert k is not None
+        out[name] = k.schema
+    return out
+
+
+def kind_names() -> list[tuple[str, str]]:
+    """(kind, what contractors call it) of every ruleset kind."""
+    out = []
+    for name in kinds.names():
+        k = kinds.get(name)
+        assert k is not None
+        out.append((name, k.title))
+    return out
+
+
+@use_case
+def publish(ctx: Ctx, doc: dict[str, Any], author: str, effective_from: date, file: str = "",
+            note: str | None = None) -> Published:
+    return versions.publish(ctx.session, ctx.company.id, doc, author, effective_from, note=note, file=file)
+
+
+@use_case
+def publish_all(ctx: Ctx, docs: list[tuple[str, object]], author: str, effective_from: date) -> list[Published]:
+    """Publish every document as a new version, all or nothing: one bad file publishes none."""
+    problems = validate(docs)
+    if problems:
+        raise InvalidDocument("nothing published", problems)
+    return [versions.publish(ctx.session, ctx.company.id, doc, author, effective_from, file=f)  # type: ignore[arg-type]
+            for f, doc in docs]
+
+
+@reading
+def list_rulesets(ctx: Ctx) -> list[dict[str, Any]]:
+    return versions.list_rulesets(ctx.session, ctx.company.id)
+
+
+@reading
+def versions_of(ctx: Ctx, key: str) -> list[dict[str, Any]]:
+    return versions.versions_of(ctx.session, ctx.company.id, key)
+
+
+@reading
+def show(ctx: Ctx, ref: str) -> dict[str, Any]:
+    """A version (ID for the newest, ID@N for one) with its content."""
+    rs, v = versions.get_version(ctx.session, ctx.company.id, ref)
+    return {"ref": versions.ref(rs, v), "kind": rs.kind, "version": v.version, "content_hash": v.content_hash,
+            "author": v.author, "effective_from": v.effective_from.isoformat(), "created_at": v.created_at.isoformat(),
+            "note": v.note, "content": v.content}
+
+
+@reading
+def diff(ctx: Ctx, a: str, b: str) -> str:
+    return versions.diff(ctx.session, ctx.company.id, a, b)
+
+
+@reading
+def version_contents(ctx: Ctx, key: str, numbers: list[int]) -> list[dict[str, Any]]:
+    return [versions.get_version(ctx.session, ctx.company.id, f"{key}@{n}")[1].content for n in numbers]
+
+
+@use_case
+def rollback(ctx: Ctx, key: str, to_version: int, author: str, effective_from: date | None = None) -> Published:
+    """Publish an older version's content again as a new version (from today, by default)."""
+    return versions.rollback(ctx.session, ctx.company.id, key, to_version, author, effective_from or ctx.today())
+
+
+@use_case
+def save_draft(ctx: Ctx, doc: dict[str, Any], author: str) -> list[Problem]:
+    """Store a draft (valid or not); the answer is its problems."""
+    return versions.save_draft(ctx.session, ctx.company.id, doc, author)
+
+
+@use_case
+def publish_draft(ctx: Ctx, key: str, author: str, effective_from: date) -> Published:
+    return versions.publish_draft(ctx.session, ctx.company.id, key, author, effective_from)
+
+
+@use_case
+def save_and_publish(ctx: Ctx, doc: dict[str, Any], author: str, effective_from: date) -> Published:
+    """What the editor's Publish does: the document becomes the draft, and the draft a version."""
+    versions.save_draft(ctx.session, ctx.company.id, doc, author)
+    key = (doc.get("metadata") or {}).get("id") or ""
+    return versions.publish_draft(ctx.session, ctx.company.id, key, author, effective_from)
+
+
+@dataclass(frozen=True)
+class History:
+    key: str
+    kind: str
+    rows: list[dict[str, Any]]
+    in_force: int | None  # the version in force today
+    has_draft: bool
+
+
+@reading
+def history(ctx: Ctx, key: str) -> History:
+    rs = versions.get_ruleset(ctx.session, ctx.company.id, key)
+    rows = versions.versions_of(ctx.session, ctx.company.id, key)
+    try:
+        number: int | None = versions.in_force(ctx.session, ctx.company.id, key, ctx.today())[1].version
+    except NotFound:
+        number = None
+    try:
+        versions.get_draft(ctx.session, ctx.company.id, key)
+        has_draft = True
+    except NotFound:
+        has_draft = False
+    return History(key, rs.kind, rows, number, has_draft)
+
+
+@dataclass(frozen=True)
+class Editable:
+    kind: str
+    doc: dict[str, Any]
+    is_draft: bool
+    source: str  # "the saved draft" or "id@N (latest published)"
+
+
+@reading
+def editable(ctx: Ctx, key: str) -> Editable:
+    """What the editor opens: the saved draft, else the newest published version."""
+    rs = versions.get_ruleset(ctx.session, ctx.company.id, key)
+    try:
+        return Editable(rs.kind, versions.get_draft(ctx.session, ctx.company.id, key).content, True, "the saved draft")
+    except NotFound:
+        v = versions.latest_version(ctx.session, rs.id)
+        if v is None:
+            return Editable(rs.kind, {}, False, "nothing yet")
+        return Editable(rs.kind, v.content, False, f"{key}@{v.version} (latest published)")

@@ -1,0 +1,111 @@
+"""Sample scenarios: a template pack's proof that its rules give the results it promises.
+
+A scenario (YAML) names customers, then runs steps through the use cases (enrolments,
+events, due work) and checks expectations on results, memberships and points. Values in
+`expect` are a subset: only the keys given are compared.
+
+    timezone: America/Denver        # the test company's time zone (default UTC)
+    customers: {alice: {name: Alice Smith}}
+    steps:
+      - enroll: {customer: alice, plan: hvac-comfort-club, tier: gold, on: "2024-01-15", as: m1}
+      - event: {id: pos-1, type: purchase, customer: alice, occurred_at: "2024-02-01T10:00:00-07:00",
+                data: {amount: "120.00", pay_with: membership}}
+        expect: {status: approved, balance: "380.00"}
+      - run_due: "2024-07-15"
+      - membership: m1
+        expect: {status: active, allowance: {balance: "500.00"}}
+      - points: alice
+        expect: {balance: 120}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from ..kernel.errors import InvalidDocument, KeepwellError, Problem
+from ..rulesets.documents import load_file
+from . import customers, due, events, memberships, rewards
+from .app import Keepwell
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    failures: list[str] = field(default_factory=list)
+    steps: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def differences(expected, actual, path: str = "") -> list[str]:
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{path or '.'}: expected a mapping, got {actual!r}"]
+        out = []
+        for k, v in expected.items():
+            if k not in actual:
+                out.append(f"{path}.{k}: missing (expected {v!r})")
+            else:
+                out.extend(differences(v, actual[k], f"{path}.{k}"))
+        return out
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return [f"{path}: expected {len(expected)} items, got {len(actual)}"]
+        return [d for i, (e, a) in enumerate(zip(expected, actual)) for d in differences(e, a, f"{path}[{i}]")]
+    if str(expected) != str(actual):
+        return [f"{path or '.'}: expected {expected!r}, got {actual!r}"]
+    return []
+
+
+def run_scenario(app: Keepwell, path: str | Path, company: str) -> Outcome:
+    """Run one scenario file in a company and collect failures."""
+    doc = load_file(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list):
+        raise InvalidDocument("not a scenario", [Problem("steps", "a scenario needs a list of steps", str(path))])
+    out = Outcome(str(path))
+    ids: dict[str, str] = {}
+    for ref, info in (doc.get("customers") or {}).items():
+        ids[ref] = customers.add_customer(app, company, info.get("name", ref), info.get("email"))
+    for i, step in enumerate(doc["steps"]):
+        where = f"steps[{i}]"
+        out.steps += 1
+        try:
+            actual = _run_step(app, step, ids, company)
+        except KeepwellError as exc:
+            actual = {"status": "error", **exc.to_dict()}
+        if "expect" in step:
+            out.failures.extend(f"{path}: {where}{d}" for d in differences(step["expect"], actual))
+        elif actual.get("status") in ("error", "rejected"):
+            out.failures.append(f"{path}: {where}: {actual.get('message')}")
+    return out
+
+
+def _run_step(app: Keepwell, step: dict, ids: dict[str, str], company: str) -> dict:
+    if "enroll" in step:
+        e = dict(step["enroll"])
+        result = memberships.enroll(app, company, ids[e["customer"]], e["plan"], date.fromisoformat(str(e["on"])),
+                                    tier=e.get("tier"), key=e.get("id"))
+        if e.get("as") and result.get("membership"):
+            ids[e["as"]] = result["membership"]
+        return result
+    if "event" in step:
+        payload = dict(step["event"])
+        payload["customer"] = ids.get(payload.get("customer"), payload.get("customer"))
+        data = dict(payload.get("data") or {})
+        if data.get("membership") in ids:
+            data["membership"] = ids[data["membership"]]
+        payload["data"] = data
+        return events.post_event(app, company, payload)
+    if "run_due" in step:
+        return due.run(app, company, date.fromisoformat(str(step["run_due"]))).to_dict()
+    if "membership" in step:
+        m = memberships.show(app, company, ids.get(step["membership"], step["membership"]))
+        m["services"] = {s["code"]: s for s in m["services"]}
+        return m
+    if "points" in step:
+        return rewards.points(app, company, ids.get(step["points"], step["points"]))
+    raise InvalidDocument.field("steps", f"unknown step {sorted(step)}", f"unknown step {sorted(step)}")

@@ -1,0 +1,140 @@
+"""Enqueueing: one job per unit of due work and per message to deliver, each under a
+deterministic id, and the periodic tick that does it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
+
+from keepwell.infra.settings import Settings
+from keepwell.usecases import Keepwell, companies, due, messaging
+
+from . import queues, tasks
+
+LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def job_id(kind: str, key: str) -> str:
+    return f"{kind}-{hashlib.sha1(key.encode()).hexdigest()}"
+
+
+def due_retry(settings: Settings) -> Retry:
+    """Retries of a failed unit of due work: one wait per retry (RQ repeats the last one)."""
+    waits = list(settings.due_retry_seconds) or [10]
+    return Retry(max=len(waits), interval=waits)
+
+
+def enqueue_once(q: Queue, func: Callable[..., Any], jid: str, *args: Any, at: timedelta | None = None,
+                 retry: Retry | None = None) -> bool:
+    """Enqueue under a deterministic id unless a live job has it already. A SET NX guard makes
+    two tickers racing for the same id enqueue it once; were both to get through, the work
+    itself is idempotent.
+
+    The guard is held only while deciding (were it to stay, work whose job had just failed
+    could not be enqueued again, even by an operator's `run-due`). A failed job enqueued again
+    leaves the failed registry: it is no longer a failure to report or to retry."""
+    conn = q.connection
+    guard = f"keepwell:enqueue:{jid}"
+    if not conn.set(guard, 1, nx=True, ex=30):
+        return False
+    try:
+        try:
+            existing = Job.fetch(jid, connection=conn)
+            status = existing.get_status(refresh=True)
+        except Exception:
+            existing = status = None  # no such job (or expired): enqueue afresh
+        if status in LIVE:
+            return False
+        if status == JobStatus.FAILED:
+            FailedJobRegistry(queue=q).remove(existing)
+        options: dict[str, Any] = {"job_id": jid, "retry": retry, "result_ttl": 86400, "failure_ttl": 7 * 86400,
+                                   "description": jid}
+        if at is not None:
+            q.enqueue_in(at, func, *args, **options)
+        else:
+            q.enqueue(func, *args, **options)
+        return True
+    finally:
+        conn.delete(guard)
+
+
+def enqueue_due(app: Keepwell, settings: Settings, url: str, as_of: date | None, only: list[str] | None = None,
+                added: list[str] | None = None) -> list[str]:
+    """One job per due unit per company (as of each company's local today when not given).
+    Returns the ids of every job doing that work; `added`, when given, collects the ids that
+    this call enqueued (the others were already queued or running)."""
+    q = queues.queue(url, queues.DUE)
+    retry = due_retry(settings)
+    ids = []
+    for slug in only if only is not None else companies.slugs(app):
+        day = as_of or companies.today(app, slug)
+        for unit in due.plan(app, slug, day):
+            jid = job_id("due", f"{slug}:{unit.key}")
+            if enqueue_once(q, tasks.run_due_unit, jid, slug, unit.to_dict(), retry=retry) and added is not None:
+                added.append(jid)
+            ids.append(jid)
+    return ids
+
+
+def enqueue_outbox(app: Keepwell, url: str) -> list[str]:
+    q = queues.queue(url, queues.OUTBOX)
+    ids = []
+    for mid, attempts in messaging.due_messages(app):
+        jid = f"deliver-{mid}-{attempts}"
+        enqueue_once(q, tasks.deliver, jid, mid)
+        ids.append(jid)
+    return ids
+
+
+def schedule_retry(app: Keepwell, settings: Settings, message_id: int) -> None:
+    if not settings.redis_url:
+        return
+    due_at, attempts = messaging.message_due(app, message_id)
+    delay = due_at - datetime.now(UTC)
+    enqueue_once(queues.queue(settings.redis_url, queues.OUTBOX), tasks.deliver, f"deliver-{message_id}-{attempts}",
+                 message_id, at=max(delay, timedelta(seconds=1)))
+
+
+def ensure_tick(settings: Settings, url: str) -> bool:
+    """Enqueue this time slot's tick (one per KEEPWELL_TICK_SECONDS, whichever worker is first).
+
+    Every long-running worker calls this from its maintenance, so the ticks depend neither on a
+    chain of scheduled jobs (lost with Redis's data) nor on RQ's scheduler (a worker killed with
+    SIGKILL keeps its scheduler lock for a while)."""
+    seconds = max(settings.tick_seconds, 1)
+    slot = int(datetime.now().timestamp()) // seconds
+    q = queues.queue(url, queues.DUE)
+    if not q.connection.set(f"keepwell:tick:{slot}", 1, nx=True, ex=max(2 * seconds, 60)):
+        return False
+    jid = f"keepwell-tick-{slot}"
+    q.enqueue(tasks.tick, job_id=jid, description=jid, result_ttl=max(10 * seconds, 600), failure_ttl=7 * 86400)
+    return True
+
+
+def run_due(app: Keepwell, settings: Settings, company: str, as_of: date, wait: bool) -> dict[str, Any]:
+    """`keepwell run-due` with Redis: enqueue the company's due work (again, until nothing new is
+    due, when waiting), and with `wait` wait for the jobs."""
+    from .worker import wait as wait_for
+
+    url = settings.redis_url
+    assert url is not None
+    summary: dict[str, Any] = {"as_of": as_of.isoformat(), "enqueued": 0, "already_queued": 0, "jobs": {}}
+    while True:
+        added: list[str] = []
+        ids = enqueue_due(app, settings, url, as_of, [company], added)
+        summary["enqueued"] += len(added)
+        summary["already_queued"] += len(ids) - len(added)
+        if not wait or not ids:
+            break
+        statuses = wait_for(url, ids)
+        summary["jobs"].update(statuses)
+        if any(s != "finished" for s in statuses.values()):
+            break  # failed work stays due: do not spin on it
+    summary["failed"] = sorted(j for j, s in summary["jobs"].items() if s != "finished")
+    return summary
