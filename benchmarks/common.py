@@ -6,10 +6,10 @@ import os
 import tempfile
 from contextlib import contextmanager
 
-from keepwell import db
-from keepwell.config import Settings
-from keepwell.service import Keepwell
+from keepwell.infra import database as db
+from keepwell.usecases import Keepwell, companies
 
+COMPANY = "default"
 PG_ADMIN = os.environ.get("KEEPWELL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 VIP_PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "vip-customer", "name": "VIP Customer"},
@@ -25,17 +25,17 @@ def fresh_app(database: str):
     """A migrated, empty database (SQLite file or a PostgreSQL database of our own), dropped after."""
     if database == "sqlite":
         with tempfile.TemporaryDirectory() as d:
-            app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": f"sqlite:///{d}/bench.sqlite3"}))
-            app.init("default", "Bench", "UTC")
+            app = Keepwell.open(f"sqlite:///{d}/bench.sqlite3")
+            companies.init(app, COMPANY, "Bench", "UTC")
             try:
                 yield app
             finally:
                 app.close()
         return
     with db.scratch_postgres(PG_ADMIN, f"keepwell_bench_{os.getpid()}") as url:
-        app = Keepwell.from_settings(Settings.from_env({"KEEPWELL_DATABASE_URL": url}))
+        app = Keepwell.open(url)
         try:
-            app.init("default", "Bench", "UTC")
+            companies.init(app, COMPANY, "Bench", "UTC")
             yield app
         finally:
             app.close()

@@ -13,10 +13,15 @@ from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
 
-from keepwell.models import Account, Customer, Event, LedgerEntry, Membership, RulesetVersion
-from keepwell.periods import period_end
+from keepwell.customers.models import Customer
+from keepwell.events.models import Event
+from keepwell.kernel.periods import period_end
+from keepwell.ledger.models import Account, LedgerEntry
+from keepwell.memberships.models import Membership
+from keepwell.rulesets.models import RulesetVersion
+from keepwell.usecases import audit, due, rulesets
 
-from .common import VIP_PLAN, fresh_app
+from .common import COMPANY, VIP_PLAN, fresh_app
 
 ISSUED = date(2024, 1, 1)
 AS_OF = date(2024, 2, 1)  # the first monthly period (January) has ended
@@ -26,10 +31,10 @@ def _populate(app, n: int) -> None:
     """n customers, each enrolled on VIP_PLAN on ISSUED: the rows enrolment writes (membership,
     allowance and visits accounts with their grant entries, the enrolment event), written in bulk
     so that setting up 100,000 members takes seconds; the due work itself goes through Keepwell."""
-    app.publish(VIP_PLAN, "bench", date(1970, 1, 1))
+    rulesets.publish(app, COMPANY, VIP_PLAN, "bench", date(1970, 1, 1))
     grant, visits = 100000000, 2
     now = datetime.now(timezone.utc)
-    with app.engine.begin() as conn:
+    with app.database.engine.begin() as conn:
         company_id = conn.scalar(sa.text("select id from companies where slug = 'default'"))
         version_id = conn.scalar(sa.select(RulesetVersion.id))
         event_id = conn.scalar(sa.select(sa.func.coalesce(sa.func.max(Event.id), 0))) + 1
@@ -63,7 +68,7 @@ def _populate(app, n: int) -> None:
             conn.execute(sa.insert(Event.__table__), evs)
             conn.execute(sa.insert(Account.__table__), accounts)
             conn.execute(sa.insert(LedgerEntry.__table__), entries)
-        if app.engine.dialect.name == "postgresql":
+        if app.database.dialect == "postgresql":
             for table in ("events", "accounts"):
                 conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
             conn.exec_driver_sql("ANALYZE")
@@ -71,7 +76,7 @@ def _populate(app, n: int) -> None:
 
 def _update_rate(app, n: int) -> float:
     """One UPDATE moving the same memberships on by a period (then undone, outside the timing)."""
-    with app.engine.begin() as conn:
+    with app.database.engine.begin() as conn:
         start = time.perf_counter()
         conn.execute(sa.update(Membership).where(Membership.status == "active")
                      .values(current_period=Membership.current_period + 1, expires_on=date(2024, 3, 31)))
@@ -86,16 +91,16 @@ def _one(database: str, n: int) -> dict:
         _populate(app, n)
         update_s = _update_rate(app, n)
         start, cpu = time.perf_counter(), time.process_time()
-        summary = app.run_due(AS_OF)
+        summary = due.run(app, COMPANY, AS_OF)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        assert summary["periods_closed"] == n, summary
-        again = app.run_due(AS_OF)  # idempotent: nothing is due any more
-        assert again["units"] == 0, again
-        with app.engine.connect() as conn:
+        assert summary.periods_closed == n, summary
+        again = due.run(app, COMPANY, AS_OF)  # idempotent: nothing is due any more
+        assert again.units == 0, again
+        with app.database.engine.connect() as conn:
             renewed = conn.scalar(sa.select(sa.func.count()).select_from(Membership).where(Membership.current_period == 1))
             entries = conn.scalar(sa.select(sa.func.count()).select_from(LedgerEntry))
         assert renewed == n, renewed
-        assert app.audit()["ok"]
+        assert audit.audit(app, COMPANY)["ok"]
     return {"memberships": n, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "per_s": round(n / seconds),
             "us_per_membership": round(1e6 * seconds / n, 1), "ledger_rows_written": entries - 2 * n,
             "update_seconds": round(update_s, 3), "update_per_s": round(n / update_s),

@@ -232,17 +232,19 @@ class Gunicorn:
 def setup(app, n_customers: int) -> dict:
     from datetime import date
 
-    from keepwell import packs
+    from keepwell.usecases import apikeys, customers as customers_uc, memberships as memberships_uc, packs
 
-    packs.install(app, packs.find("hvac"), app.settings.company, author="bench")
+    from .common import COMPANY
+
+    packs.install(app, COMPANY, packs.find("hvac"), author="bench")
     customers, memberships = [], {}
     for i in range(n_customers):
-        c = app.add_customer(f"Member {i}", f"member{i}@example.com")
-        m = app.enroll(c, "hvac-comfort-club", date(2024, 1, 1), tier=TIERS[i % len(TIERS)])
+        c = customers_uc.add_customer(app, COMPANY, f"Member {i}", f"member{i}@example.com")
+        m = memberships_uc.enroll(app, COMPANY, c, "hvac-comfort-club", date(2024, 1, 1), tier=TIERS[i % len(TIERS)])
         assert m["status"] == "processed", m
         customers.append(c)
         memberships[c] = m["membership"]
-    return {"key": app.create_api_key("bench"), "customers": customers[HOT_CUSTOMERS:],
+    return {"key": apikeys.create(app, COMPANY, "bench"), "customers": customers[HOT_CUSTOMERS:],
             "hot": customers[:HOT_CUSTOMERS], "memberships": memberships, "balances": balances(app)}
 
 
@@ -250,7 +252,7 @@ def balances(app) -> dict[str, int]:
     """allowance + overdraft balance (cents) of every membership."""
     import sqlalchemy as sa
 
-    with app.engine.connect() as conn:
+    with app.database.engine.connect() as conn:
         rows = conn.execute(sa.text("select owner, sum(balance) from accounts where unit in ('allowance', 'overdraft') "
                                     "group by owner"))
         return {owner: int(total) for owner, total in rows}
@@ -287,9 +289,12 @@ def check(app, answers: dict, before: dict[str, int], memberships: dict[str, str
     """The database against the answers: nothing lost, nothing doubled, no drift."""
     import sqlalchemy as sa
 
-    from keepwell.money import to_cents
+    from keepwell.kernel.money import to_cents
+    from keepwell.usecases import audit as audit_uc
 
-    with app.engine.connect() as conn:
+    from .common import COMPANY
+
+    with app.database.engine.connect() as conn:
         charged = dict(conn.execute(sa.text(
             "select e.key, -sum(le.amount) from ledger_entries le join accounts a on a.id = le.account_id "
             "join events e on e.id = le.event_id where e.type = 'purchase' and a.unit in ('allowance', 'overdraft') "
@@ -315,7 +320,7 @@ def check(app, answers: dict, before: dict[str, int], memberships: dict[str, str
     after = balances(app)
     mismatches = {m: after.get(m, 0) - want for m, want in expected.items() if after.get(m, 0) != want}
     strangers = [k for k in status if k.startswith("pos-") and k not in known and k not in answers["unknown"]]
-    audit = app.audit()
+    audit = audit_uc.audit(app, COMPANY)
     return {"lost": lost + sum(1 for d in mismatches.values() if d > 0),
             "doubled": doubled + len(answers["doubled"]) + sum(1 for d in mismatches.values() if d < 0),
             "inconsistent_answers": len(answers["inconsistent"]), "unexplained_events": len(strangers),
@@ -384,16 +389,16 @@ def run(database: str, quick: bool = False, seconds: float | None = None, concur
     seconds = seconds or measure
     with fresh_app(database) as app:
         world = setup(app, n_customers)
-        url = app.settings.database_url
-        create_table(app.engine)
+        url = app.database.url
+        create_table(app.database.engine)
         with Gunicorn("benchmarks.wsgi:baseline_app()", url) as web:
             base_run = load(web.port, world["key"], world["customers"], world["hot"], seconds, warmup, concurrency)
         base = stats(base_run)
         base_errors = sum(1 for r in base_run["records"] if not 200 <= r[2] < 300)
         base_ids = {r[0] for r in base_run["records"] if 200 <= r[2] < 300}
-        with app.engine.connect() as conn:
+        with app.database.engine.connect() as conn:
             base_rows = conn.scalar(sa.text("select count(*) from bench_http_events"))
-        sampler = LockSampler(app.engine, app.engine.url.database) if database == "postgresql" else None
+        sampler = LockSampler(app.database.engine, app.database.engine.url.database) if database == "postgresql" else None
         with Gunicorn("keepwell.app:create_app()", url) as web:
             kw_run = load(web.port, world["key"], world["customers"], world["hot"], seconds, warmup, concurrency,
                           started=sampler)

@@ -10,18 +10,20 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from .common import fresh_app, HVAC_RULES, VIP_PLAN
+from keepwell.usecases import audit, customers, events, memberships, rulesets
+
+from .common import COMPANY, HVAC_RULES, VIP_PLAN, fresh_app
 
 
 def _setup(app, members: int) -> list[str]:
-    app.publish(VIP_PLAN, "bench", date(1970, 1, 1))
-    app.publish(HVAC_RULES, "bench", date(1970, 1, 1))
-    customers = []
+    rulesets.publish(app, COMPANY, VIP_PLAN, "bench", date(1970, 1, 1))
+    rulesets.publish(app, COMPANY, HVAC_RULES, "bench", date(1970, 1, 1))
+    out = []
     for i in range(members):
-        c = app.add_customer(f"Member {i}")
-        app.enroll(c, "vip-customer", date(2024, 1, 1))
-        customers.append(c)
-    return customers
+        c = customers.add_customer(app, COMPANY, f"Member {i}")
+        memberships.enroll(app, COMPANY, c, "vip-customer", date(2024, 1, 1))
+        out.append(c)
+    return out
 
 
 def _event(n: int, customer: str) -> dict:
@@ -35,40 +37,40 @@ def _plain_insert_rate(app, rows: int) -> float:
     t = sa.Table("bench_ledger", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("account_id", sa.Integer),
                  sa.Column("kind", sa.String(30)), sa.Column("amount", sa.BigInteger), sa.Column("event_id", sa.Integer),
                  sa.Column("ruleset", sa.String(120)), sa.Column("rule", sa.String(160)), sa.Column("effective_date", sa.Date))
-    md.drop_all(app.engine)
-    md.create_all(app.engine)
+    md.drop_all(app.database.engine)
+    md.create_all(app.database.engine)
     data = [{"account_id": i % 100, "kind": "debit", "amount": -i, "event_id": i, "ruleset": "vip@1",
              "rule": "plan.allowance.debit", "effective_date": date(2024, 2, 1)} for i in range(rows)]
     start = time.perf_counter()
-    with app.engine.begin() as conn:
+    with app.database.engine.begin() as conn:
         conn.execute(t.insert(), data)
     rate = rows / (time.perf_counter() - start)
-    md.drop_all(app.engine)
+    md.drop_all(app.database.engine)
     return rate
 
 
 def run(database: str, quick: bool = False) -> dict:
     single_n, batch_n, batch_size, members = (200, 1000, 200, 20) if quick else (2000, 20000, 500, 200)
     with fresh_app(database) as app:
-        customers = _setup(app, members)
+        people = _setup(app, members)
         start, cpu = time.perf_counter(), time.process_time()
         for n in range(single_n):
-            r = app.post_event(_event(n, customers[n % members]))
+            r = events.post_event(app, COMPANY, _event(n, people[n % members]))
             assert r["status"] == "approved", r
         single = single_n / (time.perf_counter() - start)
         single_cpu = single_n / (time.process_time() - cpu)
         start, cpu = time.perf_counter(), time.process_time()
         for b in range(0, batch_n, batch_size):
-            results = app.post_events([_event(single_n + n, customers[n % members]) for n in range(b, b + batch_size)],
-                                      chunk=batch_size)
+            results = events.post_events(app, COMPANY, [_event(single_n + n, people[n % members])
+                                                        for n in range(b, b + batch_size)], chunk=batch_size)
             assert all(r["status"] == "approved" for r in results)
         batched = batch_n / (time.perf_counter() - start)
         batched_cpu = batch_n / (time.process_time() - cpu)
-        with app.engine.connect() as conn:
+        with app.database.engine.connect() as conn:
             entries = conn.scalar(sa.text("select count(*) from ledger_entries where kind in ('debit', 'earn')"))
         rows_per_event = entries / (single_n + batch_n)
         plain = _plain_insert_rate(app, int(batch_n * rows_per_event))
-        assert app.audit()["ok"]
+        assert audit.audit(app, COMPANY)["ok"]
     plain_events = plain / rows_per_event
     return {"name": f"ingest_{database}", "single_per_s": round(single), "batch_per_s": round(batched),
             "batch_size": batch_size, "ledger_rows_per_event": round(rows_per_event, 2),

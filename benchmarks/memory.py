@@ -6,8 +6,9 @@ from __future__ import annotations
 import resource
 import time
 
-from keepwell.compiler import compile_document, make_fact
-from keepwell.engine import DurableRulesEngine
+import keepwell.usecases  # noqa: F401  (the areas' event types: what rules may react to)
+from keepwell.rulesets.compiler import compile_document, make_fact
+from keepwell.rulesets.engine import DurableRulesEngine
 
 from .rule_eval import events, rules_doc
 

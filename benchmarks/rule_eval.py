@@ -9,8 +9,9 @@ import time
 from datetime import date
 from decimal import Decimal
 
-from keepwell.compiler import compile_document, make_fact
-from keepwell.engine import DurableRulesEngine, PythonEngine
+import keepwell.usecases  # noqa: F401  (the areas' event types: what rules may react to)
+from keepwell.rulesets.compiler import compile_document, make_fact
+from keepwell.rulesets.engine import DurableRulesEngine, PythonEngine
 
 TIERS = ["basic", "silver", "gold"]
 CODES = ["AC_TUNE", "FURNACE_TUNE", "FILTER", "IAQ_CHECK", "DUCT_CLEAN"]

@@ -3,7 +3,7 @@ exactly as Keepwell is: `gunicorn -w 4 'benchmarks.wsgi:baseline_app()'`, config
 KEEPWELL_DATABASE_URL.
 
 It is the "framework + database floor" of one idempotent POS charge: the same Flask, the same
-SQLAlchemy engine (`keepwell.db.make_engine`: same driver, pool, pre-ping, SQLite pragmas and
+SQLAlchemy engine (`keepwell.infra.database.make_engine`: same driver, pool, pre-ping, SQLite pragmas and
 BEGIN IMMEDIATE), the same request (an `Authorization: Bearer` header and the same JSON event),
 and one transaction that INSERTs the event, keyed unique on its id, into a table shaped like
 Keepwell's events table, answering 201 (or 200 for a repeated id, as Keepwell does). Everything
@@ -39,11 +39,11 @@ def create_table(engine) -> None:
 def baseline_app():
     from flask import Flask, jsonify, request
 
-    from keepwell import db
-    from keepwell.config import Settings
-    from keepwell.money import to_cents
+    from keepwell.infra.database import make_engine
+    from keepwell.infra.settings import Settings
+    from keepwell.kernel.money import to_cents
 
-    engine = db.make_engine(Settings.from_env(os.environ).database_url)
+    engine = make_engine(Settings.from_env(os.environ).database_url)
     app = Flask(__name__)
 
     @app.get("/healthz")

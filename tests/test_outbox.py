@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from keepwell.messaging import outbox
-from keepwell.usecases.messaging import deliver
+from keepwell.usecases.messaging import deliver as deliver_message
 from keepwell.infra.settings import Settings
 from keepwell.interfaces.wiring import channel_settings
 from keepwell.messaging.channels import ChannelSettings, channels_from
@@ -205,7 +205,7 @@ def test_dead_after_max_attempts_listed_counted_and_replayed(hvac, db_url):
         for n in range(1, outbox.MAX_ATTEMPTS + 1):
             due_at = message_row(db_url, mid).due_at
             now = outbox.aware(due_at) + timedelta(seconds=1)
-            res = deliver(app, mid, down, now=now)
+            res = deliver_message(app, mid, down, now=now)
             msg = message_row(db_url, mid)
             assert msg.attempts == n
             if n < outbox.MAX_ATTEMPTS:
@@ -216,7 +216,7 @@ def test_dead_after_max_attempts_listed_counted_and_replayed(hvac, db_url):
             else:
                 assert res.status == "dead"
         # Dead is final: even much later it is not tried again.
-        assert deliver(app, mid, down, now=now + timedelta(days=1)).status == "dead"
+        assert deliver_message(app, mid, down, now=now + timedelta(days=1)).status == "dead"
     history = attempts_of(db_url, mid)
     assert [a[:2] for a in history] == [(n, "failed") for n in range(1, outbox.MAX_ATTEMPTS + 1)]
     assert f"gave up after {outbox.MAX_ATTEMPTS} attempt(s)" in history[-1][2]
@@ -269,7 +269,7 @@ def test_smtp_login_with_the_configured_account(hvac, db_url):
         hvac.env["KEEPWELL_SMTP_PASSWORD"] = "s3cret"
         with service(db_url) as app:
             later = outbox.aware(message_row(db_url, row["id"]).due_at) + timedelta(seconds=1)
-            res = deliver(app, row["id"], channels_from(channel_settings(Settings.from_env(hvac.env))), now=later)
+            res = deliver_message(app, row["id"], channels_from(channel_settings(Settings.from_env(hvac.env))), now=later)
         assert res.status == "sent"
         assert smtp.logins[-1] == ("mailer", True)
         assert smtp.keys() == {row["key"]: 1}
@@ -318,7 +318,7 @@ def test_quiet_hours_defer_email_until_they_end(hvac, db_url):
         assert smtp.messages == []
         # When the window has ended, it goes.
         with service(db_url) as app:
-            res = deliver(app, row["id"], channels_from(ChannelSettings(smtp_port=smtp.port)), now=end_local)
+            res = deliver_message(app, row["id"], channels_from(ChannelSettings(smtp_port=smtp.port)), now=end_local)
         assert res.status == "sent"
         assert smtp.keys() == {row["key"]: 1}
 
@@ -338,7 +338,7 @@ def test_quiet_hours_across_midnight(hvac, db_url, local_now, expected_end):
     day = datetime.now(TZ).date() + timedelta(days=3)
     now = datetime.combine(day, time.fromisoformat(local_now), tzinfo=TZ)
     with MailServer() as smtp, service(db_url) as app:
-        res = deliver(app, row["id"], channels_from(ChannelSettings(smtp_port=smtp.port)), now=now)
+        res = deliver_message(app, row["id"], channels_from(ChannelSettings(smtp_port=smtp.port)), now=now)
         msg = message_row(db_url, row["id"])
         if expected_end is None:
             assert res.status == "sent" and len(smtp.messages) == 1
@@ -491,7 +491,7 @@ def test_twilio_adapter_posts_to_the_provider_with_auth_fields_and_idempotency(h
         assert first["status"] == "retry" and "HTTP 503" in first["detail"]
         with service(db_url) as app:
             later = outbox.aware(message_row(db_url, first["message_id"]).due_at) + timedelta(seconds=1)
-            res = deliver(app, first["message_id"], channels_from(channel_settings(Settings.from_env(env))), now=later)
+            res = deliver_message(app, first["message_id"], channels_from(channel_settings(Settings.from_env(env))), now=later)
         assert res.status == "sent"
         msg = message_row(db_url, first["message_id"])
         assert (msg.status, msg.provider_id, msg.attempts) == ("sent", "SM0123456789abcdef", 2)
@@ -633,7 +633,7 @@ def test_webhook_without_a_company_secret_uses_the_default_and_retries_5xx_not_4
             b"env-default", req["body"], hashlib.sha256).hexdigest()
         with service(db_url) as app:
             later = outbox.aware(message_row(db_url, alert["id"]).due_at) + timedelta(seconds=1)
-            res = deliver(app, alert["id"], channels_from(ChannelSettings(), "env-default"), now=later)
+            res = deliver_message(app, alert["id"], channels_from(ChannelSettings(), "env-default"), now=later)
         assert res.status == "dead" and "HTTP 410" in res.detail
         assert len(hook.requests) == 2
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from keepwell.infra.settings import Settings
 from keepwell.usecases import Keepwell, companies, due, messaging
@@ -49,6 +49,11 @@ def enqueue_once(q: Queue, func: Callable[..., Any], jid: str, *args: Any, at: t
             status = existing.get_status(refresh=True)
         except Exception:
             existing = status = None  # no such job (or expired): enqueue afresh
+        if status == JobStatus.SCHEDULED and existing is not None and _overdue(q, existing):
+            # A retry whose time has come, left waiting because no scheduler is running (a
+            # worker killed with SIGKILL keeps its scheduler lock for a while): run it now.
+            ScheduledJobRegistry(queue=q).requeue(existing)
+            return True
         if status in LIVE:
             return False
         if status == JobStatus.FAILED:
@@ -62,6 +67,14 @@ def enqueue_once(q: Queue, func: Callable[..., Any], jid: str, *args: Any, at: t
         return True
     finally:
         conn.delete(guard)
+
+
+def _overdue(q: Queue, job: Job) -> bool:
+    try:
+        when = ScheduledJobRegistry(queue=q).get_scheduled_time(job)
+    except Exception:  # no longer scheduled (taken meanwhile)
+        return False
+    return when <= datetime.now(UTC)
 
 
 def enqueue_due(app: Keepwell, settings: Settings, url: str, as_of: date | None, only: list[str] | None = None,

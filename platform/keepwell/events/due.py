@@ -81,7 +81,7 @@ def run_units(ctx: Ctx, units: list[DueUnit]) -> list[dict[str, Any]]:
     pipeline.lookup_keys(ctx, keys)
     ids = ctx.unit.ids
     ids.want(pipeline.EVENTS, 2 * len(units))
-    ids.want(LedgerEntry.__table__, sum(_kinds[u.kind].entries_per_unit for u in units))  # type: ignore[arg-type]
+    ids.want(LedgerEntry.__table__, sum(k.entries_per_unit for u in units if (k := _kinds.get(u.kind))))  # type: ignore[arg-type]
     with ctx.unit.scope():
         return [run_unit(ctx, u) for u in units]
 
