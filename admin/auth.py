@@ -15,7 +15,7 @@ bp = Blueprint("keepwell_auth", __name__, url_prefix="/admin", template_folder="
                static_folder="static", static_url_path="/kw-static")
 
 
-def service() -> Keepwell:
+def keepwell() -> Keepwell:
     return current_app.extensions["keepwell"]  # type: ignore[no-any-return]
 
 
@@ -24,7 +24,7 @@ def current_user() -> SignedIn | None:
         uid = session.get("uid")
         user = None
         if uid is not None:
-            user = users.load(service(), uid)
+            user = users.load(keepwell(), uid)
             if user is None:
                 session.clear()
         g.keepwell_user = user
@@ -61,7 +61,7 @@ def _safe_next(target: str | None) -> str:
 def login():
     error = None
     if request.method == "POST":
-        user = users.authenticate(service(), request.form.get("email", ""), request.form.get("password", ""))
+        user = users.authenticate(keepwell(), request.form.get("email", ""), request.form.get("password", ""))
         if user is None:
             error = "That email and password do not match a user."
         else:

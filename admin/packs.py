@@ -12,7 +12,7 @@ from keepwell.kernel.errors import InvalidDocument, KeepwellError
 from keepwell.usecases import packs as packs_core
 
 from .auth import current_user, require_editor
-from .site import SignedInOnly, service
+from .site import SignedInOnly, keepwell
 
 INPUT = {"money": ("text", "decimal"), "percent": ("text", "decimal"), "integer": ("number", "numeric"),
          "string": ("text", "text"), "boolean": ("checkbox", None)}
@@ -47,9 +47,9 @@ class PacksView(SignedInOnly, BaseView):
                 errors["effective_from"] = "Enter a date (YYYY-MM-DD)."
                 on = None
             try:
-                preview = packs_core.preview(service(), user.company_slug, pack, values)
+                preview = packs_core.preview(keepwell(), user.company_slug, pack, values)
                 if request.form.get("_action") == "install" and on is not None:
-                    refs = packs_core.install(service(), user.company_slug, pack, author=user.email,
+                    refs = packs_core.install(keepwell(), user.company_slug, pack, author=user.email,
                                               effective_from=on, overrides=values)
                     flash(f"Installed {pack.name}: published {', '.join(refs)}.", "success")
                     return redirect(url_for("rulesets.index"))

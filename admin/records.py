@@ -22,7 +22,7 @@ from keepwell.usecases.lists import ListQuery, Page
 from keepwell.usecases.users import SignedIn
 
 from .auth import current_user, editor_only, require_editor
-from .site import SignedInOnly, service
+from .site import SignedInOnly, keepwell
 
 PAGE_SIZES = (20, 50, 100, 200)
 
@@ -70,10 +70,10 @@ class ListView(SignedInOnly, BaseView):
     def page(self, export: bool = False) -> Page:
         assert self.fetch is not None
         try:
-            return self.fetch(service(), self.user().company_slug, self.query(export))
+            return self.fetch(keepwell(), self.user().company_slug, self.query(export))
         except KeepwellError as exc:
             flash(exc.message, "error")
-            return self.fetch(service(), self.user().company_slug, ListQuery(page_size=0 if export else 50))
+            return self.fetch(keepwell(), self.user().company_slug, ListQuery(page_size=0 if export else 50))
 
     def cell(self, key: str, row: dict[str, Any]) -> Any:
         """How a cell shows (a link, say); plain text unless a view says otherwise."""
@@ -119,7 +119,7 @@ class CustomersView(ListView):
 
     def _customer(self, customer_id: str) -> dict[str, str]:
         try:
-            return lists.customer(service(), self.user().company_slug, customer_id)
+            return lists.customer(keepwell(), self.user().company_slug, customer_id)
         except NotFound:
             abort(404)
 
@@ -137,7 +137,7 @@ class CustomersView(ListView):
         form, errors = _customer_form(), {}
         if request.method == "POST":
             try:
-                cid = customers.add_customer(service(), user.company_slug, form["name"], form["email"] or None,
+                cid = customers.add_customer(keepwell(), user.company_slug, form["name"], form["email"] or None,
                                              form["phone"] or None)
             except KeepwellError as exc:
                 errors = _errors(exc)
@@ -153,7 +153,7 @@ class CustomersView(ListView):
         form, errors = _customer_form(found), {}
         if request.method == "POST":
             try:
-                customers.update_customer(service(), user.company_slug, found["id"], name=form["name"],
+                customers.update_customer(keepwell(), user.company_slug, found["id"], name=form["name"],
                                           email=form["email"] or None, phone=form["phone"] or None)
             except KeepwellError as exc:
                 errors = _errors(exc)
@@ -203,9 +203,9 @@ class MembershipsView(ListView):
     def show(self, membership_id: str) -> Any:
         user = self.user()
         try:
-            view = memberships.show(service(), user.company_slug, membership_id)
-            today = companies.today(service(), user.company_slug)
-            tiers = memberships.tiers_in_force(service(), user.company_slug, membership_id, today) \
+            view = memberships.show(keepwell(), user.company_slug, membership_id)
+            today = companies.today(keepwell(), user.company_slug)
+            tiers = memberships.tiers_in_force(keepwell(), user.company_slug, membership_id, today) \
                 if view["status"] == "active" else []
         except NotFound:
             abort(404)
@@ -214,7 +214,7 @@ class MembershipsView(ListView):
     @expose("/enroll", methods=["GET", "POST"])
     def enroll(self) -> Any:
         user = self.user()
-        today = companies.today(service(), user.company_slug)
+        today = companies.today(keepwell(), user.company_slug)
         form = {"customer": request.values.get("customer", ""), "plan": request.values.get("plan", ""),
                 "on": request.values.get("on", today.isoformat())}
         errors: dict[str, str] = {}
@@ -231,7 +231,7 @@ class MembershipsView(ListView):
                 errors["plan"] = "Choose a plan and tier."
             if not errors:
                 try:
-                    result = memberships.enroll(service(), user.company_slug, form["customer"], plan, on,
+                    result = memberships.enroll(keepwell(), user.company_slug, form["customer"], plan, on,
                                                 tier=tier or None)
                 except KeepwellError as exc:
                     errors["form"] = exc.message
@@ -241,14 +241,14 @@ class MembershipsView(ListView):
                     else:
                         flash(f"Enrolled: membership {result['membership']}.", "success")
                         return redirect(url_for(".show", membership_id=result["membership"]))
-        people = lists.customers(service(), user.company_slug, ListQuery(sort="name", descending=False, page_size=0))
-        plans = memberships.plan_choices(service(), user.company_slug, on)
+        people = lists.customers(keepwell(), user.company_slug, ListQuery(sort="name", descending=False, page_size=0))
+        plans = memberships.plan_choices(keepwell(), user.company_slug, on)
         return self.render("keepwell/enroll.html", customers=people.rows, plans=plans, form=form, errors=errors)
 
     def _on(self) -> date | None:
         try:
             return date.fromisoformat(request.form.get("on") or
-                                      companies.today(service(), self.user().company_slug).isoformat())
+                                      companies.today(keepwell(), self.user().company_slug).isoformat())
         except ValueError:
             flash("Enter a date (YYYY-MM-DD).", "error")
             return None
@@ -260,7 +260,7 @@ class MembershipsView(ListView):
         on = self._on()
         if on is not None:
             try:
-                result = memberships.cancel(service(), user.company_slug, membership_id, on)
+                result = memberships.cancel(keepwell(), user.company_slug, membership_id, on)
             except NotFound:
                 abort(404)
             except KeepwellError as exc:
@@ -282,7 +282,7 @@ class MembershipsView(ListView):
         if on is None:
             return redirect(url_for(".show", membership_id=membership_id))
         try:
-            changed = memberships.change_tier(service(), user.company_slug, membership_id,
+            changed = memberships.change_tier(keepwell(), user.company_slug, membership_id,
                                               request.form.get("tier", ""), on)
         except NotFound:
             abort(404)
@@ -337,7 +337,7 @@ class EventsView(ListView):
         if not raw.isdigit():
             abort(404)
         try:
-            found = lists.event(service(), self.user().company_slug, int(raw))
+            found = lists.event(keepwell(), self.user().company_slug, int(raw))
         except NotFound:
             abort(404)
         return self.render("keepwell/details.html", title="Events", record=found, name=found["key"],

@@ -23,7 +23,7 @@ from keepwell.usecases.rulesets import parse_text, to_yaml
 from keepwell.usecases.simulation import simulate
 
 from .auth import current_user, require_editor
-from .site import SignedInOnly, service
+from .site import SignedInOnly, keepwell
 
 BLANK = {
     "Plan": {"spec": {"currency": "USD"}},
@@ -51,7 +51,7 @@ def _company() -> str:
 
 
 def _today() -> date:
-    return companies.today(service(), _company())
+    return companies.today(keepwell(), _company())
 
 
 def kinds() -> tuple[str, ...]:
@@ -124,7 +124,9 @@ class Editor:
         self.problems = list(uc.validate([("", self.doc)]))
         got = (self.doc.get("metadata") or {}).get("id")
         if key and got != key:
-            self.problems.append(Problem("metadata.id", f"this page edits {key!r}; start a new ruleset to use another id"))
+            self.problems.append(
+                Problem("metadata.id", f"this page edits {key!r}; start a new ruleset to use another id")
+            )
         if self.mode == "form":
             self.form = schema_forms.build_form(self.kind, self.doc)
             schema_forms.attach_errors(self.form, self.problems)
@@ -134,31 +136,31 @@ class Editor:
 class RulesetsView(SignedInOnly, BaseView):
     @expose("/")
     def index(self) -> Any:
-        rows = uc.list_rulesets(service(), _company())
+        rows = uc.list_rulesets(keepwell(), _company())
         return self.render("keepwell/rulesets.html", rows=rows, kinds=kinds(), user=current_user())
 
     @expose("/r/<key>")
     def history(self, key: str) -> Any:
-        h = self._or_404(lambda: uc.history(service(), _company(), key))
+        h = self._or_404(lambda: uc.history(keepwell(), _company(), key))
         return self.render("keepwell/ruleset.html", key=key, rows=h.rows, in_force=h.in_force, has_draft=h.has_draft,
                            kind=h.kind, user=current_user(), today=_today().isoformat())
 
     @expose("/r/<key>/v/<int:version>")
     def version(self, key: str, version: int) -> Any:
-        v = self._or_404(lambda: uc.show(service(), _company(), f"{key}@{version}"))
+        v = self._or_404(lambda: uc.show(keepwell(), _company(), f"{key}@{version}"))
         return self.render("keepwell/version.html", key=key, ref=v["ref"], yaml_text=to_yaml(v["content"]),
                            json_text=json.dumps(v["content"], indent=2), effective=v["effective_from"],
                            author=v["author"], note=v["note"])
 
     @expose("/r/<key>/diff")
     def diff(self, key: str) -> Any:
-        rows = self._or_404(lambda: uc.versions_of(service(), _company(), key))
+        rows = self._or_404(lambda: uc.versions_of(keepwell(), _company(), key))
         numbers = [r["version"] for r in rows]
         if not numbers:
             abort(404)
         a = request.args.get("a", type=int) or (numbers[-2] if len(numbers) > 1 else numbers[0])
         b = request.args.get("b", type=int) or numbers[-1]
-        left, right = self._or_404(lambda: uc.version_contents(service(), _company(), key, [a, b]))
+        left, right = self._or_404(lambda: uc.version_contents(keepwell(), _company(), key, [a, b]))
         table = difflib.HtmlDiff(wrapcolumn=60).make_table(
             to_yaml(left).splitlines(), to_yaml(right).splitlines(), f"{key}@{a}", f"{key}@{b}")
         return self.render("keepwell/diff.html", key=key, numbers=numbers, a=a, b=b, table=Markup(table),
@@ -181,7 +183,7 @@ class RulesetsView(SignedInOnly, BaseView):
             require_editor()
             return self._post(key)
 
-        found = self._or_404(lambda: uc.editable(service(), _company(), key))
+        found = self._or_404(lambda: uc.editable(keepwell(), _company(), key))
         ed = Editor(found.kind, found.doc, request.args.get("mode", "form"))
         if found.is_draft:
             ed.check(key)
@@ -211,7 +213,7 @@ class RulesetsView(SignedInOnly, BaseView):
         new_key = (ed.doc.get("metadata") or {}).get("id") or key
         if action == "save":
             try:
-                uc.save_draft(service(), user.company_slug, ed.doc, user.email)
+                uc.save_draft(keepwell(), user.company_slug, ed.doc, user.email)
             except KeepwellError as exc:
                 flash(exc.message, "error")
                 return self._editor(ed, key)
@@ -228,7 +230,7 @@ class RulesetsView(SignedInOnly, BaseView):
                 flash("Effective from: enter a date (YYYY-MM-DD).", "error")
                 return self._editor(ed, key)
             try:
-                published = uc.save_and_publish(service(), user.company_slug, ed.doc, user.email, on)
+                published = uc.save_and_publish(keepwell(), user.company_slug, ed.doc, user.email, on)
             except InvalidDocument as exc:
                 ed.problems = list(exc.problems)
                 if ed.mode == "form":
@@ -257,19 +259,21 @@ class RulesetsView(SignedInOnly, BaseView):
             flash("Choose the version to roll back to.", "error")
             return redirect(url_for(".history", key=key))
         try:
-            published = uc.rollback(service(), user.company_slug, key, to, user.email, on)
+            published = uc.rollback(keepwell(), user.company_slug, key, to, user.email, on)
         except NotFound:
             abort(404)
         except KeepwellError as exc:
             flash(exc.message, "error")
             return redirect(url_for(".history", key=key))
-        flash(f"Rolled back: published version {to}'s content again as {published.ref}, from {on.isoformat()}.", "success")
+        flash(
+            f"Rolled back: published version {to}'s content again as {published.ref}, from {on.isoformat()}.", "success"
+        )
         return redirect(url_for(".history", key=key))
 
     @expose("/r/<key>/simulate", methods=["GET", "POST"])
     def simulate(self, key):
         user = current_user()
-        found = self._or_404(lambda: uc.editable(service(), _company(), key))
+        found = self._or_404(lambda: uc.editable(keepwell(), _company(), key))
         doc, source = found.doc, found.source
         today = _today()
         form = {"from": request.values.get("from", (today - timedelta(days=90)).isoformat()),
@@ -279,7 +283,7 @@ class RulesetsView(SignedInOnly, BaseView):
             try:
                 start, end = date.fromisoformat(form["from"]), date.fromisoformat(form["to"])
                 stream = _sample_stream(request.files.get("events"))
-                report = simulate(service(), user.company_slug, doc, start, end, stream)
+                report = simulate(keepwell(), user.company_slug, doc, start, end, stream)
             except ValueError:
                 error = "Enter both dates as YYYY-MM-DD."
             except InvalidDocument as exc:
@@ -309,5 +313,7 @@ def _sample_stream(upload) -> list[dict] | None:
     except (ValueError, InvalidDocument) as exc:
         raise InvalidDocument("the event file could not be read", [Problem(upload.filename, str(exc))]) from None
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise InvalidDocument("the event file could not be read", [Problem(upload.filename, "expected a list of events")])
+        raise InvalidDocument(
+            "the event file could not be read", [Problem(upload.filename, "expected a list of events")]
+        )
     return events

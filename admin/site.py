@@ -15,10 +15,10 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from keepwell.infra.settings import Settings
 from keepwell.interfaces.http.api import bp as api_bp
-from keepwell.usecases import Keepwell, lists
+from keepwell.usecases import lists
 
 from .auth import bp as auth_bp
-from .auth import current_user
+from .auth import current_user, keepwell
 
 csrf = CSRFProtect()
 
@@ -53,16 +53,10 @@ class Home(SignedInOnly, AdminIndexView):
     @expose("/")
     def index(self) -> Any:
         user = current_user()
-        return self.render("keepwell/home.html", user=user, counts=lists.dashboard(service(), user.company_slug))
+        return self.render("keepwell/home.html", user=user, counts=lists.dashboard(keepwell(), user.company_slug))
 
 
-def service() -> Keepwell:
-    from flask import current_app
-
-    return current_app.extensions["keepwell"]  # type: ignore[no-any-return]
-
-
-def init_admin(app: Flask, keepwell: Keepwell, settings: Settings) -> Admin:
+def init_admin(app: Flask, settings: Settings) -> Admin:
     app.secret_key = app.config.get("SECRET_KEY") or _secret_key(settings)
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")

@@ -9,10 +9,11 @@ import platform
 import sys
 import time
 
-from . import due_work, http_load, ingest, memory, rule_eval
+from . import due_work, http_load, ingest, memory, rule_eval, validation
 
 BENCHMARKS = {
     "rule_eval": lambda quick: rule_eval.run(quick),
+    "validation": lambda quick: validation.run(quick),
     "ingest_sqlite": lambda quick: ingest.run("sqlite", quick),
     "ingest_postgresql": lambda quick: ingest.run("postgresql", quick),
     "memory": lambda quick: memory.run(quick),
@@ -45,6 +46,9 @@ def summary(name: str, res: dict) -> list[tuple[str, str, str, str]]:
         return [(f"{name} {n} memberships", f"{v['seconds']} s ({v['per_s']:,}/s)", f"one UPDATE {v['update_seconds']} s",
                  f"{v['ratio_vs_update']}x slower") for n, v in res["sizes"].items()] + [
                 (f"{name} linearity", "cost per membership, large / small", "1.0 = linear", str(res["linearity"]))]
+    if name == "validation":
+        return [("event validation (is it valid?)", f"{res['fast_check_per_s']:,} ev/s (jsonschema-rs)",
+                 f"jsonschema {res['full_validator_per_s']:,} ev/s", f"{res['speedup_vs_full_validator']}x faster")]
     if name == "memory":
         return [("memory", f"{res['events']:,} events", f"RSS {min(res['rss_mb'].values())} MiB", f"+{res['growth_mb']} MiB")]
     if name.startswith("http_load"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
@@ -33,7 +33,7 @@ def _populate(app, n: int) -> None:
     so that setting up 100,000 members takes seconds; the due work itself goes through Keepwell."""
     rulesets.publish(app, COMPANY, VIP_PLAN, "bench", date(1970, 1, 1))
     grant, visits = 100000000, 2
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with app.database.engine.begin() as conn:
         company_id = conn.scalar(sa.text("select id from companies where slug = 'default'"))
         version_id = conn.scalar(sa.select(RulesetVersion.id))
@@ -52,7 +52,7 @@ def _populate(app, n: int) -> None:
                 payload = {"id": f"enroll:{cid}", "type": "enrolled", "customer": cid,
                            "occurred_at": "2024-01-01T00:00:00+00:00", "data": {"plan": "vip-customer"}}
                 evs.append({"id": eid, "company_id": company_id, "key": payload["id"], "type": "enrolled", "customer_id": cid,
-                            "membership_id": mid, "occurred_at": datetime(2024, 1, 1, tzinfo=timezone.utc),
+                            "membership_id": mid, "occurred_at": datetime(2024, 1, 1, tzinfo=UTC),
                             "local_date": ISSUED, "payload": payload, "payload_hash": "bench", "status": "processed",
                             "result": {}, "received_at": now})
                 for unit, code, amount, rule in (("allowance", "", grant, "plan.allowance.grant"),

@@ -218,7 +218,7 @@ class Gunicorn:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "Gunicorn":
+    def __enter__(self) -> Gunicorn:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -232,7 +232,9 @@ class Gunicorn:
 def setup(app, n_customers: int) -> dict:
     from datetime import date
 
-    from keepwell.usecases import apikeys, customers as customers_uc, memberships as memberships_uc, packs
+    from keepwell.usecases import apikeys, packs
+    from keepwell.usecases import customers as customers_uc
+    from keepwell.usecases import memberships as memberships_uc
 
     from .common import COMPANY
 

@@ -11,15 +11,13 @@ import os
 import shutil
 
 import pytest
-from hypothesis import settings as _hypothesis_settings
 import sqlalchemy as sa
+from hypothesis import settings as _hypothesis_settings
 
 import keepwell.usecases  # noqa: F401  (every area's tables, event types and kinds)
 from keepwell.infra import database as db
 from kwmodels import Base
-
 from support import Cli, make_app
-
 
 # CI (`.ci/run`) sets KEEPWELL_HYPOTHESIS_PROFILE=ci: the same examples on every run, so a red CI
 # can be reproduced; without it (developers' runs) Hypothesis explores new examples each time.

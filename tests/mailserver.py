@@ -37,7 +37,7 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
 
 
 class _Handler:
-    def __init__(self, server: "MailServer"):
+    def __init__(self, server: MailServer):
         self.server = server
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -81,7 +81,7 @@ class MailServer:
                 self.logins.append((user, ok))
         return AuthResult(success=ok, handled=False)
 
-    def __enter__(self) -> "MailServer":
+    def __enter__(self) -> MailServer:
         self.controller.start()
         return self
 
@@ -135,7 +135,7 @@ class HttpRecorder:
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "HttpRecorder":
+    def __enter__(self) -> HttpRecorder:
         self.thread.start()
         return self
 

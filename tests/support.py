@@ -4,15 +4,26 @@ events as a POS sends them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from click.testing import CliRunner
 
 from keepwell.infra.context import Ctx
-from keepwell.usecases import (Keepwell, apikeys, audit, companies, customers, due, events, memberships, rewards,
-                               rulesets)
+from keepwell.usecases import (
+    Keepwell,
+    apikeys,
+    audit,
+    companies,
+    customers,
+    due,
+    events,
+    memberships,
+    rewards,
+    rulesets,
+)
 
 DEFAULT = "default"
 
@@ -23,7 +34,7 @@ class App(Keepwell):
     method is one use case call: the tests go through the same door as the interfaces."""
 
     @classmethod
-    def at(cls, url: str) -> "App":
+    def at(cls, url: str) -> App:
         base = Keepwell.open(url)
         return cls(base.database, base.rules, base.clock)
 

@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
-from keepwell.usecases import packs
 from keepwell.app import create_app
 from keepwell.customers.users import add_user
+from keepwell.usecases import packs
 from support import Cli, event, make_app
 
 PASSWORD = "correct horse battery"

@@ -21,7 +21,6 @@ from keepwell.events import pipeline as events
 from keepwell.kernel.errors import InvalidDocument, NotFound
 from keepwell.rulesets.validation import is_valid_event, validate_event
 from kwmodels import Account, Customer, Event, LedgerEntry, LotDraw, Membership, OutboxMessage, PointsLot
-
 from support import make_app
 
 PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "care-club", "name": "Care Club"},

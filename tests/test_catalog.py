@@ -4,7 +4,7 @@ areas' declarations, and this checks the assembly (every type, its fields, the e
 from __future__ import annotations
 
 from keepwell.events import registry
-from keepwell.rulesets.event_types import CATALOG
+from keepwell.rulesets.event_types import EVENT_TYPES
 from keepwell.rulesets.schemas import schema
 
 
@@ -21,18 +21,18 @@ def _data_fields_by_type() -> dict[str, set[str]]:
 
 def test_every_event_type_has_the_same_fields_in_both():
     from_schema = _data_fields_by_type()
-    assert set(from_schema) == set(CATALOG.names)
-    for t in CATALOG.names:
-        assert set(CATALOG.data_fields(t)) == from_schema[t], t
+    assert set(from_schema) == set(EVENT_TYPES.names)
+    for t in EVENT_TYPES.names:
+        assert set(EVENT_TYPES.data_fields(t)) == from_schema[t], t
 
 
 def test_event_type_enum_matches():
-    assert set(schema("common.schema.json")["$defs"]["event_type"]["enum"]) == set(CATALOG.names)
+    assert set(schema("common.schema.json")["$defs"]["event_type"]["enum"]) == set(EVENT_TYPES.names)
 
 
 def test_every_declared_type_has_a_handler_and_platform_types_reserve_their_keys():
     handled = registry.types()
-    assert set(handled) == set(CATALOG.names)
-    assert {"period_ended", "renewed", "expired", "points_expired", "migrated"} <= CATALOG.platform_only
-    for name in CATALOG.platform_only:
-        assert CATALOG.get(name).key_prefix == f"{name}:", name
+    assert set(handled) == set(EVENT_TYPES.names)
+    assert {"period_ended", "renewed", "expired", "points_expired", "migrated"} <= EVENT_TYPES.platform_only
+    for name in EVENT_TYPES.platform_only:
+        assert EVENT_TYPES.get(name).key_prefix == f"{name}:", name

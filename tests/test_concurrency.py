@@ -21,7 +21,6 @@ import pytest
 import sqlalchemy as sa
 
 from kwmodels import Account, Event, LedgerEntry
-
 from support import make_app
 
 pytestmark = pytest.mark.postgres_only

@@ -13,9 +13,8 @@ import sqlalchemy as sa
 
 from keepwell.events import due
 from keepwell.events import pipeline as events
-from kwmodels import Event, Membership
 from keepwell.rulesets.validation import validate_event
-
+from kwmodels import Event, Membership
 from support import make_app
 from test_batch_ingest import bind, ev, setup_company, snapshot
 
@@ -132,8 +131,8 @@ def test_the_platform_builds_valid_events():
     at = events.platform_payload("x", "period_ended", "c", __import__("datetime").datetime(2024, 1, 1), {})
     for key, type_ in (("period_ended:mem_0123456789abcdef:12", "period_ended"), ("renewed:mem_0123456789abcdef:13", "renewed"),
                        ("expired:mem_0123456789abcdef", "expired")):
-        from zoneinfo import ZoneInfo
         from datetime import datetime, time
+        from zoneinfo import ZoneInfo
 
         when = datetime.combine(date(2024, 2, 29), time.min, tzinfo=ZoneInfo("America/Denver"))
         payload = events.platform_payload(key, type_, "cus_0123456789abcdef", when, {"membership": "mem_0123456789abcdef"})

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keepwell.kernel.errors import CompileError, EngineLimit
 from keepwell.rulesets.compiler import MAX_RULES, compile_document, make_fact
 from keepwell.rulesets.engine import DurableRulesEngine, PythonEngine
-from keepwell.kernel.errors import CompileError, EngineLimit
 
 
 def rules_doc(*rules, **spec) -> dict:

@@ -21,14 +21,21 @@ from __future__ import annotations
 import calendar
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from kwmodels import Company, Event, LedgerEntry
 from support import App
@@ -217,7 +224,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def occurred_at(self, hour: int) -> str:
         """A moment on the simulated local day, written in UTC (which may be another calendar day)."""
         local = datetime.combine(self.today, time(hour, 30), tzinfo=self.tz)
-        return local.astimezone(timezone.utc).isoformat()
+        return local.astimezone(UTC).isoformat()
 
     def ledger_count_of(self, key: str) -> int:
         with self.app.engine.connect() as c:
@@ -474,7 +481,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 m.balance = 0
             if not self.renew:
                 m.status = "expired"
-                m.left = {code: 0 for code in m.services}
+                m.left = dict.fromkeys(m.services, 0)
                 break
             m.balance += m.amount
             recover = min(m.used, max(m.balance, 0))

@@ -9,20 +9,19 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
-from keepwell.messaging import outbox
-from keepwell.usecases.messaging import deliver as deliver_message
 from keepwell.infra.settings import Settings
 from keepwell.interfaces.wiring import channel_settings
+from keepwell.messaging import outbox
 from keepwell.messaging.channels import ChannelSettings, channels_from
+from keepwell.usecases.messaging import deliver as deliver_message
 from kwmodels import Event, Membership, MessageTemplate, OutboxAttempt, OutboxMessage
-
 from mailserver import HttpRecorder, MailServer, free_port
 from support import event, service
 
@@ -58,7 +57,7 @@ def deliver(cli) -> list[dict]:
 
 def aware(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def smtp_env(cli, port: int) -> None:
@@ -180,9 +179,9 @@ def test_smtp_down_means_retry_later_with_the_error_recorded(hvac, db_url):
     enrolled_member(hvac)
     [row] = listed(hvac)
     smtp_env(hvac, free_port())  # nothing listens there
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     [out] = deliver(hvac)
-    done = datetime.now(timezone.utc)
+    done = datetime.now(UTC)
     assert out["status"] == "retry"
     [after] = listed(hvac)
     assert (after["status"], after["attempts"]) == ("retry", 1)
@@ -481,7 +480,7 @@ def test_sms_file_provider_writes_the_line_and_honours_opt_out(hvac, db_url, tmp
 
 
 def test_twilio_adapter_posts_to_the_provider_with_auth_fields_and_idempotency(hvac, db_url, tmp_path):
-    ids = _expiring_members(hvac, tmp_path, ("Tia Twilio", "+15551230003"))
+    _expiring_members(hvac, tmp_path, ("Tia Twilio", "+15551230003"))
     answers = iter([(503, {"message": "try later"}), (201, {"sid": "SM0123456789abcdef"})])
     with HttpRecorder(lambda req: next(answers)) as provider:
         env = {"KEEPWELL_SMS_PROVIDER": "twilio", "KEEPWELL_TWILIO_ACCOUNT_SID": "AC00ff", "KEEPWELL_TWILIO_AUTH_TOKEN": "tok-secret",

@@ -25,7 +25,7 @@ def test_dry_run_shows_the_diff_and_publishes_nothing(cli):
     new_value = "987.65"
     rows = cli.json("packs", "install", "plumbing", "--dry-run", "--set", f"{money.name}={new_value}")
     changed = [r for r in rows if r["change"] == "changed"]
-    assert len(changed) == 1 and f'+  ' in changed[0]["diff"] and new_value in changed[0]["diff"]
+    assert len(changed) == 1 and '+  ' in changed[0]["diff"] and new_value in changed[0]["diff"]
     # Nothing was published by the dry run.
     listed = cli.json("rulesets", "list")
     assert all(r["latest"].endswith("@1") for r in listed)

@@ -8,12 +8,11 @@ import shutil
 import pytest
 import sqlalchemy as sa
 
+from keepwell.infra.context import Ctx
 from keepwell.messaging import templates as notify
+from keepwell.rulesets.versions import get_version
 from keepwell.usecases import packs
 from kwmodels import Company, OutboxMessage
-from keepwell.infra.context import Ctx
-from keepwell.rulesets.versions import get_version
-
 from support import Cli
 
 PACKS = ["hvac", "plumbing", "electrical", "pest-control", "lawn-care"]

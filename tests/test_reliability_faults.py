@@ -27,11 +27,22 @@ import redis
 import sqlalchemy as sa
 
 from kwmodels import Account, Customer, Event, LedgerEntry, Membership, OutboxMessage
-
 from mailserver import MailServer, free_port, wait_until
 from support import Cli, service
-from test_workers import (Proc, _cli, burst, counts, kill_tree, members, outbox_statuses, private_redis,  # noqa: F401
-                          redis_server, redis_url, today, worker_env)
+from test_workers import (  # noqa: F401
+    Proc,
+    _cli,
+    burst,
+    counts,
+    kill_tree,
+    members,
+    outbox_statuses,
+    private_redis,
+    redis_server,
+    redis_url,
+    today,
+    worker_env,
+)
 
 N = 3  # members: 3 period ends, 3 points expiries and 3 welcome emails to do
 ENROLLED = 400  # days ago: the first (yearly) period has ended and the first points have expired
@@ -39,11 +50,11 @@ ENROLLED = 400  # days ago: the first (yearly) period has ended and the first po
 
 @pytest.fixture(autouse=True, scope="module")
 def _close_in_process_service():
-    """`run-due` with KEEPWELL_REDIS_URL plans in this process through the jobs service (keepwell.interfaces.jobs.tasks.service)."""
+    """`run-due` with KEEPWELL_REDIS_URL plans in this process through the jobs service (keepwell.interfaces.jobs.tasks.keepwell)."""
     yield
     from keepwell.interfaces.jobs import tasks as jobs
 
-    jobs.close_service()
+    jobs.close()
 
 
 # --- effects, normalised so that two databases can be compared ------------------------------------
@@ -330,7 +341,7 @@ class Terminator:
 
 def db_state(app) -> tuple:
     def work(c):
-        n = lambda model: c.session.scalar(sa.select(sa.func.count()).select_from(model))  # noqa: E731
+        n = lambda model: c.session.scalar(sa.select(sa.func.count()).select_from(model))
         bal = sorted(c.session.execute(sa.select(Account.owner, Account.unit, Account.balance)).all())
         return n(Event), n(LedgerEntry), n(OutboxMessage), bal
     return app.run(None, work)
@@ -357,13 +368,13 @@ def test_a_dropped_database_connection_mid_transaction_applies_nothing_and_the_r
     try:
         if operation == "period_end":
             [unit] = [u for u in app.due_plan(date(2024, 2, 1)) if u.kind == "period_end"]
-            do = lambda: app.run_due_unit(unit)  # noqa: E731
+            do = lambda: app.run_due_unit(unit)
         else:
             payload = ({"id": "pos-1", "type": "purchase", "customer": cid, "occurred_at": "2024-01-20T10:00:00Z",
                         "data": {"amount": "80.00", "pay_with": "membership"}} if operation == "purchase" else
                        {"id": "red-1", "type": "redemption", "customer": cid, "occurred_at": "2024-01-20T10:00:00Z",
                         "data": {"points": 25}})
-            do = lambda: app.post_event(payload)  # noqa: E731
+            do = lambda: app.post_event(payload)
         before = db_state(app)
         with Terminator(app, postgres_url, when) as t:
             try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 from datetime import date, datetime
 from pathlib import Path
 

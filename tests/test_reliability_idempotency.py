@@ -14,14 +14,11 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from keepwell.messaging import outbox
-from keepwell.usecases.messaging import deliver
 from keepwell.app import create_app
-from keepwell.infra.settings import Settings
-from keepwell.interfaces.wiring import channel_settings
+from keepwell.messaging import outbox
 from keepwell.messaging.channels import ChannelSettings, channels_from
+from keepwell.usecases.messaging import deliver
 from kwmodels import Event, LedgerEntry, OutboxAttempt, OutboxMessage
-
 from mailserver import HttpRecorder
 from support import make_app
 from test_workers import redis_server, redis_url  # noqa: F401
@@ -67,7 +64,7 @@ def snapshot(app) -> tuple:
     """Everything an effect could change."""
     def work(c):
         s = c.session
-        n = lambda model: s.scalar(sa.select(sa.func.count()).select_from(model))  # noqa: E731
+        n = lambda model: s.scalar(sa.select(sa.func.count()).select_from(model))
         return (n(Event), n(LedgerEntry), n(OutboxMessage),
                 sorted(s.execute(sa.text("SELECT owner, unit, code, balance FROM accounts")).all()),
                 sorted(s.execute(sa.text("SELECT points, remaining FROM points_lots")).all()))
@@ -104,7 +101,7 @@ def same_answers(results: list[dict]) -> dict:
     """Exactly one first answer; every other one is it, flagged duplicate, without a warning."""
     assert sum(1 for r in results if r["duplicate"] is False) == 1, [r["duplicate"] for r in results]
     first = next(r for r in results if r["duplicate"] is False)
-    strip = lambda r: {k: v for k, v in r.items() if k != "duplicate"}  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k != "duplicate"}
     assert all(strip(r) == strip(first) for r in results)
     return first
 
@@ -146,9 +143,9 @@ def test_the_same_event_has_one_effect(world, how, times):
     for kind in KINDS if times < 100 else ["purchase", "redemption"]:
         before = snapshot(app)
         if kind == "enrolment":
-            post = lambda i: app.enroll(cid, "idem-plan", date(2024, 1, 20), key="join-again")  # noqa: E731
+            post = lambda i: app.enroll(cid, "idem-plan", date(2024, 1, 20), key="join-again")
         else:
-            post = lambda i, p=payloads[kind]: app.post_event(dict(p))  # noqa: E731
+            post = lambda i, p=payloads[kind]: app.post_event(dict(p))
         results = [post(i) for i in range(times)] if how == "in_sequence" else all_at_once(times, post)
         first = same_answers(results)
         after = snapshot(app)
@@ -245,14 +242,14 @@ def test_the_same_due_job_has_one_effect(world, db_url, redis_url, monkeypatch, 
     before = snapshot(app)
     try:
         for unit in units:
-            run = lambda i, unit=unit: jobs.run_due_unit("default", unit.to_dict())  # noqa: E731
+            run = lambda i, unit=unit: jobs.run_due_unit("default", unit.to_dict())
             results = [run(i) for i in range(times)] if how == "in_sequence" else all_at_once(times, run)
             if unit.kind == "period_end":
                 assert sorted(r["periods_closed"] for r in results) == [0] * (times - 1) + [2]
             else:
                 assert sorted(r["expired_points"] for r in results) == [0] * (times - 1) + [80]
     finally:
-        jobs.close_service()
+        jobs.close()
     after = snapshot(app)
     assert after != before
     view = app.membership(mid)
@@ -283,7 +280,7 @@ def test_the_same_outbox_delivery_reaches_the_receiver_once(world, how, times):
         with app.engine.connect() as c:
             [(msg_id, key)] = c.execute(sa.select(OutboxMessage.id, OutboxMessage.key)).all()
         chans = channels_from(ChannelSettings(), "secret")
-        send = lambda i: deliver(app, msg_id, chans).status  # noqa: E731
+        send = lambda i: deliver(app, msg_id, chans).status
         statuses = [send(i) for i in range(times)] if how == "in_sequence" else all_at_once(times, send)
         # One sends; the others find it claimed (`sending`, or locked: `busy`) or already sent.
         assert set(statuses) <= {"sent", "sending", "busy"}, Counter(statuses)

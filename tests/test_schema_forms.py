@@ -9,23 +9,30 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from jsonschema import Draft202012Validator
 from flask import Flask, render_template_string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
+from jsonschema import Draft202012Validator
 from werkzeug.datastructures import MultiDict
 from wtforms import Form
 
 from keepwell.interfaces.admin.schema_forms import (
-    EXTRA, SchemaForm, apply_action, attach_errors, build_form, field_for_path, form_formdata, inline_refs,
+    EXTRA,
+    SchemaForm,
+    apply_action,
+    attach_errors,
+    build_form,
+    field_for_path,
+    form_formdata,
+    inline_refs,
     json_path_of,
 )
-from keepwell.usecases import packs
-from keepwell.rulesets.documents import parse_text, to_yaml
 from keepwell.kernel.errors import InvalidDocument, Problem
+from keepwell.rulesets.documents import parse_text, to_yaml
 from keepwell.rulesets.schemas import schema
 from keepwell.rulesets.validation import validate_ruleset
+from keepwell.usecases import packs
 from keepwell.usecases.rulesets import kind_schemas
 
 ADMIN = Path(__file__).resolve().parents[1] / "admin"

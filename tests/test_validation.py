@@ -7,7 +7,6 @@ import textwrap
 
 from keepwell.rulesets.documents import load_file
 from keepwell.rulesets.validation import validate_ruleset
-from support import Cli
 
 
 def write(tmp_path, name, text):

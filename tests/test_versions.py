@@ -317,9 +317,8 @@ def test_published_versions_cannot_be_changed_in_the_database(cli, write):
             ("UPDATE ledger_entries SET amount = amount + 1", {}),
             ("DELETE FROM ledger_entries", {}),
         ]:
-            with pytest.raises(sa.exc.DBAPIError) as err:
-                with eng.begin() as conn:
-                    conn.execute(sa.text(sql), params)
+            with pytest.raises(sa.exc.DBAPIError) as err, eng.begin() as conn:
+                conn.execute(sa.text(sql), params)
             assert "append-only" in str(err.value), sql
     finally:
         eng.dispose()

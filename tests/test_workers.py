@@ -28,7 +28,6 @@ import redis
 import sqlalchemy as sa
 
 from kwmodels import Account, Event, LedgerEntry, Membership, OutboxMessage
-
 from mailserver import MailServer, free_port, wait_until
 from support import Cli, service
 
@@ -43,11 +42,11 @@ PLAN = "hvac-comfort-club"
 
 @pytest.fixture(autouse=True, scope="module")
 def _close_in_process_service():
-    """`run-due` with KEEPWELL_REDIS_URL plans in this process through the jobs service (keepwell.interfaces.jobs.tasks.service)."""
+    """`run-due` with KEEPWELL_REDIS_URL plans in this process through the jobs service (keepwell.interfaces.jobs.tasks.keepwell)."""
     yield
     from keepwell.interfaces.jobs import tasks as jobs
 
-    jobs.close_service()
+    jobs.close()
 
 
 @pytest.fixture(scope="session")
@@ -284,7 +283,7 @@ def outbox_keys(url: str) -> set[str]:
 
 def counts(url: str) -> tuple[int, int, int]:
     def work(c):
-        n = lambda model: c.session.scalar(sa.select(sa.func.count()).select_from(model))  # noqa: E731
+        n = lambda model: c.session.scalar(sa.select(sa.func.count()).select_from(model))
         return n(Event), n(LedgerEntry), n(OutboxMessage)
     return q(url, work)
 
@@ -329,20 +328,20 @@ def test_burst_worker_runs_period_ends_and_delivers_welcome_emails(pg, postgres_
         assert "Traceback" not in log, log[-3000:]
 
         # Each period closed once: allowance back to 250.00 (unused expires, overdraft none).
-        assert current_periods(postgres_url) == {mid: 1 for mid in ms}
+        assert current_periods(postgres_url) == dict.fromkeys(ms, 1)
         for mid in ms:
             shown = pg.json("membership", "show", mid)
             assert (shown["allowance"]["balance"], shown["allowance"]["overdraft_used"]) == ("250.00", "0.00")
-        assert period_ended_events(postgres_url) == Counter({mid: 1 for mid in ms})
+        assert period_ended_events(postgres_url) == Counter(dict.fromkeys(ms, 1))
         grants = allowance_grants(postgres_url)
         assert grants == Counter({(mid, k): 1 for mid in ms for k in (0, 1)})
         # The 100 points earned by the spend expired once; the renewal bonus (250) is all there is.
-        assert points_expired_events(postgres_url) == Counter({cid: 1 for cid in ms.values()})
-        assert points_balances(postgres_url) == {cid: 250 for cid in ms.values()}
+        assert points_expired_events(postgres_url) == Counter(dict.fromkeys(ms.values(), 1))
+        assert points_balances(postgres_url) == dict.fromkeys(ms.values(), 250)
 
         # The welcome emails went out, once each, to the right people.
         smtp.wait_for(n, timeout=10)
-        assert smtp.keys() == Counter({k: 1 for k in outbox_keys(postgres_url)})
+        assert smtp.keys() == Counter(dict.fromkeys(outbox_keys(postgres_url), 1))
         assert sorted(m["To"] for m in smtp.messages) == [f"member{i:03d}@example.com" for i in range(n)]
         assert sorted(m["Subject"] for m in smtp.messages) == [
             f"Welcome to the Comfort Club, Member {i:03d}" for i in range(n)]
@@ -378,12 +377,12 @@ def test_run_due_wait_returns_once_a_running_worker_has_done_the_work(pg, postgr
             assert summary["failed"] == [] and set(summary["jobs"].values()) <= {"finished"}
             assert summary["enqueued"] + summary["already_queued"] == len(summary["jobs"]) <= 2 * n
             # When it returns, the work is done.
-            assert current_periods(postgres_url) == {mid: 1 for mid in ms}
-            assert points_expired_events(postgres_url) == Counter({cid: 1 for cid in ms.values()})
+            assert current_periods(postgres_url) == dict.fromkeys(ms, 1)
+            assert points_expired_events(postgres_url) == Counter(dict.fromkeys(ms.values(), 1))
             smtp.wait_for(n, timeout=30)
         finally:
             worker.close()
-        assert smtp.keys() == Counter({k: 1 for k in outbox_keys(postgres_url)})
+        assert smtp.keys() == Counter(dict.fromkeys(outbox_keys(postgres_url), 1))
     assert pg.json("audit")["ok"] is True
 
 
@@ -451,11 +450,11 @@ def test_two_workers_running_the_same_due_work_at_once_change_balances_once(pg, 
         # Both did due work.
         assert "racer-1: keepwell-due" in logs and "racer-2: keepwell-due" in logs
 
-        assert current_periods(postgres_url) == {mid: 1 for mid in ms}
-        assert period_ended_events(postgres_url) == Counter({mid: 1 for mid in ms})
+        assert current_periods(postgres_url) == dict.fromkeys(ms, 1)
+        assert period_ended_events(postgres_url) == Counter(dict.fromkeys(ms, 1))
         assert allowance_grants(postgres_url) == Counter({(mid, k): 1 for mid in ms for k in (0, 1)})
-        assert points_expired_events(postgres_url) == Counter({cid: 1 for cid in ms.values()})
-        assert points_balances(postgres_url) == {cid: 250 for cid in ms.values()}
+        assert points_expired_events(postgres_url) == Counter(dict.fromkeys(ms.values(), 1))
+        assert points_balances(postgres_url) == dict.fromkeys(ms.values(), 250)
         for mid in list(ms)[:5]:
             st = pg.json("statement", mid, "--from", (today() - timedelta(days=400)).isoformat(), "--to", today().isoformat())
             [allowance] = [a for a in st["accounts"] if a["account"] == "allowance"]
@@ -465,7 +464,7 @@ def test_two_workers_running_the_same_due_work_at_once_change_balances_once(pg, 
         assert (status["failed"], status["queued"], status["started"]) == (0, 0, 0)
         assert status["queues"]["keepwell-due"]["finished"] == 7 * n
         smtp.wait_for(n, timeout=10)
-        assert smtp.keys() == Counter({k: 1 for k in outbox_keys(postgres_url)})
+        assert smtp.keys() == Counter(dict.fromkeys(outbox_keys(postgres_url), 1))
     assert pg.json("audit")["ok"] is True
 
 
@@ -664,12 +663,12 @@ def test_a_worker_killed_mid_run_leaves_every_period_closed_once_and_every_email
 
         _drain(pg, env, tmp_path, postgres_url, redis_url, done, deadline=time.monotonic() + 180)
 
-        assert period_ended_events(postgres_url) == Counter({mid: 1 for mid in ms})
+        assert period_ended_events(postgres_url) == Counter(dict.fromkeys(ms, 1))
         assert allowance_grants(postgres_url) == Counter({(mid, k): 1 for mid in ms for k in (0, 1)})
-        assert points_expired_events(postgres_url) == Counter({cid: 1 for cid in ms.values()})
-        assert points_balances(postgres_url) == {cid: 250 for cid in ms.values()}
+        assert points_expired_events(postgres_url) == Counter(dict.fromkeys(ms.values(), 1))
+        assert points_balances(postgres_url) == dict.fromkeys(ms.values(), 250)
         smtp.wait_for(n, timeout=10)
-        assert smtp.keys() == Counter({k: 1 for k in outbox_keys(postgres_url)})
+        assert smtp.keys() == Counter(dict.fromkeys(outbox_keys(postgres_url), 1))
     engine.dispose()
     assert pg.json("audit")["ok"] is True
 
@@ -718,7 +717,7 @@ def test_a_worker_restarted_right_after_a_crash_keeps_ticking(pg, postgres_url, 
             assert second.p.poll() is None
         finally:
             second.close()
-        assert smtp.keys() == Counter({k: 1 for k in outbox_keys(postgres_url)})
+        assert smtp.keys() == Counter(dict.fromkeys(outbox_keys(postgres_url), 1))
         assert period_ended_events(postgres_url) == Counter({next(iter(ms)): 1})
 
 
@@ -794,7 +793,7 @@ def test_undelivered_messages_survive_a_redis_restart_and_go_out_once(pg, postgr
         burst(env, tmp_path, name="after-restart")
         assert outbox_statuses(postgres_url) == Counter({"sent": n})
         smtp.wait_for(n, timeout=10)
-        assert smtp.keys() == Counter({k: 1 for k in outbox_keys(postgres_url)})
+        assert smtp.keys() == Counter(dict.fromkeys(outbox_keys(postgres_url), 1))
         assert all(a == 1 for a in q(postgres_url, lambda c: list(c.session.scalars(sa.select(OutboxMessage.attempts)))))
 
 
@@ -823,4 +822,4 @@ def test_a_running_worker_keeps_ticking_across_a_redis_restart(pg, postgres_url,
             assert worker.p.poll() is None, "the worker is the same one"
         finally:
             worker.close()
-        assert smtp.keys() == Counter({k: 1 for k in outbox_keys(postgres_url)})
+        assert smtp.keys() == Counter(dict.fromkeys(outbox_keys(postgres_url), 1))

@@ -29,7 +29,7 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-def service() -> Keepwell:
+def keepwell() -> Keepwell:
     """One service per worker process, built after the fork, and for the database the settings
     name now (a process that runs `run-due` for one database and then another must not plan the
     second from the first)."""
@@ -42,7 +42,7 @@ def service() -> Keepwell:
     return _app
 
 
-def close_service() -> None:
+def close() -> None:
     """Close this process's service (its database pool), e.g. when an in-process caller is done."""
     global _app, _app_key
     if _app is not None and _app_key is not None and _app_key[0] == os.getpid():
@@ -52,7 +52,7 @@ def close_service() -> None:
 
 def run_due_unit(company: str, unit: dict[str, str]) -> dict[str, Any]:
     hooks.stage("due:before_work")
-    app = service()
+    app = keepwell()
     hold = app.database.before_commit(lambda: hooks.stage("due:before_commit")) if hooks.installed() else nullcontext()
     with hold:
         result = due.run_unit(app, company, DueUnit.from_dict(unit))
@@ -66,7 +66,7 @@ def run_due_unit(company: str, unit: dict[str, str]) -> dict[str, Any]:
 
 
 def deliver(message_id: int) -> dict[str, Any]:
-    app = service()
+    app = keepwell()
     outcome = messaging.deliver(app, message_id, _staged(channels_for(settings())))
     if outcome.status == "retry":
         from .enqueue import schedule_retry
@@ -79,7 +79,7 @@ def tick() -> dict[str, Any]:
     """Enqueue everything due now for every company, and the outbox."""
     from .enqueue import enqueue_due, enqueue_outbox
 
-    app, url = service(), settings().redis_url
+    app, url = keepwell(), settings().redis_url
     assert url is not None
     return {"due_jobs": enqueue_due(app, settings(), url, None), "outbox_jobs": enqueue_outbox(app, url)}
 

@@ -108,7 +108,9 @@ def reason(exc_string: str) -> str:
     """The exception line of a job's traceback ("Type: message"). Not simply the last line: a
     multi-line message (SQLAlchemy's ends with "(Background on this error at: ...)") would hide it."""
     lines = exc_string.strip().splitlines()
-    last_tb = max((i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")), default=-1)
+    last_tb = max(
+        (i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")), default=-1
+    )
     for line in lines[last_tb + 1:]:
         if line.strip() and not line[0].isspace():
             return line

@@ -56,7 +56,9 @@ class DueKind:
 _kinds: dict[str, DueKind] = {}
 
 
-def kind(name: str, order: int, plan: Planner, run: Runner, keys: Keys | None = None, entries_per_unit: int = 0) -> None:
+def kind(
+    name: str, order: int, plan: Planner, run: Runner, keys: Keys | None = None, entries_per_unit: int = 0
+) -> None:
     _kinds[name] = DueKind(name, order, plan, run, keys, entries_per_unit)
 
 
@@ -81,7 +83,7 @@ def run_units(ctx: Ctx, units: list[DueUnit]) -> list[dict[str, Any]]:
     pipeline.lookup_keys(ctx, keys)
     ids = ctx.unit.ids
     ids.want(pipeline.EVENTS, 2 * len(units))
-    ids.want(LedgerEntry.__table__, sum(k.entries_per_unit for u in units if (k := _kinds.get(u.kind))))  # type: ignore[arg-type]
+    ids.want(LedgerEntry.__table__, sum(found.entries_per_unit for u in units if (found := _kinds.get(u.kind))))  # type: ignore[arg-type]
     with ctx.unit.scope():
         return [run_unit(ctx, u) for u in units]
 

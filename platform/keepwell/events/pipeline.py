@@ -24,7 +24,7 @@ from ..kernel.errors import Declined, InvalidDocument, KeepwellError, Problem
 from ..ledger import book
 from ..ledger.entries import posted_view
 from ..rulesets.documents import content_hash
-from ..rulesets.event_types import CATALOG
+from ..rulesets.event_types import EVENT_TYPES
 from ..rulesets.validation import is_valid_event, validate_event
 from . import registry
 from .models import Event
@@ -60,9 +60,9 @@ def check(payload: object, trusted: bool = False) -> list[Problem]:
     problems = [] if is_valid_event(payload) else validate_event(payload)
     if problems or not isinstance(payload, dict):
         return problems
-    if payload["type"] in CATALOG.platform_only and not trusted:
+    if payload["type"] in EVENT_TYPES.platform_only and not trusted:
         return [Problem("type", f"{payload['type']!r} events are raised by `keepwell run-due`, not posted")]
-    reserved = CATALOG.reserved_prefixes
+    reserved = EVENT_TYPES.reserved_prefixes
     if not trusted and payload["id"].startswith(reserved):
         # An outside event holding a platform key would stand in for the period end (or expiry)
         # it names: that period would never close and catch-up would loop on it forever.
@@ -182,7 +182,9 @@ def customer(ctx: Ctx, customer_id: str) -> Customer:
 def _post(ctx: Ctx, payload: Any, trusted: bool, built: bool = False) -> dict[str, Any]:
     problems = [] if built else check(payload, trusted)
     if problems:
-        raise InvalidDocument(f"event {payload.get('id', '?') if isinstance(payload, dict) else '?'} rejected", problems)
+        raise InvalidDocument(
+            f"event {payload.get('id', '?') if isinstance(payload, dict) else '?'} rejected", problems
+        )
     unit = ctx.unit
     digest = content_hash(payload)
     existing = stored(ctx, payload["id"])

@@ -24,7 +24,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ..infra.context import Ctx
-from ..rulesets.event_types import CATALOG, EventDecl
+from ..rulesets.event_types import EVENT_TYPES, EventDecl
 
 
 class PendingEvent:
@@ -71,7 +71,7 @@ def event_type(name: str, *, data: dict[str, Any], title: str = "", description:
     """Declare an event type and its handler (see the module docstring)."""
 
     def register(handler: Handler) -> Handler:
-        decl = CATALOG.declare(name, data, title=title, description=description, platform_only=platform_only,
+        decl = EVENT_TYPES.declare(name, data, title=title, description=description, platform_only=platform_only,
                                key_prefix=key_prefix)
         _types[name] = EventType(decl, handler)
         return handler

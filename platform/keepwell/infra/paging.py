@@ -42,7 +42,9 @@ class Listing:
     tiebreak: Any = None
 
 
-def fetch(session: Session, listing: Listing, q: ListQuery, row: Callable[[Any], dict[str, Any]] = dict) -> tuple[list[dict[str, Any]], int]:
+def fetch(
+    session: Session, listing: Listing, q: ListQuery, row: Callable[[Any], dict[str, Any]] = dict
+) -> tuple[list[dict[str, Any]], int]:
     """The rows of one page (each made by `row` from a result row) and the count of all."""
     stmt = listing.select
     if q.search.strip() and listing.search:

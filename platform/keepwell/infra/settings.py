@@ -34,7 +34,9 @@ class Settings:
         shown="`sqlite:///$KEEPWELL_HOME/keepwell.sqlite3`")
     redis_url: str | None = _setting(
         "KEEPWELL_REDIS_URL", None, "Redis for RQ workers; unset means jobs run in-process", shown="unset")
-    company: str = _setting("KEEPWELL_COMPANY", "default", "the company (tenant) CLI commands act on; `--company` overrides")
+    company: str = _setting(
+        "KEEPWELL_COMPANY", "default", "the company (tenant) CLI commands act on; `--company` overrides"
+    )
     secret_key: str | None = _setting(
         "KEEPWELL_SECRET_KEY", None, "signs admin session cookies and CSRF tokens; set the same value on every "
         "web machine", shown="generated into `$KEEPWELL_HOME/secret_key`")
@@ -89,7 +91,9 @@ class Settings:
             raise InvalidDocument("settings could not be read", problems)
         home = Path(values.get("home", cls.home)).expanduser().resolve()
         values["home"] = home
-        values["database_url"] = normalise_database_url(values.get("database_url") or f"sqlite:///{home / 'keepwell.sqlite3'}")
+        values["database_url"] = normalise_database_url(
+            values.get("database_url") or f"sqlite:///{home / 'keepwell.sqlite3'}"
+        )
         values.setdefault("sms_file", str(home / "sms.log"))
         return cls(**values)
 

@@ -22,11 +22,17 @@ def for_owner(ctx: Ctx, owner: str, start: date, end: date, event_keys: Any) -> 
     sections = []
     for acc in accounts:
         opening = sum_of_entries(ctx.session, acc.id, before=start)
-        entries = list(ctx.session.scalars(
-            sa.select(LedgerEntry)
-            .where(LedgerEntry.account_id == acc.id, LedgerEntry.effective_date >= start, LedgerEntry.effective_date <= end)
-            .order_by(LedgerEntry.effective_date, LedgerEntry.id)
-        ))
+        entries = list(
+            ctx.session.scalars(
+                sa.select(LedgerEntry)
+                .where(
+                    LedgerEntry.account_id == acc.id,
+                    LedgerEntry.effective_date >= start,
+                    LedgerEntry.effective_date <= end,
+                )
+                .order_by(LedgerEntry.effective_date, LedgerEntry.id)
+            )
+        )
         keys = event_keys(ctx, {e.event_id for e in entries})
         lines = []
         running = opening

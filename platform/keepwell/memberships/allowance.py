@@ -109,6 +109,9 @@ def adjust(ctx: Ctx, m: Membership, terms: PlanTerms, cents: int, why: Posting, 
     b = book(ctx)
     bal = b.account(m.id, ALLOWANCE)
     if bal.balance + cents < 0:
-        raise Declined("insufficient_allowance", f"adjustment would take the allowance below zero ({format_cents(bal.balance)} left)")
+        raise Declined(
+            "insufficient_allowance",
+            f"adjustment would take the allowance below zero ({format_cents(bal.balance)} left)",
+        )
     b.post(bal, "adjust", cents, why.with_rule("manual.adjustment"), memo=reason)
 

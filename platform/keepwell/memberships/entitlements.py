@@ -11,8 +11,13 @@ from .terms import PlanTerms
 def open_period(ctx: Ctx, m: Membership, terms: PlanTerms, why: Posting) -> None:
     b = book(ctx)
     for svc in terms.included_services:
-        b.post(b.account(m.id, VISITS, svc.code), "grant", svc.quantity, why.with_rule(f"plan.services.{svc.code}.grant"),
-               memo=f"{svc.quantity} x {svc.name} for period {why.period}")
+        b.post(
+            b.account(m.id, VISITS, svc.code),
+            "grant",
+            svc.quantity,
+            why.with_rule(f"plan.services.{svc.code}.grant"),
+            memo=f"{svc.quantity} x {svc.name} for period {why.period}",
+        )
 
 
 def close_period(ctx: Ctx, m: Membership, terms: PlanTerms, why: Posting, renew: bool) -> None:

@@ -12,7 +12,7 @@ from ..infra.context import Ctx
 from ..kernel.errors import Declined, NotFound
 from ..kernel.money import format_cents, percent_of, to_cents
 from ..ledger import Posting, book
-from ..rulesets.event_types import CATALOG, REASON, STRING, common, data_schema
+from ..rulesets.event_types import EVENT_TYPES, REASON, STRING, common, data_schema
 from . import allowance, entitlements, memberships, moves, renewal
 from .models import Membership
 
@@ -20,7 +20,7 @@ MEMBERSHIP = {"title": "Membership", "description": "ID of the membership concer
               "minLength": 1, "maxLength": 200}
 MEMBERSHIP_EVENT = data_schema(["membership"], membership=MEMBERSHIP, reason=REASON)
 
-CATALOG.declare_member_fields({"tier": STRING, "plan": STRING, "status": STRING})
+EVENT_TYPES.declare_member_fields({"tier": STRING, "plan": STRING, "status": STRING})
 
 
 # --- every event ---------------------------------------------------------------------------------
@@ -29,7 +29,7 @@ CATALOG.declare_member_fields({"tier": STRING, "plan": STRING, "status": STRING}
 def close_ended_periods(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> None:
     """Before an event is applied, the periods that ended before its date are closed. This runs
     outside the event's undo: a declined purchase must not undo a period end."""
-    if event.type in CATALOG.platform_only:
+    if event.type in EVENT_TYPES.platform_only:
         return
     try:
         m = memberships.active_for(ctx, event.customer_id, data.get("membership"))
@@ -43,7 +43,11 @@ def close_ended_periods(ctx: Ctx, event: PendingEvent, data: dict, local: date) 
 def snapshot(ctx: Ctx, event: PendingEvent) -> dict[str, Any]:
     m: Membership | None
     if not event.membership_id:
-        m = memberships.likely_for(ctx, event.customer_id, None) if event.type not in CATALOG.platform_only else None
+        m = (
+            memberships.likely_for(ctx, event.customer_id, None)
+            if event.type not in EVENT_TYPES.platform_only
+            else None
+        )
     else:
         m = memberships.get(ctx, event.membership_id)
     if m is None:

@@ -142,7 +142,11 @@ def likely_for(ctx: Ctx, customer_id: str, service_code: str | None) -> Membersh
 
 def plan_version(ctx: Ctx, plan: str, on: date) -> tuple[Ruleset, RulesetVersion]:
     """The Plan version enrolment on `on` uses: the one named (id@N), else the one in force."""
-    rs, v = get_version(ctx.session, ctx.company.id, plan) if "@" in plan else in_force(ctx.session, ctx.company.id, plan, on)
+    rs, v = (
+        get_version(ctx.session, ctx.company.id, plan)
+        if "@" in plan
+        else in_force(ctx.session, ctx.company.id, plan, on)
+    )
     if rs.kind != "Plan":
         raise NotFound(f"{plan!r} is a {rs.kind}, not a Plan")
     return rs, v

@@ -40,7 +40,9 @@ def preview(ctx: Ctx, plan: str, target: str) -> list[dict[str, Any]]:
     """What `move` would change for every active membership of a plan not yet on `target`."""
     rs, v = get_version(ctx.session, ctx.company.id, target)
     if rs.kind != "Plan":
-        raise InvalidDocument.field("to", f"{target} is a {rs.kind}, not a Plan", f"{target} is a {rs.kind}, not a Plan")
+        raise InvalidDocument.field(
+            "to", f"{target} is a {rs.kind}, not a Plan", f"{target} is a {rs.kind}, not a Plan"
+        )
     rows = []
     q = (sa.select(Membership).join(RulesetVersion, RulesetVersion.id == Membership.plan_version_id)
          .where(Membership.company_id == ctx.company.id, Membership.status == "active",

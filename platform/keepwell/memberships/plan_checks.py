@@ -15,7 +15,12 @@ def plan_problems(doc: dict) -> list[Problem]:
     allowance = spec.get("allowance")
     if allowance:
         if "period" in spec and spec["period"] != allowance["period"]:
-            problems.append(Problem("spec.period", f"differs from spec.allowance.period ({allowance['period']}): a membership has one period"))
+            problems.append(
+                Problem(
+                    "spec.period",
+                    f"differs from spec.allowance.period ({allowance['period']}): a membership has one period",
+                )
+            )
         if "auto_renewal" in spec and "auto_renewal" in allowance and spec["auto_renewal"] != allowance["auto_renewal"]:
             problems.append(Problem("spec.auto_renewal", "differs from spec.allowance.auto_renewal"))
     _unique(spec.get("tiers") or [], "id", "spec.tiers", problems)

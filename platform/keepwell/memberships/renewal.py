@@ -56,7 +56,9 @@ def close_period_event(ctx: Ctx, m: Membership) -> dict[str, Any]:
     res = post_platform(ctx, platform_payload(f"period_ended:{m.id}:{k}", "period_ended", m.customer_id, at,
                                               {"membership": m.id}))
     if m.status == "active":
-        post_platform(ctx, platform_payload(f"renewed:{m.id}:{k + 1}", "renewed", m.customer_id, at, {"membership": m.id}))
+        post_platform(
+            ctx, platform_payload(f"renewed:{m.id}:{k + 1}", "renewed", m.customer_id, at, {"membership": m.id})
+        )
     elif m.status == "expired":
         post_platform(ctx, platform_payload(f"expired:{m.id}", "expired", m.customer_id, at, {"membership": m.id}))
     return res

@@ -51,7 +51,9 @@ def resolve(doc: dict, tier: str | None) -> PlanTerms:
     tier = tier or available[0]["id"]
     t = next((x for x in available if x["id"] == tier), None)
     if t is None:
-        raise NotFound(f"plan {doc['metadata']['id']} has no tier {tier!r}; tiers: {', '.join(x['id'] for x in available)}")
+        raise NotFound(
+            f"plan {doc['metadata']['id']} has no tier {tier!r}; tiers: {', '.join(x['id'] for x in available)}"
+        )
     allowance = spec.get("allowance")
     period = (allowance or {}).get("period") or spec.get("period") or "yearly"
     auto_renewal = (allowance or {}).get("auto_renewal", spec.get("auto_renewal", True))
@@ -70,7 +72,9 @@ def resolve(doc: dict, tier: str | None) -> PlanTerms:
         allowance_cents=to_cents(amount),
         overdraft_limit_cents=to_cents(limit) if allowance is not None else 0,
         unused_policy=(allowance or {}).get("unused", "expire"),
-        included_services=tuple(IncludedService(s["code"], s.get("name", s["code"]), int(s["quantity"])) for s in services),
+        included_services=tuple(
+            IncludedService(s["code"], s.get("name", s["code"]), int(s["quantity"])) for s in services
+        ),
         discount_percent=str(t.get("discount_percent", spec.get("discount_percent", "0"))),
         priority=t.get("priority", spec.get("priority")),
         emergency=t.get("emergency", spec.get("emergency") or {}),

@@ -113,7 +113,9 @@ class FileSms:
     def send(self, message: Message) -> str:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"key": message.key, "from": self.sender, "to": message.to, "body": message.body}) + "\n")
+            f.write(
+                json.dumps({"key": message.key, "from": self.sender, "to": message.to, "body": message.body}) + "\n"
+            )
         return f"file:{message.key}"
 
 
@@ -124,7 +126,9 @@ class TwilioSms:
 
     def __init__(self, settings: ChannelSettings):
         if not (settings.twilio_account_sid and settings.twilio_auth_token):
-            raise DeliveryError("KEEPWELL_TWILIO_ACCOUNT_SID and KEEPWELL_TWILIO_AUTH_TOKEN are required", retryable=False)
+            raise DeliveryError(
+                "KEEPWELL_TWILIO_ACCOUNT_SID and KEEPWELL_TWILIO_AUTH_TOKEN are required", retryable=False
+            )
         self.s = settings
 
     def send(self, message: Message) -> str:
@@ -161,8 +165,16 @@ class Webhook:
         body = json.dumps({"id": message.key, "subject": message.subject, "text": message.body, "data": message.data},
                           sort_keys=True).encode()
         sig = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-        req = urllib.request.Request(message.to, data=body, method="POST", headers={
-            "Content-Type": "application/json", "X-Keepwell-Signature": f"sha256={sig}", "Idempotency-Key": message.key})
+        req = urllib.request.Request(
+            message.to,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-Keepwell-Signature": f"sha256={sig}",
+                "Idempotency-Key": message.key,
+            },
+        )
         _http(req, self.timeout)
         return message.key
 

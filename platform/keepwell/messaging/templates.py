@@ -126,7 +126,9 @@ def set_override(ctx: Ctx, name: str, channel: str, subject: str | None, body: s
     row = ctx.session.scalar(sa.select(MessageTemplate).where(
         MessageTemplate.company_id == ctx.company.id, MessageTemplate.name == name, MessageTemplate.channel == channel))
     if row is None:
-        ctx.session.add(MessageTemplate(company_id=ctx.company.id, name=name, channel=channel, subject=subject, body=body))
+        ctx.session.add(
+            MessageTemplate(company_id=ctx.company.id, name=name, channel=channel, subject=subject, body=body)
+        )
     else:
         row.subject, row.body = subject, body
 

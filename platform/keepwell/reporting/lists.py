@@ -65,9 +65,15 @@ def customers(ctx: Ctx, q: ListQuery) -> Page:
 
 
 def customer(ctx: Ctx, customer_id: str) -> dict[str, str]:
-    found = ctx.session.execute(sa.select(Customer.id, Customer.name, Customer.email, Customer.phone,
-                                          Customer.created_at)
-                                .where(Customer.company_id == ctx.company.id, Customer.id == customer_id)).mappings().first()
+    found = (
+        ctx.session.execute(
+            sa.select(Customer.id, Customer.name, Customer.email, Customer.phone, Customer.created_at).where(
+                Customer.company_id == ctx.company.id, Customer.id == customer_id
+            )
+        )
+        .mappings()
+        .first()
+    )
     if found is None:
         raise NotFound(f"no customer {customer_id!r}")
     return {k: _text(found[k]) for k, _ in CUSTOMER_COLUMNS}

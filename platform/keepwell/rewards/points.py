@@ -19,7 +19,9 @@ def expiry_date(earned_on: date, months: int | None) -> date | None:
     return None if not months else add_months(earned_on, months) - timedelta(days=1)
 
 
-def earn(ctx: Ctx, customer_id: str, points: int, why: Posting, expiry_months: int | None, memo: str | None = None) -> int:
+def earn(
+    ctx: Ctx, customer_id: str, points: int, why: Posting, expiry_months: int | None, memo: str | None = None
+) -> int:
     if points <= 0:
         return 0
     b = book(ctx)
@@ -31,11 +33,11 @@ def earn(ctx: Ctx, customer_id: str, points: int, why: Posting, expiry_months: i
 
 
 def _open_lots(ctx: Ctx, account_id: int, usable_on: date | None = None, expired_by: date | None = None) -> list[Lot]:
-    lots = [l for l in book(ctx).open_lots(account_id) if l.remaining > 0
-            and (usable_on is None or l.expires_on is None or l.expires_on >= usable_on)
-            and (expired_by is None or (l.expires_on is not None and l.expires_on <= expired_by))]
+    lots = [lot for lot in book(ctx).open_lots(account_id) if lot.remaining > 0
+            and (usable_on is None or lot.expires_on is None or lot.expires_on >= usable_on)
+            and (expired_by is None or (lot.expires_on is not None and lot.expires_on <= expired_by))]
     # Oldest expiry first; lots that never expire last.
-    lots.sort(key=lambda l: (l.expires_on is None, l.expires_on or date.min, l.id))
+    lots.sort(key=lambda lot: (lot.expires_on is None, lot.expires_on or date.min, lot.id))
     return lots
 
 
@@ -55,14 +57,16 @@ def usable(ctx: Ctx, customer_id: str, on: date) -> int:
     acc = book(ctx).find_account(customer_id, POINTS)
     if acc is None:
         return 0
-    return sum(l.remaining for l in _open_lots(ctx, acc.id, usable_on=on))
+    return sum(lot.remaining for lot in _open_lots(ctx, acc.id, usable_on=on))
 
 
-def redeem(ctx: Ctx, customer_id: str, points: int, why: Posting, kind: str = "redeem", memo: str | None = None) -> None:
+def redeem(
+    ctx: Ctx, customer_id: str, points: int, why: Posting, kind: str = "redeem", memo: str | None = None
+) -> None:
     b = book(ctx)
     acc = b.account(customer_id, POINTS)
     lots = _open_lots(ctx, acc.id, usable_on=why.effective_date)
-    have = sum(l.remaining for l in lots)
+    have = sum(lot.remaining for lot in lots)
     if points > have:
         raise Declined("insufficient_points", f"{points} points asked, {have} available", available=have)
     entry = b.post(acc, kind, -points, why, memo=memo)
@@ -89,7 +93,7 @@ def expire_through(ctx: Ctx, customer_id: str, through: date, why: Posting) -> i
 def expirable(ctx: Ctx, customer_id: str, through: date) -> int:
     """Points left in lots whose last usable day is on or before `through`."""
     acc = book(ctx).find_account(customer_id, POINTS)
-    return sum(l.remaining for l in _open_lots(ctx, acc.id, expired_by=through)) if acc else 0
+    return sum(lot.remaining for lot in _open_lots(ctx, acc.id, expired_by=through)) if acc else 0
 
 
 def balance(ctx: Ctx, customer_id: str) -> int:
@@ -101,9 +105,10 @@ def lots(ctx: Ctx, customer_id: str) -> list[dict]:
     if acc is None:
         return []
     return [
-        {"lot": l.id, "points": l.points, "remaining": l.remaining, "earned_on": l.earned_on.isoformat(),
-         "expires_on": l.expires_on.isoformat() if l.expires_on else None}
-        for l in ctx.session.scalars(sa.select(PointsLot).where(PointsLot.account_id == acc.id).order_by(PointsLot.id))
+        {"lot": lot.id, "points": lot.points, "remaining": lot.remaining, "earned_on": lot.earned_on.isoformat(),
+         "expires_on": lot.expires_on.isoformat() if lot.expires_on else None}
+        for lot in ctx.session.scalars(sa.select(PointsLot).where(PointsLot.account_id == acc.id)
+                                       .order_by(PointsLot.id))
     ]
 
 

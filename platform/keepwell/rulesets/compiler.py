@@ -15,14 +15,15 @@ from decimal import Decimal
 from ..kernel.errors import CompileError, EngineLimit, Problem
 from ..kernel.money import MoneyError, floor_multiply, to_cents
 from .documents import content_hash
-from .event_types import CATALOG, INTEGER, MONEY, STRING
+from .event_types import EVENT_TYPES, INTEGER, MONEY, STRING
 
 MAX_RULES = 400  # at 512 the first post hangs; around 600 registration hangs
 MAX_FACT_FIELDS = 255
 
 
 def _base_fact_fields() -> tuple[str, ...]:
-    return ("id", "sid", "type", "local_date") + tuple(f"m_{k}" for k in CATALOG.member_fields)
+    return ("id", "sid", "type", "local_date") + tuple(f"m_{k}" for k in EVENT_TYPES.member_fields)
+
 
 _COMPARISONS = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "exists")
@@ -93,7 +94,11 @@ def compile_document(doc: dict, ref: str) -> CompiledRules:
     if len(items) > MAX_RULES:
         raise EngineLimit(
             "too many rules for one ruleset",
-            [Problem(path, f"{len(items)} rules; the engine supports at most {MAX_RULES} per ruleset: split the document")],
+            [
+                Problem(
+                    path, f"{len(items)} rules; the engine supports at most {MAX_RULES} per ruleset: split the document"
+                )
+            ],
         )
 
     definition: dict = {}
@@ -110,7 +115,9 @@ def compile_document(doc: dict, ref: str) -> CompiledRules:
         when = item.get("when") if kind == "EarningRules" else item.get("on")
         if when is None:  # a date-offset trigger: due work, not an engine rule
             continue
-        test = _compile_when(when, item.get("window"), f"{where}.{'when' if kind == 'EarningRules' else 'on'}", problems, referenced)
+        test = _compile_when(
+            when, item.get("window"), f"{where}.{'when' if kind == 'EarningRules' else 'on'}", problems, referenced
+        )
         if test is None:
             continue
         definition[rid] = {"all": [{"m": test}]}
@@ -121,7 +128,9 @@ def compile_document(doc: dict, ref: str) -> CompiledRules:
 
     base = len(_base_fact_fields())
     if base + len(referenced) > MAX_FACT_FIELDS:
-        problems.append(Problem(path, f"rules refer to {len(referenced)} fields; the engine reads at most {MAX_FACT_FIELDS - base}"))
+        problems.append(
+            Problem(path, f"rules refer to {len(referenced)} fields; the engine reads at most {MAX_FACT_FIELDS - base}")
+        )
     if problems:
         raise CompileError("ruleset does not compile", problems)
 
@@ -137,20 +146,26 @@ def compile_document(doc: dict, ref: str) -> CompiledRules:
         tier_multipliers=multipliers,
         expiry_months=expiry,
         point_value=spec.get("point_value"),
-        date_triggers=tuple(t for t in spec.get("triggers") or [] if "before" in t) if kind == "NotificationTriggers" else (),
+        date_triggers=tuple(t for t in spec.get("triggers") or [] if "before" in t)
+        if kind == "NotificationTriggers"
+        else (),
     )
 
 
-def _compile_when(when: dict, window: dict | None, path: str, problems: list[Problem], referenced: set[str]) -> dict | None:
+def _compile_when(
+    when: dict, window: dict | None, path: str, problems: list[Problem], referenced: set[str]
+) -> dict | None:
     events = when.get("event")
     if not events:
         # A rule on member state alone would re-fire forever in the engine: every rule needs an event.
         problems.append(Problem(f"{path}.event", "every rule must name the event type(s) it reacts to"))
         return None
     events = [events] if isinstance(events, str) else list(events)
-    unknown = [e for e in events if e not in CATALOG.names]
+    unknown = [e for e in events if e not in EVENT_TYPES.names]
     if unknown:
-        problems.append(Problem(f"{path}.event", f"unknown event type(s) {unknown}; known: {', '.join(CATALOG.names)}"))
+        problems.append(
+            Problem(f"{path}.event", f"unknown event type(s) {unknown}; known: {', '.join(EVENT_TYPES.names)}")
+        )
         return None
     tests: list[dict] = [_any_of("type", events)]
     if window:
@@ -176,9 +191,11 @@ def _any_of(key: str, values: list) -> dict:
     return {key: values[0]} if len(values) == 1 else {"$or": [{key: v} for v in values]}
 
 
-def _compile_condition(cond: dict, events: list[str], path: str, problems: list[Problem], referenced: set[str]) -> dict | None:
+def _compile_condition(
+    cond: dict, events: list[str], path: str, problems: list[Problem], referenced: set[str]
+) -> dict | None:
     name = cond.get("field", "")
-    ftype = CATALOG.field_type(events, name)
+    ftype = EVENT_TYPES.field_type(events, name)
     if ftype is None:
         problems.append(Problem(f"{path}.field", f"unknown field {name!r} for event(s) {', '.join(events)}"))
         return None
@@ -244,7 +261,7 @@ def _compile_earn(item: dict, where: str, problems: list[Problem]) -> EarnRule:
             per_cents = None
         events = item["when"]["event"]
         events = [events] if isinstance(events, str) else events
-        if of is None or not of.startswith("data.") or CATALOG.field_type(events, of) != MONEY:
+        if of is None or not of.startswith("data.") or EVENT_TYPES.field_type(events, of) != MONEY:
             problems.append(Problem(f"{where}.earn.of", f"{of!r} is not a money field of {', '.join(events)}"))
         else:
             of = of.split(".", 1)[1]
@@ -261,14 +278,16 @@ def _compile_earn(item: dict, where: str, problems: list[Problem]) -> EarnRule:
 def make_fact(event_type: str, local_date: date, data: dict, member: dict) -> dict:
     """The one message the engine sees: the event's typed data and the member snapshot, flattened."""
     fact: dict = {"type": event_type, "local_date": local_date.isoformat()}
-    for k in CATALOG.member_fields:
+    for k in EVENT_TYPES.member_fields:
         fact["m_" + k] = member.get(k) or ""
-    types = CATALOG.data_fields(event_type)
+    types = EVENT_TYPES.data_fields(event_type)
     for k, v in data.items():
         ftype = types.get(k)
         if ftype is None or v is None:
             continue
         fact[fact_key(k)] = to_cents(v) if ftype == MONEY else v
     if len(fact) + 2 > MAX_FACT_FIELDS:
-        raise EngineLimit("event too large for the engine", [Problem("data", f"{len(fact)} fields; at most {MAX_FACT_FIELDS - 2}")])
+        raise EngineLimit(
+            "event too large for the engine", [Problem("data", f"{len(fact)} fields; at most {MAX_FACT_FIELDS - 2}")]
+        )
     return fact

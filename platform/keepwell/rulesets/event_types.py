@@ -54,7 +54,7 @@ def field_kind(prop: dict[str, Any]) -> str:
     return STRING
 
 
-class Catalog:
+class EventTypes:
     def __init__(self) -> None:
         self._types: dict[str, EventDecl] = {}
         self._member_fields: dict[str, str] = {}
@@ -120,4 +120,4 @@ class Catalog:
         return types.pop()
 
 
-CATALOG = Catalog()
+EVENT_TYPES = EventTypes()

@@ -57,10 +57,18 @@ class Pack:
         return sorted((self.path / "samples").glob("*.y*ml"))
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "version": self.version, "description": self.description, "keepwell": self.keepwell,
-                "path": str(self.path), "rulesets": [f.name for f in self.ruleset_files],
-                "samples": [f.name for f in self.scenario_files],
-                "parameters": [{"name": p.name, "type": p.type, "default": p.default, "help": p.help} for p in self.parameters]}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "keepwell": self.keepwell,
+            "path": str(self.path),
+            "rulesets": [f.name for f in self.ruleset_files],
+            "samples": [f.name for f in self.scenario_files],
+            "parameters": [
+                {"name": p.name, "type": p.type, "default": p.default, "help": p.help} for p in self.parameters
+            ],
+        }
 
 
 def _load(path: Path) -> Pack:
@@ -73,7 +81,9 @@ def _load(path: Path) -> Pack:
     for name, spec in (doc.get("parameters") or {}).items():
         spec = spec or {}
         if spec.get("type") not in PARAM_TYPES:
-            problems.append(Problem(f"parameters.{name}.type", f"must be one of {', '.join(PARAM_TYPES)}", str(manifest)))
+            problems.append(
+                Problem(f"parameters.{name}.type", f"must be one of {', '.join(PARAM_TYPES)}", str(manifest))
+            )
             continue
         params.append(Parameter(name, spec["type"], spec.get("default"), spec.get("help", "")))
     if problems:
@@ -197,8 +207,14 @@ def changes(pack: Pack, docs: list[tuple[str, dict]], current: dict[str, tuple[s
         if content_hash(content) == content_hash(doc):
             rows.append({"file": f, "id": key, "change": "unchanged", "current": ref, "diff": ""})
             continue
-        diff = "".join(difflib.unified_diff(to_yaml(content).splitlines(keepends=True), to_yaml(doc).splitlines(keepends=True),
-                                            fromfile=ref, tofile=f"{key}@{version + 1} ({pack.name} {pack.version})"))
+        diff = "".join(
+            difflib.unified_diff(
+                to_yaml(content).splitlines(keepends=True),
+                to_yaml(doc).splitlines(keepends=True),
+                fromfile=ref,
+                tofile=f"{key}@{version + 1} ({pack.name} {pack.version})",
+            )
+        )
         rows.append({"file": f, "id": key, "change": "changed", "current": ref, "diff": diff})
     return rows
 
@@ -226,5 +242,7 @@ def _unpack(archive: Path) -> Pack:
         tar.extractall(dest, filter="data")  # the "data" filter refuses absolute paths and links out
     folders = [p for p in dest.iterdir() if p.is_dir()]
     if len(folders) != 1:
-        raise InvalidDocument(f"{archive} is not a pack archive", [Problem("(archive)", "expected one top-level folder", str(archive))])
+        raise InvalidDocument(
+            f"{archive} is not a pack archive", [Problem("(archive)", "expected one top-level folder", str(archive))]
+        )
     return _load(folders[0])

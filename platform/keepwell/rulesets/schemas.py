@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from ..infra.resources import schemas_dir
-from .event_types import CATALOG
+from .event_types import EVENT_TYPES
 
 BASE_URI = "https://keepwell.dev/schemas/"
 EVENT_SCHEMA = "event.schema.json"
@@ -33,13 +33,13 @@ def _files() -> dict[str, dict[str, Any]]:
 
 def _completed() -> dict[str, dict[str, Any]]:
     schemas = _files()
-    names = list(CATALOG.names)
+    names = list(EVENT_TYPES.names)
     common = schemas["common.schema.json"]
     common["$defs"]["event_type"] = {**common["$defs"]["event_type"], "enum": names}
     envelope = schemas[EVENT_SCHEMA]
     branches = []
     for name in names:
-        decl = CATALOG.get(name)
+        decl = EVENT_TYPES.get(name)
         assert decl is not None
         data = {"title": f"Data for {name}", "description": decl.description or f"Details of a {name} event.",
                 **copy.deepcopy(decl.data)}
@@ -50,14 +50,14 @@ def _completed() -> dict[str, dict[str, Any]]:
 
 
 def _state() -> dict[str, Any]:
-    if _built["generation"] != CATALOG.generation:
+    if _built["generation"] != EVENT_TYPES.generation:
         with _lock:
-            if _built["generation"] != CATALOG.generation:
+            if _built["generation"] != EVENT_TYPES.generation:
                 schemas = _completed()
                 registry = Registry().with_resources(
                     (s.get("$id", BASE_URI + name), Resource.from_contents(s)) for name, s in schemas.items())
                 _built.clear()
-                _built.update(generation=CATALOG.generation, schemas=schemas, registry=registry, validators={},
+                _built.update(generation=EVENT_TYPES.generation, schemas=schemas, registry=registry, validators={},
                               fast=None)
     return _built
 

@@ -39,7 +39,13 @@ def get_ruleset(session: Session, company_id: int, key: str) -> Ruleset:
 
 
 def publish(
-    session: Session, company_id: int, doc: dict, author: str, effective_from: date, note: str | None = None, file: str = ""
+    session: Session,
+    company_id: int,
+    doc: dict,
+    author: str,
+    effective_from: date,
+    note: str | None = None,
+    file: str = "",
 ) -> Published:
     problems = validate_ruleset(doc, file)
     if problems:
@@ -83,7 +89,10 @@ def _kind_problem(rs: Ruleset, doc: dict, file: str) -> Problem:
 
 def latest_version(session: Session, ruleset_id: int) -> RulesetVersion | None:
     return session.scalar(
-        sa.select(RulesetVersion).where(RulesetVersion.ruleset_id == ruleset_id).order_by(RulesetVersion.version.desc()).limit(1)
+        sa.select(RulesetVersion)
+        .where(RulesetVersion.ruleset_id == ruleset_id)
+        .order_by(RulesetVersion.version.desc())
+        .limit(1)
     )
 
 
@@ -161,7 +170,9 @@ def diff(session: Session, company_id: int, a: str, b: str) -> str:
     )
 
 
-def rollback(session: Session, company_id: int, key: str, to_version: int, author: str, effective_from: date) -> Published:
+def rollback(
+    session: Session, company_id: int, key: str, to_version: int, author: str, effective_from: date
+) -> Published:
     """Publish an older version's content again as a new version: history is never rewritten."""
     _rs, old = get_version(session, company_id, f"{key}@{to_version}")
     return publish(session, company_id, old.content, author, effective_from, note=f"rollback to version {to_version}")

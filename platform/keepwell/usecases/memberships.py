@@ -33,7 +33,9 @@ def enroll(ctx: Ctx, customer: str, plan: str, on: date, tier: str | None = None
     data: dict[str, Any] = {"plan": plan, **({"tier": tier} if tier else {})}
     if allow_second:
         data["allow_second"] = True
-    payload = {"id": key or f"enroll:{customer}:{plan}:{on.isoformat()}", "type": "enrolled", "customer": customer,
+    # A second membership is a request of its own: asked for after a refusal, it is not a replay of it.
+    default_key = f"enroll:{customer}:{plan}:{on.isoformat()}" + (":second" if allow_second else "")
+    payload = {"id": key or default_key, "type": "enrolled", "customer": customer,
                "occurred_at": ctx.start_of(on).isoformat(), "data": data}
     return pipeline.post(ctx, payload)
 

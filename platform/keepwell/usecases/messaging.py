@@ -14,8 +14,22 @@ from ..messaging.channels import Channel, ChannelSettings, channels_from
 from ..messaging.outbox import Claim, Outcome
 from .app import Keepwell, reading, use_case
 
-__all__ = ["Channel", "ChannelSettings", "Outcome", "channels_from", "counts", "deliver", "deliver_due", "due_messages", "listing", "message_due", "remove_template",
-           "replay", "set_template", "templates_list"]
+__all__ = [
+    "Channel",
+    "ChannelSettings",
+    "Outcome",
+    "channels_from",
+    "counts",
+    "deliver",
+    "deliver_due",
+    "due_messages",
+    "listing",
+    "message_due",
+    "remove_template",
+    "replay",
+    "set_template",
+    "templates_list",
+]
 
 
 def deliver(app: Keepwell, message_id: int, channels: dict[str, Channel], now: datetime | None = None) -> Outcome:

@@ -16,7 +16,18 @@ from . import companies
 from .app import Keepwell, reading, use_case
 from .scenarios import Outcome, run_scenario
 
-__all__ = ["PARAM_TYPES", "Pack", "available", "resolve_values", "build", "documents", "find", "install", "preview", "test"]
+__all__ = [
+    "PARAM_TYPES",
+    "Pack",
+    "available",
+    "resolve_values",
+    "build",
+    "documents",
+    "find",
+    "install",
+    "preview",
+    "test",
+]
 
 DEFAULT_FROM = date(1970, 1, 1)  # in force at once, and for back-dated events
 
@@ -72,7 +83,9 @@ def test(app: Keepwell, pack: Pack, timezone: str = "UTC") -> list[Outcome]:
         assert isinstance(doc, dict)
         company = f"packtest-{pack.name}-{secrets.token_hex(4)}"
         companies.add_company(app, company, f"Pack test {pack.name}", doc.get("timezone", timezone))
-        overrides = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (doc.get("parameters") or {}).items()}
+        overrides = {
+            k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (doc.get("parameters") or {}).items()
+        }
         install(app, company, pack, overrides=overrides)
         outcomes.append(run_scenario(app, scenario, company=company))
     return outcomes

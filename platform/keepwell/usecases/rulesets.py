@@ -15,9 +15,30 @@ from ..rulesets.validation import validate_ruleset
 from ..rulesets.versions import Published
 from .app import reading, use_case
 
-__all__ = ["BASE_URI", "Published", "kind_schemas", "load_file", "parse_text", "schema", "to_yaml", "editable", "history", "kind_names", "list_rulesets", "publish", "publish_all",
-           "publish_draft", "rollback", "save_and_publish", "save_draft", "show", "diff", "validate",
-           "version_contents", "versions_of"]
+__all__ = [
+    "BASE_URI",
+    "Published",
+    "kind_schemas",
+    "load_file",
+    "parse_text",
+    "schema",
+    "to_yaml",
+    "editable",
+    "history",
+    "kind_names",
+    "list_rulesets",
+    "publish",
+    "publish_all",
+    "publish_draft",
+    "rollback",
+    "save_and_publish",
+    "save_draft",
+    "show",
+    "diff",
+    "validate",
+    "version_contents",
+    "versions_of",
+]
 
 
 def validate(docs: list[tuple[str, object]]) -> list[Problem]:

@@ -57,7 +57,9 @@ def _replay(rec: Recorded, drafts: list[dict], start: date, end: date) -> dict[s
                 scratch.run(slug, lambda c, doc=content, a=author, e=effective:
                             versions.publish(c.session, c.company.id, doc, a, e))
             for draft in drafts:
-                scratch.run(slug, lambda c, doc=draft: versions.publish(c.session, c.company.id, doc, "simulation", start))
+                scratch.run(
+                    slug, lambda c, doc=draft: versions.publish(c.session, c.company.id, doc, "simulation", start)
+                )
             results = events.post_events(scratch, slug, rec.events)
             bad = [r for r in results if r.get("status") in ("rejected", "error")]
             if bad:
@@ -94,7 +96,9 @@ def simulate(app: Keepwell, company: str, drafts: dict | list[dict], start: date
     """`drafts` (one ruleset, or several, e.g. a pack's with other parameters) against what is
     published, over the recorded events up to `end` or over a sample `stream` of events."""
     drafts = [drafts] if isinstance(drafts, dict) else list(drafts)
-    problems = [p for i, d in enumerate(drafts) for p in validate_ruleset(d, f"draft[{i}]" if len(drafts) > 1 else "draft")]
+    problems = [
+        p for i, d in enumerate(drafts) for p in validate_ruleset(d, f"draft[{i}]" if len(drafts) > 1 else "draft")
+    ]
     if problems:
         raise InvalidDocument("the draft is not valid", problems)
     if start > end:
@@ -116,12 +120,21 @@ def simulate(app: Keepwell, company: str, drafts: dict | list[dict], start: date
                             "allowance": _money(b["allowance"], a["allowance"]),
                             "revenue": _money(b["revenue"], a["revenue"]),
                             "points_liability": _money(b["liability_cents"], a["liability_cents"])})
-    return {"draft": ", ".join(f"{d['metadata']['id']} (draft)" for d in drafts), "from": start.isoformat(),
-            "to": end.isoformat(), "events": len(rec.events), "source": "sample stream" if stream is not None else "recorded",
-            "members_changed": len(members), "members": members,
-            "total": {"points": totals["points"], "allowance": format_cents(totals["allowance"]),
-                      "revenue": format_cents(totals["revenue"]),
-                      "points_liability": format_cents(totals["liability_cents"])}}
+    return {
+        "draft": ", ".join(f"{d['metadata']['id']} (draft)" for d in drafts),
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "events": len(rec.events),
+        "source": "sample stream" if stream is not None else "recorded",
+        "members_changed": len(members),
+        "members": members,
+        "total": {
+            "points": totals["points"],
+            "allowance": format_cents(totals["allowance"]),
+            "revenue": format_cents(totals["revenue"]),
+            "points_liability": format_cents(totals["liability_cents"]),
+        },
+    }
 
 
 def _money(before: int, after: int) -> dict[str, str]:

@@ -59,7 +59,9 @@ def events_post(obj: Obj, source: str) -> None:
     bad = 0
     with stream:
         for block in _blocks(_lines(stream), events_uc.BATCH):
-            results = iter(events_uc.post_events(obj.app, obj.company, [ln.payload for ln in block if ln.error is None]))
+            results = iter(
+                events_uc.post_events(obj.app, obj.company, [ln.payload for ln in block if ln.error is None])
+            )
             for line in block:
                 result = line.error if line.error is not None else next(results)
                 if result.get("status") in ("rejected", "error"):

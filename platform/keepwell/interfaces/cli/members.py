@@ -114,7 +114,9 @@ def membership_migrate(obj: Obj, plan: str, target: str, apply: bool, as_json: b
         if not rows:
             click.echo(f"no active membership of {plan} to move to {target}")
         for r in rows:
-            changes = ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in r["changes"].items()) or "no change in terms"
+            changes = (
+                ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in r["changes"].items()) or "no change in terms"
+            )
             state = "" if not apply else ("  [moved]" if r.get("applied") else "  [NOT moved]")
             click.echo(f"{r['membership']} ({r['tier']}) {r['from']} -> {r['to']}: {r['problem'] or changes}{state}")
 
@@ -126,7 +128,9 @@ def membership_migrate(obj: Obj, plan: str, target: str, apply: bool, as_json: b
 def _print_membership(m: dict[str, Any]) -> None:
     click.echo(f"{m['id']}  {m['customer']['name']}  [{m['status']}]")
     click.echo(f"  plan      {m['plan']} ({m['plan_name']}), tier {m['tier_name']}")
-    click.echo(f"  period    {m['period']['start']} .. {m['period']['end']} ({m['period']['kind']} #{m['period']['index']})")
+    click.echo(
+        f"  period    {m['period']['start']} .. {m['period']['end']} ({m['period']['kind']} #{m['period']['index']})"
+    )
     renews = "  (renews automatically)" if m["auto_renewal"] and m["status"] == "active" else ""
     click.echo(f"  expires   {m['expires_on']}{renews}")
     a = m.get("allowance")

@@ -62,7 +62,9 @@ def rulesets_validate(files: tuple[str, ...], as_json: bool) -> None:
 @handled
 def rulesets_publish(obj: Obj, files: tuple[str, ...], effective_from: date | None, author: str | None) -> None:
     """Publish each file as a new immutable version, all or none; prints id@version per file."""
-    for published in uc.publish_all(obj.app, obj.company, _read_docs(files), _author(author), effective_from or AT_ONCE):
+    for published in uc.publish_all(
+        obj.app, obj.company, _read_docs(files), _author(author), effective_from or AT_ONCE
+    ):
         click.echo(published.ref + ("" if published.created else "  (unchanged)"))
 
 
@@ -142,7 +144,8 @@ def rulesets_simulate(obj: Obj, files: tuple[str, ...], pack: str | None, settin
             try:
                 stream = [json.loads(line) for line in fh if line.strip()]
             except ValueError as exc:
-                raise InvalidDocument.field(events_file, f"not JSON lines: {exc}", "the event file could not be read")
+                raise InvalidDocument.field(events_file, f"not JSON lines: {exc}",
+                                            "the event file could not be read") from None
     report = simulate(obj.app, obj.company, drafts, start, end, stream)
 
     def human(r: dict[str, Any]) -> None:
@@ -261,7 +264,9 @@ def packs_build(pack: str, out_dir: str) -> None:
 @packs_group.command("install")
 @click.argument("pack")
 @click.option("--set", "settings", multiple=True, metavar="PARAM=VALUE", help="A parameter value (see `packs show`).")
-@click.option("--dry-run", is_flag=True, help="Show what would be published (new, unchanged, or the diff) and publish nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be published (new, unchanged, or the diff) and publish nothing."
+)
 @json_option
 @click.pass_obj
 @handled

@@ -18,7 +18,7 @@ from .errors import status_of
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def service() -> Keepwell:
+def keepwell() -> Keepwell:
     return current_app.extensions["keepwell"]  # type: ignore[no-any-return]
 
 
@@ -28,7 +28,7 @@ def authenticate() -> None:
     secret = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not secret:
         raise Unauthorized("send an API key: Authorization: Bearer <key> (create one with `keepwell apikeys create`)")
-    company = apikeys.company_for_key(service(), secret)
+    company = apikeys.company_for_key(keepwell(), secret)
     if company is None:
         raise Unauthorized("unknown or revoked API key")
     g.company = company
@@ -69,8 +69,8 @@ def post_events() -> ResponseReturnValue:
     event with its own)."""
     body = _body()
     if isinstance(body, dict) and isinstance(body.get("events"), list):
-        return jsonify({"results": events.post_events(service(), g.company, body["events"])})
-    result = events.post_event(service(), g.company, body)
+        return jsonify({"results": events.post_events(keepwell(), g.company, body["events"])})
+    result = events.post_event(keepwell(), g.company, body)
     return jsonify(result), 200 if result.get("duplicate") else 201
 
 
@@ -79,7 +79,7 @@ def add_customer() -> ResponseReturnValue:
     body = _body()
     if not isinstance(body, dict) or not body.get("name"):
         raise InvalidDocument("customer rejected", [Problem("name", "required")])
-    cid = customers.add_customer(service(), g.company, body["name"], body.get("email"), body.get("phone"))
+    cid = customers.add_customer(keepwell(), g.company, body["name"], body.get("email"), body.get("phone"))
     return jsonify({"id": cid, "name": body["name"], "email": body.get("email")}), 201
 
 
@@ -87,43 +87,45 @@ def add_customer() -> ResponseReturnValue:
 def list_customers() -> ResponseReturnValue:
     limit = min(_int_arg("limit", 50), 500)
     offset = _int_arg("offset", 0)
-    rows = customers.list_customers(service(), g.company, limit, offset)
+    rows = customers.list_customers(keepwell(), g.company, limit, offset)
     return jsonify({"customers": rows, "limit": limit, "offset": offset})
 
 
 @bp.get("/customers/<customer_id>/points")
 def customer_points(customer_id: str) -> ResponseReturnValue:
-    return jsonify(rewards.points(service(), g.company, customer_id))
+    return jsonify(rewards.points(keepwell(), g.company, customer_id))
 
 
 @bp.post("/enrollments")
 def enroll() -> ResponseReturnValue:
     body = _body()
-    problems = [Problem(k, "required") for k in ("customer", "plan", "on") if not (isinstance(body, dict) and body.get(k))]
+    problems = [
+        Problem(k, "required") for k in ("customer", "plan", "on") if not (isinstance(body, dict) and body.get(k))
+    ]
     if problems:
         raise InvalidDocument("enrolment rejected", problems)
     try:
         on = date.fromisoformat(body["on"])
     except (TypeError, ValueError):
         raise InvalidDocument("enrolment rejected", [Problem("on", "not a date (YYYY-MM-DD)")]) from None
-    result = memberships.enroll(service(), g.company, body["customer"], body["plan"], on, tier=body.get("tier"),
+    result = memberships.enroll(keepwell(), g.company, body["customer"], body["plan"], on, tier=body.get("tier"),
                                 key=body.get("id"), allow_second=bool(body.get("allow_second")))
     return jsonify(result), 201 if result.get("status") == "processed" else 200
 
 
 @bp.get("/memberships/<membership_id>")
 def membership(membership_id: str) -> ResponseReturnValue:
-    return jsonify(memberships.show(service(), g.company, membership_id))
+    return jsonify(memberships.show(keepwell(), g.company, membership_id))
 
 
 @bp.get("/memberships/<membership_id>/statement")
 def statement(membership_id: str) -> ResponseReturnValue:
-    return jsonify(memberships.statement(service(), g.company, membership_id, _date_arg("from"), _date_arg("to")))
+    return jsonify(memberships.statement(keepwell(), g.company, membership_id, _date_arg("from"), _date_arg("to")))
 
 
 @bp.get("/rulesets")
 def list_rulesets() -> ResponseReturnValue:
-    return jsonify({"rulesets": rulesets.list_rulesets(service(), g.company)})
+    return jsonify({"rulesets": rulesets.list_rulesets(keepwell(), g.company)})
 
 
 @bp.post("/simulations")
@@ -142,4 +144,4 @@ def simulate() -> ResponseReturnValue:
     stream = body.get("events")
     if stream is not None and not isinstance(stream, list):
         raise InvalidDocument("simulation rejected", [Problem("events", "a list of events")])
-    return jsonify(run_simulation(service(), g.company, body["draft"], start, end, stream))
+    return jsonify(run_simulation(keepwell(), g.company, body["draft"], start, end, stream))

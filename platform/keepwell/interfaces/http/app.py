@@ -41,7 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
 
     from ..admin import init_admin
 
-    init_admin(app, service, settings)
+    init_admin(app, settings)
 
     @app.get("/")
     def index() -> ResponseReturnValue:
