@@ -17,7 +17,7 @@ from keepwell.app import create_app
 from keepwell.customers.users import add_user
 from keepwell.events import registry
 from kwmodels import Event, Membership
-from support import Cli, event, make_app
+from support import event, make_app
 
 PASSWORD = "correct horse battery"
 
@@ -43,7 +43,7 @@ def site(db_url):
 
 def _signed_in(app):
     client = app.test_client()
-    token = lambda url: re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True)).group(1)  # noqa: E731
+    token = lambda url: re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True)).group(1)
     assert client.post("/admin/login", data={"email": "owner@care.example", "password": PASSWORD,
                                              "csrf_token": token("/admin/login")}).status_code == 302
     return client, token
@@ -129,7 +129,7 @@ def test_events_post_uses_the_batched_path_one_result_per_line(cli, tmp_path):
     lines[20] = json.dumps(event("bad", "purchase", c, "2026-02-01", amount="1.5x"))
     lines += [lines[0], json.dumps(event("p-last", "purchase", c, "2026-02-01", amount="1.00", pay_with="membership"))]
     begins = []
-    listener = lambda conn: begins.append(1)  # noqa: E731
+    listener = lambda conn: begins.append(1)
     sa.event.listen(sa.engine.Engine, "begin", listener)
     try:
         res = cli("events", "post", "-", input="\n".join(lines) + "\n", expect=1)

@@ -1,10 +1,12 @@
-"""Events in: one, or many through the batched path, each answered with its own result."""
+"""Events in: one, or many through the batched path, each answered with its own result.
+
+An event's result is the JSON document stored with the event (a repeated id gets it back
+byte for byte), so it stays a dict rather than becoming a class of its own."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from ..events import pipeline
@@ -14,24 +16,6 @@ from .app import Keepwell, use_case
 
 BATCH = 500  # events per transaction in batches
 log = logging.getLogger("keepwell.events")
-
-
-@dataclass(frozen=True)
-class EventResult:
-    """What an event gave, as stored (a repeated id gives the first result, `duplicate` set)."""
-
-    body: dict[str, Any]
-
-    @property
-    def status(self) -> str:
-        return str(self.body.get("status"))
-
-    @property
-    def duplicate(self) -> bool:
-        return bool(self.body.get("duplicate"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.body)
 
 
 @use_case
