@@ -7,6 +7,7 @@ SQLite: a migrated template file, copied for each test.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 
@@ -105,3 +106,11 @@ def cli(db_url):
     c = Cli(db_url)
     c("init", "--timezone", "America/Denver")
     return c
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test():
+    """A database connection or file left open is reported (warnings are errors) by the test that
+    left it, not by whichever later test the garbage collector happened to run in."""
+    yield
+    gc.collect()

@@ -10,6 +10,7 @@ fork) and keeps one service (database pool, rules engine) per process and databa
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import nullcontext
 from typing import Any
 
@@ -23,6 +24,7 @@ from . import hooks
 
 _app: Keepwell | None = None
 _app_key: tuple[int, str] | None = None
+_lock = threading.Lock()  # threads of one process (an in-process caller) share the one service
 
 
 def settings() -> Settings:
@@ -35,19 +37,21 @@ def keepwell() -> Keepwell:
     second from the first)."""
     global _app, _app_key
     key = (os.getpid(), settings().database_url)
-    if _app is None or _app_key != key:
-        if _app is not None and _app_key is not None and _app_key[0] == key[0]:
-            _app.close()  # same process, another database: the old pool is ours to close
-        _app, _app_key = open_app(settings()), key
-    return _app
+    with _lock:
+        if _app is None or _app_key != key:
+            if _app is not None and _app_key is not None and _app_key[0] == key[0]:
+                _app.close()  # same process, another database: the old pool is ours to close
+            _app, _app_key = open_app(settings()), key
+        return _app
 
 
 def close() -> None:
     """Close this process's service (its database pool), e.g. when an in-process caller is done."""
     global _app, _app_key
-    if _app is not None and _app_key is not None and _app_key[0] == os.getpid():
-        _app.close()
-    _app = _app_key = None
+    with _lock:
+        if _app is not None and _app_key is not None and _app_key[0] == os.getpid():
+            _app.close()
+        _app = _app_key = None
 
 
 def run_due_unit(company: str, unit: dict[str, str]) -> dict[str, Any]:
