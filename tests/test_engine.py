@@ -143,3 +143,88 @@ def test_durable_rules_and_python_engine_agree(rules, amount, pay_with, category
 
 
 _SHARED = DurableRulesEngine()
+
+
+# --- the exact cache of answers: the same answers as the engine, on every fact -------------------
+
+from keepwell.rulesets.engine import CachedEngine  # noqa: E402
+
+values = st.one_of(st.integers(-5, 40000), st.sampled_from(["membership", "card", "cash", "other", "", "é"]))
+operators = st.sampled_from(["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "exists"])
+
+
+@st.composite
+def random_condition(draw):
+    field = draw(st.sampled_from(["data.amount", "data.pay_with", "data.category", "member.tier", "data.service_code"]))
+    op = draw(operators)
+    if op == "exists":
+        return {"field": field, "exists": draw(st.booleans())}
+    if field == "data.amount":
+        cents = draw(st.integers(0, 30000))
+        text = f"{cents // 100}.{cents % 100:02d}"
+        return {"field": field, op: [text, f"{cents // 200}.00"] if op in ("in", "not_in") else text}
+    if op in ("lt", "lte", "gt", "gte"):
+        op = draw(st.sampled_from(["eq", "ne"]))
+    word = draw(st.sampled_from(["membership", "card", "gold", "silver", "parts", "AC_TUNE", "FURNACE_TUNE"]))
+    return {"field": field, op: [word, "cash"] if op in ("in", "not_in") else word}
+
+
+@st.composite
+def random_ruleset(draw):
+    rules = []
+    for i in range(draw(st.integers(1, 12))):
+        events = draw(st.sampled_from([["purchase"], ["purchase", "service_completed"], ["service_completed"]]))
+        fields = ["data.amount", "data.pay_with", "data.category"] if events == ["purchase"] else ["data.amount"]
+        cond = [c for c in draw(st.lists(random_condition(), max_size=3))
+                if c["field"] in fields + ["member.tier"] or (events == ["service_completed"] and c["field"] == "data.service_code")]
+        any_ = [c for c in draw(st.lists(random_condition(), max_size=2)) if c["field"] in fields + ["member.tier"]]
+        window = draw(st.sampled_from([None, {"from": "2020-03-01", "to": "2020-05-31"}, {"from": "2020-06-15", "to": "2020-06-15"}]))
+        rules.append({"id": f"r{i}", "when": {"event": events, "all": cond, **({"any": any_} if any_ else {})},
+                      "earn": {"points": 1}, **({"window": window} if window else {})})
+    return rules_doc(*rules)
+
+
+@st.composite
+def random_fact(draw):
+    etype = draw(st.sampled_from(["purchase", "service_completed", "referral"]))
+    data: dict = {}
+    if etype != "referral":
+        if draw(st.booleans()) or etype == "purchase":
+            cents = draw(st.one_of(st.integers(0, 30000), st.sampled_from([0, 1, 5000, 10000, 20000, 29999])))
+            data["amount"] = f"{cents // 100}.{cents % 100:02d}"
+    else:
+        data["referred_name"] = "Neighbour"
+    if etype == "purchase":
+        data["pay_with"] = draw(st.sampled_from(["membership", "card", "cash", "other"]))
+        if draw(st.booleans()):
+            data["category"] = draw(st.sampled_from(["parts", "labor", "é"]))
+    if etype == "service_completed":
+        data["service_code"] = draw(st.sampled_from(["AC_TUNE", "FURNACE_TUNE", "DUCT"]))
+    day = draw(st.sampled_from([date(2020, 2, 29), date(2020, 3, 1), date(2020, 5, 31), date(2020, 6, 1),
+                                date(2020, 6, 15), date(2020, 12, 31)]))
+    tier = draw(st.sampled_from(["gold", "silver", "basic", ""]))
+    return make_fact(etype, day, data, {"tier": tier, "status": "active"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=random_ruleset(), facts=st.lists(random_fact(), min_size=1, max_size=40))
+def test_the_cache_answers_exactly_as_the_engine_does(doc, facts):
+    """300 random rulesets, each over up to 40 random facts (many sharing signatures): the cached
+    answers, the engine's and the plain-Python matcher's are the same for every fact."""
+    compiled = compile_document(doc, "r@1")
+    cached = CachedEngine(_SHARED)
+    for fact in facts + facts:  # the second time round, every answer comes from the cache
+        want = PythonEngine().matches(compiled, fact)
+        assert _SHARED.matches(compiled, fact) == want
+        assert cached.matches(compiled, fact) == want, (fact, doc)
+    assert cached.hits >= len(facts)
+
+
+def test_the_cache_keeps_a_few_signatures_for_many_events():
+    rules = compile_document(OVERLAPPING, "r@1")
+    cached = CachedEngine(_SHARED)
+    for i in range(3000):
+        fact = make_fact("purchase", date(2020, 3, 2), {"amount": f"{i}.{i % 100:02d}"}, {"tier": ["gold", "basic"][i % 2]})
+        assert cached.matches(rules, fact) == PythonEngine().matches(rules, fact)
+    # amount below, at or above 200.00, by tier gold or not: a handful of signatures, not 3,000
+    assert cached.misses <= 8 and cached.hits >= 2990
