@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..infra.sql import chunks, one_of
 from ..kernel.errors import InvalidDocument, NotFound
 from ..kernel.ids import new_id
 from ..kernel.text import storable
@@ -48,8 +49,8 @@ def lock_customers(session: Session, company_id: int, customer_ids: list[str]) -
     deadlock; the ones that do not exist are simply missing from the answer."""
     out: dict[str, Customer] = {}
     todo = sorted(set(customer_ids))
-    for i in range(0, len(todo), 500):
-        q = (sa.select(Customer).where(Customer.company_id == company_id, Customer.id.in_(todo[i:i + 500]))
+    for part in chunks(session, todo):
+        q = (sa.select(Customer).where(Customer.company_id == company_id, one_of(session, Customer.id, part))
              .order_by(Customer.id).with_for_update())
         for c in session.scalars(q):
             out[c.id] = c
@@ -88,9 +89,9 @@ def names(session: Session, company_id: int, customer_ids: set[str]) -> dict[str
     """Names of these customers (for lists that show names, not ids)."""
     out: dict[str, str] = {}
     todo = sorted(customer_ids)
-    for i in range(0, len(todo), 500):
+    for part in chunks(session, todo):
         out.update(session.execute(sa.select(Customer.id, Customer.name).where(
-            Customer.company_id == company_id, Customer.id.in_(todo[i:i + 500]))).all())
+            Customer.company_id == company_id, one_of(session, Customer.id, part))).all())
     return out
 
 

@@ -9,6 +9,7 @@ batch needs is loaded up front in a few queries and its rows are written togethe
 from __future__ import annotations
 
 import copy
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,14 +19,17 @@ from sqlalchemy.engine import Connection
 from ..customers.customers import get_customer, lock_customers
 from ..customers.models import Customer
 from ..infra.context import Ctx
+from ..infra.sql import chunks, one_of
 from ..infra.tables import utcnow
 from ..infra.unit import Unit
 from ..kernel.errors import Declined, InvalidDocument, KeepwellError, Problem
 from ..ledger import book
 from ..ledger.entries import posted_view
-from ..rulesets.documents import content_hash
+from ..kernel.text import nul_problems
+from ..rulesets.documents import canonical_json
 from ..rulesets.event_types import EVENT_TYPES
-from ..rulesets.validation import is_valid_event, validate_event
+from ..rulesets.schemas import fast_event_validator
+from ..rulesets.validation import validate_event
 from . import registry
 from .models import Event
 from .registry import PendingEvent
@@ -50,24 +54,35 @@ class Intake:
 
 
 def intake(ctx: Ctx) -> Intake:
-    return ctx.unit.part(Intake)
+    return ctx.part(Intake)
 
 
 # --- what may come in ---------------------------------------------------------------------------
 
 def check(payload: object, trusted: bool = False) -> list[Problem]:
     """Every problem with an event as it arrives; empty when it may be processed."""
-    problems = [] if is_valid_event(payload) else validate_event(payload)
+    return _check(payload, trusted)[0]
+
+
+def _check(payload: object, trusted: bool) -> tuple[list[Problem], str]:
+    """The problems, and the event's canonical JSON (what its content hash is made of)."""
+    text = ""
+    if fast_event_validator().is_valid(payload):
+        text = canonical_json(payload)
+        # JSON writes a NUL as \u0000: where that is not in the text, no string holds one
+        problems = nul_problems(payload) if "\\u0000" in text else []
+    else:
+        problems = validate_event(payload)
     if problems or not isinstance(payload, dict):
-        return problems
+        return problems, text
     if payload["type"] in EVENT_TYPES.platform_only and not trusted:
-        return [Problem("type", f"{payload['type']!r} events are raised by `keepwell run-due`, not posted")]
+        return [Problem("type", f"{payload['type']!r} events are raised by `keepwell run-due`, not posted")], text
     reserved = EVENT_TYPES.reserved_prefixes
     if not trusted and payload["id"].startswith(reserved):
         # An outside event holding a platform key would stand in for the period end (or expiry)
         # it names: that period would never close and catch-up would loop on it forever.
-        return [Problem("id", f"ids starting with {', '.join(reserved)} are reserved for the platform's own events")]
-    return problems
+        return [Problem("id", f"ids starting with {', '.join(reserved)} are reserved for the platform's own events")], text
+    return problems, text
 
 
 def rejected(payload: object, exc: KeepwellError) -> dict[str, Any]:
@@ -152,12 +167,11 @@ def lookup_keys(ctx: Ctx, keys: list[str]) -> None:
     """Which of these event keys are stored already (one query per 500 keys)."""
     state = intake(ctx)
     todo = [k for k in dict.fromkeys(keys) if k not in state.keys]
-    for i in range(0, len(todo), 500):
-        part = todo[i:i + 500]
+    for part in chunks(ctx.session, todo):
         for k in part:
             state.keys[k] = None
-        for row in ctx.session.execute(sa.select(EVENTS.c.key, EVENTS.c.payload_hash, EVENTS.c.result)
-                                       .where(EVENTS.c.company_id == ctx.company.id, EVENTS.c.key.in_(part))):
+        for row in ctx.session.execute(sa.select(EVENTS.c.key, EVENTS.c.payload_hash, EVENTS.c.result).where(
+                EVENTS.c.company_id == ctx.company.id, one_of(ctx.session, EVENTS.c.key, part))):
             state.keys[row.key] = row
 
 
@@ -180,13 +194,13 @@ def customer(ctx: Ctx, customer_id: str) -> Customer:
 
 
 def _post(ctx: Ctx, payload: Any, trusted: bool, built: bool = False) -> dict[str, Any]:
-    problems = [] if built else check(payload, trusted)
+    problems, text = ([], canonical_json(payload)) if built else _check(payload, trusted)
     if problems:
         raise InvalidDocument(
             f"event {payload.get('id', '?') if isinstance(payload, dict) else '?'} rejected", problems
         )
     unit = ctx.unit
-    digest = content_hash(payload)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()  # = content_hash(payload)
     existing = stored(ctx, payload["id"])
     if existing is not None:
         return _replay(existing, digest)
@@ -237,7 +251,7 @@ def keys_of(ctx: Ctx, event_ids: set[int]) -> dict[int, str]:
     """The keys (the ids people know) of stored events."""
     out: dict[int, str] = {}
     todo = sorted(event_ids)
-    for i in range(0, len(todo), 500):
+    for part in chunks(ctx.session, todo):
         out.update(ctx.session.execute(sa.select(Event.id, Event.key).where(
-            Event.company_id == ctx.company.id, Event.id.in_(todo[i:i + 500]))).all())
+            Event.company_id == ctx.company.id, one_of(ctx.session, Event.id, part))).all())
     return out

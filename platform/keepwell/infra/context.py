@@ -3,15 +3,17 @@ works for, the rules engine and the clock. Built by the use-case layer, one per 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from ..kernel.clock import Clock, SystemClock
 from .unit import Unit, unit_of
+
+P = TypeVar("P")
 
 
 class Tenant(Protocol):
@@ -29,10 +31,22 @@ class Ctx:
     company: Any  # a Tenant: every query of the unit of work is scoped to company.id
     rules: Any  # the rules engine (keepwell.rulesets.engine.RulesEngine)
     clock: Clock = SystemClock()
+    _unit: Unit | None = field(default=None, repr=False, compare=False)
+    _parts: dict[type, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def unit(self) -> Unit:
-        return unit_of(self.session)
+        """This transaction's unit of work (looked up once: a Ctx lives for one transaction)."""
+        if self._unit is None:
+            self._unit = unit_of(self.session)
+        return self._unit
+
+    def part(self, cls: type[P]) -> P:
+        """An area's working state in this unit of work (`Unit.part`), looked up once."""
+        found = self._parts.get(cls)
+        if found is None:
+            found = self._parts[cls] = self.unit.part(cls)  # type: ignore[type-var]
+        return found  # type: ignore[no-any-return]
 
     @property
     def tz(self) -> ZoneInfo:

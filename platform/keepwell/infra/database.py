@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..kernel.errors import SchemaOutOfDate
+from .unit import IdBlocks
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 RETRIES = 5
@@ -24,7 +25,14 @@ T = TypeVar("T")
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    # psycopg prepares a statement on the server once it has run five times; PostgreSQL may then
+    # plan it once for any parameters ("generic" plan), and a generic plan of `key = ANY($2)`
+    # reads a company's whole index instead of looking up its keys. Custom plans, always.
+    connect_args = kwargs.pop("connect_args", {})
+    options = connect_args.get("options", "")
+    if "plan_cache_mode" not in options:
+        connect_args["options"] = f"{options} -c plan_cache_mode=force_custom_plan".strip()
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
@@ -66,10 +74,12 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        info = {"keepwell.id_blocks": IdBlocks()}  # the process's blocks of ids (PostgreSQL)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
         # Sessions for work that only reads (pages, API-key checks): on SQLite they take no
         # write lock, so a page can read and then call a use case that writes.
-        self.readers = sessionmaker(self.engine.execution_options(keepwell_read_only=True), expire_on_commit=False)
+        self.readers = sessionmaker(self.engine.execution_options(keepwell_read_only=True), expire_on_commit=False,
+                                    info=info)
         self._schema_ok = False
         self._before_commit: list[Callable[[], None]] = []
 
@@ -124,6 +134,15 @@ class Database:
         """Create or upgrade the schema to the newest revision; running it again changes nothing."""
         upgrade(self.engine)
         self._schema_ok = True
+
+    def analyze(self) -> None:
+        """PostgreSQL: gather the planner's statistics now rather than at autovacuum's next
+        round. Until a table is first analyzed the planner knows nothing of its columns (that
+        every row of one company has the same company_id, say) and can pick a plan that reads a
+        company's whole table to find a few keys."""
+        if self.dialect == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE")
 
     def revision(self) -> str | None:
         return current_revision(self.engine)

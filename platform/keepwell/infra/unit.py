@@ -19,6 +19,7 @@ Areas keep their own working state (the ledger's accounts, the memberships loade
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import threading
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -42,44 +43,75 @@ class Part(Protocol):
         """Write what changed in rows that existed before (UPDATEs), once the inserts are done."""
 
 
+BLOCK_TABLES = ("events", "accounts", "ledger_entries", "points_lots", "lot_draws", "outbox")
+
+
+class IdBlocks:
+    """PostgreSQL: what the process knows of the sequences that hand out blocks of ids (their
+    step, read once: migration 0005 makes the hot tables' sequences step by 1000)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.steps: dict[str, int] | None = None
+
+    def load(self, session: Session) -> dict[str, int]:
+        if self.steps is None:
+            rows = session.execute(sa.text(
+                "SELECT t, coalesce((SELECT increment_by FROM pg_sequences "
+                "  WHERE schemaname || '.' || sequencename = pg_get_serial_sequence(t, 'id')), 1) "
+                "FROM unnest(CAST(:tables AS text[])) AS t"), {"tables": list(BLOCK_TABLES)}).all()
+            with self._lock:
+                self.steps = {t: max(int(step), 1) for t, step in rows}
+        return self.steps
+
+
 class Ids:
-    """Ids allocated before the rows are written. PostgreSQL: blocks drawn from the table's own
-    sequence, so concurrent writers never collide. SQLite: the transaction holds the write lock
-    (BEGIN IMMEDIATE), so the next id is max(id) + 1, read again after every flush."""
+    """Ids allocated before the rows are written, so rows can refer to each other and be inserted
+    in bulk.
+
+    PostgreSQL: the hot tables' sequences step by a block (1000): one `nextval` reserves a
+    block of ids no other transaction can get. A transaction draws a block of each such table
+    with one query the first time it needs an id (and another block of a table whose block runs
+    out), after it holds its customers' locks: so for any one account, entries written later
+    have higher ids, as they did one by one. Ids left unused are gaps, never duplicates. Other
+    tables draw one id at a time. SQLite: the transaction holds the write lock (BEGIN
+    IMMEDIATE), so the next id is max(id) + 1, read again after every flush."""
 
     def __init__(self, session: Session):
         self.session = session
         self.pg = session.get_bind().dialect.name == "postgresql"
-        self.pool: dict[str, list[int]] = {}  # PostgreSQL: ids drawn, highest first
+        self.blocks: IdBlocks = session.info.get("keepwell.id_blocks") or IdBlocks()
+        self._next: dict[str, int] = {}
+        self._end: dict[str, int] = {}
         self.next: dict[str, int] = {}  # SQLite: the next free id
-        self.block: dict[str, int] = {}
 
     def take(self, table: sa.Table) -> int:
-        if not self.pg:
-            n = self.next.get(table.name)
-            if n is None:
-                top = self.session.execute(sa.select(sa.func.max(table.c.id))).scalar()
-                n = (top or 0) + 1
-            self.next[table.name] = n + 1
+        name = table.name
+        if self.pg:
+            n = self._next.get(name, 0)
+            if n >= self._end.get(name, 0):
+                n = self._draw(name)
+            self._next[name] = n + 1
             return n
-        pool = self.pool.get(table.name)
-        if not pool:
-            pool = self.pool[table.name] = self._draw(table)
-        return pool.pop()
+        n = self.next.get(name)
+        if n is None:
+            top = self.session.execute(sa.select(sa.func.max(table.c.id))).scalar()
+            n = (top or 0) + 1
+        self.next[name] = n + 1
+        return n
+
+    def _draw(self, name: str) -> int:
+        steps = self.blocks.load(self.session)
+        tables = [name] if self._end or name not in steps else list(steps)
+        row = self.session.execute(sa.text(
+            "SELECT " + ", ".join(f"nextval(pg_get_serial_sequence(:t{i}, 'id'))" for i in range(len(tables)))),
+            {f"t{i}": t for i, t in enumerate(tables)}).one()
+        for t, start in zip(tables, row):
+            self._next[t], self._end[t] = int(start), int(start) + steps.get(t, 1)
+        return self._next[name]
 
     def want(self, table: sa.Table, n: int) -> None:
-        """A hint: about `n` ids of `table` are coming (drawn with one query)."""
-        if self.pg and n > len(self.pool.get(table.name) or ()):
-            self.block[table.name] = min(max(n, 8), 20000)
-
-    def _draw(self, table: sa.Table) -> list[int]:
-        n = self.block.get(table.name, 8)
-        self.block[table.name] = min(n * 2, 4096)
-        ids = list(self.session.execute(
-            sa.text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
-            {"t": table.name, "n": n}).scalars())
-        ids.sort(reverse=True)
-        return ids
+        """A hint that about `n` ids of `table` are coming (blocks need none)."""
 
     def after_flush(self) -> None:
         self.next.clear()  # SQLite: other writers in this transaction (the ORM) may have added rows

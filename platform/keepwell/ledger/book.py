@@ -11,7 +11,7 @@ the book then updates the balances and lots that changed, one statement per kind
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from ..infra import bulk
 from ..infra.context import Ctx
+from ..infra.sql import chunks, one_of
 from ..infra.tables import utcnow
 from ..infra.unit import Unit
 from .models import Account, LedgerEntry, LotDraw, PointsLot
@@ -31,7 +32,6 @@ _ACCOUNTS: sa.Table = Account.__table__  # type: ignore[assignment]
 _ENTRIES: sa.Table = LedgerEntry.__table__  # type: ignore[assignment]
 _LOTS: sa.Table = PointsLot.__table__  # type: ignore[assignment]
 _DRAWS: sa.Table = LotDraw.__table__  # type: ignore[assignment]
-IN_CHUNK = 500  # ids per IN (...) list
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Posting:
     period: int | None = None
 
     def with_rule(self, rule: str) -> Posting:
-        return replace(self, rule=rule)
+        return Posting(self.event_id, self.ruleset, rule, self.effective_date, self.period)
 
 
 class Acct:
@@ -93,11 +93,10 @@ class Book:
     def load_owners(self, owners: list[str]) -> None:
         """Load every account of these owners (membership or customer ids) in a few queries."""
         todo = [o for o in dict.fromkeys(owners) if o not in self.owners_loaded]
-        for i in range(0, len(todo), IN_CHUNK):
-            part = todo[i:i + IN_CHUNK]
+        for part in chunks(self.session, todo):
             rows = self.session.execute(
                 sa.select(_ACCOUNTS.c.id, _ACCOUNTS.c.owner, _ACCOUNTS.c.unit, _ACCOUNTS.c.code, _ACCOUNTS.c.balance)
-                .where(_ACCOUNTS.c.company_id == self.company_id, _ACCOUNTS.c.owner.in_(part)))
+                .where(_ACCOUNTS.c.company_id == self.company_id, one_of(self.session, _ACCOUNTS.c.owner, part)))
             for aid, owner, unit, code, balance in rows:
                 key = (owner, unit, code)
                 if key not in self.accounts:
@@ -215,6 +214,6 @@ class Book:
 
 def book(ctx: Ctx) -> Book:
     """The ledger's working set of this unit of work."""
-    b = ctx.unit.part(Book)
+    b = ctx.part(Book)
     b.company_id = ctx.company.id
     return b

@@ -17,8 +17,8 @@ class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (sa.UniqueConstraint("company_id", "owner", "unit", "code", name="uq_accounts_owner_unit_code"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
-    owner: Mapped[str] = mapped_column(sa.String(40), index=True)  # membership id or customer id
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"))
+    owner: Mapped[str] = mapped_column(sa.String(40))  # membership id or customer id
     unit: Mapped[str] = mapped_column(sa.String(20))  # allowance | overdraft | visits | points
     code: Mapped[str] = mapped_column(sa.String(40), default="")
     balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # cache of sum(entries), checked by audit
@@ -37,7 +37,7 @@ class LedgerEntry(Base):
     kind: Mapped[str] = mapped_column(sa.String(30))
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     balance_after: Mapped[int] = mapped_column(sa.BigInteger)
-    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id"), index=True)
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id"))
     ruleset: Mapped[str] = mapped_column(sa.String(120))  # id@version that produced it
     rule: Mapped[str] = mapped_column(sa.String(160))
     period: Mapped[int | None] = mapped_column(sa.Integer)

@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..customers.models import Customer
 from ..infra import bulk
 from ..infra.context import Ctx
+from ..infra.sql import chunks, one_of
 from ..infra.unit import Unit
 from ..kernel.errors import Declined, NotFound
 from ..kernel.ids import new_id
@@ -60,7 +61,7 @@ class Members:
 
 
 def members(ctx: Ctx) -> Members:
-    return ctx.unit.part(Members)
+    return ctx.part(Members)
 
 
 def plan_of(ctx: Ctx, m: Membership) -> tuple[str, PlanTerms]:
@@ -81,11 +82,11 @@ def load(ctx: Ctx, customer_ids: list[str]) -> None:
     memberships are locked in the same order."""
     state = members(ctx)
     todo = sorted({c for c in customer_ids if c not in state.of_customer})
-    for i in range(0, len(todo), 500):
-        part = todo[i:i + 500]
+    for part in chunks(ctx.session, todo):
         for c in part:
             state.of_customer[c] = []
-        q = (sa.select(Membership).where(Membership.company_id == ctx.company.id, Membership.customer_id.in_(part))
+        q = (sa.select(Membership).where(Membership.company_id == ctx.company.id,
+                                         one_of(ctx.session, Membership.customer_id, part))
              .order_by(Membership.created_at, Membership.id).with_for_update())
         for m in ctx.session.scalars(q):
             state.of_customer[m.customer_id].append(m)

@@ -18,7 +18,7 @@ class MessageTemplate(Base):
     __tablename__ = "message_templates"
     __table_args__ = (sa.UniqueConstraint("company_id", "name", "channel", name="uq_message_templates_name_channel"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"))
     name: Mapped[str] = mapped_column(sa.String(64))
     channel: Mapped[str] = mapped_column(sa.String(20))
     subject: Mapped[str | None] = mapped_column(sa.String(300))
@@ -30,7 +30,7 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_outbox_company_key"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"))
     key: Mapped[str] = mapped_column(sa.String(300))
     event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("events.id"))
     customer_id: Mapped[str | None] = mapped_column(sa.String(40))

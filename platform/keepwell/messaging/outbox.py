@@ -23,6 +23,7 @@ from ..customers.customers import opted_out
 from ..customers.models import Company
 from ..infra.context import Ctx
 from ..infra.database import is_postgres
+from ..infra.sql import chunks, one_of
 from ..infra.tables import utcnow
 from ..kernel.errors import Conflict, DeliveryError, NotFound
 from ..rulesets.versions import get_version
@@ -87,9 +88,9 @@ def existing_keys(ctx: Ctx, keys: list[str]) -> set[str]:
     mine = queued(ctx)
     found = {k for k in keys if k in mine}
     todo = [k for k in dict.fromkeys(keys) if k not in found]
-    for i in range(0, len(todo), 500):
+    for part in chunks(ctx.session, todo):
         found.update(ctx.session.scalars(sa.select(OutboxMessage.key).where(
-            OutboxMessage.company_id == ctx.company.id, OutboxMessage.key.in_(todo[i:i + 500]))))
+            OutboxMessage.company_id == ctx.company.id, one_of(ctx.session, OutboxMessage.key, part))))
     return found
 
 

@@ -60,6 +60,7 @@ class EventTypes:
         self._member_fields: dict[str, str] = {}
         self._lock = threading.Lock()
         self.generation = 0  # changes with every declaration: caches built from the catalog check it
+        self._derived: dict[str, Any] = {}
 
     def declare(self, name: str, data: dict[str, Any], *, title: str = "", description: str = "",
                 platform_only: bool = False, key_prefix: str | None = None) -> EventDecl:
@@ -71,12 +72,13 @@ class EventTypes:
                 raise ValueError(f"event type {name!r} is declared twice")
             self._types[name] = decl
             self.generation += 1
+            self._derived.clear()
         return decl
 
     def declare_member_fields(self, fields: dict[str, str]) -> None:
         """What a condition may ask about the member (`member.tier`...), besides the event's data."""
         with self._lock:
-            self._member_fields.update(fields)
+            self._member_fields = {**self._member_fields, **fields}
             self.generation += 1
 
     def _loaded(self) -> dict[str, EventDecl]:
@@ -93,15 +95,21 @@ class EventTypes:
 
     @property
     def platform_only(self) -> frozenset[str]:
-        return frozenset(n for n, d in self._loaded().items() if d.platform_only)
+        found = self._derived.get("platform_only")
+        if found is None:
+            found = self._derived["platform_only"] = frozenset(n for n, d in self._loaded().items() if d.platform_only)
+        return found  # type: ignore[no-any-return]
 
     @property
     def reserved_prefixes(self) -> tuple[str, ...]:
-        return tuple(d.key_prefix for d in self._loaded().values() if d.key_prefix)
+        found = self._derived.get("reserved")
+        if found is None:
+            found = self._derived["reserved"] = tuple(d.key_prefix for d in self._loaded().values() if d.key_prefix)
+        return found  # type: ignore[no-any-return]
 
     @property
     def member_fields(self) -> dict[str, str]:
-        return dict(self._member_fields)
+        return self._member_fields  # read only: declare_member_fields changes it
 
     def data_fields(self, name: str) -> dict[str, str]:
         decl = self.get(name)

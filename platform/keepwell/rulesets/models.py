@@ -16,7 +16,7 @@ class Ruleset(Base):
     __tablename__ = "rulesets"
     __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_rulesets_company_key"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"))
     key: Mapped[str] = mapped_column(sa.String(64))
     kind: Mapped[str] = mapped_column(sa.String(40))
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -27,7 +27,7 @@ class RulesetVersion(Base):
     __tablename__ = "ruleset_versions"
     __table_args__ = (sa.UniqueConstraint("ruleset_id", "version", name="uq_ruleset_versions_ruleset_version"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    ruleset_id: Mapped[int] = mapped_column(sa.ForeignKey("rulesets.id"), index=True)
+    ruleset_id: Mapped[int] = mapped_column(sa.ForeignKey("rulesets.id"))
     version: Mapped[int] = mapped_column(sa.Integer)
     content: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     content_hash: Mapped[str] = mapped_column(sa.String(64))

@@ -22,7 +22,9 @@ def init(app: Keepwell, company: str = "default", name: str = "Default company",
         companies.create_company(session, company, name, timezone)
         return True
 
-    return app.run_platform(work)
+    created = app.run_platform(work)
+    app.database.analyze()
+    return created
 
 
 def add_company(app: Keepwell, slug: str, name: str, timezone: str = "UTC") -> str:
