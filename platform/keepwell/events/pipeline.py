@@ -23,9 +23,9 @@ from ..infra.sql import chunks, one_of
 from ..infra.tables import utcnow
 from ..infra.unit import Unit
 from ..kernel.errors import Declined, InvalidDocument, KeepwellError, Problem
+from ..kernel.text import nul_problems
 from ..ledger import book
 from ..ledger.entries import posted_view
-from ..kernel.text import nul_problems
 from ..rulesets.documents import canonical_json
 from ..rulesets.event_types import EVENT_TYPES
 from ..rulesets.schemas import fast_event_validator
@@ -81,7 +81,8 @@ def _check(payload: object, trusted: bool) -> tuple[list[Problem], str]:
     if not trusted and payload["id"].startswith(reserved):
         # An outside event holding a platform key would stand in for the period end (or expiry)
         # it names: that period would never close and catch-up would loop on it forever.
-        return [Problem("id", f"ids starting with {', '.join(reserved)} are reserved for the platform's own events")], text
+        reason = f"ids starting with {', '.join(reserved)} are reserved for the platform's own events"
+        return [Problem("id", reason)], text
     return problems, text
 
 

@@ -18,8 +18,8 @@ Areas keep their own working state (the ledger's accounts, the memberships loade
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
