@@ -93,12 +93,12 @@ class Ids:
                 n = self._draw(name)
             self._next[name] = n + 1
             return n
-        n = self.next.get(name)
-        if n is None:
+        following = self.next.get(name)
+        if following is None:
             top = self.session.execute(sa.select(sa.func.max(table.c.id))).scalar()
-            n = (top or 0) + 1
-        self.next[name] = n + 1
-        return n
+            following = (top or 0) + 1
+        self.next[name] = following + 1
+        return following
 
     def _draw(self, name: str) -> int:
         steps = self.blocks.load(self.session)
