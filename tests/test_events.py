@@ -7,8 +7,9 @@ import json
 import textwrap
 
 import pytest
+import sqlalchemy as sa
 
-from support import event
+from support import Cli, event
 
 PLAN = textwrap.dedent("""\
     apiVersion: keepwell/v1
@@ -367,6 +368,49 @@ def test_audit_reports_no_drift_after_a_mixed_run(cli, member):
     # The run really did something: overdraft recovered at renewal, points left after expiry.
     a = cli.json("membership", "show", m)["allowance"]
     assert (a["balance"], a["overdraft_used"]) == ("420.00", "0.00")
+
+
+def test_audit_reports_rows_whose_references_point_nowhere(cli, member, db_url, tmp_path):
+    """The pipeline's tables carry no foreign keys (migration 0006): the audit checks the
+    references itself. A ledger entry on an account that does not exist, and a points lot moved
+    into another company's account, are each reported with their row ids."""
+    customer, _m = member
+    cli.post(event("r-1", "purchase", customer, "2020-02-01", amount="100.00", pay_with="membership"))
+    assert cli.json("audit")["ok"] is True
+    other = Cli(db_url)
+    other.env["KEEPWELL_COMPANY"] = "other"
+    other("init")
+    (tmp_path / "theirs.yaml").write_text(POINTS)
+    other("rulesets", "publish", str(tmp_path / "theirs.yaml"))
+    theirs = other.out("customers", "add", "--name", "Someone Else")
+    other.post(event("o-1", "purchase", theirs, "2020-02-01", amount="10.00", pay_with="card"))
+    company = "(SELECT id FROM companies WHERE slug = :slug)"
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.begin() as c:  # tampering below the application
+            entry = c.execute(sa.text(f"SELECT max(id) FROM ledger_entries WHERE company_id = {company}"),
+                              {"slug": "default"}).scalar()
+            c.execute(sa.text("INSERT INTO ledger_entries (company_id, account_id, kind, amount, balance_after,"
+                              " event_id, ruleset, rule, effective_date, created_at)"
+                              " SELECT company_id, 999999, kind, 0, 0, event_id, ruleset, 'tampered', effective_date,"
+                              " created_at FROM ledger_entries WHERE id = :e"), {"e": entry})
+            their_account = c.execute(sa.text(f"SELECT min(id) FROM accounts WHERE company_id = {company}"),
+                                      {"slug": "other"}).scalar()
+            lot = c.execute(sa.text(f"SELECT min(id) FROM points_lots WHERE company_id = {company}"),
+                            {"slug": "default"}).scalar()
+            assert their_account is not None and lot is not None
+            c.execute(sa.text("UPDATE points_lots SET account_id = :a WHERE id = :l"), {"a": their_account, "l": lot})
+    finally:
+        engine.dispose()
+    report = json.loads(cli("audit", "--json", expect=1).stdout)
+    problems = {p["reference"]: p for p in report["drift"] if "reference" in p}
+    assert report["ok"] is False
+    assert set(problems) == {"ledger entry → account", "points lot → account"}
+    assert problems["points lot → account"]["examples"] == [lot]
+    assert problems["ledger entry → account"]["rows"] == 1
+    assert "problem(s)" in cli("audit", expect=1).stdout
+    # The other company's own audit is clean: its rows are all sound.
+    assert other.json("audit")["ok"] is True
 
 
 def test_customer_with_two_memberships(cli, tmp_path):

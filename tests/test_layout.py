@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -70,5 +71,48 @@ def test_init_twice_is_harmless(db_url):
         assert db.current_revision(app.engine) is not None
         with app.engine.connect() as c:
             assert c.scalar(sa.text("select count(*) from companies")) == 1
+    finally:
+        app.close()
+
+
+def test_the_pipeline_tables_lose_their_foreign_keys_and_keep_their_rows(db_url):
+    """Migration 0006 on a database with history (SQLite rebuilds each table): every row stays,
+    the append-only triggers still refuse changes, and going back to 0005 restores the keys."""
+    from datetime import date
+
+    from alembic import command
+
+    app = make_app(db_url)
+    try:
+        app.publish({"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "club", "name": "Club"},
+                     "spec": {"allowance": {"amount": "100.00", "period": "yearly"}}}, "owner", date(2024, 1, 1))
+        customer = app.add_customer("Ada Lovelace")
+        m = app.enroll(customer, "club", date(2024, 1, 1))["membership"]
+        assert app.post_event({"id": "p-1", "type": "purchase", "customer": customer,
+                               "occurred_at": "2024-02-01T10:00:00Z",
+                               "data": {"amount": "25.00", "pay_with": "membership"}})["status"] == "approved"
+        engine = app.engine
+        tables = ("events", "accounts", "ledger_entries", "outbox")
+
+        def rows() -> dict[str, int]:
+            with engine.connect() as c:
+                return {t: c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in tables}
+
+        def foreign_keys(table: str) -> int:
+            return len(sa.inspect(engine).get_foreign_keys(table))
+
+        before = rows()
+        assert foreign_keys("ledger_entries") == 0
+        try:
+            command.downgrade(db.alembic_config(engine), "0005")
+            assert foreign_keys("ledger_entries") == 3 and rows() == before
+        finally:
+            command.upgrade(db.alembic_config(engine), "head")
+        assert foreign_keys("ledger_entries") == 0 and foreign_keys("lot_draws") == 0 and rows() == before
+        with engine.connect() as c, c.begin():
+            with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+                c.execute(sa.text("UPDATE ledger_entries SET amount = 1"))
+        assert app.membership(m)["allowance"]["balance"] == "75.00"
+        assert app.audit()["ok"]
     finally:
         app.close()

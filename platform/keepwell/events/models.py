@@ -15,7 +15,7 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_events_company_key"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"))
+    company_id: Mapped[int] = mapped_column(BigId)
     key: Mapped[str] = mapped_column(sa.String(200))
     type: Mapped[str] = mapped_column(sa.String(40))
     customer_id: Mapped[str] = mapped_column(sa.String(40), index=True)

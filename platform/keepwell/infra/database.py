@@ -25,14 +25,20 @@ T = TypeVar("T")
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    # psycopg prepares a statement on the server once it has run five times; PostgreSQL may then
-    # plan it once for any parameters ("generic" plan), and a generic plan of `key = ANY($2)`
-    # reads a company's whole index instead of looking up its keys. Custom plans, always.
-    connect_args = kwargs.pop("connect_args", {})
-    options = connect_args.get("options", "")
-    if "plan_cache_mode" not in options:
-        connect_args["options"] = f"{options} -c plan_cache_mode=force_custom_plan".strip()
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # psycopg prepares a statement on the server once it has run five times; PostgreSQL may
+        # then plan it once for any parameters ("generic" plan), and a generic plan of
+        # `key = ANY($2)` reads a company's whole index instead of looking up its keys. Custom
+        # plans, always. Set here rather than in the connection's `options`, which would replace
+        # any `options` the operator's database URL carries (a lock_timeout, a search_path).
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_conn.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

@@ -1,4 +1,5 @@
-"""Reconciliation: every cached balance against the sum of its ledger, every lot against its draws."""
+"""Reconciliation: every cached balance against the sum of its ledger, every lot against its draws.
+The references between the ledger's rows are checked by keepwell.reporting.integrity."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .models import Account, LedgerEntry, LotDraw, PointsLot
-
 
 def run(session: Session, company_id: int | None = None) -> dict[str, Any]:
     sums = (

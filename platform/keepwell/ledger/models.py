@@ -17,7 +17,7 @@ class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (sa.UniqueConstraint("company_id", "owner", "unit", "code", name="uq_accounts_owner_unit_code"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"))
+    company_id: Mapped[int] = mapped_column(BigId)
     owner: Mapped[str] = mapped_column(sa.String(40))  # membership id or customer id
     unit: Mapped[str] = mapped_column(sa.String(20))  # allowance | overdraft | visits | points
     code: Mapped[str] = mapped_column(sa.String(40), default="")
@@ -32,12 +32,12 @@ class LedgerEntry(Base):
         sa.Index("ix_ledger_entries_account_date", "account_id", "effective_date"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
-    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    company_id: Mapped[int] = mapped_column(BigId, index=True)
+    account_id: Mapped[int] = mapped_column(BigId)
     kind: Mapped[str] = mapped_column(sa.String(30))
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     balance_after: Mapped[int] = mapped_column(sa.BigInteger)
-    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id"))
+    event_id: Mapped[int] = mapped_column(BigId)
     ruleset: Mapped[str] = mapped_column(sa.String(120))  # id@version that produced it
     rule: Mapped[str] = mapped_column(sa.String(160))
     period: Mapped[int | None] = mapped_column(sa.Integer)
@@ -52,9 +52,9 @@ class PointsLot(Base):
     __tablename__ = "points_lots"
     __table_args__ = (sa.Index("ix_points_lots_account_open", "account_id", "remaining"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
-    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
-    entry_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_entries.id"), unique=True)
+    company_id: Mapped[int] = mapped_column(BigId, index=True)
+    account_id: Mapped[int] = mapped_column(BigId)
+    entry_id: Mapped[int] = mapped_column(BigId, unique=True)
     points: Mapped[int] = mapped_column(sa.BigInteger)
     remaining: Mapped[int] = mapped_column(sa.BigInteger)
     earned_on: Mapped[date] = mapped_column(sa.Date)
@@ -64,6 +64,6 @@ class PointsLot(Base):
 class LotDraw(Base):
     __tablename__ = "lot_draws"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    lot_id: Mapped[int] = mapped_column(sa.ForeignKey("points_lots.id"), index=True)
-    entry_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_entries.id"), index=True)
+    lot_id: Mapped[int] = mapped_column(BigId, index=True)
+    entry_id: Mapped[int] = mapped_column(BigId, index=True)
     points: Mapped[int] = mapped_column(sa.BigInteger)

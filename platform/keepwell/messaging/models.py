@@ -30,9 +30,9 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_outbox_company_key"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"))
+    company_id: Mapped[int] = mapped_column(BigId)
     key: Mapped[str] = mapped_column(sa.String(300))
-    event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("events.id"))
+    event_id: Mapped[int | None] = mapped_column(BigId)
     customer_id: Mapped[str | None] = mapped_column(sa.String(40))
     kind: Mapped[str] = mapped_column(sa.String(20))  # notification | webhook
     channel: Mapped[str] = mapped_column(sa.String(20))

@@ -113,10 +113,11 @@ def run_due(obj: Obj, as_of: date, wait: bool, as_json: bool) -> None:
 @click.pass_obj
 @handled
 def audit(obj: Obj, as_json: bool) -> None:
-    """Recompute every balance from its ledger; exit 1 on any drift."""
+    """Recompute every balance from its ledger and check every reference between ledger rows;
+    exit 1 on any drift."""
     report = audit_uc.audit(obj.app, obj.company)
     emit(report, as_json, lambda r: click.echo(
-        f"{r['accounts_checked']} accounts, {r['lots_checked']} lots checked: "
+        f"{r['accounts_checked']} accounts, {r['lots_checked']} lots and their references checked: "
         + ("no drift" if r["ok"] else f"{len(r['drift'])} problem(s)")))
     if not report["ok"]:
         if not as_json:
