@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from .models import Account, LedgerEntry, LotDraw, PointsLot
 
+
 def run(session: Session, company_id: int | None = None) -> dict[str, Any]:
     sums = (
         sa.select(LedgerEntry.account_id, sa.func.sum(LedgerEntry.amount).label("total"))

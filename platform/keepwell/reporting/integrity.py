@@ -31,13 +31,16 @@ def _reference_checks(company_id: int | None) -> list[tuple[str, Any]]:
         q = sa.select(table.id).where(broken)
         return q.where(table.company_id == company_id) if company_id is not None else q
 
+    def dangling(table: Any, column: Any, target: Any) -> Any:
+        return rows(table, _missing(target, column, table.company_id))
+
     checks = [
         ("event → company", rows(Event, ~sa.exists().where(Company.id == Event.company_id))),
         ("account → company", rows(Account, ~sa.exists().where(Company.id == Account.company_id))),
-        ("ledger entry → account", rows(LedgerEntry, _missing(Account, LedgerEntry.account_id, LedgerEntry.company_id))),
-        ("ledger entry → event", rows(LedgerEntry, _missing(Event, LedgerEntry.event_id, LedgerEntry.company_id))),
-        ("points lot → account", rows(PointsLot, _missing(Account, PointsLot.account_id, PointsLot.company_id))),
-        ("points lot → ledger entry", rows(PointsLot, _missing(LedgerEntry, PointsLot.entry_id, PointsLot.company_id))),
+        ("ledger entry → account", dangling(LedgerEntry, LedgerEntry.account_id, Account)),
+        ("ledger entry → event", dangling(LedgerEntry, LedgerEntry.event_id, Event)),
+        ("points lot → account", dangling(PointsLot, PointsLot.account_id, Account)),
+        ("points lot → ledger entry", dangling(PointsLot, PointsLot.entry_id, LedgerEntry)),
         ("outbox message → company", rows(OutboxMessage, ~sa.exists().where(Company.id == OutboxMessage.company_id))),
         ("outbox message → event", rows(OutboxMessage, sa.and_(
             OutboxMessage.event_id.is_not(None), _missing(Event, OutboxMessage.event_id, OutboxMessage.company_id)))),
