@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from ..customers.customers import get_customer, lock_customers
 from ..customers.models import Customer
 from ..infra.context import Ctx
+from ..infra.memory import collector_paused
 from ..infra.sql import chunks, one_of
 from ..infra.tables import utcnow
 from ..infra.unit import Unit
@@ -109,15 +110,16 @@ def post_many(ctx: Ctx, payloads: list[Any], trusted: bool = False) -> list[dict
     """Process events in order inside the caller's transaction, with exactly the effects of
     posting them one at a time. A malformed event (or one for an unknown customer) is rejected
     alone, with its error (its own effects undone); the others apply."""
-    prepare(ctx, [p for p in payloads if isinstance(p, dict)])
     out = []
-    with ctx.unit.scope() as unit:
-        for payload in payloads:
-            try:
-                with unit.scope():
-                    out.append(_post(ctx, payload, trusted))
-            except KeepwellError as exc:
-                out.append(rejected(payload, exc))
+    with collector_paused():
+        prepare(ctx, [p for p in payloads if isinstance(p, dict)])
+        with ctx.unit.scope() as unit:
+            for payload in payloads:
+                try:
+                    with unit.scope():
+                        out.append(_post(ctx, payload, trusted))
+                except KeepwellError as exc:
+                    out.append(rejected(payload, exc))
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -35,9 +36,16 @@ def _copy(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None
     try:
         with raw.cursor() as cur, cur.copy(statement) as copy:
             for r in rows:
-                copy.write_row([json.dumps(r[c]) if d and r[c] is not None else r[c] for c, d in zip(cols, dumps)])
+                copy.write_row([_json(r[c]) if d and r[c] is not None else r[c] for c, d in zip(cols, dumps)])
     except psycopg.Error as exc:  # as SQLAlchemy's own errors, so that a duplicate key is retried
         raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # what orjson will not write (an integer past 64 bits): as SQLAlchemy would
+        return json.dumps(value)
 
 
 def update(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
