@@ -42,7 +42,9 @@ def summary(name: str, res: dict) -> list[tuple[str, str, str, str]]:
     if name.startswith("ingest"):
         base = f"INSERT of ledger rows {res['plain_insert_events_equiv_per_s']:,} ev/s"
         return [(f"{name} one at a time", f"{res['single_per_s']:,} ev/s", base, f"{res['ratio_single_vs_plain_insert']}x slower"),
-                (f"{name} batches of {res['batch_size']}", f"{res['batch_per_s']:,} ev/s", base, f"{res['ratio_vs_plain_insert']}x slower")]
+                (f"{name} batches of {res['batch_size']}", f"{res['batch_per_s']:,} ev/s", base, f"{res['ratio_vs_plain_insert']}x slower")] + [
+                (f"{name} import, {k[-1]} worker(s)", f"{res[k]['per_s']:,} ev/s", base, f"{res[k]['ratio_vs_plain_insert']}x slower")
+                for k in ("workers_1", "workers_2") if k in res]
     if name.startswith("due_work"):
         return [(f"{name} {n} memberships", f"{v['seconds']} s ({v['per_s']:,}/s)", f"one UPDATE {v['update_seconds']} s",
                  f"{v['ratio_vs_update']}x slower") for n, v in res["sizes"].items()] + [

@@ -1,12 +1,18 @@
 """Event ingest end to end (event stored, rules evaluated, ledger entries committed), one event
 per transaction and in batches, on SQLite and PostgreSQL, against a plain batched INSERT of the
-same number of ledger rows (the database's own limit)."""
+same number of ledger rows (the database's own limit); on PostgreSQL also `keepwell events import`
+split by customer across 1 and 2 `keepwell worker` processes (RQ on Redis)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -73,7 +79,8 @@ def run(database: str, quick: bool = False) -> dict:
         plain = _plain_insert_rate(app, int(batch_n * rows_per_event))
         assert audit.audit(app, COMPANY)["ok"]
     plain_events = plain / rows_per_event
-    return {"name": f"ingest_{database}", "single_per_s": round(single), "batch_per_s": round(batched),
+    workers = _workers(quick, members, plain_events) if database == "postgresql" else {}
+    return {**workers, "name": f"ingest_{database}", "single_per_s": round(single), "batch_per_s": round(batched),
             "batch_size": batch_size, "ledger_rows_per_event": round(rows_per_event, 2),
             "plain_insert_rows_per_s": round(plain), "plain_insert_events_equiv_per_s": round(plain_events),
             "ratio_vs_plain_insert": round(plain_events / batched, 2),
@@ -82,3 +89,73 @@ def run(database: str, quick: bool = False) -> dict:
             # This process's CPU time only (the machines are shared: wall time includes waiting).
             "single_per_cpu_s": round(single_cpu), "batch_per_cpu_s": round(batched_cpu),
             "load_average": round(os.getloadavg()[0], 1)}
+
+
+REDIS = os.environ.get("KEEPWELL_BENCH_REDIS", "redis://127.0.0.1:6379/14")
+KEEPWELL = shutil.which("keepwell") or str(Path(sys.executable).parent / "keepwell")
+
+
+def _workers(quick: bool, members: int, plain_events: float) -> dict:
+    """`keepwell events import` through N long-running workers (N = 1, 2) into a fresh database:
+    from the file's lines to the last part committed. Dates are recent, so the workers' tick
+    finds nothing due meanwhile."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=2).ping()
+    except redis.exceptions.ConnectionError:
+        return {"workers_skipped": f"no Redis at {REDIS}"}
+    n = 4000 if quick else 40000
+    out = {}
+    for count in (1, 2):
+        rate = _import_rate(count, n, members)
+        out[f"workers_{count}"] = {"events": n, "per_s": round(rate), "ratio_vs_plain_insert": round(plain_events / rate, 2)}
+    out["workers_2"]["speedup_vs_1"] = round(out["workers_2"]["per_s"] / out["workers_1"]["per_s"], 2)
+    return out
+
+
+def _import_rate(workers: int, n: int, members: int) -> float:
+    import redis
+
+    from keepwell.interfaces.jobs import enqueue
+    from keepwell.usecases.imports import Line, split
+
+    conn = redis.Redis.from_url(REDIS)
+    conn.flushdb()
+    day = date.today() - timedelta(days=5)
+    with fresh_app("postgresql") as app:
+        rulesets.publish(app, COMPANY, VIP_PLAN, "bench", date(1970, 1, 1))
+        rulesets.publish(app, COMPANY, HVAC_RULES, "bench", date(1970, 1, 1))
+        people = []
+        for i in range(members):
+            people.append(customers.add_customer(app, COMPANY, f"Member {i}"))
+            memberships.enroll(app, COMPANY, people[-1], "vip-customer", day - timedelta(days=5))
+        app.database.analyze()
+        lines = [Line(i + 1, dict(_event(i, people[i % members]), occurred_at=f"{day}T10:00:00+00:00"))
+                 for i in range(n)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEEPWELL_")}
+        env.update(KEEPWELL_DATABASE_URL=app.database.url, KEEPWELL_REDIS_URL=REDIS, KEEPWELL_COMPANY=COMPANY)
+        procs = [subprocess.Popen([KEEPWELL, "worker", "--name", f"bench-{workers}-{k}"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                 for k in range(workers)]
+        try:
+            from rq import Worker
+
+            deadline = time.monotonic() + 60
+            while len(Worker.all(connection=conn)) < workers:  # every worker up and waiting for jobs
+                assert time.monotonic() < deadline, "the benchmark's workers did not start"
+                time.sleep(0.1)
+            start = time.perf_counter()
+            ids = enqueue.import_parts(REDIS, COMPANY, split(lines, 4 * workers))
+            summary, failures = enqueue.import_results(REDIS, ids)
+            rate = n / (time.perf_counter() - start)
+            assert not failures and summary.outcomes == {"approved": n}, (failures, summary.to_dict())
+            assert audit.audit(app, COMPANY)["ok"]
+        finally:
+            for p in procs:
+                os.killpg(p.pid, signal.SIGTERM)
+            for p in procs:
+                p.wait(timeout=60)
+            conn.flushdb()
+            conn.close()
+    return rate

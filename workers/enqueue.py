@@ -4,6 +4,7 @@ deterministic id, and the periodic tick that does it."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from keepwell.infra.settings import Settings
-from keepwell.usecases import Keepwell, companies, due, messaging
+from keepwell.usecases import Keepwell, companies, due, imports, messaging
 
 from . import queues, tasks
 
@@ -151,3 +152,66 @@ def run_due(app: Keepwell, settings: Settings, company: str, as_of: date, wait: 
             break  # failed work stays due: do not spin on it
     summary["failed"] = sorted(j for j, s in summary["jobs"].items() if s != "finished")
     return summary
+
+
+def import_parts(url: str, company: str, parts: list[list[imports.Line]]) -> list[str]:
+    """One job per non-empty part of an import, each with time for its size. A part that fails
+    is retried: the events it committed before failing come back as duplicates, with their
+    first results, and change nothing."""
+    q = queues.queue(url, queues.IMPORT)
+    batch = uuid.uuid4().hex[:12]
+    ids = []
+    for n, part in enumerate(parts):
+        if not part:
+            continue
+        jid = f"import-{batch}-{n}"
+        q.enqueue(tasks.import_part, company, [ln.to_list() for ln in part], job_id=jid, description=jid,
+                  job_timeout=IMPORT_SECONDS_BASE + len(part) // IMPORT_EVENTS_PER_SECOND_FLOOR,
+                  retry=Retry(max=2, interval=[1, 5]), result_ttl=86400, failure_ttl=7 * 86400)
+        ids.append(jid)
+    return ids
+
+
+IMPORT_SECONDS_BASE = 120  # a part's time limit: this, plus its size at the slowest rate we accept
+IMPORT_EVENTS_PER_SECOND_FLOOR = 100
+
+
+def import_results(url: str, job_ids: list[str], progress: Callable[[int, int], None] | None = None,
+                   timeout: float | None = None) -> tuple[imports.ImportSummary, dict[str, str]]:
+    """Wait for an import's jobs (reporting progress as parts finish); their summaries merged,
+    and the reason of each part that failed for good."""
+    import time
+
+    conn = queues.connection(url)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    done: dict[str, Job] = {}
+    reported = -1
+    while len(done) < len(job_ids):
+        for jid in job_ids:
+            if jid in done:
+                continue
+            job = Job.fetch(jid, connection=conn)
+            if job.get_status(refresh=True) in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED,
+                                                JobStatus.STOPPED):
+                done[jid] = job
+        if progress is not None and len(done) != reported:
+            reported = len(done)
+            progress(reported, len(job_ids))
+        if len(done) < len(job_ids):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    summary = imports.ImportSummary(parts=len(job_ids))
+    failures = {}
+    for jid in job_ids:
+        job = done.get(jid)
+        if job is None:
+            failures[jid] = "still running (the wait timed out)"
+        elif job.get_status() == JobStatus.FINISHED:
+            summary.merge(imports.ImportSummary.from_dict(job.return_value()))
+        else:
+            from .worker import reason
+
+            result = job.latest_result()
+            failures[jid] = reason((result.exc_string if result else None) or job.exc_info or "") or "failed"
+    return summary, failures

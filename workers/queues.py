@@ -9,7 +9,8 @@ from rq import Queue
 
 DUE = "keepwell-due"
 OUTBOX = "keepwell-outbox"
-QUEUES = (DUE, OUTBOX)
+IMPORT = "keepwell-import"  # parts of `keepwell events import`: after due work and deliveries
+QUEUES = (DUE, OUTBOX, IMPORT)
 
 
 @cache

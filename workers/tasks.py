@@ -17,7 +17,7 @@ from typing import Any
 from keepwell.infra.settings import Settings
 from keepwell.interfaces.wiring import channels as channels_for
 from keepwell.interfaces.wiring import open_app
-from keepwell.usecases import Keepwell, due, messaging
+from keepwell.usecases import Keepwell, due, imports, messaging
 from keepwell.usecases.due import DueUnit
 
 from . import hooks
@@ -67,6 +67,12 @@ def run_due_unit(company: str, unit: dict[str, str]) -> dict[str, Any]:
 
         enqueue_outbox(app, url)
     return result
+
+
+def import_part(company: str, lines: list[list[Any]]) -> dict[str, Any]:
+    """One part of `keepwell events import`: its customers' events, in the file's order."""
+    summary = imports.import_part(keepwell(), company, [imports.Line.from_list(v) for v in lines])
+    return summary.to_dict()
 
 
 def deliver(message_id: int) -> dict[str, Any]:

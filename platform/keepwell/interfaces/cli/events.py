@@ -12,29 +12,21 @@ import click
 
 from ...kernel.errors import InvalidDocument, NotConfigured, Problem
 from ...usecases import audit as audit_uc
-from ...usecases import due
+from ...usecases import due, imports
 from ...usecases import events as events_uc
+from ...usecases.imports import Line
 from .common import Obj, emit, handled, json_option, parse_date
 
 
-class _Line:
-    """One line of an events file: its number, and the event or why it is not one."""
-
-    __slots__ = ("number", "payload", "error")
-
-    def __init__(self, number: int, payload: Any = None, error: dict[str, Any] | None = None):
-        self.number, self.payload, self.error = number, payload, error
-
-
-def _lines(stream: IO[str]) -> Iterator[_Line]:
+def _lines(stream: IO[str]) -> Iterator[Line]:
     for number, line in enumerate(stream, 1):
         if not line.strip():
             continue
         try:
-            yield _Line(number, json.loads(line))
+            yield Line(number, json.loads(line))
         except json.JSONDecodeError as exc:
             problem = Problem("(line)", f"not JSON: {exc.msg}")
-            yield _Line(number, error={"event": None, "status": "rejected",
+            yield Line(number, error={"event": None, "status": "rejected",
                                        **InvalidDocument(f"line {number} is not JSON", [problem]).to_dict()})
 
 
@@ -51,11 +43,7 @@ def events_post(obj: Obj, source: str) -> None:
     """Post events from a file of JSON lines (or - for stdin) through the batched path (500 per
     transaction); prints one JSON result per line, in order. Exit status 1 when any event was
     rejected as malformed (it changes nothing; the others apply)."""
-    try:
-        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
-    except OSError as exc:
-        raise InvalidDocument.field("SOURCE", f"cannot read {source}: {exc.strerror or exc}",
-                                    f"cannot read {source}: {exc.strerror or exc}") from None
+    stream = _open(source)
     bad = 0
     with stream:
         for block in _blocks(_lines(stream), events_uc.BATCH):
@@ -71,8 +59,56 @@ def events_post(obj: Obj, source: str) -> None:
     sys.exit(1 if bad else 0)
 
 
-def _blocks(lines: Iterator[_Line], size: int) -> Iterator[list[_Line]]:
-    block: list[_Line] = []
+def _open(source: str) -> IO[str]:
+    try:
+        return sys.stdin if source == "-" else open(source, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidDocument.field("SOURCE", f"cannot read {source}: {exc.strerror or exc}",
+                                    f"cannot read {source}: {exc.strerror or exc}") from None
+
+
+@events.command("import")
+@click.argument("source")
+@click.option("--parts", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="With KEEPWELL_REDIS_URL: split the file into this many parts by customer, one job each, "
+                   "for as many workers as there are parts.")
+@json_option
+@click.pass_obj
+@handled
+def events_import(obj: Obj, source: str, parts: int, as_json: bool) -> None:
+    """Import a file of events (JSON lines, or - for stdin) and print a summary. With
+    KEEPWELL_REDIS_URL set, the file is split by customer and the parts run on the workers at
+    once (each customer's events in the file's order); else it runs here. The lines refused are
+    listed with their numbers, and the exit status is 1 when there is any. Importing a file again
+    is safe: events already imported come back as duplicates and change nothing."""
+    with _open(source) as stream:
+        lines = list(_lines(stream))
+    failures: dict[str, str] = {}
+    if obj.settings.redis_url:
+        from ..jobs import enqueue
+
+        ids = enqueue.import_parts(obj.settings.redis_url, obj.company, imports.split(lines, parts))
+        progress = None if as_json else (lambda done, total: click.echo(f"parts done: {done} of {total}", err=True))
+        summary, failures = enqueue.import_results(obj.settings.redis_url, ids, progress)
+    else:
+        summary = imports.import_part(obj.app, obj.company, lines)
+    report = {**summary.to_dict(), "failed_parts": failures}
+    emit(report, as_json, _say_imported)
+    if not as_json:
+        for problem in summary.problems:
+            click.echo(json.dumps(problem), err=True)
+    sys.exit(1 if summary.failed or failures else 0)
+
+
+def _say_imported(r: dict[str, Any]) -> None:
+    outcomes = ", ".join(f"{n} {what}" for what, n in r["outcomes"].items()) or "nothing"
+    click.echo(f"{r['events']} line(s) in {r['parts']} part(s): {outcomes}")
+    for jid, why in r["failed_parts"].items():
+        click.echo(f"part {jid} failed: {why}; import the file again to finish it (what it did stays, once)")
+
+
+def _blocks(lines: Iterator[Line], size: int) -> Iterator[list[Line]]:
+    block: list[Line] = []
     for line in lines:
         block.append(line)
         if len(block) >= size:
