@@ -124,3 +124,63 @@ def test_a_customer_name_with_a_nul_character_is_refused(api):
     client, keys = api
     r = client.post("/api/v1/customers", json={"name": "Ann\x00"}, headers=auth(keys["default"]))
     assert 400 <= r.status_code < 500 and "NUL" in r.json["error"]["message"]
+
+
+def _revoke_in_another_process(url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as c:
+            c.execute(sa.text("UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP"))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.5])
+def test_a_key_revoked_elsewhere_stops_working_within_the_cache_time(db_url, seconds):
+    """A web process trusts a key it checked for KEEPWELL_API_KEY_CACHE_SECONDS (no transaction
+    of its own per request); a revocation by another process is seen once that runs out."""
+    from mailserver import wait_until
+    from support import App
+    from support import make_app as init
+
+    init(db_url).close()
+    svc = App.at(db_url)
+    svc.key_cache.seconds = seconds
+    try:
+        key = svc.create_api_key("till")
+        client = create_app({"TESTING": True}, service=svc).test_client()
+        assert client.get("/api/v1/rulesets", headers=auth(key)).status_code == 200
+        _revoke_in_another_process(db_url)
+        first = client.get("/api/v1/rulesets", headers=auth(key)).status_code
+        if seconds == 0:
+            assert first == 401
+        else:
+            assert first == 200  # still trusted for a moment...
+            wait_until(lambda: client.get("/api/v1/rulesets", headers=auth(key)).status_code == 401,
+                       timeout=10, interval=0.05, what="the revoked key to be refused")
+    finally:
+        svc.close()
+
+
+def test_a_pooled_connection_closed_by_the_server_is_replaced_without_an_error(postgres_url):
+    """No ping on every checkout, but a connection that sat idle is checked first: when the server
+    dropped it (a restart, a firewall), the next request gets a new one instead of an error."""
+    import sqlalchemy as sa
+
+    from keepwell.usecases import Keepwell, companies
+
+    svc = Keepwell.open(postgres_url, ping_idle_seconds=0.0)  # every connection counts as idle
+    try:
+        companies.init(svc, "default", "Default", "UTC")
+        assert companies.slugs(svc) == ["default"]
+        admin = sa.create_engine(postgres_url)
+        with admin.begin() as c:
+            killed = c.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        admin.dispose()
+        assert killed >= 1
+        assert companies.slugs(svc) == ["default"]
+    finally:
+        svc.close()

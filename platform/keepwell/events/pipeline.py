@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ..customers.customers import get_customer, lock_customers
 from ..customers.models import Customer
+from ..infra import bulk
 from ..infra.context import Ctx
 from ..infra.memory import collector_paused
 from ..infra.sql import chunks, one_of
@@ -50,7 +50,7 @@ class Intake:
     def before_flush(self) -> None:
         pass
 
-    def after_flush(self, conn: Connection) -> None:
+    def after_flush(self, writes: bulk.Writes) -> None:
         pass
 
 

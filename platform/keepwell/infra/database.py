@@ -22,10 +22,11 @@ RETRIES = 5
 T = TypeVar("T")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, ping_idle_seconds: float = 10.0, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    _ping_when_idle(engine, ping_idle_seconds)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -39,6 +40,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         dbapi_conn.commit()
 
     return engine
+
+
+def _ping_when_idle(engine: Engine, seconds: float) -> None:
+    """Check a pooled connection before use only if it sat idle `seconds` or more. A connection
+    in steady use is known alive (a ping on every checkout was a round trip per transaction); one
+    that waited may have been closed by a restarted server or a firewall, and a failed ping makes
+    the pool replace it with a new one instead of failing the request."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn: Any, record: Any) -> None:
+        record.info["keepwell_idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("keepwell_idle_since")
+        if since is None or time.monotonic() - since < seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"pooled connection is gone: {exc}") from exc
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
@@ -77,9 +99,9 @@ def is_postgres(engine_or_session: Engine | Session) -> bool:
 class Database:
     """One database: its engine, sessions that write and sessions that only read."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, ping_idle_seconds: float = 10.0):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, ping_idle_seconds)
         info = {"keepwell.id_blocks": IdBlocks()}  # the process's blocks of ids (PostgreSQL)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
         # Sessions for work that only reads (pages, API-key checks): on SQLite they take no

@@ -37,6 +37,13 @@ class Settings:
     company: str = _setting(
         "KEEPWELL_COMPANY", "default", "the company (tenant) CLI commands act on; `--company` overrides"
     )
+    api_key_cache_seconds: float = _setting(
+        "KEEPWELL_API_KEY_CACHE_SECONDS", 10.0, "how long a web process trusts an API key it has checked before "
+        "checking it again (a key revoked in another process stops working within this time; in the same "
+        "process at once); 0 checks every request", float)
+    db_ping_idle_seconds: float = _setting(
+        "KEEPWELL_DB_PING_IDLE_SECONDS", 10.0, "PostgreSQL: a pooled connection idle this long is checked before "
+        "use (one round trip), so a restarted database costs no failed request; busy connections are not", float)
     secret_key: str | None = _setting(
         "KEEPWELL_SECRET_KEY", None, "signs admin session cookies and CSRF tokens; set the same value on every "
         "web machine", shown="generated into `$KEEPWELL_HOME/secret_key`")

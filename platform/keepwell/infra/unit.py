@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from . import bulk
@@ -39,8 +38,8 @@ class Part(Protocol):
     def before_flush(self) -> None:
         """Add the rows this part holds back until the end (with their final values)."""
 
-    def after_flush(self, conn: Connection) -> None:
-        """Write what changed in rows that existed before (UPDATEs), once the inserts are done."""
+    def after_flush(self, writes: bulk.Writes) -> None:
+        """Write what changed in rows that existed before (UPDATEs), once the inserts are sent."""
 
 
 BLOCK_TABLES = ("events", "accounts", "ledger_entries", "points_lots", "lot_draws", "outbox")
@@ -189,14 +188,15 @@ class Unit:
         parts = list(self.parts.values())
         for p in parts:
             p.before_flush()
-        conn = self.session.connection()
+        writes = bulk.Writes(self.session.connection())
         for table in Base.metadata.sorted_tables:
             rows = self.rows.get(table.name)
             if rows:
-                bulk.insert(conn, table, rows)
+                writes.insert(table, rows)
                 rows.clear()
         for p in parts:
-            p.after_flush(conn)
+            p.after_flush(writes)
+        writes.finish()
         self._undo.clear()
         self.ids.after_flush()
 

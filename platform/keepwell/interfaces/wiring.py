@@ -9,7 +9,8 @@ from ..usecases.messaging import Channel, ChannelSettings, channels_from
 
 
 def open_app(settings: Settings) -> Keepwell:
-    return Keepwell.open(settings.database_url)
+    return Keepwell.open(settings.database_url, key_cache_seconds=settings.api_key_cache_seconds,
+                         ping_idle_seconds=settings.db_ping_idle_seconds)
 
 
 def channel_settings(settings: Settings) -> ChannelSettings:

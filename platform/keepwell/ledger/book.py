@@ -16,7 +16,6 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ..infra import bulk
 from ..infra.context import Ctx
@@ -189,17 +188,17 @@ class Book:
                                       "entry_id": lot.entry_id, "points": lot.points, "remaining": lot.remaining,
                                       "earned_on": lot.earned_on, "expires_on": lot.expires_on})
 
-    def after_flush(self, conn: Connection) -> None:
+    def after_flush(self, writes: bulk.Writes) -> None:
         for a in self.new_accounts:
             a.stored = a.balance
         for lot in self.new_lots:
             lot.stored = lot.remaining
         changed = [a for a in self.dirty_accounts.values() if a.balance != a.stored]
-        bulk.update(conn, _ACCOUNTS, [{"id": a.id, "balance": a.balance} for a in changed])
+        writes.update(_ACCOUNTS, [{"id": a.id, "balance": a.balance} for a in changed])
         for a in changed:
             a.stored = a.balance
         lots = [lot for lot in self.dirty_lots.values() if lot.remaining != lot.stored]
-        bulk.update(conn, _LOTS, [{"id": lot.id, "remaining": lot.remaining} for lot in lots])
+        writes.update(_LOTS, [{"id": lot.id, "remaining": lot.remaining} for lot in lots])
         for lot in lots:
             lot.stored = lot.remaining
         self.new_accounts.clear()

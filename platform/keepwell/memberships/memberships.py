@@ -11,7 +11,6 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..customers.models import Customer
@@ -55,8 +54,8 @@ class Members:
     def before_flush(self) -> None:
         pass
 
-    def after_flush(self, conn: Connection) -> None:
-        bulk.update(conn, _MEMBERS, [{"id": m.id, **{c: getattr(m, c) for c in _COLUMNS}} for m in self.dirty.values()])
+    def after_flush(self, writes: bulk.Writes) -> None:
+        writes.update(_MEMBERS, [{"id": m.id, **{c: getattr(m, c) for c in _COLUMNS}} for m in self.dirty.values()])
         self.dirty.clear()
 
 

@@ -15,9 +15,10 @@ def create(ctx: Ctx, name: str = "default") -> str:
 
 def company_for_key(app: Keepwell, secret: str) -> str | None:
     """The slug of the company a key belongs to, or None for an unknown or revoked key."""
-
-    def work(session):  # type: ignore[no-untyped-def]
-        company = api_keys.company_for_key(session, secret)
-        return company.slug if company else None
-
-    return app.run_platform(work, read_only=True)
+    digest = api_keys.digest_of(secret)
+    slug = app.key_cache.get(digest)
+    if slug is None:
+        slug = app.run_platform(lambda s: api_keys.company_for_key(s, digest), read_only=True)
+        if slug is not None:
+            app.key_cache.put(digest, slug)
+    return slug

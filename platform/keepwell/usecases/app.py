@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ..customers.companies import get_company
 from ..infra.context import Ctx
 from ..infra.database import Database
+from ..infra.ttl import TtlCache
 from ..kernel.clock import Clock, SystemClock
 from ..rulesets.engine import RulesEngine, default_engine
 
@@ -30,10 +31,14 @@ class Keepwell:
     database: Database
     rules: RulesEngine
     clock: Clock = field(default_factory=SystemClock)
+    # API keys checked lately: digest -> company slug (keepwell.usecases.apikeys)
+    key_cache: TtlCache[str, str] = field(default_factory=lambda: TtlCache(10.0))
 
     @classmethod
-    def open(cls, database_url: str, rules: RulesEngine | None = None, clock: Clock | None = None) -> Keepwell:
-        return cls(Database(database_url), rules or default_engine(), clock or SystemClock())
+    def open(cls, database_url: str, rules: RulesEngine | None = None, clock: Clock | None = None,
+             key_cache_seconds: float = 10.0, ping_idle_seconds: float = 10.0) -> Keepwell:
+        return cls(Database(database_url, ping_idle_seconds), rules or default_engine(), clock or SystemClock(),
+                   TtlCache(key_cache_seconds))
 
     def close(self) -> None:
         self.database.dispose()
