@@ -71,12 +71,19 @@ class Writes:
         try:
             with raw.pipeline(), raw.cursor() as cur:
                 for statement, params, many in work:
+                    self._announce(cur, statement, params, many)
                     if many:
                         cur.executemany(statement, params)
                     else:
                         cur.execute(statement, params)
         except psycopg.Error as exc:  # as SQLAlchemy's own errors, so that a duplicate key is retried
             raise sa.exc.DBAPIError.instance(work[0][0], None, exc, psycopg.Error) from exc
+
+    def _announce(self, cursor: Any, statement: str, params: Any, many: bool) -> None:
+        # Statements sent on the driver's connection are still seen by SQLAlchemy's listeners
+        # (tracing, statement counts, the reliability tests' fault injection).
+        for listener in self.conn.dispatch.before_cursor_execute:
+            listener(self.conn, cursor, statement, params, None, many)
 
     def _copy(self, table: sa.Table, cols: list[str], rows: list[dict[str, Any]]) -> None:
         import psycopg
@@ -86,6 +93,7 @@ class Writes:
         statement = f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"
         try:
             with raw.cursor() as cur, cur.copy(statement) as copy:
+                self._announce(cur, statement, None, False)
                 for r in rows:
                     copy.write_row([_json(r[c]) if j and r[c] is not None else r[c] for c, j in zip(cols, json_cols)])
         except psycopg.Error as exc:
