@@ -1,12 +1,18 @@
-"""Sign-in for the admin UI: a signed session cookie holds the user id; every request reloads
-the user, so a disabled user is out at once. CSRF protection is global (Flask-WTF)."""
+"""Sign-in for the admin UI. A signed session cookie holds the user id, the user's session
+version and when they signed in; every request reloads the user, so a disabled user, a changed
+password or a sign-out elsewhere (each bumps the version) ends the session at once, and a
+session older than KEEPWELL_SESSION_HOURS ends too. Failed sign-ins are throttled per account
+and per address (Flask-Limiter; only failures count). CSRF protection is global (Flask-WTF)."""
 
 from __future__ import annotations
 
+import time
 from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_limiter import Limiter, RequestLimit
+from flask_limiter.util import get_remote_address
 
 from keepwell.usecases import Keepwell, users
 from keepwell.usecases.users import SignedIn
@@ -25,10 +31,42 @@ def current_user() -> SignedIn | None:
         user = None
         if uid is not None:
             user = users.load(keepwell(), uid)
-            if user is None:
+            lifetime = current_app.permanent_session_lifetime.total_seconds()
+            if (user is None or session.get("sv") != user.session_version
+                    or time.time() - float(session.get("at", 0)) > lifetime):
+                user = None
                 session.clear()
         g.keepwell_user = user
     return g.keepwell_user  # type: ignore[no-any-return]
+
+
+def _account() -> str:
+    return "account:" + (request.form.get("email") or "").strip().lower()[:254]
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
+
+
+def _too_many(limit: RequestLimit):
+    minutes = max(1, round((limit.reset_at - time.time()) / 60))
+    which = "this account" if limit.key.startswith(("account:",)) or "account:" in limit.key else "this address"
+    error = (f"Too many failed sign-ins for {which}. Wait {minutes} minute{'s' if minutes != 1 else ''} "
+             "and try again, or ask an owner to reset your password.")
+    return render_template("keepwell/login.html", error=error, email=request.form.get("email", "")), 429
+
+
+def init_limiter(app, account_limit: str, address_limit: str, storage_uri: str) -> Limiter:
+    """Throttle failed sign-ins: per account (the email tried) and per client address."""
+    limiter = Limiter(get_remote_address, app=app, storage_uri=storage_uri, key_prefix="keepwell-signin",
+                      default_limits=[], headers_enabled=False)
+    view = app.view_functions["keepwell_auth.login"]
+    view = limiter.limit(address_limit, methods=["POST"], deduct_when=_failed, on_breach=_too_many,
+                         scope="signin-address")(view)
+    view = limiter.limit(account_limit, key_func=_account, methods=["POST"], deduct_when=_failed,
+                         on_breach=_too_many, scope="signin-account")(view)
+    app.view_functions["keepwell_auth.login"] = view
+    return limiter
 
 
 def require_editor() -> SignedIn:
@@ -67,6 +105,8 @@ def login():
         else:
             session.clear()
             session["uid"] = user.user_id
+            session["sv"] = user.session_version
+            session["at"] = int(time.time())
             session.permanent = True
             flash(f"Signed in as {user.email} ({user.company_name}).", "success")
             return redirect(_safe_next(request.args.get("next")))
@@ -76,6 +116,9 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    user = current_user()
+    if user is not None:  # every session of the user ends, copies of this cookie included
+        users.sign_out(keepwell(), user.company_slug, user.user_id)
     session.clear()
     flash("Signed out.", "info")
     return redirect(url_for("keepwell_auth.login"))

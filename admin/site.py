@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, redirect, render_template, request, url_for
+from flask import Flask, g, redirect, render_template, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.theme import Bootstrap4Theme
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -18,7 +18,7 @@ from keepwell.interfaces.http.api import bp as api_bp
 from keepwell.usecases import lists
 
 from .auth import bp as auth_bp
-from .auth import current_user, keepwell
+from .auth import current_user, init_limiter, keepwell
 
 csrf = CSRFProtect()
 
@@ -56,21 +56,37 @@ class Home(SignedInOnly, AdminIndexView):
         return self.render("keepwell/home.html", user=user, counts=lists.dashboard(keepwell(), user.company_slug))
 
 
+def csp_nonce() -> str:
+    """This response's nonce for the admin's own <script> tags (Content-Security-Policy)."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce  # type: ignore[no-any-return]
+
+
 def init_admin(app: Flask, settings: Settings) -> Admin:
     app.secret_key = app.config.get("SECRET_KEY") or _secret_key(settings)
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the session's lifetime bounds it
+    # Set for real (Flask defines every one of these, so setdefault would change nothing).
+    lifetime = timedelta(hours=settings.session_hours)
+    app.config.update(
+        SESSION_COOKIE_NAME="keepwell_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.https, PERMANENT_SESSION_LIFETIME=lifetime,
+        # The cookie's lifetime is the session's: refreshing it on each request would let an
+        # open tab keep a session forever (current_user also ends it after `lifetime`).
+        SESSION_REFRESH_EACH_REQUEST=False,
+        WTF_CSRF_TIME_LIMIT=int(lifetime.total_seconds()), WTF_CSRF_SSL_STRICT=settings.https,
+    )
     csrf.init_app(app)
     csrf.exempt(api_bp)  # bearer keys, no cookies: CSRF cannot ride on them
     app.register_error_handler(CSRFError, lambda e: (render_template(
         "keepwell/error.html", title="This form has expired",
         message="The page was open too long or came from elsewhere. Go back, reload it and try again."), 400))
     app.register_blueprint(auth_bp)
+    init_limiter(app, settings.signin_limit_account, settings.signin_limit_address,
+                 settings.redis_url or "memory://")
     app.jinja_env.globals["kw_user"] = current_user
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
 
-    admin = Admin(app, name="Keepwell", url="/admin",
+    admin = Admin(app, name="Keepwell", url="/admin", csp_nonce_generator=csp_nonce,
                   index_view=Home(name="Home", url="/admin"),
                   theme=Bootstrap4Theme(base_template="keepwell/base.html", fluid=True))
     from .packs import PacksView

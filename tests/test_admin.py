@@ -117,7 +117,7 @@ def test_users_add_from_the_cli_signs_in(db_url, site):
     assert "already exists" in dup.output
     short = Cli(db_url)
     short.env["KEEPWELL_PASSWORD"] = "short"
-    assert "at least 8" in short("users", "add", "--email", "x@heat.example", "--role", "staff", expect=1).output
+    assert "at least 10" in short("users", "add", "--email", "x@heat.example", "--role", "staff", expect=1).output
     assert cli("users", "add", "--email", "y@heat.example", "--role", "admin", expect=2).exit_code == 2
     prompted = Cli(db_url)
     res = prompted("users", "add", "--email", "z@heat.example", "--role", "staff", input="prompted secret\nprompted secret\n")

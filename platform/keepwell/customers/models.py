@@ -23,6 +23,13 @@ class Company(Base):
     webhook_secret: Mapped[str | None] = mapped_column(sa.String(100))
     quiet_start: Mapped[str | None] = mapped_column(sa.String(5))  # "21:00", company local time
     quiet_end: Mapped[str | None] = mapped_column(sa.String(5))  # "08:00"
+    # What the company's clients may send (see customers.limits): how far ahead and back an
+    # event may be dated, how many periods one event may close, the largest manual adjustment.
+    future_hours: Mapped[int] = mapped_column(sa.Integer, default=24, server_default="24")
+    backdate_days: Mapped[int] = mapped_column(sa.Integer, default=3650, server_default="3650")
+    max_periods_per_event: Mapped[int] = mapped_column(sa.Integer, default=36, server_default="36")
+    adjustment_limit_cents: Mapped[int] = mapped_column(sa.BigInteger, default=100_000, server_default="100000")
+    adjustment_limit_points: Mapped[int] = mapped_column(sa.BigInteger, default=100_000, server_default="100000")
 
 
 class ApiKey(Base):
@@ -33,6 +40,10 @@ class ApiKey(Base):
     company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(120))
     digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # Space-separated (customers.api_keys.SCOPES); what the key may do.
+    scopes: Mapped[str] = mapped_column(sa.String(200), default="read events:write customers:write memberships:write",
+                                        server_default="read events:write customers:write memberships:write")
+    hint: Mapped[str | None] = mapped_column(sa.String(16))  # the secret's first characters, to tell keys apart
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
@@ -49,6 +60,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(sa.String(20))  # owner | manager | staff
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # A session holds the version it signed in under; bumping it ends every session of the user.
+    session_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
 
 class Customer(Base):

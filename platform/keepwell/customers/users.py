@@ -1,23 +1,32 @@
 """People who sign in to the admin UI, and what their role lets them do.
 
 Roles: an owner and a manager may change rulesets and memberships; staff only read rulesets and
-ledgers (they still see customers and memberships). Passwords are stored as salted scrypt hashes.
+ledgers (they still see customers and memberships). Passwords are stored as salted scrypt hashes,
+and must not be guessable: zxcvbn (a maintained estimator with the common-password lists built
+in) scores each one, and anything below "safely unguessable" (3 of 4) is refused with its advice.
+
+A session belongs to a user's `session_version`: signing out, a password change and disabling
+the user bump it, so every session of that user ends at once, copied cookies included.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
 
 from ..kernel.errors import Conflict, InvalidDocument, NotFound
 from .models import Company, User
 
 ROLES = ("owner", "manager", "staff")
-MIN_PASSWORD = 8
+MIN_PASSWORD = 10
+MAX_PASSWORD = 200  # zxcvbn's time grows with length; nobody types more
+MIN_STRENGTH = 3  # zxcvbn's "safely unguessable"
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Checked when the email is unknown, so a wrong email costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -33,6 +42,7 @@ class SignedIn:
     company_id: int
     company_slug: str
     company_name: str
+    session_version: int = 0
 
     @property
     def can_edit(self) -> bool:
@@ -50,8 +60,8 @@ def add_user(session: Session, company: Company, email: str, password: str, role
     if role not in ROLES:
         raise InvalidDocument.field("role", f"unknown role {role!r}: use one of {', '.join(ROLES)}",
                                     f"unknown role {role!r}: use one of {', '.join(ROLES)}")
-    check_password(password)
     email = normalize_email(email)
+    check_password(password, email, company.name)
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise Conflict(f"a user with email {email} already exists")
     user = User(company_id=company.id, email=email, password_hash=generate_password_hash(password), role=role)
@@ -88,7 +98,7 @@ def load(session: Session, user_id: int) -> SignedIn | None:
 
 
 def signed_in(user: User, company: Company) -> SignedIn:
-    return SignedIn(user.id, user.email, user.role, company.id, company.slug, company.name)
+    return SignedIn(user.id, user.email, user.role, company.id, company.slug, company.name, user.session_version)
 
 
 def find_user(session: Session, email: str) -> User | None:
@@ -101,16 +111,63 @@ def list_users(session: Session, company: Company) -> list[dict]:
              "disabled": u.disabled_at is not None} for u in rows]
 
 
-def check_password(password: str | None) -> None:
-    if len(password or "") < MIN_PASSWORD:
+def check_password(password: str | None, *context: str) -> None:
+    """Refuse a password that is short or easy to guess (a common password, a keyboard walk,
+    the user's email or company name), with zxcvbn's advice."""
+    password = password or ""
+    if len(password) < MIN_PASSWORD:
         raise InvalidDocument.field("password", f"must be at least {MIN_PASSWORD} characters",
                                     f"the password must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidDocument.field("password", f"must be at most {MAX_PASSWORD} characters",
+                                    f"the password must be at most {MAX_PASSWORD} characters")
+    words = [w for c in context if c for w in re.split(r"[^a-z0-9]+", c.lower()) if len(w) > 2]
+    verdict = zxcvbn(password, user_inputs=words)
+    if verdict["score"] < MIN_STRENGTH:
+        advice = " ".join(filter(None, [verdict["feedback"].get("warning"), *verdict["feedback"].get("suggestions", [])]))
+        message = "is too easy to guess" + (f": {advice}" if advice else "; use a few uncommon words")
+        raise InvalidDocument.field("password", message, f"the password {message}")
 
 
-def set_password(session: Session, company: Company, email: str, password: str) -> User:
-    check_password(password)
+def _user(session: Session, company: Company, email: str) -> User:
     user = session.scalar(sa.select(User).where(User.company_id == company.id, User.email == normalize_email(email)))
     if user is None:
         raise NotFound(f"no user {email} in company {company.slug}")
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """Every session of this user ends (the ones in other browsers too)."""
+    user.session_version = (user.session_version or 0) + 1
+
+
+def set_password(session: Session, company: Company, email: str, password: str) -> User:
+    user = _user(session, company, email)
+    check_password(password, user.email, company.name)
     user.password_hash = generate_password_hash(password)
+    end_sessions(user)
+    return user
+
+
+def sign_out(session: Session, company: Company, user_id: int) -> None:
+    user = session.scalar(sa.select(User).where(User.company_id == company.id, User.id == user_id))
+    if user is not None:
+        end_sessions(user)
+
+
+def set_disabled(session: Session, company: Company, email: str, disabled: bool, at: datetime) -> User:
+    """Disable a user (every session ends; they cannot sign in) or enable them again. The last
+    enabled owner of a company cannot be disabled: nobody could manage its users any more."""
+    user = _user(session, company, email)
+    if disabled and user.role == "owner" and user.disabled_at is None:
+        owners = session.scalar(sa.select(sa.func.count()).select_from(User).where(
+            User.company_id == company.id, User.role == "owner", User.disabled_at.is_(None)))
+        if owners == 1:
+            raise Conflict(f"{user.email} is the company's last owner: add another owner first")
+    if disabled:
+        if user.disabled_at is None:
+            user.disabled_at = at
+        end_sessions(user)
+    else:
+        user.disabled_at = None
     return user

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..customers import limits
 from ..customers.customers import get_customer, lock_customers
 from ..customers.models import Customer
 from ..infra import bulk
@@ -207,8 +208,10 @@ def _post(ctx: Ctx, payload: Any, trusted: bool, built: bool = False) -> dict[st
     existing = stored(ctx, payload["id"])
     if existing is not None:
         return _replay(existing, digest)
-    who = customer(ctx, payload["customer"])
     occurred = datetime.fromisoformat(payload["occurred_at"])
+    if not trusted:
+        limits.check_moment(ctx.company, ctx.clock.now(), occurred)
+    who = customer(ctx, payload["customer"])
     local = ctx.local_date(occurred)
     data = payload.get("data") or {}
     event = PendingEvent(id=unit.ids.take(EVENTS), key=payload["id"], type=payload["type"], customer_id=who.id,

@@ -20,6 +20,15 @@ def _setting(env: str, default: Any, help: str, parse: Callable[[str], Any] = st
     return field(default=default, metadata={"env": env, "help": help, "parse": parse, "shown": shown})
 
 
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 def _seconds_list(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
 
@@ -47,6 +56,17 @@ class Settings:
     secret_key: str | None = _setting(
         "KEEPWELL_SECRET_KEY", None, "signs admin session cookies and CSRF tokens; set the same value on every "
         "web machine", shown="generated into `$KEEPWELL_HOME/secret_key`")
+    https: bool = _setting(
+        "KEEPWELL_HTTPS", False, "the app is served over HTTPS (directly or behind a proxy): session cookies are "
+        "marked Secure and responses carry HSTS", _flag)
+    session_hours: float = _setting(
+        "KEEPWELL_SESSION_HOURS", 12.0, "an admin session ends this long after signing in (and at once on signing "
+        "out, a password change or the user being disabled); forms expire with it", float)
+    signin_limit_account: str = _setting(
+        "KEEPWELL_SIGNIN_LIMIT_ACCOUNT", "5 per 15 minutes", "failed sign-ins allowed per account before it must "
+        "wait (Flask-Limiter notation; counted in Redis when configured, so across processes)")
+    signin_limit_address: str = _setting(
+        "KEEPWELL_SIGNIN_LIMIT_ADDRESS", "20 per 15 minutes", "failed sign-ins allowed per client address")
     password: str | None = _setting(
         "KEEPWELL_PASSWORD", None, "password for `keepwell users add` (otherwise it asks)", shown="unset")
     tick_seconds: int = _setting(

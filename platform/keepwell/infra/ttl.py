@@ -33,6 +33,10 @@ class TtlCache(Generic[K, V]):
                 self._entries.clear()
             self._entries[key] = (value, time.monotonic() + self.seconds)
 
+    def forget(self, key: K) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

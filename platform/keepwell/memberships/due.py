@@ -38,7 +38,7 @@ def own_membership(ctx: Ctx, unit: DueUnit, lock: bool = False) -> Membership:
 
 def _run(ctx: Ctx, unit: DueUnit) -> dict[str, Any]:
     m = own_membership(ctx, unit, lock=True)
-    closed = renewal.catch_up(ctx, m, unit.as_of)
+    closed = renewal.catch_up(ctx, m, unit.as_of, for_event=False)
     return {"unit": unit.key, "periods_closed": len(closed), "status": m.status, "expires_on": m.expires_on.isoformat()}
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..events.pipeline import platform_payload, post_platform
 from ..infra.context import Ctx
+from ..kernel.errors import InvalidDocument
 from ..kernel.periods import period_end, period_start
 from ..ledger import Posting
 from . import allowance, entitlements
@@ -42,8 +43,25 @@ def close_period(ctx: Ctx, m: Membership, event_id: int) -> dict[str, Any]:
             "expires_on": m.expires_on.isoformat()}
 
 
-def catch_up(ctx: Ctx, m: Membership, upto: date) -> list[dict[str, Any]]:
-    """Close every period of `m` that ended before `upto`, each as its own platform event."""
+def periods_behind(m: Membership, upto: date, most: int) -> int:
+    """How many of `m`'s periods ended before `upto` (counting stops past `most`)."""
+    if m.status != "active" or m.expires_on >= upto:
+        return 0
+    n, k = 0, m.current_period
+    while n <= most and period_end(m.issued_on, m.period, k) < upto:
+        n, k = n + 1, k + 1
+    return n
+
+
+def catch_up(ctx: Ctx, m: Membership, upto: date, for_event: bool = True) -> list[dict[str, Any]]:
+    """Close every period of `m` that ended before `upto`, each as its own platform event. An
+    event may close at most the company's `max_periods_per_event`: more than that is refused (a
+    long-neglected membership is brought up to date by due work, not by one purchase)."""
+    most = ctx.company.max_periods_per_event
+    if for_event and periods_behind(m, upto, most) > most:
+        raise InvalidDocument.field(
+            "occurred_at", f"membership {m.id} would close more than {most} ended periods at once; run due work "
+            "(`keepwell run-due`) to bring it up to date first, or check the event's date")
     results = []
     while m.status == "active" and m.expires_on < upto:
         results.append(close_period_event(ctx, m))

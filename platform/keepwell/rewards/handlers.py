@@ -9,6 +9,7 @@ from typing import Any
 
 from ..events.registry import PendingEvent, event_type, react
 from ..infra.context import Ctx
+from ..kernel.errors import Declined
 from ..kernel.money import format_cents, to_cents
 from ..ledger import Posting
 from ..memberships import allowance, memberships
@@ -81,6 +82,7 @@ def adjustment(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[s
     why = Posting(event.id, BUILTIN, "manual.adjustment", local)
     if data["unit"] == "points":
         amount = int(data["amount"])
+        _within_limit(abs(amount), ctx.company.adjustment_limit_points, f"{ctx.company.adjustment_limit_points} points")
         if amount >= 0:
             points.earn(ctx, event.customer_id, amount, why, expiry_months(ctx, local), memo=data["reason"])
         else:
@@ -90,8 +92,16 @@ def adjustment(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[s
     assert m is not None
     plan_ref, terms = memberships.plan_of(ctx, m)
     cents = to_cents(data["amount"])
+    _within_limit(abs(cents), ctx.company.adjustment_limit_cents, format_cents(ctx.company.adjustment_limit_cents))
     allowance.adjust(ctx, m, terms, cents, Posting(event.id, plan_ref, "", local, m.current_period), data["reason"])
     return {"adjusted": {"unit": "allowance", "amount": format_cents(cents)}, **receipt(ctx, m)}
+
+
+def _within_limit(size: int, limit: int, shown: str) -> None:
+    # A manual adjustment is bounded by the company's limit: a key that may adjust cannot
+    # credit 999,999,999,999.99 (larger corrections are several adjustments, each with a reason).
+    if size > limit:
+        raise Declined("adjustment_over_limit", f"an adjustment may change at most {shown} (the company's limit)")
 
 
 @event_type("points_expired", title="Points expired",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -31,8 +31,8 @@ class Keepwell:
     database: Database
     rules: RulesEngine
     clock: Clock = field(default_factory=SystemClock)
-    # API keys checked lately: digest -> company slug (keepwell.usecases.apikeys)
-    key_cache: TtlCache[str, str] = field(default_factory=lambda: TtlCache(10.0))
+    # API keys checked lately: digest -> KeyGrant (keepwell.usecases.apikeys)
+    key_cache: TtlCache[str, Any] = field(default_factory=lambda: TtlCache(10.0))
 
     @classmethod
     def open(cls, database_url: str, rules: RulesEngine | None = None, clock: Clock | None = None,

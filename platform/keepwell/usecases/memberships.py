@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from ..customers import limits
 from ..events import pipeline
 from ..infra.context import Ctx
 from ..kernel.errors import Declined, InvalidDocument, NotFound
@@ -30,6 +31,7 @@ def enroll(ctx: Ctx, customer: str, plan: str, on: date, tier: str | None = None
            allow_second: bool = False) -> dict[str, Any]:
     """Enrol a customer (the idempotency key defaults to enroll:CUSTOMER:PLAN:DATE); the
     answer is the `enrolled` event's result, with the new membership's id."""
+    limits.check_day(ctx.company, ctx.today(), on, "on")
     data: dict[str, Any] = {"plan": plan, **({"tier": tier} if tier else {})}
     if allow_second:
         data["allow_second"] = True
@@ -43,6 +45,7 @@ def enroll(ctx: Ctx, customer: str, plan: str, on: date, tier: str | None = None
 @use_case
 def cancel(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any]:
     """Cancel a membership on a date (company time); a membership that is not active says why."""
+    limits.check_day(ctx.company, ctx.today(), on, "on")
     m = memberships.get(ctx, membership_id)
     return pipeline.post(ctx, {"id": f"admin:cancelled:{m.id}:{on.isoformat()}", "type": "cancelled",
                                "customer": m.customer_id, "occurred_at": _noon(ctx, on),
@@ -62,6 +65,7 @@ def change_tier(ctx: Ctx, membership_id: str, tier: str, on: date) -> TierChange
     """Move a membership to another tier of its plan on a date, in one transaction: the
     membership ends and one on the new tier starts, on the plan version in force that day. A
     tier that version lacks, or a membership that is not active, changes nothing and says why."""
+    limits.check_day(ctx.company, ctx.today(), on, "on")
     m = memberships.get(ctx, membership_id, lock=True)
     if m.status != "active":
         raise Declined("not_active", f"membership {m.id} is {m.status}")

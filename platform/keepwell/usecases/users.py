@@ -9,7 +9,8 @@ from ..customers.users import ROLES, SignedIn
 from ..infra.context import Ctx
 from .app import Keepwell, reading, use_case
 
-__all__ = ["ROLES", "SignedIn", "add_user", "authenticate", "list_users", "load", "set_password"]
+__all__ = ["ROLES", "SignedIn", "add_user", "authenticate", "disable", "enable", "list_users", "load",
+           "set_password", "sign_out"]
 
 
 @use_case
@@ -25,7 +26,25 @@ def list_users(ctx: Ctx) -> list[dict[str, Any]]:
 
 @use_case
 def set_password(ctx: Ctx, email: str, password: str) -> None:
+    """A new password; every session of the user ends."""
     users.set_password(ctx.session, ctx.company, email, password)
+
+
+@use_case
+def disable(ctx: Ctx, email: str) -> None:
+    """The user can no longer sign in, and every session of theirs ends now."""
+    users.set_disabled(ctx.session, ctx.company, email, True, ctx.clock.now())
+
+
+@use_case
+def enable(ctx: Ctx, email: str) -> None:
+    users.set_disabled(ctx.session, ctx.company, email, False, ctx.clock.now())
+
+
+@use_case
+def sign_out(ctx: Ctx, user_id: int) -> None:
+    """Signing out ends every session of the user, in every browser."""
+    users.sign_out(ctx.session, ctx.company, user_id)
 
 
 def authenticate(app: Keepwell, email: str, password: str) -> SignedIn | None:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ...usecases import apikeys, companies, demo, users
+from ...kernel.errors import InvalidDocument
 from .common import Obj, emit, handled, json_option
 
 
@@ -42,14 +43,28 @@ def companies_add(obj: Obj, slug: str, name: str, timezone: str) -> None:
 @click.option("--timezone", default=None)
 @click.option("--email", default=None, help="Where company-audience emails go.")
 @click.option("--webhook-url", default=None, help="Where webhook notifications are POSTed.")
-@click.option("--webhook-secret", default=None, help="HMAC secret for X-Keepwell-Signature.")
+@click.option("--webhook-secret", is_flag=False, flag_value="?", default=None,
+              help="HMAC secret for X-Keepwell-Signature: give the option alone to be asked for it, or `-` to read "
+              "it from standard input (never on the command line, where shell history and the process list keep it).")
 @click.option("--quiet-hours", default=None, help="HH:MM-HH:MM in company time; email and SMS wait until they end.")
 @click.pass_obj
 @handled
 def companies_set(obj: Obj, **fields: Any) -> None:
     """Change the company's settings (contact, time zone, quiet hours)."""
+    fields["webhook_secret"] = _webhook_secret(fields.get("webhook_secret"))
     companies.update(obj.app, obj.company, **fields)
     click.echo(obj.company)
+
+
+def _webhook_secret(given: str | None) -> str | None:
+    if given is None:
+        return None
+    if given == "?":
+        return str(click.prompt("Webhook secret", hide_input=True, confirmation_prompt=True))
+    if given == "-":
+        return click.get_text_stream("stdin").readline().strip()
+    raise InvalidDocument.field("--webhook-secret", "not on the command line: give --webhook-secret alone to be asked "
+                                "for it, or --webhook-secret - to read it from standard input")
 
 
 @click.command()
@@ -59,26 +74,37 @@ def companies_set(obj: Obj, **fields: Any) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--demo", "with_demo", is_flag=True,
               help="Load the demo company (HVAC pack, members) and print its admin login and API key.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Requests served at once.")
+@click.option("--dev", is_flag=True, help="Flask's development server with the reloader (never in production).")
 @click.pass_obj
 @handled
-def serve(obj: Obj, host: str, port: int, with_demo: bool) -> None:
-    """Serve the admin UI (/admin) and the REST API (/api/v1) on the embedded default: SQLite file
-    and in-process jobs unless KEEPWELL_DATABASE_URL / KEEPWELL_REDIS_URL say otherwise. For more
-    than one process, run gunicorn (see README, scaling out)."""
+def serve(obj: Obj, host: str, port: int, with_demo: bool, threads: int, dev: bool) -> None:
+    """Serve the admin UI (/admin) and the REST API (/api/v1) with a production WSGI server
+    (waitress), on the embedded default: SQLite file and in-process jobs unless
+    KEEPWELL_DATABASE_URL / KEEPWELL_REDIS_URL say otherwise. For more than one process, run
+    gunicorn (see README, scaling out)."""
     from ..http.app import create_app
 
     companies.init(obj.app, obj.company, obj.company.title())
     if with_demo:
         loaded = demo.load(obj.app)
-        key = apikeys.create(obj.app, demo.DEMO, "demo")
+        key = apikeys.create(obj.app, demo.DEMO, "demo", apikeys.DEFAULT_SCOPES)
         email, password = demo.login(obj.app)
         click.echo(f"demo company {'loaded' if loaded['created'] else 'already there'}: {demo.DEMO}")
         click.echo(f"admin: http://{host}:{port}/admin/  sign in as {email} / {password}")
         click.echo(f"API key for the demo company: {key}")
         click.echo(f"try: curl -H 'Authorization: Bearer {key}' http://{host}:{port}/api/v1/rulesets")
     app = create_app(settings=obj.settings, service=obj.app)
-    click.echo(f"Keepwell on http://{host}:{port}/  (Ctrl-C to stop)")
-    app.run(host=host, port=port, debug=False, use_reloader=False)
+    click.echo(f"Keepwell on http://{host}:{port}/  (Ctrl-C to stop)", nl=True)
+    if dev:
+        app.run(host=host, port=port, debug=False, use_reloader=True)
+        return
+    import waitress
+
+    # ident="": no Server header naming the server and its version.
+    waitress.serve(app, host=host, port=port, threads=threads, ident="", clear_untrusted_proxy_headers=True,
+                   _quiet=True)
 
 
 @click.command("demo")
@@ -125,18 +151,90 @@ def users_list(obj: Obj, company_slug: str | None, as_json: bool) -> None:
                                     for r in rs])
 
 
+def _new_password(obj: Obj, generate: bool) -> tuple[str, bool]:
+    """The password to set: generated (and shown once), KEEPWELL_PASSWORD, or asked for."""
+    if generate:
+        return users.generated_password(), True
+    if obj.settings.password:
+        return obj.settings.password, False
+    return click.prompt("New password", hide_input=True, confirmation_prompt=True), False
+
+
+@users_group.command("reset-password")
+@click.argument("email")
+@click.option("--generate", is_flag=True, help="Make a strong password and print it once.")
+@click.pass_obj
+@handled
+def users_reset_password(obj: Obj, email: str, generate: bool) -> None:
+    """Set a user's password (asked for, or KEEPWELL_PASSWORD); every session of theirs ends."""
+    password, show = _new_password(obj, generate)
+    users.set_password(obj.app, obj.company, email, password)
+    click.echo(f"password of {email} changed; their sessions have ended")
+    if show:
+        click.echo(f"new password (shown once): {password}")
+
+
+@users_group.command("disable")
+@click.argument("email")
+@click.pass_obj
+@handled
+def users_disable(obj: Obj, email: str) -> None:
+    """Stop a user signing in; every session of theirs ends now."""
+    users.disable(obj.app, obj.company, email)
+    click.echo(f"{email} is disabled and signed out everywhere")
+
+
+@users_group.command("enable")
+@click.argument("email")
+@click.pass_obj
+@handled
+def users_enable(obj: Obj, email: str) -> None:
+    """Let a disabled user sign in again."""
+    users.enable(obj.app, obj.company, email)
+    click.echo(f"{email} can sign in again")
+
+
 @click.group("apikeys")
 def apikeys_group() -> None:
     """API keys for the REST API."""
 
 
+SCOPES_HELP = ("What the key may do (repeat, or space/comma-separated): "
+               + "; ".join(f"{k}: {v}" for k, v in apikeys.SCOPES.items()) + ".")
+
+
 @apikeys_group.command("create")
 @click.option("--name", default="default", show_default=True)
+@click.option("--scope", "scopes", multiple=True, help=SCOPES_HELP + f" Default: {' '.join(apikeys.DEFAULT_SCOPES)}.")
 @click.pass_obj
 @handled
-def apikeys_create(obj: Obj, name: str) -> None:
+def apikeys_create(obj: Obj, name: str, scopes: tuple[str, ...]) -> None:
     """Create an API key for the company; prints the secret once."""
-    click.echo(apikeys.create(obj.app, obj.company, name))
+    wanted = [s for item in scopes for s in item.replace(",", " ").split()] or list(apikeys.DEFAULT_SCOPES)
+    click.echo(apikeys.create(obj.app, obj.company, name, wanted))
+
+
+@apikeys_group.command("list")
+@json_option
+@click.pass_obj
+@handled
+def apikeys_list(obj: Obj, as_json: bool) -> None:
+    """The company's keys: id, name, scopes, the secret's first characters, whether revoked."""
+    rows = apikeys.list_keys(obj.app, obj.company)
+    emit(rows, as_json, lambda rs: [click.echo(
+        f"{r['id']:>5}  {r['name'][:24]:24} {r['hint'] or '':12} {' '.join(r['scopes']):40} "
+        f"{'revoked ' + r['revoked_at'][:10] if r['revoked_at'] else 'active'}") for r in rs])
+
+
+@apikeys_group.command("revoke")
+@click.argument("key_id", type=int)
+@click.pass_obj
+@handled
+def apikeys_revoke(obj: Obj, key_id: int) -> None:
+    """Revoke a key (by the id `apikeys list` shows); it stops working at once in this process
+    and within KEEPWELL_API_KEY_CACHE_SECONDS in the others."""
+    apikeys.revoke(obj.app, obj.company, key_id)
+    click.echo(f"key {key_id} revoked")
 
 
 COMMANDS = [init, companies_group, serve, demo_cmd, users_group, apikeys_group]

@@ -1,16 +1,18 @@
 """The REST API (JSON). Every request is authenticated by a company API key and sees only that
-company's data. Each view parses the request, calls one use case and renders its answer;
-errors become HTTP in one place (`errors.STATUS`)."""
+company's data, within the key's scopes (`needs`). Each view parses the request, calls one use
+case and renders its answer; errors become HTTP in one place (`errors.STATUS`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from ...kernel.errors import InvalidDocument, KeepwellError, Problem, Unauthorized
+from ...kernel.errors import Forbidden, InvalidDocument, KeepwellError, Problem, Unauthorized
 from ...usecases import Keepwell, apikeys, customers, events, memberships, rewards, rulesets
 from ...usecases.simulation import simulate as run_simulation
 from .errors import status_of
@@ -28,10 +30,38 @@ def authenticate() -> None:
     secret = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not secret:
         raise Unauthorized("send an API key: Authorization: Bearer <key> (create one with `keepwell apikeys create`)")
-    company = apikeys.company_for_key(keepwell(), secret)
-    if company is None:
+    grant = apikeys.grant_for(keepwell(), secret)
+    if grant is None:
         raise Unauthorized("unknown or revoked API key")
-    g.company = company
+    g.company, g.grant = grant.company, grant
+
+
+def require(scope: str) -> None:
+    if not g.grant.allows(scope):
+        raise Forbidden(f"this API key does not have the {scope!r} scope ({apikeys.SCOPES[scope]}); create a key "
+                        f"with it: keepwell apikeys create --scope {scope}", needed_scope=scope)
+
+
+V = TypeVar("V", bound=Callable[..., ResponseReturnValue])
+
+
+def needs(scope: str) -> Callable[[V], V]:
+    """The scope a view needs of the request's key."""
+
+    def decorate(view: V) -> V:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            require(scope)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def event_scope(payload: Any) -> str:
+    """Adjustments are their own scope; every other event a client may post is events:write."""
+    return "adjustments:write" if isinstance(payload, dict) and payload.get("type") == "adjustment" else "events:write"
 
 
 @bp.errorhandler(KeepwellError)
@@ -68,6 +98,9 @@ def post_events() -> ResponseReturnValue:
     """One event object, or {"events": [...]} through the batched path (results in order, each
     event with its own)."""
     body = _body()
+    batch = body["events"] if isinstance(body, dict) and isinstance(body.get("events"), list) else [body]
+    for scope in sorted({event_scope(p) for p in batch}):
+        require(scope)
     if isinstance(body, dict) and isinstance(body.get("events"), list):
         return jsonify({"results": events.post_events(keepwell(), g.company, body["events"])})
     result = events.post_event(keepwell(), g.company, body)
@@ -75,6 +108,7 @@ def post_events() -> ResponseReturnValue:
 
 
 @bp.post("/customers")
+@needs("customers:write")
 def add_customer() -> ResponseReturnValue:
     body = _body()
     if not isinstance(body, dict) or not body.get("name"):
@@ -84,6 +118,7 @@ def add_customer() -> ResponseReturnValue:
 
 
 @bp.get("/customers")
+@needs("read")
 def list_customers() -> ResponseReturnValue:
     limit = min(_int_arg("limit", 50), 500)
     offset = _int_arg("offset", 0)
@@ -92,11 +127,13 @@ def list_customers() -> ResponseReturnValue:
 
 
 @bp.get("/customers/<customer_id>/points")
+@needs("read")
 def customer_points(customer_id: str) -> ResponseReturnValue:
     return jsonify(rewards.points(keepwell(), g.company, customer_id))
 
 
 @bp.post("/enrollments")
+@needs("memberships:write")
 def enroll() -> ResponseReturnValue:
     body = _body()
     problems = [
@@ -114,21 +151,25 @@ def enroll() -> ResponseReturnValue:
 
 
 @bp.get("/memberships/<membership_id>")
+@needs("read")
 def membership(membership_id: str) -> ResponseReturnValue:
     return jsonify(memberships.show(keepwell(), g.company, membership_id))
 
 
 @bp.get("/memberships/<membership_id>/statement")
+@needs("read")
 def statement(membership_id: str) -> ResponseReturnValue:
     return jsonify(memberships.statement(keepwell(), g.company, membership_id, _date_arg("from"), _date_arg("to")))
 
 
 @bp.get("/rulesets")
+@needs("read")
 def list_rulesets() -> ResponseReturnValue:
     return jsonify({"rulesets": rulesets.list_rulesets(keepwell(), g.company)})
 
 
 @bp.post("/simulations")
+@needs("read")
 def simulate() -> ResponseReturnValue:
     """{"draft": <ruleset document or list of them>, "from": "YYYY-MM-DD", "to": "YYYY-MM-DD",
     "events": [optional sample stream]}: what would change over the recorded events (or the

@@ -35,8 +35,10 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
     app.extensions["keepwell"] = service
     app.extensions["keepwell_settings"] = settings
 
+    from . import headers
     from .api import bp
 
+    headers.install(app, settings.https)
     app.register_blueprint(bp)
 
     from ..admin import init_admin
