@@ -27,7 +27,7 @@ class PacksView(SignedInOnly, BaseView):
     def install(self, pack_name):
         name = pack_name  # Flask-Admin reserves the argument "name"
         try:
-            pack = packs_core.find(name)
+            pack = packs_core.shipped(name)
         except KeepwellError:
             return self.render("keepwell/error.html", title="No such pack", message=f"There is no pack {name!r}."), 404
         user = current_user()

@@ -5,8 +5,6 @@ calls a use case, scoped to the signed-in user's company: another company's ids 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +15,7 @@ from flask_admin import BaseView, expose
 from markupsafe import Markup
 
 from keepwell.kernel.errors import KeepwellError, NotFound
+from keepwell.kernel.exports import csv_text
 from keepwell.usecases import Keepwell, companies, customers, lists, memberships
 from keepwell.usecases.lists import ListQuery, Page
 from keepwell.usecases.users import SignedIn
@@ -90,12 +89,9 @@ class ListView(SignedInOnly, BaseView):
     @expose("/export/csv/")
     def export(self) -> Any:
         page = self.page(export=True)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow([label for _k, label in page.columns])
-        for row in page.rows:
-            writer.writerow([row.get(k, "") for k, _label in page.columns])
-        return Response(out.getvalue(), mimetype="text/csv",
+        text = csv_text([label for _k, label in page.columns],
+                        ([row.get(k, "") for k, _label in page.columns] for row in page.rows))
+        return Response(text, mimetype="text/csv",
                         headers={"Content-Disposition": f"attachment; filename={self.export_name}.csv"})
 
 

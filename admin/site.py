@@ -92,6 +92,7 @@ def init_admin(app: Flask, settings: Settings) -> Admin:
     from .packs import PacksView
     from .records import CustomersView, EventsView, LedgerView, MembershipsView
     from .rulesets import RulesetsView
+    from .users import UsersView
 
     admin.add_view(RulesetsView(name="Rulesets", endpoint="rulesets", url="/admin/rulesets"))
     admin.add_view(PacksView(name="Template packs", endpoint="packs", url="/admin/packs"))
@@ -99,4 +100,5 @@ def init_admin(app: Flask, settings: Settings) -> Admin:
     admin.add_view(MembershipsView(name="Memberships", endpoint="memberships", url="/admin/memberships"))
     admin.add_view(LedgerView(name="Ledger", endpoint="ledger", url="/admin/ledger"))
     admin.add_view(EventsView(name="Events", endpoint="events", url="/admin/events"))
+    admin.add_view(UsersView(name="Users", endpoint="users", url="/admin/users"))
     return admin

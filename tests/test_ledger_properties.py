@@ -128,6 +128,17 @@ class Customer:
 amounts = st.integers(min_value=100, max_value=150_000)
 
 
+class ModelClock:
+    """The service's "now" follows the model's today (the end of it): the model's events are
+    never in the future, however far its calendar has moved from the machine's."""
+
+    def __init__(self, machine: LedgerMachine):
+        self.machine = machine
+
+    def now(self) -> datetime:
+        return datetime.combine(self.machine.today + timedelta(days=1), time(0), tzinfo=self.machine.tz)
+
+
 class LedgerMachine(RuleBasedStateMachine):
     app: App  # set by the test that runs the machine
 
@@ -158,6 +169,7 @@ class LedgerMachine(RuleBasedStateMachine):
         app = self.app
         app.add_company(self.company, "Property test company", tz)
         self.tz = ZoneInfo(tz)
+        app.clock = ModelClock(self)
         self.step = MONTHS[period]
         self.renew = renew
         self.unused = unused

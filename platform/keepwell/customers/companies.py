@@ -6,10 +6,13 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..kernel.errors import Conflict, InvalidDocument, NotFound
+from ..kernel.money import to_cents
+from .limits import LIMITS, check_limit
 from .models import Company
 
 
@@ -69,6 +72,16 @@ def update_company(company: Company, **fields: Any) -> None:
             company.quiet_start, company.quiet_end = start, end
     if fields.get("timezone"):
         check_timezone(fields["timezone"])
+    if fields.get("adjustment_limit") is not None:
+        fields["adjustment_limit_cents"] = to_cents(fields.pop("adjustment_limit"))
+    for name in LIMITS:
+        if fields.get(name) is not None:
+            setattr(company, name, check_limit(name, fields[name]))
+    if fields.get("phone_region") is not None:
+        region = str(fields["phone_region"]).upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise InvalidDocument.field("phone_region", f"{region!r} is not a country code such as US, CA or GB")
+        company.phone_region = region
     for k in ("name", "email", "webhook_url", "webhook_secret", "timezone"):
         if fields.get(k) is not None:
             setattr(company, k, fields[k])

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from ..infra.sql import chunks, one_of
 from ..kernel.errors import InvalidDocument, NotFound
 from ..kernel.ids import new_id
-from ..kernel.text import storable
+from .contact import clean_email, clean_name, clean_phone
 from .models import Company, ContactPreference, Customer
 
 CHANNELS = ("email", "sms", "webhook")
@@ -18,11 +18,8 @@ CHANNELS = ("email", "sms", "webhook")
 
 def add_customer(session: Session, company: Company, name: str, email: str | None = None,
                  phone: str | None = None) -> Customer:
-    name = storable("name", (name or "").strip()) or ""
-    if not name:
-        raise InvalidDocument.field("name", "is required", "a customer needs a name")
-    customer = Customer(id=new_id("cus"), company_id=company.id, name=name, email=storable("email", email),
-                        phone=storable("phone", phone))
+    customer = Customer(id=new_id("cus"), company_id=company.id, name=clean_name(name), email=clean_email(email),
+                        phone=clean_phone(phone, company.phone_region))
     session.add(customer)
     session.flush()
     return customer
@@ -59,9 +56,13 @@ def lock_customers(session: Session, company_id: int, customer_ids: list[str]) -
 
 def update_customer(session: Session, company_id: int, customer_id: str, **fields: Any) -> Customer:
     customer = get_customer(session, company_id, customer_id)
-    for k in ("name", "email", "phone"):
-        if fields.get(k) is not None:
-            setattr(customer, k, storable(k, fields[k]))
+    if fields.get("name") is not None:
+        customer.name = clean_name(fields["name"])
+    if fields.get("email") is not None:
+        customer.email = clean_email(fields["email"])
+    if fields.get("phone") is not None:
+        company = session.get(Company, company_id)
+        customer.phone = clean_phone(fields["phone"], company.phone_region if company else "US")
     return customer
 
 

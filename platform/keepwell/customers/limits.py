@@ -56,3 +56,9 @@ def check_limit(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise InvalidDocument.field(name.replace("_", "-"), f"{meaning}: a whole number from {low} to {high}")
     return value
+
+
+def widen(company: Company) -> None:
+    """Every bound at its widest: for a scratch copy that replays history (a simulation)."""
+    for name in ("future_hours", "backdate_days", "max_periods_per_event"):
+        setattr(company, name, LIMITS[name][1])

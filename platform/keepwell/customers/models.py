@@ -25,9 +25,10 @@ class Company(Base):
     quiet_end: Mapped[str | None] = mapped_column(sa.String(5))  # "08:00"
     # What the company's clients may send (see customers.limits): how far ahead and back an
     # event may be dated, how many periods one event may close, the largest manual adjustment.
+    phone_region: Mapped[str] = mapped_column(sa.String(2), default="US", server_default="US")  # ISO country
     future_hours: Mapped[int] = mapped_column(sa.Integer, default=24, server_default="24")
     backdate_days: Mapped[int] = mapped_column(sa.Integer, default=3650, server_default="3650")
-    max_periods_per_event: Mapped[int] = mapped_column(sa.Integer, default=36, server_default="36")
+    max_periods_per_event: Mapped[int] = mapped_column(sa.Integer, default=120, server_default="120")
     adjustment_limit_cents: Mapped[int] = mapped_column(sa.BigInteger, default=100_000, server_default="100000")
     adjustment_limit_points: Mapped[int] = mapped_column(sa.BigInteger, default=100_000, server_default="100000")
 

@@ -124,7 +124,8 @@ def check_password(password: str | None, *context: str) -> None:
     words = [w for c in context if c for w in re.split(r"[^a-z0-9]+", c.lower()) if len(w) > 2]
     verdict = zxcvbn(password, user_inputs=words)
     if verdict["score"] < MIN_STRENGTH:
-        advice = " ".join(filter(None, [verdict["feedback"].get("warning"), *verdict["feedback"].get("suggestions", [])]))
+        feedback = verdict["feedback"]
+        advice = " ".join(filter(None, [feedback.get("warning"), *feedback.get("suggestions", [])]))
         message = "is too easy to guess" + (f": {advice}" if advice else "; use a few uncommon words")
         raise InvalidDocument.field("password", message, f"the password {message}")
 

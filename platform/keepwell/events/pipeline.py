@@ -25,7 +25,7 @@ from ..infra.sql import chunks, one_of
 from ..infra.tables import utcnow
 from ..infra.unit import Unit
 from ..kernel.errors import Declined, InvalidDocument, KeepwellError, Problem
-from ..kernel.text import nul_problems
+from ..kernel.text import json_may_hold_unstorable, nul_problems
 from ..ledger import book
 from ..ledger.entries import posted_view
 from ..rulesets.documents import canonical_json
@@ -71,8 +71,8 @@ def _check(payload: object, trusted: bool) -> tuple[list[Problem], str]:
     text = ""
     if fast_event_validator().is_valid(payload):
         text = canonical_json(payload)
-        # JSON writes a NUL as \u0000: where that is not in the text, no string holds one
-        problems = nul_problems(payload) if "\\u0000" in text else []
+        # JSON writes a NUL as \u0000: where that (or a lone surrogate) is not in the text, no string holds one
+        problems = nul_problems(payload) if json_may_hold_unstorable(text) else []
     else:
         problems = validate_event(payload)
     if problems or not isinstance(payload, dict):

@@ -3,6 +3,7 @@ writer won a race), and schema upgrades (Alembic)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,10 +64,20 @@ def _ping_when_idle(engine: Engine, seconds: float) -> None:
             raise sa.exc.DisconnectionError(f"pooled connection is gone: {exc}") from exc
 
 
+def _private_file(path: Path) -> None:
+    """Create the database file readable by its owner only (0600), before SQLite does: SQLite
+    gives its WAL and shared-memory files the database file's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     db_path = sa.engine.make_url(url).database
-    if db_path and db_path != ":memory:":
-        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    if db_path and db_path != ":memory:" and not db_path.startswith("file:"):
+        _private_file(Path(db_path))
     engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
     @sa.event.listens_for(engine, "connect")

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from ..kernel.errors import InvalidDocument
 
 MAX_PAGE = 500
+MAX_PAGES = 10_000_000  # a page number past this is past any list's end: no offset a database must overflow on
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def fetch(
     stmt = stmt.order_by(*order)
     if q.page_size:
         size = min(max(q.page_size, 1), MAX_PAGE)
-        stmt = stmt.limit(size).offset(max(q.page, 0) * size)
+        stmt = stmt.limit(size).offset(min(max(q.page, 0), MAX_PAGES) * size)  # past the last page: empty
     return [row(r) for r in session.execute(stmt).mappings()], total
 
 

@@ -59,6 +59,9 @@ class Settings:
     https: bool = _setting(
         "KEEPWELL_HTTPS", False, "the app is served over HTTPS (directly or behind a proxy): session cookies are "
         "marked Secure and responses carry HSTS", _flag)
+    max_request_bytes: int = _setting(
+        "KEEPWELL_MAX_REQUEST_BYTES", 2_000_000, "the largest request body the web app reads (a batch of 500 events "
+        "is about 150 kB); larger ones are refused with 413", int)
     session_hours: float = _setting(
         "KEEPWELL_SESSION_HOURS", 12.0, "an admin session ends this long after signing in (and at once on signing "
         "out, a password change or the user being disabled); forms expire with it", float)

@@ -96,12 +96,17 @@ def existing_keys(ctx: Ctx, keys: list[str]) -> set[str]:
 
 def due(session: Session, now: datetime | None = None, limit: int = 500) -> list[tuple[int, int]]:
     """(id, attempts) of messages to try now: open and due, or claimed by a worker whose lease
-    ran out. Every company's: delivery is the platform's work, not one tenant's."""
+    ran out. Every company's: delivery is the platform's work, not one tenant's, taken in turns."""
     now = now or utcnow()
-    q = (sa.select(OutboxMessage.id, OutboxMessage.attempts)
-         .where(sa.or_(sa.and_(OutboxMessage.status.in_(OPEN), OutboxMessage.due_at <= now),
-                       sa.and_(OutboxMessage.status == "sending", OutboxMessage.claimed_until < now)))
-         .order_by(OutboxMessage.due_at, OutboxMessage.id).limit(limit))
+    # Companies take turns: each one's oldest message first, then each one's second..., so a
+    # company with ten thousand messages due cannot hold back another company's one.
+    turn = sa.func.row_number().over(partition_by=OutboxMessage.company_id,
+                                     order_by=(OutboxMessage.due_at, OutboxMessage.id)).label("turn")
+    ready = (sa.select(OutboxMessage.id, OutboxMessage.attempts, OutboxMessage.due_at, turn)
+             .where(sa.or_(sa.and_(OutboxMessage.status.in_(OPEN), OutboxMessage.due_at <= now),
+                           sa.and_(OutboxMessage.status == "sending", OutboxMessage.claimed_until < now)))
+             .subquery())
+    q = sa.select(ready.c.id, ready.c.attempts).order_by(ready.c.turn, ready.c.due_at, ready.c.id).limit(limit)
     return [(mid, attempts) for mid, attempts in session.execute(q)]
 
 

@@ -3,13 +3,17 @@ sandboxed Jinja2 environment, with what the message is about."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 import yaml
 from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, safe_range
 
 from ..customers.models import Company, Customer
 from ..infra.context import Ctx
@@ -21,7 +25,67 @@ from .channels import DeliveryError, Message
 from .models import MessageTemplate, OutboxMessage
 
 SHIPPED = Path(__file__).resolve().parent / "shipped" / "notifications.yaml"
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+RENDER_SECONDS = 1.0  # a message's template gets this long, and
+MAX_OUTPUT = 100_000  # writes at most this many characters (an SMS is cut far shorter by its channel)
+MAX_WIDTH = 1_000  # center(), indent() and friends: no padding to a gigabyte
+_deadline: ContextVar[float] = ContextVar("template_deadline", default=float("inf"))
+
+
+class TemplateTooCostly(DeliveryError):
+    def __init__(self, what: str):
+        super().__init__(f"template error: {what}; simplify the template", retryable=False)
+
+
+def _on_time() -> None:
+    if time.monotonic() > _deadline.get():
+        raise TemplateTooCostly(f"it ran longer than {RENDER_SECONDS:g} s")
+
+
+def _range(*args: int) -> Iterator[int]:
+    """range() for templates: the sandbox's size limit, and the render deadline checked as it
+    counts (a loop over range() calls nothing the sandbox could watch)."""
+    for i, n in enumerate(safe_range(*args)):
+        if not i & 1023:
+            _on_time()
+        yield n
+
+
+class BudgetedSandbox(SandboxedEnvironment):
+    """The sandbox, with a deadline on every call and operator, and no operator that makes
+    a huge string or list ("x" * 10**9, 10 ** 10 ** 10)."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call(self, __context, __obj, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _on_time()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def call_binop(self, context, operator, left, right):  # type: ignore[no-untyped-def]
+        _on_time()
+        huge_base = isinstance(left, int) and abs(left) > 2**64
+        if operator == "**" and isinstance(right, int) and (right > 64 or huge_base):
+            raise TemplateTooCostly("a power too large")
+        if operator == "*":
+            sizes = [len(v) for v in (left, right) if isinstance(v, str | list | tuple)]
+            counts = [v for v in (left, right) if isinstance(v, int)]
+            if sizes and counts and sizes[0] * max(counts[0], 0) > MAX_OUTPUT:
+                raise TemplateTooCostly("a repetition too long")
+        return super().call_binop(context, operator, left, right)
+
+
+def _bounded(filter_fn: Callable[..., str]) -> Callable[..., str]:
+    def bounded(value: Any, width: Any = 80, *args: Any, **kwargs: Any) -> str:
+        if isinstance(width, int) and width > MAX_WIDTH:
+            raise TemplateTooCostly(f"a width over {MAX_WIDTH}")
+        return filter_fn(value, width, *args, **kwargs)
+
+    return bounded
+
+
+_env = BudgetedSandbox(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+_env.globals["range"] = _range
+for _name in ("center", "indent", "wordwrap", "truncate"):
+    _env.filters[_name] = _bounded(_env.filters[_name])
 
 
 @cache
@@ -48,12 +112,26 @@ def find_template(ctx: Ctx, name: str, channel: str, inline: dict | None) -> tup
 
 
 def render(text: str, variables: dict) -> str:
+    """The template with these variables, within RENDER_SECONDS and MAX_OUTPUT characters (a
+    template over either fails for good: it would fail the same way on every retry)."""
+    token = _deadline.set(time.monotonic() + RENDER_SECONDS)
     try:
-        return _env.from_string(text).render(**variables)
+        out, size = [], 0
+        for chunk in _env.from_string(text).generate(**variables):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise TemplateTooCostly(f"it wrote more than {MAX_OUTPUT:,} characters")
+            _on_time()
+            out.append(chunk)
+        return "".join(out)
+    except DeliveryError:
+        raise
     except TemplateError as exc:
         raise DeliveryError(f"template error: {exc}", retryable=False) from exc
     except Exception as exc:  # {{ 1 // 0 }}, {{ "a" + 1 }}: the template's fault, and it will not go away
         raise DeliveryError(f"template error: {type(exc).__name__}: {exc}", retryable=False) from exc
+    finally:
+        _deadline.reset(token)
 
 
 def variables(ctx: Ctx, msg: OutboxMessage) -> dict:

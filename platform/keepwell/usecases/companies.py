@@ -8,6 +8,7 @@ from typing import Any
 from ..customers import companies
 from ..infra.context import Ctx
 from ..kernel.errors import NotFound
+from ..kernel.money import format_cents
 from .app import Keepwell, reading, use_case
 
 
@@ -56,7 +57,12 @@ def today(ctx: Ctx) -> date:
 def details(ctx: Ctx) -> dict[str, Any]:
     c = ctx.company
     return {"slug": c.slug, "name": c.name, "timezone": c.timezone, "email": c.email, "webhook_url": c.webhook_url,
-            "quiet_hours": f"{c.quiet_start}-{c.quiet_end}" if c.quiet_start else None}
+            "quiet_hours": f"{c.quiet_start}-{c.quiet_end}" if c.quiet_start else None,
+            "webhook_secret_set": bool(c.webhook_secret), "phone_region": c.phone_region,
+            "future_hours": c.future_hours, "backdate_days": c.backdate_days,
+            "max_periods_per_event": c.max_periods_per_event,
+            "adjustment_limit": format_cents(c.adjustment_limit_cents),
+            "adjustment_limit_points": c.adjustment_limit_points}
 
 
 __all__ = ["NotFound", "add_company", "details", "exists", "init", "slugs", "today", "update"]

@@ -29,7 +29,7 @@ def update_customer(ctx: Ctx, customer_id: str, name: str | None = None, email: 
 
 @reading
 def list_customers(ctx: Ctx, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    return [{"id": x.id, "name": x.name, "email": x.email}
+    return [{"id": x.id, "name": x.name, "email": x.email, "phone": x.phone}
             for x in customers.listing(ctx.session, ctx.company.id, limit, offset)]
 
 

@@ -37,6 +37,15 @@ def find(name_or_path: str) -> Pack:
     return packs.find(name_or_path)
 
 
+def shipped(name: str) -> Pack:
+    """A pack of the packs folder, by its name only: what a web page may load (never a path
+    the server would resolve, such as `..`)."""
+    for pack in packs.available():
+        if pack.name == name:
+            return pack
+    raise NotFound(f"there is no pack {name!r}")
+
+
 def available() -> list[Pack]:
     return packs.available()
 

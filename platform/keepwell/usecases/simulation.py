@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from ..customers import customers as customers_area
+from ..customers import limits as limits_area
 from ..events.queries import external_payloads
 from ..infra.context import Ctx
+from ..kernel.clock import FixedClock
 from ..kernel.errors import InvalidDocument, Problem
 from ..kernel.money import format_cents, to_cents
 from ..memberships import allowance, memberships
@@ -48,10 +50,13 @@ def record(app: Keepwell, company: str, end: date) -> Recorded:
 
 def _replay(rec: Recorded, drafts: list[dict], start: date, end: date) -> dict[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory() as d:
-        scratch = Keepwell.open(f"sqlite:///{d}/sim.sqlite3")
+        # The replay happens as if on the day after the range: events up to `end` are its past.
+        at = datetime.combine(end + timedelta(days=1), time(12), tzinfo=UTC)
+        scratch = Keepwell.open(f"sqlite:///{d}/sim.sqlite3", clock=FixedClock(at))
         try:
             slug = rec.company["slug"]
             companies.init(scratch, slug, rec.company["name"], rec.company["timezone"])
+            scratch.run(slug, lambda c: limits_area.widen(c.company))
             scratch.run(slug, lambda c: customers_area.restore(c.session, c.company.id, rec.customers))
             for _rid, _v, content, author, effective in rec.versions:
                 scratch.run(slug, lambda c, doc=content, a=author, e=effective:
@@ -91,18 +96,47 @@ def _measure(c: Ctx, start: date, end: date, results: list[dict[str, Any]]) -> d
     return per
 
 
+@dataclass(frozen=True)
+class SimulationLimits:
+    """How much a simulation may take on. The web's are small, so that a request answers in
+    seconds; the CLI (`keepwell rulesets simulate`) runs larger ones, with no limit but the calendar."""
+
+    max_events: int = 500
+    max_days: int = 3 * 366
+    max_days_ahead: int = 366
+
+
+REQUEST_LIMITS = SimulationLimits()
+CLI_LIMITS = SimulationLimits(max_events=10**7, max_days=100 * 366, max_days_ahead=10 * 366)
+
+
+def check_size(limits: SimulationLimits, today: date, start: date, end: date, stream: list[dict] | None) -> None:
+    problems = []
+    if start > end:
+        problems.append(Problem("from", "the range ends before it starts"))
+    elif (end - start).days > limits.max_days:
+        problems.append(Problem("to", f"the range is {(end - start).days + 1} days; a simulation here covers at most "
+                                f"{limits.max_days} days (run longer ones with `keepwell rulesets simulate`)"))
+    if (end - today).days > limits.max_days_ahead:
+        problems.append(Problem("to", f"{end} is more than {limits.max_days_ahead} days ahead"))
+    if stream is not None and len(stream) > limits.max_events:
+        problems.append(Problem("events", f"{len(stream)} sample events; a simulation here takes at most "
+                                f"{limits.max_events} (run larger ones with `keepwell rulesets simulate`)"))
+    if problems:
+        raise InvalidDocument("the simulation is too large", problems)
+
+
 def simulate(app: Keepwell, company: str, drafts: dict | list[dict], start: date, end: date,
-             stream: list[dict] | None = None) -> dict[str, Any]:
+             stream: list[dict] | None = None, limits: SimulationLimits = REQUEST_LIMITS) -> dict[str, Any]:
     """`drafts` (one ruleset, or several, e.g. a pack's with other parameters) against what is
     published, over the recorded events up to `end` or over a sample `stream` of events."""
+    check_size(limits, app.clock.now().date(), start, end, stream)
     drafts = [drafts] if isinstance(drafts, dict) else list(drafts)
     problems = [
         p for i, d in enumerate(drafts) for p in validate_ruleset(d, f"draft[{i}]" if len(drafts) > 1 else "draft")
     ]
     if problems:
         raise InvalidDocument("the draft is not valid", problems)
-    if start > end:
-        raise InvalidDocument("bad range", [Problem("--from", "the range ends before it starts")])
     rec = record(app, company, end)
     if stream is not None:
         rec = Recorded(rec.company, rec.customers, rec.versions, list(stream))

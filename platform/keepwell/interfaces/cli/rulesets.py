@@ -15,7 +15,7 @@ from ...kernel.errors import InvalidDocument, Problem
 from ...usecases import packs
 from ...usecases import rulesets as uc
 from ...usecases.rulesets import load_file, parse_text, to_yaml
-from ...usecases.simulation import simulate
+from ...usecases.simulation import CLI_LIMITS, simulate
 from .common import Obj, emit, handled, json_option, parse_date, parse_settings
 
 AT_ONCE = date(1970, 1, 1)  # the default effective-from: at once, and for back-dated events
@@ -146,7 +146,7 @@ def rulesets_simulate(obj: Obj, files: tuple[str, ...], pack: str | None, settin
             except ValueError as exc:
                 raise InvalidDocument.field(events_file, f"not JSON lines: {exc}",
                                             "the event file could not be read") from None
-    report = simulate(obj.app, obj.company, drafts, start, end, stream)
+    report = simulate(obj.app, obj.company, drafts, start, end, stream, CLI_LIMITS)
 
     def human(r: dict[str, Any]) -> None:
         click.echo(f"{r['draft']} over {r['from']} .. {r['to']}: {r['events']} {r['source']} events, "

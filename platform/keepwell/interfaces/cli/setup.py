@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from ...usecases import apikeys, companies, demo, users
 from ...kernel.errors import InvalidDocument
+from ...usecases import apikeys, companies, demo, users
 from .common import Obj, emit, handled, json_option
 
 
@@ -47,6 +47,13 @@ def companies_add(obj: Obj, slug: str, name: str, timezone: str) -> None:
               help="HMAC secret for X-Keepwell-Signature: give the option alone to be asked for it, or `-` to read "
               "it from standard input (never on the command line, where shell history and the process list keep it).")
 @click.option("--quiet-hours", default=None, help="HH:MM-HH:MM in company time; email and SMS wait until they end.")
+@click.option("--phone-region", default=None, help="Country of phone numbers written without +country code (US).")
+@click.option("--future-hours", type=int, default=None, help="How far ahead of now an event may be dated (24).")
+@click.option("--backdate-days", type=int, default=None, help="How far back an event may be dated (3650).")
+@click.option("--max-periods-per-event", type=int, default=None,
+              help="How many ended periods one event may close (120); more is left to due work.")
+@click.option("--adjustment-limit", default=None, help="Largest manual allowance adjustment, e.g. 1000.00.")
+@click.option("--adjustment-limit-points", type=int, default=None, help="Largest manual points adjustment (100000).")
 @click.pass_obj
 @handled
 def companies_set(obj: Obj, **fields: Any) -> None:
@@ -54,6 +61,16 @@ def companies_set(obj: Obj, **fields: Any) -> None:
     fields["webhook_secret"] = _webhook_secret(fields.get("webhook_secret"))
     companies.update(obj.app, obj.company, **fields)
     click.echo(obj.company)
+
+
+@companies_group.command("show")
+@json_option
+@click.pass_obj
+@handled
+def companies_show(obj: Obj, as_json: bool) -> None:
+    """The company's settings and limits (a webhook secret only as set or not: it is never shown)."""
+    emit(companies.details(obj.app, obj.company), as_json,
+         lambda d: [click.echo(f"{k.replace('_', ' '):24} {'' if v is None else v}") for k, v in d.items()])
 
 
 def _webhook_secret(given: str | None) -> str | None:

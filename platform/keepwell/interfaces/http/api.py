@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from ...kernel.errors import Forbidden, InvalidDocument, KeepwellError, Problem, Unauthorized
+from ...kernel.text import MAX_DEPTH, depth_problem
 from ...usecases import Keepwell, apikeys, customers, events, memberships, rewards, rulesets
 from ...usecases.simulation import simulate as run_simulation
 from .errors import status_of
@@ -69,10 +71,23 @@ def errors(exc: KeepwellError) -> ResponseReturnValue:
     return jsonify({"error": exc.to_dict()}), status_of(exc)
 
 
+@bp.errorhandler(HTTPException)
+def http_errors(exc: HTTPException) -> ResponseReturnValue:
+    # Werkzeug's own refusals (a body over MAX_CONTENT_LENGTH...) in the API's shape, not HTML.
+    code = {413: "too_large"}.get(exc.code or 400, "bad_request")
+    return jsonify({"error": {"code": code, "message": exc.description}}), exc.code or 400
+
+
 def _body() -> Any:
-    data = request.get_json(silent=True)
+    too_deep = Problem("(body)", f"nests more than {MAX_DEPTH} levels deep")
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # deeper than the JSON parser's own stack
+        raise InvalidDocument("request body rejected", [too_deep]) from None
     if data is None:
         raise InvalidDocument("request body must be JSON", [Problem("(body)", "not JSON")])
+    if depth_problem(data) is not None:
+        raise InvalidDocument("request body rejected", [too_deep])
     return data
 
 
@@ -88,8 +103,8 @@ def _int_arg(name: str, default: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()):
-        raise InvalidDocument("bad query", [Problem(name, f"{raw!r} is not a whole number of 0 or more")])
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise InvalidDocument("bad query", [Problem(name, f"{raw[:20]!r} is not a whole number from 0 to 999999999")])
     return int(raw)
 
 
@@ -114,7 +129,7 @@ def add_customer() -> ResponseReturnValue:
     if not isinstance(body, dict) or not body.get("name"):
         raise InvalidDocument("customer rejected", [Problem("name", "required")])
     cid = customers.add_customer(keepwell(), g.company, body["name"], body.get("email"), body.get("phone"))
-    return jsonify({"id": cid, "name": body["name"], "email": body.get("email")}), 201
+    return jsonify(customers.get_customer(keepwell(), g.company, cid)), 201
 
 
 @bp.get("/customers")
@@ -124,6 +139,12 @@ def list_customers() -> ResponseReturnValue:
     offset = _int_arg("offset", 0)
     rows = customers.list_customers(keepwell(), g.company, limit, offset)
     return jsonify({"customers": rows, "limit": limit, "offset": offset})
+
+
+@bp.get("/customers/<customer_id>")
+@needs("read")
+def get_customer(customer_id: str) -> ResponseReturnValue:
+    return jsonify(customers.get_customer(keepwell(), g.company, customer_id))
 
 
 @bp.get("/customers/<customer_id>/points")

@@ -32,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
         settings = Settings.from_env(app.config.get("KEEPWELL_ENV"))
     if service is None:
         service = open_app(settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["keepwell"] = service
     app.extensions["keepwell_settings"] = settings
 

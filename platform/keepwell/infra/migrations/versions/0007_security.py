@@ -30,9 +30,10 @@ def upgrade() -> None:
                                server_default='read events:write customers:write memberships:write'))
         t.add_column(sa.Column('hint', sa.String(length=16), nullable=True))
     with op.batch_alter_table('companies') as t:
+        t.add_column(sa.Column('phone_region', sa.String(length=2), nullable=False, server_default='US'))
         t.add_column(sa.Column('future_hours', sa.Integer(), nullable=False, server_default='24'))
         t.add_column(sa.Column('backdate_days', sa.Integer(), nullable=False, server_default='3650'))
-        t.add_column(sa.Column('max_periods_per_event', sa.Integer(), nullable=False, server_default='36'))
+        t.add_column(sa.Column('max_periods_per_event', sa.Integer(), nullable=False, server_default='120'))
         t.add_column(sa.Column('adjustment_limit_cents', sa.BigInteger(), nullable=False,
                                server_default='100000'))
         t.add_column(sa.Column('adjustment_limit_points', sa.BigInteger(), nullable=False,
@@ -41,7 +42,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('companies') as t:
-        for name in ('adjustment_limit_points', 'adjustment_limit_cents', 'max_periods_per_event', 'backdate_days', 'future_hours'):
+        for name in ('adjustment_limit_points', 'adjustment_limit_cents', 'max_periods_per_event', 'backdate_days',
+                     'future_hours', 'phone_region'):
             t.drop_column(name)
     with op.batch_alter_table('api_keys') as t:
         t.drop_column('hint')

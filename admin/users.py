@@ -1,0 +1,70 @@
+"""The owners' Users page: who can sign in to the company's admin, with what role; add a user,
+set a new password, disable and enable. Every change ends the sessions it should (see
+keepwell.customers.users) and goes through the same use cases as `keepwell users ...`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import BaseView, expose
+
+from keepwell.kernel.errors import InvalidDocument, KeepwellError
+from keepwell.usecases import users
+
+from .auth import current_user
+from .site import SignedInOnly, keepwell
+
+ROLE_HELP = {"owner": "everything, users included", "manager": "changes rulesets and memberships",
+             "staff": "looks, changes nothing"}
+
+
+class UsersView(SignedInOnly, BaseView):
+    def is_accessible(self) -> bool:
+        user = current_user()
+        return user is not None and user.role == "owner"
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
+        if current_user() is not None:
+            abort(403, description="Only an owner manages users.")
+        return super().inaccessible_callback(name, **kwargs)
+
+    @expose("/", methods=["GET", "POST"])
+    def index(self) -> Any:
+        me = current_user()
+        errors: dict[str, str] = {}
+        form = {"email": "", "role": "staff"}
+        if request.method == "POST":
+            form = {"email": request.form.get("email", ""), "role": request.form.get("role", "staff")}
+            try:
+                added = users.add_user(keepwell(), me.company_slug, form["email"], request.form.get("password", ""),
+                                       form["role"])
+                flash(f"{added} can now sign in as {form['role']}.", "success")
+                return redirect(url_for(".index"))
+            except InvalidDocument as exc:
+                errors = {p.path: p.message for p in exc.problems}
+            except KeepwellError as exc:
+                errors = {"email": exc.message}
+        return self.render("keepwell/users.html", rows=users.list_users(keepwell(), me.company_slug), me=me,
+                           roles=users.ROLES, role_help=ROLE_HELP, form=form, errors=errors)
+
+    @expose("/<path:email>/<action>", methods=["POST"])
+    def change(self, email: str, action: str) -> Any:
+        me = current_user()
+        try:
+            if action == "disable":
+                users.disable(keepwell(), me.company_slug, email)
+                flash(f"{email} is disabled and signed out everywhere.", "success")
+            elif action == "enable":
+                users.enable(keepwell(), me.company_slug, email)
+                flash(f"{email} can sign in again.", "success")
+            elif action == "password":
+                users.set_password(keepwell(), me.company_slug, email, request.form.get("password", ""))
+                flash(f"The password of {email} is changed; their sessions have ended.", "success")
+            else:
+                abort(404)
+        except InvalidDocument as exc:
+            flash(f"{email}: " + "; ".join(f"{p.path.capitalize()} {p.message}" for p in exc.problems), "error")
+        except KeepwellError as exc:
+            flash(exc.message, "error")
+        return redirect(url_for(".index"))
