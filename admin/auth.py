@@ -10,7 +10,19 @@ import time
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
@@ -50,10 +62,11 @@ def _failed(response) -> bool:
 
 def _too_many(limit: RequestLimit):
     minutes = max(1, round((limit.reset_at - time.time()) / 60))
-    which = "this account" if limit.key.startswith(("account:",)) or "account:" in limit.key else "this address"
+    which = "this account" if "account:" in limit.key else "this address"
     error = (f"Too many failed sign-ins for {which}. Wait {minutes} minute{'s' if minutes != 1 else ''} "
              "and try again, or ask an owner to reset your password.")
-    return render_template("keepwell/login.html", error=error, email=request.form.get("email", "")), 429
+    page = render_template("keepwell/login.html", error=error, email=request.form.get("email", ""))
+    return make_response(page, 429)  # a Response: Flask-Limiter sends it instead of its own
 
 
 def init_limiter(app, account_limit: str, address_limit: str, storage_uri: str) -> Limiter:
@@ -106,7 +119,7 @@ def login():
             session.clear()
             session["uid"] = user.user_id
             session["sv"] = user.session_version
-            session["at"] = int(time.time())
+            session["at"] = time.time()
             session.permanent = True
             flash(f"Signed in as {user.email} ({user.company_name}).", "success")
             return redirect(_safe_next(request.args.get("next")))

@@ -14,7 +14,7 @@ from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from markupsafe import Markup
 
-from keepwell.kernel.errors import KeepwellError, NotFound
+from keepwell.kernel.errors import InvalidDocument, KeepwellError, NotFound
 from keepwell.kernel.exports import csv_text
 from keepwell.usecases import Keepwell, companies, customers, lists, memberships
 from keepwell.usecases.lists import ListQuery, Page
@@ -229,6 +229,9 @@ class MembershipsView(ListView):
                 try:
                     result = memberships.enroll(keepwell(), user.company_slug, form["customer"], plan, on,
                                                 tier=tier or None)
+                except InvalidDocument as exc:  # each problem beside its field
+                    for p in exc.problems:
+                        errors[p.path if p.path in form else "form"] = p.message
                 except KeepwellError as exc:
                     errors["form"] = exc.message
                 else:

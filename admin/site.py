@@ -73,7 +73,7 @@ def init_admin(app: Flask, settings: Settings) -> Admin:
         # The cookie's lifetime is the session's: refreshing it on each request would let an
         # open tab keep a session forever (current_user also ends it after `lifetime`).
         SESSION_REFRESH_EACH_REQUEST=False,
-        WTF_CSRF_TIME_LIMIT=int(lifetime.total_seconds()), WTF_CSRF_SSL_STRICT=settings.https,
+        WTF_CSRF_TIME_LIMIT=max(60, int(lifetime.total_seconds())), WTF_CSRF_SSL_STRICT=settings.https,
     )
     csrf.init_app(app)
     csrf.exempt(api_bp)  # bearer keys, no cookies: CSRF cannot ride on them

@@ -601,7 +601,8 @@ def _big_job_alert(cli) -> dict:
 def test_webhook_posts_json_signed_with_the_companys_secret(hvac, db_url):
     alert = _big_job_alert(hvac)
     with HttpRecorder(lambda req: (200, {"ok": True})) as hook:
-        hvac("companies", "set", "--webhook-url", f"{hook.url}/hooks/keepwell", "--webhook-secret", "s3cret-of-the-company")
+        hvac("companies", "set", "--webhook-url", f"{hook.url}/hooks/keepwell", "--webhook-secret", "-",
+             input="s3cret-of-the-company\n")
         hvac.env["KEEPWELL_WEBHOOK_SECRET"] = "the-environment-default"
         out = {o["message_id"]: o["status"] for o in deliver(hvac)}
         assert out[alert["id"]] == "sent"

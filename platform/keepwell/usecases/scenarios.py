@@ -20,10 +20,12 @@ events, due work) and checks expectations on results, memberships and points. Va
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
+from ..kernel.clock import FixedClock
 from ..kernel.errors import InvalidDocument, KeepwellError, Problem
 from ..rulesets.documents import load_file
 from . import customers, due, events, memberships, rewards
@@ -67,12 +69,17 @@ def run_scenario(app: Keepwell, path: str | Path, company: str) -> Outcome:
     if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list):
         raise InvalidDocument("not a scenario", [Problem("steps", "a scenario needs a list of steps", str(path))])
     out = Outcome(str(path))
+    # A scenario is a rehearsal: its clock reads each step's own moment, so the company's bounds
+    # on how far from "now" an event may be dated hold as they would on that day.
+    clock = FixedClock(app.clock.now())
+    app = dataclasses.replace(app, clock=clock)
     ids: dict[str, str] = {}
     for ref, info in (doc.get("customers") or {}).items():
         ids[ref] = customers.add_customer(app, company, info.get("name", ref), info.get("email"))
     for i, step in enumerate(doc["steps"]):
         where = f"steps[{i}]"
         out.steps += 1
+        clock.moment = _moment_of(step, clock.moment)
         try:
             actual = _run_step(app, step, ids, company)
         except KeepwellError as exc:
@@ -82,6 +89,19 @@ def run_scenario(app: Keepwell, path: str | Path, company: str) -> Outcome:
         elif actual.get("status") in ("error", "rejected"):
             out.failures.append(f"{path}: {where}: {actual.get('message')}")
     return out
+
+
+def _moment_of(step: dict, current: datetime) -> datetime:
+    """When a step happens: its event's moment, its enrolment's or due run's day (noon UTC)."""
+    try:
+        if isinstance(step.get("event"), dict) and step["event"].get("occurred_at"):
+            return datetime.fromisoformat(str(step["event"]["occurred_at"])).astimezone(UTC)
+        day = (step.get("enroll") or {}).get("on") if isinstance(step.get("enroll"), dict) else step.get("run_due")
+        if day:
+            return datetime.combine(date.fromisoformat(str(day)), time(12), tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError):
+        pass  # the step itself reports what is wrong with its date
+    return current
 
 
 def _run_step(app: Keepwell, step: dict, ids: dict[str, str], company: str) -> dict:

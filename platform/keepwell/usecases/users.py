@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from ..customers import users
@@ -45,6 +46,11 @@ def enable(ctx: Ctx, email: str) -> None:
 def sign_out(ctx: Ctx, user_id: int) -> None:
     """Signing out ends every session of the user, in every browser."""
     users.sign_out(ctx.session, ctx.company, user_id)
+
+
+def generated_password() -> str:
+    """A password that passes the policy: 16 random URL-safe characters (96 bits)."""
+    return secrets.token_urlsafe(12)
 
 
 def authenticate(app: Keepwell, email: str, password: str) -> SignedIn | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -79,7 +80,7 @@ def _webhook_secret(given: str | None) -> str | None:
     if given == "?":
         return str(click.prompt("Webhook secret", hide_input=True, confirmation_prompt=True))
     if given == "-":
-        return click.get_text_stream("stdin").readline().strip()
+        return sys.stdin.readline().strip()
     raise InvalidDocument.field("--webhook-secret", "not on the command line: give --webhook-secret alone to be asked "
                                 "for it, or --webhook-secret - to read it from standard input")
 
