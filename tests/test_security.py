@@ -27,6 +27,7 @@ from keepwell.kernel.errors import DeliveryError
 from keepwell.messaging import templates
 from keepwell.usecases import apikeys
 from support import Cli, make_app
+from test_workers import redis_server, redis_url  # noqa: F401  (fixtures: a Redis of the test session's own)
 
 PASSWORD = "correct horse battery"
 KEEPWELL = str(Path(sys.executable).parent / "keepwell")  # the console script, as a user runs it
@@ -506,3 +507,40 @@ def test_readme_promises_security():
     section = readme.split("## Security", 1)[1].split("\n## ", 1)[0]
     for promise in ("company", "session", "scope", "never stored"):
         assert promise in section
+
+
+def test_a_simulation_too_large_for_a_request_runs_on_a_worker_with_progress(postgres_url, redis_url, tmp_path):
+    from mailserver import wait_until
+    from test_workers import Proc, worker_env
+
+    svc = make_app(postgres_url)
+    try:
+        svc.publish(PLAN, "test", date(1970, 1, 1))
+        svc.add_company("other", "Other Co")
+        cust = svc.add_customer("Ann")
+        site = create_app({"TESTING": True}, service=svc, settings=_settings(KEEPWELL_REDIS_URL=redis_url))
+        client = site.test_client()
+        h = _h(apikeys.create(svc, "default", "analyst", ["read"]))
+        today = date.today()
+        sample = [{"id": f"e{i}", "type": "purchase", "customer": cust, "occurred_at": f"{today}T10:00:00Z",
+                   "data": {"amount": "1.00"}} for i in range(600)]
+        draft = {**PLAN, "spec": {"allowance": {**PLAN["spec"]["allowance"], "amount": "150.00"}}}
+        r = client.post("/api/v1/simulations", headers=h, json={
+            "draft": draft, "from": (today - timedelta(days=30)).isoformat(), "to": today.isoformat(),
+            "events": sample})
+        assert r.status_code == 202 and r.json["status"] == "queued"
+        url = r.json["status_url"]
+        assert client.get(url, headers=h).json["status"] == "queued"
+        other = _h(apikeys.create(svc, "other", "theirs", ["read"]))
+        assert client.get(url, headers=other).status_code == 404  # another company's job is not theirs to see
+        worker = Proc(worker_env(postgres_url, redis_url, 1), "worker", "--burst", log=tmp_path / "worker.log")
+        try:
+            assert worker.wait(300) == 0, worker.text()[-2000:]
+        finally:
+            worker.close()
+        done = wait_until(lambda: (s := client.get(url, headers=h).json)["status"] == "finished" and s,
+                          timeout=30, what="the simulation to finish")
+        assert done["progress"] == {"done": 1200, "total": 1200}  # both replays, every event
+        assert done["result"]["events"] == 600 and done["result"]["source"] == "sample stream"
+    finally:
+        svc.close()

@@ -215,3 +215,46 @@ def import_results(url: str, job_ids: list[str], progress: Callable[[int, int], 
             result = job.latest_result()
             failures[jid] = reason((result.exc_string if result else None) or job.exc_info or "") or "failed"
     return summary, failures
+
+
+SIMULATION_SECONDS = 3600
+
+
+def enqueue_simulation(url: str, company: str, drafts: list[dict[str, Any]], start: date, end: date,
+                       stream: list[dict[str, Any]] | None) -> str:
+    """A simulation as a background job; its id is what the company follows it by."""
+    jid = f"sim-{uuid.uuid4().hex[:16]}"
+    job = queues.queue(url, queues.SIMULATE).enqueue(
+        tasks.simulate, company, drafts, start.isoformat(), end.isoformat(), stream, job_id=jid, description=jid,
+        job_timeout=SIMULATION_SECONDS, result_ttl=86400, failure_ttl=86400,
+        meta={"company": company, "progress": {"done": 0, "total": None}})
+    return job.id
+
+
+def simulation_status(url: str, company: str, jid: str) -> dict[str, Any] | None:
+    """Where a background simulation stands, or None when there is no such job of this company."""
+    from rq.exceptions import NoSuchJobError
+
+    if not jid.startswith("sim-"):
+        return None
+    try:
+        job = Job.fetch(jid, connection=queues.connection(url))
+    except NoSuchJobError:
+        return None
+    if job.meta.get("company") != company:
+        return None  # another company's job is no job of this one
+    status = job.get_status(refresh=True)
+    out: dict[str, Any] = {"id": jid, "status": str(status.value if hasattr(status, "value") else status),
+                           "progress": job.meta.get("progress")}
+    if status == JobStatus.FINISHED:
+        answer = job.return_value() or {}
+        if "error" in answer:
+            out.update(status="failed", error=answer["error"])
+        else:
+            out["result"] = answer.get("report")
+    elif status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+        from .worker import reason
+
+        result = job.latest_result()
+        out["error"] = {"code": "internal_error", "message": reason(result.exc_string if result is not None else "")}
+    return out

@@ -10,7 +10,8 @@ from rq import Queue
 DUE = "keepwell-due"
 OUTBOX = "keepwell-outbox"
 IMPORT = "keepwell-import"  # parts of `keepwell events import`: after due work and deliveries
-QUEUES = (DUE, OUTBOX, IMPORT)
+SIMULATE = "keepwell-simulate"  # simulations too large for a web request: last
+QUEUES = (DUE, OUTBOX, IMPORT, SIMULATE)
 
 
 @cache

@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from keepwell.infra.settings import Settings
+from keepwell.kernel.errors import KeepwellError
 from keepwell.interfaces.wiring import channels as channels_for
 from keepwell.interfaces.wiring import open_app
 from keepwell.usecases import Keepwell, due, imports, messaging
@@ -73,6 +74,29 @@ def import_part(company: str, lines: list[list[Any]]) -> dict[str, Any]:
     """One part of `keepwell events import`: its customers' events, in the file's order."""
     summary = imports.import_part(keepwell(), company, [imports.Line.from_list(v) for v in lines])
     return summary.to_dict()
+
+
+def simulate(company: str, drafts: list[dict[str, Any]], start: str, end: str,
+             stream: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """A simulation too large for a web request; its progress is kept in the job's meta."""
+    from datetime import date
+
+    from rq import get_current_job
+
+    from keepwell.usecases import simulation
+
+    job = get_current_job()
+
+    def progress(done: int, total: int) -> None:
+        if job is not None:
+            job.meta["progress"] = {"done": done, "total": total}
+            job.save_meta()
+
+    try:
+        return {"report": simulation.simulate(keepwell(), company, drafts, date.fromisoformat(start),
+                                              date.fromisoformat(end), stream, simulation.BACKGROUND_LIMITS, progress)}
+    except KeepwellError as exc:  # the request's fault (an event that cannot be replayed): said, not retried
+        return {"error": exc.to_dict()}
 
 
 def deliver(message_id: int) -> dict[str, Any]:

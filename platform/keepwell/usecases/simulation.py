@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 from ..customers import customers as customers_area
@@ -48,7 +49,11 @@ def record(app: Keepwell, company: str, end: date) -> Recorded:
     return app.run(company, work, read_only=True)
 
 
-def _replay(rec: Recorded, drafts: list[dict], start: date, end: date) -> dict[str, dict[str, Any]]:
+Progress = Callable[[int], None]  # told how many more events have been replayed
+
+
+def _replay(rec: Recorded, drafts: list[dict], start: date, end: date,
+            progress: Progress | None = None) -> dict[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory() as d:
         # The replay happens as if on the day after the range: events up to `end` are its past.
         at = datetime.combine(end + timedelta(days=1), time(12), tzinfo=UTC)
@@ -65,7 +70,12 @@ def _replay(rec: Recorded, drafts: list[dict], start: date, end: date) -> dict[s
                 scratch.run(
                     slug, lambda c, doc=draft: versions.publish(c.session, c.company.id, doc, "simulation", start)
                 )
-            results = events.post_events(scratch, slug, rec.events)
+            results: list[dict[str, Any]] = []
+            for i in range(0, len(rec.events), events.BATCH):
+                part = rec.events[i:i + events.BATCH]
+                results += events.post_events(scratch, slug, part)
+                if progress is not None:
+                    progress(len(part))
             bad = [r for r in results if r.get("status") in ("rejected", "error")]
             if bad:
                 raise InvalidDocument(f"{len(bad)} of the events cannot be replayed", [
@@ -98,16 +108,24 @@ def _measure(c: Ctx, start: date, end: date, results: list[dict[str, Any]]) -> d
 
 @dataclass(frozen=True)
 class SimulationLimits:
-    """How much a simulation may take on. The web's are small, so that a request answers in
-    seconds; the CLI (`keepwell rulesets simulate`) runs larger ones, with no limit but the calendar."""
+    """How much a simulation may take on. A web request's are small, so that it answers in
+    seconds; larger ones run as a background job (`POST /api/v1/simulations` answers 202 with
+    where to follow it, when workers are configured) or from the CLI (`keepwell rulesets simulate`)."""
 
-    max_events: int = 500
+    max_events: int = 500  # sample events sent with the request
+    max_recorded: int = 5_000  # recorded events the range holds
     max_days: int = 3 * 366
     max_days_ahead: int = 366
 
 
 REQUEST_LIMITS = SimulationLimits()
-CLI_LIMITS = SimulationLimits(max_events=10**7, max_days=100 * 366, max_days_ahead=10 * 366)
+BACKGROUND_LIMITS = SimulationLimits(max_events=200_000, max_recorded=2_000_000, max_days=20 * 366,
+                                     max_days_ahead=5 * 366)
+CLI_LIMITS = SimulationLimits(max_events=10**7, max_recorded=10**8, max_days=100 * 366, max_days_ahead=10 * 366)
+
+
+class SimulationTooLarge(InvalidDocument):
+    """More than these limits allow: a background job (or the CLI) may take it on."""
 
 
 def check_size(limits: SimulationLimits, today: date, start: date, end: date, stream: list[dict] | None) -> None:
@@ -123,13 +141,15 @@ def check_size(limits: SimulationLimits, today: date, start: date, end: date, st
         problems.append(Problem("events", f"{len(stream)} sample events; a simulation here takes at most "
                                 f"{limits.max_events} (run larger ones with `keepwell rulesets simulate`)"))
     if problems:
-        raise InvalidDocument("the simulation is too large", problems)
+        raise SimulationTooLarge("the simulation is too large", problems)
 
 
 def simulate(app: Keepwell, company: str, drafts: dict | list[dict], start: date, end: date,
-             stream: list[dict] | None = None, limits: SimulationLimits = REQUEST_LIMITS) -> dict[str, Any]:
+             stream: list[dict] | None = None, limits: SimulationLimits = REQUEST_LIMITS,
+             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """`drafts` (one ruleset, or several, e.g. a pack's with other parameters) against what is
-    published, over the recorded events up to `end` or over a sample `stream` of events."""
+    published, over the recorded events up to `end` or over a sample `stream` of events.
+    `progress(done, total)` hears how many events of the two replays are done."""
     check_size(limits, app.clock.now().date(), start, end, stream)
     drafts = [drafts] if isinstance(drafts, dict) else list(drafts)
     problems = [
@@ -140,8 +160,19 @@ def simulate(app: Keepwell, company: str, drafts: dict | list[dict], start: date
     rec = record(app, company, end)
     if stream is not None:
         rec = Recorded(rec.company, rec.customers, rec.versions, list(stream))
-    before = _replay(rec, [], start, end)
-    after = _replay(rec, drafts, start, end)
+    elif len(rec.events) > limits.max_recorded:
+        raise SimulationTooLarge("the simulation is too large", [Problem(
+            "from", f"the range holds {len(rec.events)} recorded events; a simulation here replays at most "
+            f"{limits.max_recorded} (choose a shorter range, or run it in the background)")])
+    total, done = 2 * len(rec.events), [0]
+
+    def replayed(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    before = _replay(rec, [], start, end, replayed)
+    after = _replay(rec, drafts, start, end, replayed)
     members, totals = [], {"points": 0, "allowance": 0, "revenue": 0, "liability_cents": 0}
     for cid in sorted(before):
         b, a = before[cid], after.get(cid, before[cid])

@@ -13,10 +13,12 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from ...kernel.errors import Forbidden, InvalidDocument, KeepwellError, Problem, Unauthorized
+from ...kernel.errors import Forbidden, InvalidDocument, KeepwellError, NotFound, Problem, Unauthorized
 from ...kernel.text import MAX_DEPTH, depth_problem
 from ...usecases import Keepwell, apikeys, customers, events, memberships, rewards, rulesets
+from ...usecases import simulation
 from ...usecases.simulation import simulate as run_simulation
+from ..jobs import enqueue as jobs
 from .errors import status_of
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -206,4 +208,25 @@ def simulate() -> ResponseReturnValue:
     stream = body.get("events")
     if stream is not None and not isinstance(stream, list):
         raise InvalidDocument("simulation rejected", [Problem("events", "a list of events")])
-    return jsonify(run_simulation(keepwell(), g.company, body["draft"], start, end, stream))
+    try:
+        return jsonify(run_simulation(keepwell(), g.company, body["draft"], start, end, stream))
+    except simulation.SimulationTooLarge:
+        url = current_app.extensions["keepwell_settings"].redis_url
+        if not url:
+            raise  # no workers to run it: the limits stand, with their reasons
+    # Too large to answer now: checked against the background limits, then queued for a worker.
+    simulation.check_size(simulation.BACKGROUND_LIMITS, keepwell().clock.now().date(), start, end, stream)
+    drafts = body["draft"] if isinstance(body["draft"], list) else [body["draft"]]
+    jid = jobs.enqueue_simulation(url, g.company, drafts, start, end, stream)
+    return jsonify({"id": jid, "status": "queued", "status_url": f"/api/v1/simulations/{jid}"}), 202
+
+
+@bp.get("/simulations/<job_id>")
+@needs("read")
+def simulation_status(job_id: str) -> ResponseReturnValue:
+    """A background simulation: queued, started, finished (with its report) or failed (why)."""
+    url = current_app.extensions["keepwell_settings"].redis_url
+    found = jobs.simulation_status(url, g.company, job_id) if url else None
+    if found is None:
+        raise NotFound(f"no simulation {job_id!r}")
+    return jsonify(found)
