@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -139,7 +140,7 @@ def test_install_with_set_publishes_the_new_values(cli):
 
     # ... and they take effect.
     cid = cli.out("customers", "add", "--name", "Ada Lovelace")
-    mid = cli.out("enroll", cid, "hvac-comfort-club", "--tier", "premium", "--on", "2027-01-15")
+    mid = cli.out("enroll", cid, "hvac-comfort-club", "--tier", "premium", "--on", date.today().isoformat())
     m = cli.json("membership", "show", mid)
     assert m["allowance"]["amount"] == "750.00" and m["discount_percent"] == "25"
 

@@ -15,9 +15,9 @@ from contextlib import nullcontext
 from typing import Any
 
 from keepwell.infra.settings import Settings
-from keepwell.kernel.errors import KeepwellError
 from keepwell.interfaces.wiring import channels as channels_for
 from keepwell.interfaces.wiring import open_app
+from keepwell.kernel.errors import KeepwellError
 from keepwell.usecases import Keepwell, due, imports, messaging
 from keepwell.usecases.due import DueUnit
 

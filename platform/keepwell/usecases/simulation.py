@@ -8,10 +8,10 @@ simulated result is exactly what publishing the draft and replaying the events w
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from collections.abc import Callable
 from typing import Any
 
 from ..customers import customers as customers_area

@@ -15,8 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from ...kernel.errors import Forbidden, InvalidDocument, KeepwellError, NotFound, Problem, Unauthorized
 from ...kernel.text import MAX_DEPTH, depth_problem
-from ...usecases import Keepwell, apikeys, customers, events, memberships, rewards, rulesets
-from ...usecases import simulation
+from ...usecases import Keepwell, apikeys, customers, events, memberships, rewards, rulesets, simulation
 from ...usecases.simulation import simulate as run_simulation
 from ..jobs import enqueue as jobs
 from .errors import status_of
