@@ -69,17 +69,14 @@ def _too_many(limit: RequestLimit):
     return make_response(page, 429)  # a Response: Flask-Limiter sends it instead of its own
 
 
-def init_limiter(app, account_limit: str, address_limit: str, storage_uri: str) -> Limiter:
+def throttle_sign_in(app, limiter: Limiter, account_limit: str, address_limit: str) -> None:
     """Throttle failed sign-ins: per account (the email tried) and per client address."""
-    limiter = Limiter(get_remote_address, app=app, storage_uri=storage_uri, key_prefix="keepwell-signin",
-                      default_limits=[], headers_enabled=False)
     view = app.view_functions["keepwell_auth.login"]
-    view = limiter.limit(address_limit, methods=["POST"], deduct_when=_failed, on_breach=_too_many,
-                         scope="signin-address")(view)
+    view = limiter.limit(address_limit, key_func=get_remote_address, methods=["POST"], deduct_when=_failed,
+                         on_breach=_too_many, scope="signin-address")(view)
     view = limiter.limit(account_limit, key_func=_account, methods=["POST"], deduct_when=_failed,
                          on_breach=_too_many, scope="signin-account")(view)
     app.view_functions["keepwell_auth.login"] = view
-    return limiter
 
 
 def require_editor() -> SignedIn:

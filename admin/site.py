@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, g, redirect, render_template, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.theme import Bootstrap4Theme
+from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from keepwell.infra.settings import Settings
@@ -18,7 +19,7 @@ from keepwell.interfaces.http.api import bp as api_bp
 from keepwell.usecases import lists
 
 from .auth import bp as auth_bp
-from .auth import current_user, init_limiter, keepwell
+from .auth import current_user, keepwell, throttle_sign_in
 
 csrf = CSRFProtect()
 
@@ -63,7 +64,7 @@ def csp_nonce() -> str:
     return g.csp_nonce  # type: ignore[no-any-return]
 
 
-def init_admin(app: Flask, settings: Settings) -> Admin:
+def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
     app.secret_key = app.config.get("SECRET_KEY") or _secret_key(settings)
     # Set for real (Flask defines every one of these, so setdefault would change nothing).
     lifetime = timedelta(hours=settings.session_hours)
@@ -81,8 +82,7 @@ def init_admin(app: Flask, settings: Settings) -> Admin:
         "keepwell/error.html", title="This form has expired",
         message="The page was open too long or came from elsewhere. Go back, reload it and try again."), 400))
     app.register_blueprint(auth_bp)
-    init_limiter(app, settings.signin_limit_account, settings.signin_limit_address,
-                 settings.redis_url or "memory://")
+    throttle_sign_in(app, limiter, settings.signin_limit_account, settings.signin_limit_address)
     app.jinja_env.globals["kw_user"] = current_user
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 

@@ -184,6 +184,8 @@ class Gunicorn:
         env = dict(os.environ, KEEPWELL_DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
         env.pop("KEEPWELL_REDIS_URL", None)  # jobs in-process, as embedded
         env.setdefault("KEEPWELL_SECRET_KEY", "keepwell-benchmark")  # shared by the workers; nothing written to instance/
+        # The clients share one key at full speed: the per-key rate limit is what is not measured here.
+        env["KEEPWELL_API_RATE_LIMIT"] = "100000000 per minute"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{self.port}", "--chdir", str(ROOT),
              "--graceful-timeout", "1", "--log-level", "warning", *(["--preload"] if PRELOAD else []), app],

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..infra.sql import chunks, one_of
 from ..kernel.errors import InvalidDocument, NotFound
 from ..kernel.ids import new_id
+from ..kernel.text import storable
 from .contact import clean_email, clean_name, clean_phone
 from .models import Company, ContactPreference, Customer
 
@@ -100,6 +101,30 @@ def listing(session: Session, company_id: int, limit: int, offset: int) -> list[
     """Customers in the order they were added."""
     return list(session.scalars(sa.select(Customer).where(Customer.company_id == company_id)
                                 .order_by(Customer.created_at, Customer.id).limit(limit).offset(offset)))
+
+
+def page(session: Session, company: Company, limit: int, after: str | None = None, email: str | None = None,
+         phone: str | None = None, q: str | None = None) -> tuple[list[Customer], bool]:
+    """A page of customers in the order they were added, after the customer `after` (a cursor:
+    stable while others are added), found by exact email or phone (normalised as they are
+    stored) or by a part of the name; and whether more follow."""
+    stmt = sa.select(Customer).where(Customer.company_id == company.id)
+    if email:
+        # Mailboxes are case-insensitive in practice: Ann@… and ann@… are one customer to look up.
+        stmt = stmt.where(sa.func.lower(Customer.email) == (clean_email(email) or "").lower())
+    if phone:
+        stmt = stmt.where(Customer.phone == clean_phone(phone, company.phone_region))
+    if q:
+        needle = (storable("q", q.strip()) or "").lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(sa.func.lower(Customer.name).like(f"%{needle}%", escape="\\"))
+    if after:
+        mark = find_customer(session, company.id, after)
+        if mark is None:
+            raise InvalidDocument.field("starting_after", f"no customer {after!r} to start after")
+        stmt = stmt.where(sa.tuple_(Customer.created_at, Customer.id) > sa.tuple_(
+            sa.literal(mark.created_at, Customer.created_at.type), sa.literal(mark.id)))
+    rows = list(session.scalars(stmt.order_by(Customer.created_at, Customer.id).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
 
 
 def copy_rows(session: Session, company_id: int) -> list[dict[str, Any]]:

@@ -59,6 +59,9 @@ class Settings:
     https: bool = _setting(
         "KEEPWELL_HTTPS", False, "the app is served over HTTPS (directly or behind a proxy): session cookies are "
         "marked Secure and responses carry HSTS", _flag)
+    api_rate_limit: str = _setting(
+        "KEEPWELL_API_RATE_LIMIT", "3000 per minute", "requests an API key may make (Flask-Limiter notation; past it "
+        "429 with Retry-After; counted in Redis when configured, so across processes)")
     max_request_bytes: int = _setting(
         "KEEPWELL_MAX_REQUEST_BYTES", 2_000_000, "the largest request body the web app reads (a batch of 500 events "
         "is about 150 kB); larger ones are refused with 413", int)

@@ -34,6 +34,20 @@ def list_customers(ctx: Ctx, limit: int = 50, offset: int = 0) -> list[dict[str,
 
 
 @reading
+def page(ctx: Ctx, limit: int = 50, after: str | None = None, email: str | None = None, phone: str | None = None,
+         q: str | None = None) -> dict[str, Any]:
+    """Customers after a cursor (the last id of the previous page), optionally found by email,
+    phone or part of the name; `has_more` says whether another page follows."""
+    rows, more = customers.page(ctx.session, ctx.company, limit, after, email, phone, q)
+    return {"customers": [_shown(x) for x in rows], "has_more": more,
+            "last": rows[-1].id if rows else None}
+
+
+def _shown(x: Any) -> dict[str, Any]:
+    return {"id": x.id, "name": x.name, "email": x.email, "phone": x.phone}
+
+
+@reading
 def get_customer(ctx: Ctx, customer_id: str) -> dict[str, Any]:
     c = customers.get_customer(ctx.session, ctx.company.id, customer_id)
     return {"id": c.id, "name": c.name, "email": c.email, "phone": c.phone}

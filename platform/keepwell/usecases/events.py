@@ -11,8 +11,8 @@ from typing import Any
 
 from ..events import pipeline
 from ..infra.context import Ctx
-from ..kernel.errors import KeepwellError
-from .app import Keepwell, use_case
+from ..kernel.errors import KeepwellError, NotFound
+from .app import Keepwell, reading, use_case
 
 BATCH = 500  # events per transaction in batches
 log = logging.getLogger("keepwell.events")
@@ -68,3 +68,14 @@ def failed(payload: object, exc: Exception) -> dict[str, Any]:
     return {"event": payload.get("id") if isinstance(payload, dict) else None, "status": "error",
             "code": "internal_error", "message": f"not processed: {type(exc).__name__} (nothing was applied; "
                                                  "post it again, or ask support)"}
+
+
+@reading
+def get_event(ctx: Ctx, key: str) -> dict[str, Any]:
+    """A stored event by its id (the client's key): what was sent, its status and its result."""
+    e = pipeline.find(ctx, key)
+    if e is None:
+        raise NotFound(f"no event {key!r}")
+    return {"id": e.key, "type": e.type, "customer": e.customer_id, "membership": e.membership_id,
+            "occurred_at": e.occurred_at.isoformat(), "local_date": e.local_date.isoformat(), "status": e.status,
+            "payload": e.payload, "result": e.result}

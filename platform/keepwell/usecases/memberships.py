@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..customers import limits
+from ..customers.customers import get_customer
 from ..events import pipeline
 from ..infra.context import Ctx
 from ..kernel.errors import Declined, InvalidDocument, NotFound
@@ -95,6 +96,13 @@ def change_tier(ctx: Ctx, membership_id: str, tier: str, on: date) -> TierChange
 def show(ctx: Ctx, membership_id: str) -> dict[str, Any]:
     """Status, plan version, tier, period, allowance and included services of a membership."""
     return memberships.view(ctx, memberships.get(ctx, membership_id))
+
+
+@reading
+def of_customer(ctx: Ctx, customer_id: str) -> list[dict[str, Any]]:
+    """Every membership of a customer (any status), oldest first, as `show` gives each."""
+    get_customer(ctx.session, ctx.company.id, customer_id)  # another company's customer: not found
+    return [memberships.view(ctx, m) for m in memberships.of_customer(ctx, customer_id)]
 
 
 @reading

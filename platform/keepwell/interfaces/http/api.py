@@ -9,16 +9,16 @@ from datetime import date
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import UnsupportedMediaType
 
 from ...kernel.errors import Forbidden, InvalidDocument, KeepwellError, NotFound, Problem, Unauthorized
 from ...kernel.text import MAX_DEPTH, depth_problem
 from ...usecases import Keepwell, apikeys, customers, events, memberships, rewards, rulesets, simulation
 from ...usecases.simulation import simulate as run_simulation
 from ..jobs import enqueue as jobs
-from .errors import status_of
+from .errors import from_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -69,18 +69,13 @@ def event_scope(payload: Any) -> str:
 
 @bp.errorhandler(KeepwellError)
 def errors(exc: KeepwellError) -> ResponseReturnValue:
-    return jsonify({"error": exc.to_dict()}), status_of(exc)
-
-
-@bp.errorhandler(HTTPException)
-def http_errors(exc: HTTPException) -> ResponseReturnValue:
-    # Werkzeug's own refusals (a body over MAX_CONTENT_LENGTH...) in the API's shape, not HTML.
-    code = {413: "too_large"}.get(exc.code or 400, "bad_request")
-    return jsonify({"error": {"code": code, "message": exc.description}}), exc.code or 400
+    return from_error(exc)
 
 
 def _body() -> Any:
     too_deep = Problem("(body)", f"nests more than {MAX_DEPTH} levels deep")
+    if request.content_length and not request.is_json:
+        raise UnsupportedMediaType("send the body as JSON, with Content-Type: application/json")
     try:
         data = request.get_json(silent=True)
     except RecursionError:  # deeper than the JSON parser's own stack
@@ -136,16 +131,39 @@ def add_customer() -> ResponseReturnValue:
 @bp.get("/customers")
 @needs("read")
 def list_customers() -> ResponseReturnValue:
+    """Customers in the order they were added, a page at a time: `limit` (at most 500) and the
+    cursor `starting_after` (the `next` link gives both); lookups by `email`, `phone` or `q`
+    (part of the name). `offset` still pages the old way."""
     limit = min(_int_arg("limit", 50), 500)
-    offset = _int_arg("offset", 0)
-    rows = customers.list_customers(keepwell(), g.company, limit, offset)
-    return jsonify({"customers": rows, "limit": limit, "offset": offset})
+    if "offset" in request.args:
+        offset = _int_arg("offset", 0)
+        rows = customers.list_customers(keepwell(), g.company, limit, offset)
+        return jsonify({"customers": rows, "limit": limit, "offset": offset})
+    lookups = {k: request.args.get(k) or None for k in ("email", "phone", "q")}
+    found = customers.page(keepwell(), g.company, limit, request.args.get("starting_after") or None, **lookups)
+    nxt = None
+    if found["has_more"]:
+        nxt = url_for(".list_customers", limit=limit, starting_after=found["last"],
+                      **{k: v for k, v in lookups.items() if v})
+    return jsonify({"customers": found["customers"], "limit": limit, "has_more": found["has_more"], "next": nxt})
 
 
 @bp.get("/customers/<customer_id>")
 @needs("read")
 def get_customer(customer_id: str) -> ResponseReturnValue:
     return jsonify(customers.get_customer(keepwell(), g.company, customer_id))
+
+
+@bp.get("/customers/<customer_id>/memberships")
+@needs("read")
+def customer_memberships(customer_id: str) -> ResponseReturnValue:
+    return jsonify({"memberships": memberships.of_customer(keepwell(), g.company, customer_id)})
+
+
+@bp.get("/events/<path:event_id>")
+@needs("read")
+def get_event(event_id: str) -> ResponseReturnValue:
+    return jsonify(events.get_event(keepwell(), g.company, event_id))
 
 
 @bp.get("/customers/<customer_id>/points")

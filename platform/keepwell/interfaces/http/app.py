@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template_string
+from flask import Flask, jsonify, render_template_string, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from ...infra.settings import Settings
 from ...usecases import Keepwell, system
@@ -36,15 +37,23 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
     app.extensions["keepwell"] = service
     app.extensions["keepwell_settings"] = settings
 
-    from . import headers
+    from . import errors, headers, limits
     from .api import bp
 
     headers.install(app, settings.https)
+    limiter = limits.make_limiter(app, settings)
+    limits.limit_api(limiter, bp, settings)
     app.register_blueprint(bp)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        # Under /api/ every error is problem details (unknown paths and methods included); the
+        # admin keeps its pages.
+        return errors.from_http(exc) if request.path.startswith("/api/") else exc
 
     from ..admin import init_admin
 
-    init_admin(app, settings)
+    init_admin(app, settings, limiter)
 
     @app.get("/")
     def index() -> ResponseReturnValue:

@@ -1,0 +1,125 @@
+"""The REST API as an integrator meets it (issue 13, first part): problem details on every error,
+a request id on every response, per-key rate limits with their headers, customers found by
+email, phone or name and paged by cursor, a customer's memberships, one event read back."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from keepwell.app import create_app
+from keepwell.infra.settings import Settings
+from keepwell.usecases import apikeys
+from support import make_app
+
+PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "vip", "name": "VIP"},
+        "spec": {"allowance": {"amount": "100.00", "period": "monthly", "overdraft": {"limit": "20.00"}}}}
+
+
+@pytest.fixture
+def svc(db_url):
+    app = make_app(db_url)
+    app.publish(PLAN, "test", date(1970, 1, 1))
+    app.add_company("other", "Other Co")
+    yield app
+    app.close()
+
+
+def client_of(svc, **env):
+    settings = Settings.from_env({"KEEPWELL_SECRET_KEY": "k", **env})
+    return create_app({"TESTING": True}, service=svc, settings=settings).test_client()
+
+
+def h(svc, company="default", scopes=apikeys.DEFAULT_SCOPES):
+    return {"Authorization": f"Bearer {apikeys.create(svc, company, 'test', list(scopes))}"}
+
+
+def test_errors_are_problem_details_with_pointers(svc):
+    c, auth = client_of(svc), h(svc)
+    r = c.post("/api/v1/events", json={"id": "x", "type": "purchase", "customer": "nobody",
+                                       "occurred_at": "soon", "data": {"amount": "2five0"}}, headers=auth)
+    assert r.status_code == 422 and r.mimetype == "application/problem+json"
+    body = r.json
+    assert (body["status"], body["code"], body["type"].endswith("/invalid")) == (422, "invalid", True)
+    pointers = {e["pointer"] for e in body["errors"]}
+    assert {"/occurred_at", "/data/amount"} <= pointers  # every problem, not only the first
+    assert body["error"]["errors"]  # the earlier shape is still there
+    for path, method, status, code in (("/api/v1/nowhere", "get", 404, "not_found"),
+                                       ("/api/v1/rulesets", "delete", 405, "method_not_allowed")):
+        r = getattr(c, method)(path, headers=auth)
+        assert (r.status_code, r.mimetype, r.json["code"], r.json["status"]) == (
+            status, "application/problem+json", code, status)
+    r = c.post("/api/v1/customers", data="name=Ann", content_type="application/x-www-form-urlencoded", headers=auth)
+    assert r.status_code == 415 and r.json["code"] == "unsupported_media_type"
+    r = c.get("/api/v1/rulesets")
+    assert r.status_code == 401 and r.json["code"] == "unauthorized"
+    assert c.get("/admin/nowhere").mimetype == "text/html"  # the admin keeps its pages
+
+
+def test_every_response_has_a_request_id_echoed_when_sent(svc):
+    c, auth = client_of(svc), h(svc)
+    mine = c.get("/api/v1/rulesets", headers={**auth, "X-Request-Id": "till-7-0042"})
+    assert mine.headers["X-Request-Id"] == "till-7-0042"
+    ours = {c.get("/api/v1/rulesets", headers=auth).headers["X-Request-Id"] for _ in range(3)}
+    assert len(ours) == 3
+    assert c.get("/api/v1/rulesets", headers={**auth, "X-Request-Id": "<script> & spaces"}).headers[
+        "X-Request-Id"] != "<script> & spaces"  # not echoed: a fresh one instead
+
+
+def test_rate_limits_per_key_with_headers_and_429(svc):
+    c = client_of(svc, KEEPWELL_API_RATE_LIMIT="3 per minute")
+    first, second = h(svc), h(svc)
+    answers = [c.get("/api/v1/rulesets", headers=first) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert answers[0].headers["RateLimit-Limit"] == "3" and answers[0].headers["RateLimit-Remaining"] == "2"
+    limited = answers[3]
+    assert limited.mimetype == "application/problem+json" and limited.json["code"] == "rate_limited"
+    assert int(limited.headers["Retry-After"]) > 0
+    assert c.get("/api/v1/rulesets", headers=second).status_code == 200  # another key counts on its own
+
+
+def test_customers_found_by_email_phone_and_name_and_paged_by_cursor(svc):
+    c, auth = client_of(svc), h(svc)
+    made = [c.post("/api/v1/customers", json={"name": f"Customer {i:02d}", "email": f"c{i}@example.com",
+                                              "phone": f"+1303555{i:04d}"}, headers=auth).json["id"]
+            for i in range(7)]
+    c.post("/api/v1/customers", json={"name": "Other's"}, headers=h(svc, "other"))
+    seen, url, late = [], "/api/v1/customers?limit=3", None
+    while url:
+        page = c.get(url, headers=auth).json
+        seen += [x["id"] for x in page["customers"]]
+        if late is None:  # added while paging: it comes last, and no page shifts
+            late = c.post("/api/v1/customers", json={"name": "Late"}, headers=auth).json["id"]
+        url = page["next"]
+    assert seen == made + [late]
+    by_email = c.get("/api/v1/customers?email=C3@Example.com", headers=auth).json["customers"]
+    assert [x["id"] for x in by_email] == [made[3]]
+    by_phone = c.get("/api/v1/customers?phone=(303) 555-0004", headers=auth).json["customers"]
+    assert [x["id"] for x in by_phone] == [made[4]]
+    by_name = c.get("/api/v1/customers?q=tomer 0", headers=auth).json["customers"]
+    assert len(by_name) == 7
+    assert c.get("/api/v1/customers?q=100%25", headers=auth).json["customers"] == []  # % is no wildcard
+    r = c.get("/api/v1/customers?starting_after=cus_nope", headers=auth)
+    assert r.status_code == 422 and r.json["errors"][0]["pointer"] == "/starting_after"
+
+
+def test_a_customers_memberships_and_one_event_read_back_in_the_company_only(svc):
+    c, auth = client_of(svc), h(svc)
+    cust = c.post("/api/v1/customers", json={"name": "Ann"}, headers=auth).json["id"]
+    mid = c.post("/api/v1/enrollments", json={"customer": cust, "plan": "vip", "on": date.today().isoformat()},
+                 headers=auth).json["membership"]
+    listed = c.get(f"/api/v1/customers/{cust}/memberships", headers=auth).json["memberships"]
+    assert [m["id"] for m in listed] == [mid]
+    ev = {"id": "pos-1", "type": "purchase", "customer": cust, "occurred_at": datetime.now(UTC).isoformat(),
+          "data": {"amount": "30.00", "pay_with": "membership"}}
+    assert c.post("/api/v1/events", json=ev, headers=auth).status_code == 201
+    got = c.get("/api/v1/events/pos-1", headers=auth).json
+    assert (got["status"], got["customer"], got["result"]["balance"], got["payload"]["data"]) == (
+        "processed", cust, "70.00", ev["data"])
+    theirs = h(svc, "other")
+    assert c.get("/api/v1/events/pos-1", headers=theirs).status_code == 404
+    assert c.get(f"/api/v1/customers/{cust}/memberships", headers=theirs).status_code == 404
+    assert c.get(f"/api/v1/customers/{cust}", headers=theirs).status_code == 404
+    no_read = h(svc, scopes=["events:write"])
+    assert c.get("/api/v1/events/pos-1", headers=no_read).json["needed_scope"] == "read"
