@@ -49,7 +49,8 @@ def test_enrol_charge_and_read_back(api):
     assert first.status_code == 201
     assert (first.json["status"], first.json["balance"], first.json["overdraft_left"]) == ("approved", "0.00", "10.00")
     again = client.post("/api/v1/events", json=ev, headers=h)
-    assert again.status_code == 200 and again.json["duplicate"] is True
+    assert again.status_code == 201 and again.data == first.data  # the first answer, byte for byte
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
     shown = client.get(f"/api/v1/memberships/{mid}", headers=h).json
     assert shown["allowance"]["overdraft_used"] == "10.00"
     st = client.get(f"/api/v1/memberships/{mid}/statement?from=2024-01-01&to=2024-01-31", headers=h).json

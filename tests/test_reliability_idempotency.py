@@ -7,6 +7,7 @@ barrier, each with its own database connection (and, for the due job, the worker
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from datetime import date, timedelta
@@ -193,7 +194,8 @@ def test_the_same_event_repeated_inside_one_batch_has_one_effect(world, times):
 @pytest.mark.parametrize("times", [10, 100])
 @pytest.mark.parametrize("how", ["in_sequence", "all_at_once"])
 def test_the_same_api_request_has_one_effect(world, how, times):
-    """POST /api/v1/events with the same body: 201 once, 200 with the same answer after that."""
+    """POST /api/v1/events with the same body: the first answer every time (201, the same bytes),
+    replays marked Idempotent-Replayed."""
     app, cid, mid = world
     key = app.create_api_key("idempotency")
     flask_app = create_app({"TESTING": True}, service=app)
@@ -203,12 +205,13 @@ def test_the_same_api_request_has_one_effect(world, how, times):
 
     def post(i):
         resp = flask_app.test_client().post("/api/v1/events", json=body, headers=headers)
-        return resp.status_code, resp.get_json()
+        return resp.status_code, resp.headers.get("Idempotent-Replayed"), resp.get_data()
 
     answers = [post(i) for i in range(times)] if how == "in_sequence" else all_at_once(times, post)
-    assert Counter(code for code, _ in answers) == Counter({201: 1, 200: times - 1})
-    first = same_answers([a for _, a in answers])
-    assert next(a for code, a in answers if code == 201) is not None
+    assert Counter(code for code, _, _ in answers) == Counter({201: times})
+    assert Counter(replayed for _, replayed, _ in answers) == Counter({None: 1, "true": times - 1})
+    assert len({raw for _, _, raw in answers}) == 1  # every answer is the first, byte for byte
+    first = json.loads(answers[0][2])
     assert first["status"] == "approved"
     after = snapshot(app)
     assert after[0] == before[0] + 1 and after[1] == before[1] + len(first["entries"])

@@ -231,10 +231,10 @@ def test_adjustments_are_bounded_by_the_company_limit(svc, db_url):
             "data": {"unit": "points", "amount": amount, "reason": "goodwill"}}).json
 
     big = adjust(1, "999999999999")
-    assert (big["status"], big["reason"]) == ("declined", "adjustment_over_limit")
+    assert (big["status"], big["code"], big["reason"]) == (402, "declined", "adjustment_over_limit")
     assert adjust(2, "500")["status"] == "processed"
     Cli(db_url).out("companies", "set", "--adjustment-limit-points", "100")
-    assert adjust(3, "500")["status"] == "declined"
+    assert adjust(3, "500")["reason"] == "adjustment_over_limit"
     assert svc.points(cust)["balance"] == 500
 
 

@@ -4,12 +4,13 @@ case and renders its answer; errors become HTTP in one place (`errors.STATUS`)."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import UnsupportedMediaType
 
@@ -18,7 +19,7 @@ from ...kernel.text import MAX_DEPTH, depth_problem
 from ...usecases import Keepwell, apikeys, customers, events, memberships, rewards, rulesets, simulation
 from ...usecases.simulation import simulate as run_simulation
 from ..jobs import enqueue as jobs
-from .errors import from_error
+from .errors import from_error, problem
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -106,8 +107,13 @@ def _int_arg(name: str, default: int) -> int:
 
 @bp.post("/events")
 def post_events() -> ResponseReturnValue:
-    """One event object, or {"events": [...]} through the batched path (results in order, each
-    event with its own)."""
+    """One event object, or {"events": [...]} through the batched path (200, results in order,
+    each event with its own and its `duplicate` flag).
+
+    One event: processed (a charge approved) 201 with the result; declined 402, a problem whose
+    `reason` says why, with the balance and overdraft left. The event's `id` is its idempotency
+    key: a replay answers the first status and body, byte for byte, with `Idempotent-Replayed:
+    true`; the same id with other content is 422 (`idempotency_key_reused`)."""
     body = _body()
     batch = body["events"] if isinstance(body, dict) and isinstance(body.get("events"), list) else [body]
     for scope in sorted({event_scope(p) for p in batch}):
@@ -115,7 +121,24 @@ def post_events() -> ResponseReturnValue:
     if isinstance(body, dict) and isinstance(body.get("events"), list):
         return jsonify({"results": events.post_events(keepwell(), g.company, body["events"])})
     result = events.post_event(keepwell(), g.company, body)
-    return jsonify(result), 200 if result.get("duplicate") else 201
+    replayed = bool(result.pop("duplicate", False))
+    if result.pop("warning", None):
+        return problem(422, "idempotency_key_reused", "Idempotency key reused",
+                       f"event id {result.get('event')!r} was first used with different content; send new events "
+                       "with new ids", event=result.get("event"))
+    response = _event_answer(result)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _event_answer(result: dict[str, Any]) -> Response:
+    """The HTTP answer to one event's result (the same for its replays: built from the result only)."""
+    if result.get("status") == "declined":
+        shown = {k: v for k, v in result.items() if k not in ("status", "message", "reason", "entries", "type")}
+        return problem(402, "declined", "Declined", result.get("message") or "declined",
+                       reason=result.get("reason"), event_type=result.get("type"), **shown)
+    return Response(json.dumps(result, default=str), status=201, mimetype="application/json")
 
 
 @bp.post("/customers")
