@@ -46,6 +46,12 @@ def validate(docs: list[tuple[str, object]]) -> list[Problem]:
     return [p for f, d in docs for p in validate_ruleset(d, f)]
 
 
+def schema_document(name: str) -> dict[str, Any]:
+    """One of the JSON Schemas requests and rulesets are validated with (`event`, `plan`,
+    `common`...), as the validators use it (the event schema with every declared type)."""
+    return schema(f"{name}.schema.json")
+
+
 def kind_schemas() -> dict[str, str]:
     """Each ruleset kind's schema file."""
     out = {}

@@ -19,6 +19,7 @@ from ...kernel.text import MAX_DEPTH, depth_problem
 from ...usecases import Keepwell, apikeys, customers, events, memberships, rewards, rulesets, simulation
 from ...usecases.simulation import simulate as run_simulation
 from ..jobs import enqueue as jobs
+from .contract import validated
 from .errors import from_error, problem
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -144,9 +145,7 @@ def _event_answer(result: dict[str, Any]) -> Response:
 @bp.post("/customers")
 @needs("customers:write")
 def add_customer() -> ResponseReturnValue:
-    body = _body()
-    if not isinstance(body, dict) or not body.get("name"):
-        raise InvalidDocument("customer rejected", [Problem("name", "required")])
+    body = validated("CustomerIn", _body())
     cid = customers.add_customer(keepwell(), g.company, body["name"], body.get("email"), body.get("phone"))
     return jsonify(customers.get_customer(keepwell(), g.company, cid)), 201
 
@@ -198,12 +197,7 @@ def customer_points(customer_id: str) -> ResponseReturnValue:
 @bp.post("/enrollments")
 @needs("memberships:write")
 def enroll() -> ResponseReturnValue:
-    body = _body()
-    problems = [
-        Problem(k, "required") for k in ("customer", "plan", "on") if not (isinstance(body, dict) and body.get(k))
-    ]
-    if problems:
-        raise InvalidDocument("enrolment rejected", problems)
+    body = validated("EnrollmentIn", _body())
     try:
         on = date.fromisoformat(body["on"])
     except (TypeError, ValueError):

@@ -3,9 +3,11 @@ the service, and mounts the REST API and the admin UI on one app."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, render_template_string, request
+import swagger_ui_bundle
+from flask import Flask, jsonify, render_template_string, request, send_from_directory
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -23,6 +25,12 @@ code{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}</style></head><bo
 <code>Authorization: Bearer &lt;key&gt;</code> (<code>keepwell apikeys create</code>)</li></ul></body></html>"""
 
 
+DOCS = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Keepwell API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/api/docs/swagger-ui.css"></head><body><div id="swagger-ui"></div>
+<script src="/api/docs/swagger-ui-bundle.js"></script><script src="/api/docs/docs.js"></script></body></html>"""
+
+
 def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | None = None,
                settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
@@ -37,7 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
     app.extensions["keepwell"] = service
     app.extensions["keepwell_settings"] = settings
 
-    from . import errors, headers, limits
+    from . import errors, headers, limits, openapi
     from .api import bp
 
     headers.install(app, settings.https)
@@ -58,6 +66,20 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
     @app.get("/")
     def index() -> ResponseReturnValue:
         return render_template_string(LANDING)
+
+    @app.get("/api/v1/openapi.json")
+    def openapi_document() -> ResponseReturnValue:
+        return jsonify(openapi.document())
+
+    @app.get("/api/docs/")
+    def api_docs() -> ResponseReturnValue:
+        return render_template_string(DOCS)
+
+    @app.get("/api/docs/<path:name>")
+    def api_docs_file(name: str) -> ResponseReturnValue:
+        if name == "docs.js":
+            return send_from_directory(Path(__file__).parent / "static", "docs.js")
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, name)
 
     @app.get("/healthz")
     def health() -> ResponseReturnValue:

@@ -1,0 +1,117 @@
+"""The REST API's contract, in one place: the JSON Schema of each request body (the views
+validate with these, `validated`), and the table of endpoints (path, scope, body, answers) that
+the OpenAPI document (`openapi.py`) is generated from. A test checks that every route of the API
+is in the table and the table has no route the app lacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from ...kernel.errors import InvalidDocument, Problem
+
+MONEY = {"type": "string", "pattern": "^-?[0-9]{1,12}(\\.[0-9]{1,2})?$", "examples": ["250.00"]}
+DAY = {"type": "string", "format": "date", "examples": ["2026-03-01"]}
+ID = {"type": "string", "minLength": 1, "maxLength": 200}
+
+BODIES: dict[str, dict[str, Any]] = {
+    "CustomerIn": {
+        "type": "object", "required": ["name"], "additionalProperties": False,
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Full name"},
+                       "email": {"type": ["string", "null"], "maxLength": 254, "format": "email"},
+                       "phone": {"type": ["string", "null"], "maxLength": 40,
+                                 "description": "With area code, or international (+13035550100)"}}},
+    "EnrollmentIn": {
+        "type": "object", "required": ["customer", "plan", "on"], "additionalProperties": False,
+        "properties": {"customer": ID, "plan": {**ID, "description": "The Plan ruleset's id"},
+                       "on": {**DAY, "description": "The day the membership starts (company time)"},
+                       "tier": {**ID, "description": "A tier of the plan (default: its first)"},
+                       "id": {**ID, "description": "Idempotency key (default enroll:CUSTOMER:PLAN:DAY)"},
+                       "allow_second": {"type": "boolean", "description": "A second active membership of "
+                                        "the same plan is refused unless true"}}},
+    "SimulationIn": {
+        "type": "object", "required": ["draft", "from", "to"],
+        "properties": {"draft": {"description": "A ruleset document, or a list of them",
+                                 "oneOf": [{"$ref": "#/components/schemas/ruleset"},
+                                           {"type": "array", "items": {"$ref": "#/components/schemas/ruleset"}}]},
+                       "from": DAY, "to": DAY,
+                       "events": {"type": "array", "items": {"$ref": "#/components/schemas/event"},
+                                  "description": "A sample stream instead of the recorded events"}}},
+    "EventsIn": {"oneOf": [{"$ref": "#/components/schemas/event"},
+                           {"type": "object", "required": ["events"], "properties": {
+                               "events": {"type": "array", "maxItems": 500,
+                                          "items": {"$ref": "#/components/schemas/event"}}}}]},
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # OpenAPI style: /customers/{customer_id}
+    operation: str  # the view's name (its Flask endpoint is api.<operation>)
+    summary: str
+    scope: str
+    body: str | None = None
+    query: tuple[tuple[str, dict[str, Any], str], ...] = ()  # (name, schema, description)
+    answers: dict[int, str] = field(default_factory=lambda: {200: "object"})
+
+
+PAGE = (("limit", {"type": "integer", "minimum": 0, "maximum": 500, "default": 50}, "Page size"),)
+ENDPOINTS = (
+    Endpoint("post", "/events", "post_events", "Post one event, or a batch of up to 500", "events:write",
+             "EventsIn", answers={201: "object", 200: "object", 402: "Problem", 422: "Problem"}),
+    Endpoint("get", "/events/{event_id}", "get_event", "One stored event: what was sent, its status and result",
+             "read", answers={200: "object", 404: "Problem"}),
+    Endpoint("post", "/customers", "add_customer", "Add a customer", "customers:write", "CustomerIn",
+             answers={201: "Customer", 422: "Problem"}),
+    Endpoint("get", "/customers", "list_customers", "Customers, a page at a time, found by email, phone or name",
+             "read", query=PAGE + (("starting_after", ID, "The last id of the previous page"),
+                                   ("email", {"type": "string"}, "Exact email"),
+                                   ("phone", {"type": "string"}, "Phone number, any format"),
+                                   ("q", {"type": "string"}, "Part of the name"),
+                                   ("offset", {"type": "integer", "minimum": 0}, "Old-style paging")),
+             answers={200: "CustomerPage", 422: "Problem"}),
+    Endpoint("get", "/customers/{customer_id}", "get_customer", "One customer", "read",
+             answers={200: "Customer", 404: "Problem"}),
+    Endpoint("get", "/customers/{customer_id}/memberships", "customer_memberships", "A customer's memberships",
+             "read", answers={200: "object", 404: "Problem"}),
+    Endpoint("get", "/customers/{customer_id}/points", "customer_points", "Points balance, lots and history",
+             "read", answers={200: "object", 404: "Problem"}),
+    Endpoint("post", "/enrollments", "enroll", "Enrol a customer in a plan", "memberships:write", "EnrollmentIn",
+             answers={201: "object", 200: "object", 422: "Problem"}),
+    Endpoint("get", "/memberships/{membership_id}", "membership", "A membership: plan, period, balances",
+             "read", answers={200: "object", 404: "Problem"}),
+    Endpoint("get", "/memberships/{membership_id}/statement", "statement", "Statement lines of a date range",
+             "read", query=(("from", DAY, "First day"), ("to", DAY, "Last day")),
+             answers={200: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("get", "/rulesets", "list_rulesets", "The company's rulesets", "read"),
+    Endpoint("post", "/simulations", "simulate", "What a draft ruleset would change (202: runs on a worker)",
+             "read", "SimulationIn", answers={200: "object", 202: "object", 422: "Problem"}),
+    Endpoint("get", "/simulations/{job_id}", "simulation_status", "A background simulation's progress and report",
+             "read", answers={200: "object", 404: "Problem"}),
+)
+
+
+def _validator(name: str) -> Draft202012Validator:
+    from .openapi import document  # the components the bodies refer to
+
+    doc = document()
+    return Draft202012Validator({**BODIES[name], "components": doc["components"]},
+                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+_validators: dict[str, Draft202012Validator] = {}
+
+
+def validated(name: str, body: Any) -> Any:
+    """The body when it matches its schema; else every problem, each with its path."""
+    v = _validators.get(name)
+    if v is None:
+        v = _validators[name] = _validator(name)
+    problems = [Problem(".".join(map(str, e.absolute_path)) or "(body)", e.message)
+                for e in sorted(v.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))]
+    if problems:
+        raise InvalidDocument("request body rejected", problems)
+    return body

@@ -1,0 +1,109 @@
+"""The OpenAPI 3.1 document of the REST API, generated from the contract (`contract.py`: the
+same request schemas the views validate with) and the JSON Schemas events and rulesets are
+validated with, bundled into `components` so the document stands alone (no network needed)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import cache
+from typing import Any
+
+from ...usecases import apikeys, rulesets
+from . import contract
+
+SCHEMA_FILES = ("common", "event", "ruleset", "plan", "earning_rules", "notification_triggers")
+_EXTERNAL = re.compile(r"^https://keepwell\.dev/schemas/([a-z_]+)\.schema\.json(#.*)?$")
+
+PROBLEM = {
+    "type": "object", "required": ["type", "title", "status", "detail", "code"],
+    "description": "RFC 9457 problem details. `errors` lists every problem of a request, each with its field.",
+    "properties": {
+        "type": {"type": "string", "format": "uri"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "string"},
+        "code": {"type": "string", "description": "Stable: not_found, invalid, declined, forbidden, rate_limited..."},
+        "errors": {"type": "array", "items": {"type": "object", "required": ["pointer", "message"], "properties": {
+            "pointer": {"type": "string", "description": "JSON pointer to the field"},
+            "path": {"type": "string"}, "message": {"type": "string"}}}},
+        "reason": {"type": "string", "description": "Why a charge was declined"},
+        "needed_scope": {"type": "string", "description": "The scope a key lacked (403)"},
+    },
+}
+CUSTOMER = {"type": "object", "required": ["id", "name"], "properties": {
+    "id": {"type": "string"}, "name": {"type": "string"}, "email": {"type": ["string", "null"]},
+    "phone": {"type": ["string", "null"], "description": "E.164"}}}
+CUSTOMER_PAGE = {"type": "object", "required": ["customers", "limit"], "properties": {
+    "customers": {"type": "array", "items": {"$ref": "#/components/schemas/Customer"}},
+    "limit": {"type": "integer"}, "has_more": {"type": "boolean"},
+    "next": {"type": ["string", "null"], "description": "The next page's URL"}, "offset": {"type": "integer"}}}
+
+
+def _local(node: Any, owner: str) -> Any:
+    """A schema with every $ref pointing inside this document: another file's definitions at
+    #/components/schemas/<file>, its own at #/components/schemas/<owner>."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in ("$id", "$schema"):
+                continue
+            if k == "$ref" and isinstance(v, str):
+                m = _EXTERNAL.match(v)
+                if m:
+                    v = f"#/components/schemas/{m.group(1)}{(m.group(2) or '#')[1:]}"
+                elif v.startswith("#/"):
+                    v = f"#/components/schemas/{owner}{v[1:]}"
+            out[k] = _local(v, owner)
+        return out
+    if isinstance(node, list):
+        return [_local(v, owner) for v in node]
+    return node
+
+
+def _operation(e: contract.Endpoint) -> dict[str, Any]:
+    params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+              for n in re.findall(r"{(\w+)}", e.path)]
+    params += [{"name": n, "in": "query", "required": False, "schema": s, "description": d} for n, s, d in e.query]
+    responses: dict[str, Any] = {}
+    for status, shape in e.answers.items():
+        media = "application/problem+json" if shape == "Problem" else "application/json"
+        schema = {"type": "object"} if shape == "object" else {"$ref": f"#/components/schemas/{shape}"}
+        responses[str(status)] = {"description": _STATUS_TEXT.get(status, "Answer"),
+                                  "content": {media: {"schema": schema}}}
+    for status, text in ((401, "No key, or an unknown or revoked one"), (403, "The key lacks the scope"),
+                         (429, "Past the key's rate limit (see Retry-After)")):
+        responses[str(status)] = {"description": text, "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    op: dict[str, Any] = {"operationId": e.operation, "summary": e.summary, "parameters": params,
+                          "responses": responses, "security": [{"apiKey": [e.scope]}],
+                          "x-scope": e.scope, "description": f"Needs the `{e.scope}` scope."}
+    if e.body:
+        op["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{e.body}"}}}}
+    return op
+
+
+_STATUS_TEXT = {200: "OK", 201: "Created (a charge approved)", 202: "Accepted: runs in the background",
+                402: "Declined: the reason, and what is available", 404: "Not found in the key's company",
+                422: "Invalid: every problem with its field"}
+
+
+@cache
+def document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {name: _local(copy.deepcopy(rulesets.schema_document(name)), name)
+                               for name in SCHEMA_FILES}
+    schemas.update(Problem=PROBLEM, Customer=CUSTOMER, CustomerPage=CUSTOMER_PAGE)
+    schemas.update({k: copy.deepcopy(v) for k, v in contract.BODIES.items()})
+    paths: dict[str, Any] = {}
+    for e in contract.ENDPOINTS:
+        paths.setdefault(e.path, {})[e.method] = _operation(e)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Keepwell REST API", "version": "1",
+                 "description": "Memberships and rewards for home-service contractors. Authenticate with "
+                                "`Authorization: Bearer <key>`; each key acts for one company within its scopes."},
+        "servers": [{"url": "/api/v1"}],
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {"apiKey": {
+            "type": "http", "scheme": "bearer",
+            "description": "Scopes: " + "; ".join(f"`{k}`: {v}" for k, v in apikeys.SCOPES.items())}}},
+    }
