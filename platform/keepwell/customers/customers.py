@@ -103,6 +103,15 @@ def listing(session: Session, company_id: int, limit: int, offset: int) -> list[
                                 .order_by(Customer.created_at, Customer.id).limit(limit).offset(offset)))
 
 
+def _lookup(clean: Any, *args: Any) -> str | None:
+    """A lookup value as stored; one that could never be stored finds nobody (not an error:
+    nobody has that email)."""
+    try:
+        return clean(*args)  # type: ignore[no-any-return]
+    except InvalidDocument:
+        return "\x01 nobody"
+
+
 def page(session: Session, company: Company, limit: int, after: str | None = None, email: str | None = None,
          phone: str | None = None, q: str | None = None) -> tuple[list[Customer], bool]:
     """A page of customers in the order they were added, after the customer `after` (a cursor:
@@ -111,11 +120,11 @@ def page(session: Session, company: Company, limit: int, after: str | None = Non
     stmt = sa.select(Customer).where(Customer.company_id == company.id)
     if email:
         # Mailboxes are case-insensitive in practice: Ann@… and ann@… are one customer to look up.
-        stmt = stmt.where(sa.func.lower(Customer.email) == (clean_email(email) or "").lower())
+        stmt = stmt.where(sa.func.lower(Customer.email) == (_lookup(clean_email, email) or "").lower())
     if phone:
-        stmt = stmt.where(Customer.phone == clean_phone(phone, company.phone_region))
+        stmt = stmt.where(Customer.phone == _lookup(clean_phone, phone, company.phone_region))
     if q:
-        needle = (storable("q", q.strip()) or "").lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        needle = (_lookup(lambda t: storable("q", t), q.strip()) or "").lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(sa.func.lower(Customer.name).like(f"%{needle}%", escape="\\"))
     if after:
         mark = find_customer(session, company.id, after)

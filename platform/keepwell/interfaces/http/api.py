@@ -162,7 +162,10 @@ def list_customers() -> ResponseReturnValue:
         rows = customers.list_customers(keepwell(), g.company, limit, offset)
         return jsonify({"customers": rows, "limit": limit, "offset": offset})
     lookups = {k: request.args.get(k) or None for k in ("email", "phone", "q")}
-    found = customers.page(keepwell(), g.company, limit, request.args.get("starting_after") or None, **lookups)
+    after = request.args.get("starting_after") or None
+    if after is not None and len(after) > 200:
+        raise InvalidDocument("bad query", [Problem("starting_after", "at most 200 characters")])
+    found = customers.page(keepwell(), g.company, limit, after, **lookups)
     nxt = None
     if found["has_more"]:
         nxt = url_for(".list_customers", limit=limit, starting_after=found["last"],
