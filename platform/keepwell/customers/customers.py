@@ -124,7 +124,8 @@ def page(session: Session, company: Company, limit: int, after: str | None = Non
     if phone:
         stmt = stmt.where(Customer.phone == _lookup(clean_phone, phone, company.phone_region))
     if q:
-        needle = (_lookup(lambda t: storable("q", t), q.strip()) or "").lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        text = (_lookup(lambda t: storable("q", t), q.strip()) or "").lower()
+        needle = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")  # literal, not wildcards
         stmt = stmt.where(sa.func.lower(Customer.name).like(f"%{needle}%", escape="\\"))
     if after:
         mark = find_customer(session, company.id, after)
