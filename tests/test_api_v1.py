@@ -123,3 +123,37 @@ def test_a_customers_memberships_and_one_event_read_back_in_the_company_only(svc
     assert c.get(f"/api/v1/customers/{cust}", headers=theirs).status_code == 404
     no_read = h(svc, scopes=["events:write"])
     assert c.get("/api/v1/events/pos-1", headers=no_read).json["needed_scope"] == "read"
+
+
+def test_idempotency_keys_on_posts(svc):
+    import hashlib
+
+    from keepwell.usecases import idempotency
+
+    c, auth = client_of(svc), h(svc)
+    body = b'{"name": "Ann Lee", "email": "ann@example.com"}'
+
+    def post(key, data=body, headers=auth):
+        return c.post("/api/v1/customers", data=data, content_type="application/json",
+                      headers={**headers, "Idempotency-Key": key})
+
+    first, again = post("pos-77-create-ann"), post("pos-77-create-ann")
+    assert first.status_code == again.status_code == 201 and first.data == again.data
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    assert len(c.get("/api/v1/customers", headers=auth).json["customers"]) == 1  # created once
+    other = post("pos-77-create-ann", data=b'{"name": "Bob"}')
+    assert other.status_code == 422 and other.json["errors"][0]["pointer"] == "/Idempotency-Key"
+    theirs = post("pos-77-create-ann", headers=h(svc, "other"))  # keys are per company
+    assert theirs.status_code == 201 and theirs.json["id"] != first.json["id"]
+    # a request while the first with its key is still running
+    fingerprint = hashlib.sha256(b"POST /api/v1/customers\n" + body).hexdigest()
+    assert idempotency.begin(svc, "default", "in-flight", fingerprint) is None
+    r = post("in-flight")
+    assert r.status_code == 409 and r.json["code"] == "conflict"
+    idempotency.finish(svc, "default", "in-flight", None)
+    assert post("in-flight").status_code == 201
+    assert post("bad key with spaces").status_code == 422
+    # a refused request is answered the same way again, and creates nothing
+    bad = b'{"name": ""}'
+    one, two = post("bad-1", data=bad), post("bad-1", data=bad)
+    assert one.status_code == two.status_code == 422 and one.data == two.data

@@ -86,3 +86,20 @@ class ContactPreference(Base):
     channel: Mapped[str] = mapped_column(sa.String(20))
     opted_out: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class IdempotentRequest(Base):
+    """A request made with an Idempotency-Key: while it runs (`state` running) and, once done,
+    its first answer, which a retry with the same key and body gets again."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_idempotent_requests_company_key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"))
+    key: Mapped[str] = mapped_column(sa.String(255))
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))  # SHA-256 of method, path and body
+    state: Mapped[str] = mapped_column(sa.String(10))  # running | done
+    status: Mapped[int | None] = mapped_column(sa.Integer)
+    body: Mapped[str | None] = mapped_column(sa.Text)
+    mimetype: Mapped[str | None] = mapped_column(sa.String(80))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)

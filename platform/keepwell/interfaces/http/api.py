@@ -4,7 +4,9 @@ case and renders its answer; errors become HTTP in one place (`errors.STATUS`)."
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable
 from datetime import date
 from functools import wraps
@@ -16,7 +18,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from ...kernel.errors import Forbidden, InvalidDocument, KeepwellError, NotFound, Problem, Unauthorized
 from ...kernel.text import MAX_DEPTH, depth_problem
-from ...usecases import Keepwell, apikeys, customers, events, memberships, rewards, rulesets, simulation
+from ...usecases import Keepwell, apikeys, customers, events, idempotency, memberships, rewards, rulesets, simulation
 from ...usecases.simulation import simulate as run_simulation
 from ..jobs import enqueue as jobs
 from .contract import validated
@@ -62,6 +64,43 @@ def needs(scope: str) -> Callable[[V], V]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+
+
+def idempotent(view: V) -> V:
+    """POSTs with an `Idempotency-Key` header: the same key and request answer the first
+    status and body again (`Idempotent-Replayed: true`); the key with another request is 422; a
+    request while the first with its key runs is 409. Without the header, nothing changes."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return view(*args, **kwargs)
+        if not _KEY.match(key):
+            raise InvalidDocument("bad header", [Problem("Idempotency-Key", "1 to 255 printable characters")])
+        fingerprint = hashlib.sha256(b"%s %s\n" % (request.method.encode(), request.path.encode())
+                                     + request.get_data()).hexdigest()
+        stored = idempotency.begin(keepwell(), g.company, key, fingerprint)
+        if stored is not None:
+            replay = Response(stored.body, status=stored.status, mimetype=stored.mimetype)
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        except KeepwellError as exc:  # the request's own fault: answered the same way next time
+            response = from_error(exc)
+        except BaseException:
+            idempotency.finish(keepwell(), g.company, key, None)  # ours: the key may be tried again
+            raise
+        keep = response.status_code < 500
+        idempotency.finish(keepwell(), g.company, key, idempotency.Answer(
+            response.status_code, response.get_data(as_text=True), response.mimetype) if keep else None)
+        return response
+
+    return wrapper  # type: ignore[return-value]
 
 
 def event_scope(payload: Any) -> str:
@@ -144,6 +183,7 @@ def _event_answer(result: dict[str, Any]) -> Response:
 
 @bp.post("/customers")
 @needs("customers:write")
+@idempotent
 def add_customer() -> ResponseReturnValue:
     body = validated("CustomerIn", _body())
     cid = customers.add_customer(keepwell(), g.company, body["name"], body.get("email"), body.get("phone"))
@@ -199,6 +239,7 @@ def customer_points(customer_id: str) -> ResponseReturnValue:
 
 @bp.post("/enrollments")
 @needs("memberships:write")
+@idempotent
 def enroll() -> ResponseReturnValue:
     body = validated("EnrollmentIn", _body())
     try:

@@ -56,6 +56,7 @@ class Endpoint:
     body: str | None = None
     query: tuple[tuple[str, dict[str, Any], str], ...] = ()  # (name, schema, description)
     answers: dict[int, str] = field(default_factory=lambda: {200: "object"})
+    idempotent: bool = False  # takes an Idempotency-Key header
 
 
 PAGE = (("limit", {"type": "integer", "minimum": 0, "maximum": 500, "default": 50}, "Page size"),)
@@ -65,7 +66,7 @@ ENDPOINTS = (
     Endpoint("get", "/events/{event_id}", "get_event", "One stored event: what was sent, its status and result",
              "read", answers={200: "object", 404: "Problem"}),
     Endpoint("post", "/customers", "add_customer", "Add a customer", "customers:write", "CustomerIn",
-             answers={201: "Customer", 422: "Problem"}),
+             answers={201: "Customer", 409: "Problem", 422: "Problem"}, idempotent=True),
     Endpoint("get", "/customers", "list_customers", "Customers, a page at a time, found by email, phone or name",
              "read", query=PAGE + (("starting_after", {"type": "string", "maxLength": 200},
                                     "The last id of the previous page"),
@@ -82,7 +83,8 @@ ENDPOINTS = (
     Endpoint("get", "/customers/{customer_id}/points", "customer_points", "Points balance, lots and history",
              "read", answers={200: "object", 404: "Problem"}),
     Endpoint("post", "/enrollments", "enroll", "Enrol a customer in a plan", "memberships:write", "EnrollmentIn",
-             answers={201: "object", 200: "object", 422: "Problem"}),
+             answers={201: "object", 200: "object", 402: "Problem", 404: "Problem", 409: "Problem", 422: "Problem"},
+             idempotent=True),
     Endpoint("get", "/memberships/{membership_id}", "membership", "A membership: plan, period, balances",
              "read", answers={200: "object", 404: "Problem"}),
     Endpoint("get", "/memberships/{membership_id}/statement", "statement", "Statement lines of a date range",

@@ -9,7 +9,7 @@ import re
 from functools import cache
 from typing import Any
 
-from ...usecases import apikeys, rulesets
+from ...usecases import apikeys, idempotency, rulesets
 from . import contract
 
 SCHEMA_FILES = ("common", "event", "ruleset", "plan", "earning_rules", "notification_triggers")
@@ -63,6 +63,12 @@ def _operation(e: contract.Endpoint) -> dict[str, Any]:
     params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
               for n in re.findall(r"{(\w+)}", e.path)]
     params += [{"name": n, "in": "query", "required": False, "schema": s, "description": d} for n, s, d in e.query]
+    if e.idempotent:
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+                       "description": f"The same key and request answer the first response again (kept "
+                                      f"{idempotency.KEPT_HOURS} h); the key with another request is 422; "
+                                      "while the first still runs, 409."})
     responses: dict[str, Any] = {}
     for status, shape in e.answers.items():
         media = "application/problem+json" if shape == "Problem" else "application/json"
