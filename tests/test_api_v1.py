@@ -157,3 +157,22 @@ def test_idempotency_keys_on_posts(svc):
     bad = b'{"name": ""}'
     one, two = post("bad-1", data=bad), post("bad-1", data=bad)
     assert one.status_code == two.status_code == 422 and one.data == two.data
+
+
+def test_events_listed_by_customer_and_type_a_page_at_a_time(svc):
+    c, auth = client_of(svc), h(svc)
+    ann = c.post("/api/v1/customers", json={"name": "Ann"}, headers=auth).json["id"]
+    bob = c.post("/api/v1/customers", json={"name": "Bob"}, headers=auth).json["id"]
+    now = datetime.now(UTC).isoformat()
+    for i in range(5):
+        for who in (ann, bob):
+            c.post("/api/v1/events", headers=auth, json={"id": f"{who}-{i}", "type": "referral", "customer": who,
+                                                         "occurred_at": now, "data": {"referred_name": "X"}})
+    seen, url = [], f"/api/v1/events?customer={ann}&limit=2"
+    while url:
+        page = c.get(url, headers=auth).json
+        seen += [e["id"] for e in page["events"]]
+        url = page["next"]
+    assert seen == [f"{ann}-{i}" for i in range(5)]
+    assert c.get("/api/v1/events?type=purchase", headers=auth).json["events"] == []
+    assert c.get("/api/v1/events", headers=h(svc, "other")).json["events"] == []  # another company's: none

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..events import pipeline
+from ..events import pipeline, queries
 from ..infra.context import Ctx
 from ..kernel.errors import KeepwellError, NotFound
 from .app import Keepwell, reading, use_case
@@ -71,11 +71,23 @@ def failed(payload: object, exc: Exception) -> dict[str, Any]:
 
 
 @reading
+def list_events(ctx: Ctx, limit: int = 50, after: str | None = None, customer: str | None = None,
+                type_: str | None = None) -> dict[str, Any]:
+    """Stored events, oldest first, a page after a cursor (the last event id of the previous page)."""
+    rows, more = queries.page(ctx, limit, after, customer, type_)
+    return {"events": [_shown(e) for e in rows], "has_more": more, "last": rows[-1].key if rows else None}
+
+
+@reading
 def get_event(ctx: Ctx, key: str) -> dict[str, Any]:
     """A stored event by its id (the client's key): what was sent, its status and its result."""
     e = pipeline.find(ctx, key)
     if e is None:
         raise NotFound(f"no event {key!r}")
+    return _shown(e)
+
+
+def _shown(e: Any) -> dict[str, Any]:
     return {"id": e.key, "type": e.type, "customer": e.customer_id, "membership": e.membership_id,
             "occurred_at": e.occurred_at.isoformat(), "local_date": e.local_date.isoformat(), "status": e.status,
             "payload": e.payload, "result": e.result}

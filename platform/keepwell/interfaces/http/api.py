@@ -225,6 +225,21 @@ def customer_memberships(customer_id: str) -> ResponseReturnValue:
     return jsonify({"memberships": memberships.of_customer(keepwell(), g.company, customer_id)})
 
 
+@bp.get("/events")
+@needs("read")
+def list_events() -> ResponseReturnValue:
+    """Stored events, oldest first: `limit`, the cursor `starting_after`, `customer`, `type`."""
+    limit = min(_int_arg("limit", 50), 500)
+    after = request.args.get("starting_after") or None
+    if after is not None and len(after) > 200:
+        raise InvalidDocument("bad query", [Problem("starting_after", "at most 200 characters")])
+    customer, type_ = request.args.get("customer") or None, request.args.get("type") or None
+    found = events.list_events(keepwell(), g.company, limit, after, customer, type_)
+    nxt = url_for(".list_events", limit=limit, starting_after=found["last"],
+                  **{k: v for k, v in (("customer", customer), ("type", type_)) if v}) if found["has_more"] else None
+    return jsonify({"events": found["events"], "limit": limit, "has_more": found["has_more"], "next": nxt})
+
+
 @bp.get("/events/<path:event_id>")
 @needs("read")
 def get_event(event_id: str) -> ResponseReturnValue:

@@ -63,6 +63,11 @@ PAGE = (("limit", {"type": "integer", "minimum": 0, "maximum": 500, "default": 5
 ENDPOINTS = (
     Endpoint("post", "/events", "post_events", "Post one event, or a batch of up to 500", "events:write",
              "EventsIn", answers={201: "object", 200: "object", 402: "Problem", 422: "Problem"}),
+    Endpoint("get", "/events", "list_events", "Stored events, oldest first, a page at a time", "read",
+             query=PAGE + (("starting_after", {"type": "string", "maxLength": 200}, "The last event id of the "
+                            "previous page"), ("customer", {"type": "string"}, "One customer's"),
+                           ("type", {"type": "string"}, "One type's (purchase, service_completed...)")),
+             answers={200: "object", 422: "Problem"}),
     Endpoint("get", "/events/{event_id}", "get_event", "One stored event: what was sent, its status and result",
              "read", answers={200: "object", 404: "Problem"}),
     Endpoint("post", "/customers", "add_customer", "Add a customer", "customers:write", "CustomerIn",
