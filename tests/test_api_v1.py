@@ -176,3 +176,17 @@ def test_events_listed_by_customer_and_type_a_page_at_a_time(svc):
     assert seen == [f"{ann}-{i}" for i in range(5)]
     assert c.get("/api/v1/events?type=purchase", headers=auth).json["events"] == []
     assert c.get("/api/v1/events", headers=h(svc, "other")).json["events"] == []  # another company's: none
+
+
+def test_a_customer_is_changed_in_its_company_only(svc):
+    c, auth = client_of(svc), h(svc)
+    cust = c.post("/api/v1/customers", json={"name": "Ann"}, headers=auth).json["id"]
+    r = c.patch(f"/api/v1/customers/{cust}", json={"phone": "303 555 0199", "email": "Ann@Example.com"}, headers=auth)
+    assert r.status_code == 200 and (r.json["phone"], r.json["email"], r.json["name"]) == (
+        "+13035550199", "Ann@example.com", "Ann")
+    assert c.patch(f"/api/v1/customers/{cust}", json={"colour": "red"}, headers=auth).status_code == 422
+    assert c.patch(f"/api/v1/customers/{cust}", json={"name": "Mallory"}, headers=h(svc, "other")).status_code == 404
+    reader = h(svc, scopes=["read"])
+    assert c.patch(f"/api/v1/customers/{cust}", json={"name": "X"}, headers=reader).json["needed_scope"] == (
+        "customers:write")
+    assert c.get(f"/api/v1/customers/{cust}", headers=auth).json["name"] == "Ann"

@@ -219,6 +219,15 @@ def get_customer(customer_id: str) -> ResponseReturnValue:
     return jsonify(customers.get_customer(keepwell(), g.company, customer_id))
 
 
+@bp.patch("/customers/<customer_id>")
+@needs("customers:write")
+def update_customer(customer_id: str) -> ResponseReturnValue:
+    body = validated("CustomerUpdate", _body())
+    customers.update_customer(keepwell(), g.company, customer_id, name=body.get("name"), email=body.get("email"),
+                              phone=body.get("phone"))
+    return jsonify(customers.get_customer(keepwell(), g.company, customer_id))
+
+
 @bp.get("/customers/<customer_id>/memberships")
 @needs("read")
 def customer_memberships(customer_id: str) -> ResponseReturnValue:

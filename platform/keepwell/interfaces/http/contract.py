@@ -23,6 +23,11 @@ BODIES: dict[str, dict[str, Any]] = {
                        "email": {"type": ["string", "null"], "maxLength": 254, "format": "email"},
                        "phone": {"type": ["string", "null"], "maxLength": 40,
                                  "description": "With area code, or international (+13035550100)"}}},
+    "CustomerUpdate": {
+        "type": "object", "additionalProperties": False, "minProperties": 1,
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "email": {"type": "string", "maxLength": 254, "format": "email"},
+                       "phone": {"type": "string", "maxLength": 40}}},
     "EnrollmentIn": {
         "type": "object", "required": ["customer", "plan", "on"], "additionalProperties": False,
         "properties": {"customer": ID, "plan": {**ID, "description": "The Plan ruleset's id"},
@@ -83,6 +88,8 @@ ENDPOINTS = (
              answers={200: "CustomerPage", 422: "Problem"}),
     Endpoint("get", "/customers/{customer_id}", "get_customer", "One customer", "read",
              answers={200: "Customer", 404: "Problem"}),
+    Endpoint("patch", "/customers/{customer_id}", "update_customer", "Change a customer's name, email or phone",
+             "customers:write", "CustomerUpdate", answers={200: "Customer", 404: "Problem", 422: "Problem"}),
     Endpoint("get", "/customers/{customer_id}/memberships", "customer_memberships", "A customer's memberships",
              "read", answers={200: "object", 404: "Problem"}),
     Endpoint("get", "/customers/{customer_id}/points", "customer_points", "Points balance, lots and history",
