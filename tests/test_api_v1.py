@@ -190,3 +190,15 @@ def test_a_customer_is_changed_in_its_company_only(svc):
     assert c.patch(f"/api/v1/customers/{cust}", json={"name": "X"}, headers=reader).json["needed_scope"] == (
         "customers:write")
     assert c.get(f"/api/v1/customers/{cust}", headers=auth).json["name"] == "Ann"
+
+
+def test_a_batch_over_500_events_is_refused_whole(svc):
+    c, auth = client_of(svc), h(svc)
+    cust = c.post("/api/v1/customers", json={"name": "Ann"}, headers=auth).json["id"]
+    now = datetime.now(UTC).isoformat()
+    batch = [{"id": f"r{i}", "type": "referral", "customer": cust, "occurred_at": now,
+              "data": {"referred_name": "X"}} for i in range(501)]
+    r = c.post("/api/v1/events", json={"events": batch}, headers=auth)
+    assert r.status_code == 422 and r.json["errors"][0]["pointer"] == "/events"
+    assert c.get("/api/v1/events", headers=auth).json["events"] == []
+    assert len(c.post("/api/v1/events", json={"events": batch[:500]}, headers=auth).json["results"]) == 500

@@ -25,6 +25,7 @@ from .contract import validated
 from .errors import from_error, problem
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+BATCH_MAX = 500  # events in one request (contract.BODIES["EventsIn"] says the same)
 
 
 def keepwell() -> Keepwell:
@@ -156,6 +157,9 @@ def post_events() -> ResponseReturnValue:
     true`; the same id with other content is 422 (`idempotency_key_reused`)."""
     body = _body()
     batch = body["events"] if isinstance(body, dict) and isinstance(body.get("events"), list) else [body]
+    if len(batch) > BATCH_MAX:
+        raise InvalidDocument("batch rejected", [Problem("events", f"{len(batch)} events; a request takes at most "
+                                                 f"{BATCH_MAX} (send more requests, or `keepwell events import`)")])
     for scope in sorted({event_scope(p) for p in batch}):
         require(scope)
     if isinstance(body, dict) and isinstance(body.get("events"), list):
