@@ -589,12 +589,13 @@ def test_a_company_text_has_no_number_to_go_to(cli, db_url, tmp_path):
     assert not sms_log.exists()
 
 
-def _big_job_alert(cli) -> dict:
+def _big_job_alert(cli, pos: str = "pos-2001") -> dict:
+    before = {r["id"] for r in listed(cli)}
     cid, mid = enrolled_member(cli, "Wes Webhook", "wes@example.com", tier="basic")
-    [res] = cli.post(event("pos-2001", "purchase", cid, "2026-03-02", amount="1850.00", membership=mid))
+    [res] = cli.post(event(pos, "purchase", cid, "2026-03-02", amount="1850.00", membership=mid))
     assert res["status"] == "approved"
     cli("customers", "set", cid, "--opt-out", "email")  # only the webhook is of interest here
-    [alert] = [r for r in listed(cli) if r["channel"] == "webhook"]
+    [alert] = [r for r in listed(cli) if r["channel"] == "webhook" and r["id"] not in before]
     return alert
 
 
@@ -693,3 +694,41 @@ def test_templates_set_list_and_remove_through_the_cli(cli, tmp_path):
     assert "template welcome not saved" in res.stderr and "body: line 1" in res.stderr
     cli("templates", "remove", "welcome")
     assert {"name": "welcome", "channel": "email", "source": "shipped"} in cli.json("templates", "list")
+
+
+def test_webhooks_follow_standard_webhooks_across_a_secret_rotation(hvac, db_url):
+    """A receiver verifies every delivery with the `standardwebhooks` library; after a rotation
+    the old secret still verifies for its window, and the new one at once."""
+    from standardwebhooks.webhooks import Webhook as Receiver
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    from keepwell.messaging.channels import standard_headers
+
+    # The specification's test vector, through the same code that signs deliveries.
+    vector = standard_headers("msg_p5jXN8AQM9LWM0D4loKWxJek", datetime.fromtimestamp(1614265330, tz=UTC),
+                              b'{"test": 2432232314}', ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",))
+    assert vector["webhook-signature"] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+    with HttpRecorder(lambda req: (200, {"ok": True})) as hook:
+        hvac("companies", "set", "--webhook-url", f"{hook.url}/hooks/keepwell")
+        old = hvac.out("companies", "rotate-webhook-secret").split(": ")[1].split()[0]
+        assert old.startswith("whsec_") and len(base64.b64decode(old[6:])) >= 24
+        first_alert = _big_job_alert(hvac)
+        assert {o["message_id"]: o["status"] for o in deliver(hvac)}[first_alert["id"]] == "sent"
+        new = hvac.out("companies", "rotate-webhook-secret", "--keep-old-hours", "24").split(": ")[1].split()[0]
+        second_alert = _big_job_alert(hvac, "pos-2002")
+        assert {o["message_id"]: o["status"] for o in deliver(hvac)}[second_alert["id"]] == "sent"
+        first, second = hook.requests
+    shown = hvac.out("companies", "show", "--json")
+    assert old not in shown and new not in shown
+    for req, valid in ((first, [old]), (second, [old, new])):
+        headers = {k.lower(): v for k, v in req["headers"].items()}
+        assert {"webhook-id", "webhook-timestamp", "webhook-signature"} <= set(headers)
+        for secret in valid:
+            payload = Receiver(secret).verify(req["body"].decode(), headers)
+            assert payload["type"] == "notification.big-job-alert" and "timestamp" in payload
+            assert payload["data"]["event"]["id"] in ("pos-2001", "pos-2002")
+    signatures = {k.lower(): v for k, v in second["headers"].items()}["webhook-signature"]
+    assert len(signatures.split()) == 2  # both secrets sign during the window
+    with pytest.raises(WebhookVerificationError):  # signed before the new secret existed
+        Receiver(new).verify(first["body"].decode(), {k.lower(): v for k, v in first["headers"].items()})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import time
+import base64
+import secrets
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -85,3 +87,30 @@ def update_company(company: Company, **fields: Any) -> None:
     for k in ("name", "email", "webhook_url", "webhook_secret", "timezone"):
         if fields.get(k) is not None:
             setattr(company, k, fields[k])
+
+
+def rotate_webhook_secret(company: Company, now: datetime, keep_old_hours: float) -> str:
+    """A new Standard Webhooks secret (`whsec_` and 32 random bytes, base64); the one it replaces
+    keeps signing, beside it, for `keep_old_hours`, so receivers can switch without a gap."""
+    if not 0 <= keep_old_hours <= 24 * 30:
+        raise InvalidDocument.field("keep_old_hours", "from 0 to 720 hours")
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    if company.webhook_secret and keep_old_hours > 0:
+        company.webhook_secret_previous = company.webhook_secret
+        company.webhook_secret_previous_until = now + timedelta(hours=keep_old_hours)
+    else:
+        company.webhook_secret_previous = company.webhook_secret_previous_until = None
+    company.webhook_secret = secret
+    return secret
+
+
+def webhook_secrets(company: Company, now: datetime) -> tuple[str, ...]:
+    """The secrets a webhook to this company is signed with now: its own, then the previous one
+    while its rotation window lasts."""
+    out = tuple(s for s in (company.webhook_secret,) if s)
+    until = company.webhook_secret_previous_until
+    if company.webhook_secret_previous and until is not None:
+        until = until if until.tzinfo else until.replace(tzinfo=now.tzinfo)
+        if until > now:
+            out += (company.webhook_secret_previous,)
+    return out

@@ -21,6 +21,9 @@ class Company(Base):
     email: Mapped[str | None] = mapped_column(sa.String(254))
     webhook_url: Mapped[str | None] = mapped_column(sa.String(500))
     webhook_secret: Mapped[str | None] = mapped_column(sa.String(100))
+    # During a rotation the old secret still signs, beside the new one, until this moment.
+    webhook_secret_previous: Mapped[str | None] = mapped_column(sa.String(100))
+    webhook_secret_previous_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     quiet_start: Mapped[str | None] = mapped_column(sa.String(5))  # "21:00", company local time
     quiet_end: Mapped[str | None] = mapped_column(sa.String(5))  # "08:00"
     # What the company's clients may send (see customers.limits): how far ahead and back an

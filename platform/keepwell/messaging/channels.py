@@ -18,9 +18,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
+
+from standardwebhooks.webhooks import Webhook as Signer
 
 from ..kernel.errors import DeliveryError
 
@@ -148,35 +151,46 @@ def idempotency_token(key: str, limit: int = 64) -> str:
 
 
 class Webhook:
-    """POST the message data as JSON, signed with HMAC-SHA256 of the body (X-Keepwell-Signature)."""
+    """POST the message as JSON. Signed two ways: `X-Keepwell-Signature` (HMAC-SHA256 of the body
+    with the secret), and, when the secret is a Standard Webhooks one (`whsec_...`), the Standard
+    Webhooks headers `webhook-id` (the outbox key: the same on every retry), `webhook-timestamp`
+    and `webhook-signature` (`v1,<signature>` for each secret in force: two during a rotation),
+    made by the `standardwebhooks` library. The body carries `type`, `timestamp` and `data`."""
 
     name = "webhook"
 
-    def __init__(self, settings: ChannelSettings, secret: str = ""):
+    def __init__(self, settings: ChannelSettings, secret: str = "", previous: tuple[str, ...] = ()):
         self.settings = settings
         self.timeout = settings.http_timeout
         self.secret = secret
+        self.previous = previous
 
-    def with_secret(self, secret: str) -> Webhook:
-        """The same channel signing with another secret (a company's own)."""
-        return Webhook(self.settings, secret)
+    def with_secret(self, secret: str, previous: tuple[str, ...] = ()) -> Webhook:
+        """The same channel signing with another secret (a company's own), and its previous ones."""
+        return Webhook(self.settings, secret, previous)
 
     def send(self, message: Message) -> str:
-        body = json.dumps({"id": message.key, "subject": message.subject, "text": message.body, "data": message.data},
-                          sort_keys=True).encode()
+        now = datetime.now(UTC).replace(microsecond=0)
+        trigger = (message.data.get("trigger") or {}).get("id") if isinstance(message.data, dict) else None
+        body = json.dumps({"type": f"notification.{trigger or 'message'}", "timestamp": now.isoformat(),
+                           "id": message.key, "subject": message.subject, "text": message.body,
+                           "data": message.data}, sort_keys=True).encode()
         sig = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-        req = urllib.request.Request(
-            message.to,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "X-Keepwell-Signature": f"sha256={sig}",
-                "Idempotency-Key": message.key,
-            },
-        )
+        headers = {"Content-Type": "application/json", "X-Keepwell-Signature": f"sha256={sig}",
+                   "Idempotency-Key": message.key}
+        headers.update(standard_headers(message.key, now, body, (self.secret, *self.previous)))
+        req = urllib.request.Request(message.to, data=body, method="POST", headers=headers)
         _http(req, self.timeout)
         return message.key
+
+
+def standard_headers(msg_id: str, at: datetime, body: bytes, secrets: tuple[str, ...]) -> dict[str, str]:
+    """Standard Webhooks headers for these `whsec_` secrets (none when there is none)."""
+    signatures = [Signer(s).sign(msg_id, at, body.decode()) for s in secrets if s.startswith("whsec_")]
+    if not signatures:
+        return {}
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": " ".join(signatures)}
 
 
 def _http(req: urllib.request.Request, timeout: float) -> dict:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..customers.companies import webhook_secrets
 from ..customers.customers import opted_out
 from ..customers.models import Company
 from ..infra.context import Ctx
@@ -168,8 +169,10 @@ def claim(session: Session, message_id: int, channels: dict[str, Channel], now: 
         rendered = build(ctx, msg, _inline_templates(ctx, msg))
         channel = channels[msg.channel]
         if msg.channel == "webhook" and company.webhook_secret and hasattr(channel, "with_secret"):
-            # A company's own secret (`companies set --webhook-secret`) wins over the default.
-            channel = channel.with_secret(company.webhook_secret)
+            # A company's own secret (`companies set --webhook-secret`, `rotate-webhook-secret`)
+            # wins over the default; during a rotation the previous one signs too.
+            current, *previous = webhook_secrets(company, now)
+            channel = channel.with_secret(current, tuple(previous))
     except (DeliveryError, KeyError) as exc:
         msg.attempts += 1
         msg.status, msg.last_error = "dead", str(exc)

@@ -47,6 +47,12 @@ def update(ctx: Ctx, **fields: Any) -> None:
     companies.update_company(ctx.company, **fields)
 
 
+@use_case
+def rotate_webhook_secret(ctx: Ctx, keep_old_hours: float = 24) -> str:
+    """A new webhook secret (shown once); the old one still signs for `keep_old_hours`."""
+    return companies.rotate_webhook_secret(ctx.company, ctx.clock.now(), keep_old_hours)
+
+
 @reading
 def today(ctx: Ctx) -> date:
     """Today in the company's time zone, by the clock."""
@@ -65,4 +71,5 @@ def details(ctx: Ctx) -> dict[str, Any]:
             "adjustment_limit_points": c.adjustment_limit_points}
 
 
-__all__ = ["NotFound", "add_company", "details", "exists", "init", "slugs", "today", "update"]
+__all__ = ["NotFound", "add_company", "details", "exists", "init", "rotate_webhook_secret", "slugs", "today",
+           "update"]

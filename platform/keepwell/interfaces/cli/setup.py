@@ -74,6 +74,20 @@ def companies_show(obj: Obj, as_json: bool) -> None:
          lambda d: [click.echo(f"{k.replace('_', ' '):24} {'' if v is None else v}") for k, v in d.items()])
 
 
+@companies_group.command("rotate-webhook-secret")
+@click.option("--keep-old-hours", type=float, default=24, show_default=True,
+              help="How long the old secret still signs, beside the new one, while receivers switch.")
+@click.pass_obj
+@handled
+def companies_rotate_webhook_secret(obj: Obj, keep_old_hours: float) -> None:
+    """A new Standard Webhooks secret (whsec_...), printed once; webhooks carry a signature by
+    each secret in force (the old one for --keep-old-hours)."""
+    secret = companies.rotate_webhook_secret(obj.app, obj.company, keep_old_hours)
+    click.echo(f"new webhook secret (shown once, give it to your receiver): {secret}")
+    if keep_old_hours:
+        click.echo(f"the previous secret, if any, also signs for {keep_old_hours:g} more hours")
+
+
 def _webhook_secret(given: str | None) -> str | None:
     if given is None:
         return None
