@@ -25,6 +25,9 @@ from support import Cli, make_app
 _hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 _hypothesis_settings.load_profile(os.environ.get("KEEPWELL_HYPOTHESIS_PROFILE", "default"))
 
+# The tests' webhook receivers listen on loopback; production allows only public addresses.
+os.environ["KEEPWELL_WEBHOOK_NETWORKS"] = "loopback"
+
 PG_ADMIN = os.environ.get("KEEPWELL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("KEEPWELL_REQUIRE_PG") == "1"
 

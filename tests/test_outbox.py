@@ -634,7 +634,7 @@ def test_webhook_without_a_company_secret_uses_the_default_and_retries_5xx_not_4
             b"env-default", req["body"], hashlib.sha256).hexdigest()
         with service(db_url) as app:
             later = outbox.aware(message_row(db_url, alert["id"]).due_at) + timedelta(seconds=1)
-            res = deliver_message(app, alert["id"], channels_from(ChannelSettings(), "env-default"), now=later)
+            res = deliver_message(app, alert["id"], channels_from(ChannelSettings(webhook_networks="loopback"), "env-default"), now=later)
         assert res.status == "dead" and "HTTP 410" in res.detail
         assert len(hook.requests) == 2
 
@@ -732,3 +732,39 @@ def test_webhooks_follow_standard_webhooks_across_a_secret_rotation(hvac, db_url
     assert len(signatures.split()) == 2  # both secrets sign during the window
     with pytest.raises(WebhookVerificationError):  # signed before the new secret existed
         Receiver(new).verify(first["body"].decode(), {k.lower(): v for k, v in first["headers"].items()})
+
+
+
+@pytest.mark.parametrize("url, networks, refused", [
+    ("http://127.0.0.1:9/hook", "public", True), ("http://localhost:9/hook", "public", True),
+    ("http://10.1.2.3/hook", "loopback", True), ("http://169.254.169.254/latest/meta-data", "loopback", True),
+    ("http://[::1]:9/hook", "public", True), ("ftp://example.com/hook", "any", True),
+    ("http://127.0.0.1:9/hook", "loopback", False), ("http://10.1.2.3/hook", "any", False),
+])
+def test_webhooks_go_only_where_the_setting_allows(url, networks, refused):
+    from keepwell.messaging.channels import DeliveryError, check_destination
+
+    if refused:
+        with pytest.raises(DeliveryError) as exc:
+            check_destination(url, networks)
+        assert exc.value.retryable is False
+    else:
+        check_destination(url, networks)
+
+
+def test_a_webhook_to_a_private_address_is_refused_for_good_and_redirects_are_not_followed(hvac, db_url):
+    alert = _big_job_alert(hvac)
+    with HttpRecorder(lambda req: (302, {})) as hook:
+        hvac("companies", "set", "--webhook-url", f"{hook.url}/hooks")
+        strict = dict(hvac.env, KEEPWELL_WEBHOOK_NETWORKS="public")
+        saved, hvac.env = hvac.env, strict
+        try:
+            [out] = [o for o in deliver(hvac) if o["message_id"] == alert["id"]]
+        finally:
+            hvac.env = saved
+        assert out["status"] == "dead" and "not a public address" in out["detail"]
+        assert hook.requests == []  # nothing was sent
+        second = _big_job_alert(hvac, "pos-2002")
+        [out] = [o for o in deliver(hvac) if o["message_id"] == second["id"]]
+        assert out["status"] == "dead" and "HTTP 302" in out["detail"]  # the redirect was not followed
+        assert len(hook.requests) == 1

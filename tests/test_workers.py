@@ -132,7 +132,8 @@ def members(url: str, n: int, on: date, tier: str = "basic", spend: str | None =
 def worker_env(db_url: str, redis: str, smtp_port: int, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEEPWELL_")}
     env.update(KEEPWELL_DATABASE_URL=db_url, KEEPWELL_REDIS_URL=redis, KEEPWELL_COMPANY="default",
-               KEEPWELL_SMTP_HOST="127.0.0.1", KEEPWELL_SMTP_PORT=str(smtp_port), **extra)
+               KEEPWELL_SMTP_HOST="127.0.0.1", KEEPWELL_SMTP_PORT=str(smtp_port), KEEPWELL_WEBHOOK_NETWORKS="loopback",
+               **extra)
     return env
 
 

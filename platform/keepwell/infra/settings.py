@@ -101,9 +101,12 @@ class Settings:
     twilio_base_url: str = _setting("KEEPWELL_TWILIO_BASE_URL", "https://api.twilio.com", "Twilio's REST API")
     http_timeout: float = _setting("KEEPWELL_HTTP_TIMEOUT", 10.0, "seconds before an SMTP, SMS or webhook call "
                                    "gives up (and is retried later)", float)
+    webhook_networks: str = _setting(
+        "KEEPWELL_WEBHOOK_NETWORKS", "public", "where webhooks may be delivered: `public` addresses only (no "
+        "loopback, private or link-local ones), `loopback` too (tests, a relay on the same machine), or `any`")
     webhook_secret: str = _setting(
         "KEEPWELL_WEBHOOK_SECRET", "", "default HMAC secret for `X-Keepwell-Signature` (per company: "
-        "`companies set --webhook-secret`)", shown="empty")
+        "`companies rotate-webhook-secret` or `companies set --webhook-secret`)", shown="empty")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -19,7 +19,8 @@ def channel_settings(settings: Settings) -> ChannelSettings:
         smtp_user=settings.smtp_user, smtp_password=settings.smtp_password, mail_from=settings.mail_from,
         sms_provider=settings.sms_provider, sms_file=settings.sms_file, sms_from=settings.sms_from,
         twilio_account_sid=settings.twilio_account_sid, twilio_auth_token=settings.twilio_auth_token,
-        twilio_base_url=settings.twilio_base_url, http_timeout=settings.http_timeout)
+        twilio_base_url=settings.twilio_base_url, http_timeout=settings.http_timeout,
+        webhook_networks=settings.webhook_networks)
 
 
 def channels(settings: Settings) -> dict[str, Channel]:

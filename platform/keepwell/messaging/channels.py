@@ -11,8 +11,10 @@ import base64
 import email.policy
 import hashlib
 import hmac
+import ipaddress
 import json
 import smtplib
+import socket
 import ssl
 import urllib.error
 import urllib.parse
@@ -63,6 +65,8 @@ class ChannelSettings:
     twilio_auth_token: str | None = None
     twilio_base_url: str = "https://api.twilio.com"
     http_timeout: float = 10.0
+    # Where webhooks may go: "public" addresses only, also "loopback" (tests, a local relay), or "any".
+    webhook_networks: str = "public"
 
 
 class SmtpEmail:
@@ -179,9 +183,42 @@ class Webhook:
         headers = {"Content-Type": "application/json", "X-Keepwell-Signature": f"sha256={sig}",
                    "Idempotency-Key": message.key}
         headers.update(standard_headers(message.key, now, body, (self.secret, *self.previous)))
+        check_destination(message.to, self.settings.webhook_networks)
         req = urllib.request.Request(message.to, data=body, method="POST", headers=headers)
-        _http(req, self.timeout)
+        _http(req, self.timeout, _NO_REDIRECTS)
         return message.key
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as the error it is for a webhook (it could point anywhere)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+
+
+def check_destination(url: str, networks: str = "public") -> None:
+    """Refuse a webhook URL that is not http(s), or whose host resolves to a loopback, private,
+    link-local or otherwise non-public address (unless `networks` allows it): a tenant's URL
+    must not reach the servers Keepwell runs beside."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DeliveryError(f"{url!r} is not an http(s) URL", retryable=False)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                                   proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DeliveryError(f"{parts.hostname}: {exc}") from exc  # DNS may come back: retried
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if networks == "any" or ip.is_global:
+            continue
+        if ip.is_loopback and networks == "loopback":
+            continue
+        raise DeliveryError(f"{parts.hostname} resolves to {ip}, which is not a public address: webhooks go only "
+                            "to the internet (KEEPWELL_WEBHOOK_NETWORKS)", retryable=False)
 
 
 def standard_headers(msg_id: str, at: datetime, body: bytes, secrets: tuple[str, ...]) -> dict[str, str]:
@@ -193,9 +230,9 @@ def standard_headers(msg_id: str, at: datetime, body: bytes, secrets: tuple[str,
             "webhook-signature": " ".join(signatures)}
 
 
-def _http(req: urllib.request.Request, timeout: float) -> dict:
+def _http(req: urllib.request.Request, timeout: float, opener: urllib.request.OpenerDirector | None = None) -> dict:
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with (opener.open if opener is not None else urllib.request.urlopen)(req, timeout=timeout) as resp:
             text = resp.read().decode() or "{}"
     except urllib.error.HTTPError as exc:
         exc.close()  # it holds the response (and its socket) open
