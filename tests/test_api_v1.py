@@ -202,3 +202,26 @@ def test_a_batch_over_500_events_is_refused_whole(svc):
     assert r.status_code == 422 and r.json["errors"][0]["pointer"] == "/events"
     assert c.get("/api/v1/events", headers=auth).json["events"] == []
     assert len(c.post("/api/v1/events", json={"events": batch[:500]}, headers=auth).json["results"]) == 500
+
+
+def test_a_charge_that_asks_for_it_gets_the_member_discount(svc):
+    svc.publish({**PLAN, "spec": {**PLAN["spec"], "discount_percent": "15"}}, "test", date(1970, 1, 2))
+    c, auth = client_of(svc), h(svc)
+    cust = c.post("/api/v1/customers", json={"name": "Ann"}, headers=auth).json["id"]
+    c.post("/api/v1/enrollments", json={"customer": cust, "plan": "vip", "on": date.today().isoformat()},
+           headers=auth)
+    now = datetime.now(UTC).isoformat()
+    r = c.post("/api/v1/events", headers=auth, json={
+        "id": "till-9", "type": "purchase", "customer": cust, "occurred_at": now,
+        "data": {"amount": "40.00", "pay_with": "membership", "apply_discount": True}})
+    assert r.status_code == 201
+    assert (r.json["list_amount"], r.json["discount_percent"], r.json["discount"], r.json["charged"],
+            r.json["balance"]) == ("40.00", "15", "6.00", "34.00", "66.00")
+    card = c.post("/api/v1/events", headers=auth, json={
+        "id": "till-10", "type": "purchase", "customer": cust, "occurred_at": now,
+        "data": {"amount": "19.99", "pay_with": "card", "apply_discount": True}}).json
+    assert (card["discount"], card["charged"]) == ("3.00", "16.99")  # 15% of 19.99 = 2.9985, to the cent
+    plain = c.post("/api/v1/events", headers=auth, json={
+        "id": "till-11", "type": "purchase", "customer": cust, "occurred_at": now,
+        "data": {"amount": "10.00", "pay_with": "membership"}}).json
+    assert plain["charged"] == "10.00" and "discount" not in plain

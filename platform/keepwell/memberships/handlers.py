@@ -111,19 +111,35 @@ def receipt(ctx: Ctx, m: Membership) -> dict[str, Any]:
                   **common("service_code")},
     description={"title": "Description", "description": "What was bought.", "type": "string"},
     membership=MEMBERSHIP,
-    category={"title": "Category", "description": "Purchase category, e.g. \"parts\".", "type": "string"}))
+    category={"title": "Category", "description": "Purchase category, e.g. \"parts\".", "type": "string"},
+    apply_discount={"title": "Apply the member discount", "description": "Take the membership's member discount "
+                    "off the amount (the till sends the list price).", "type": "boolean", "default": False}))
 def purchase(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
     cents = to_cents(data["amount"])
     if data.get("pay_with") != "membership":
         m = membership_for(ctx, event, data, local, required=False)
-        return {"charged": format_cents(cents), "membership": m.id if m else None}
+        discount = _member_discount(ctx, m, cents) if data.get("apply_discount") else {}
+        return {"charged": format_cents(cents - discount.get("cents", 0)), "membership": m.id if m else None,
+                **discount.get("shown", {})}
     m = membership_for(ctx, event, data, local, required=True)
     assert m is not None
     if memberships.current_period_of(m, local) != m.current_period:
         raise Declined("period_closed", f"{local} is not in the membership's current period (ends {m.expires_on})")
     plan_ref, terms = memberships.plan_of(ctx, m)
-    paid = allowance.charge(ctx, m, terms, cents, Posting(event.id, plan_ref, "", local, m.current_period))
-    return {**paid, **receipt(ctx, m)}
+    discount = _member_discount(ctx, m, cents) if data.get("apply_discount") else {}
+    paid = allowance.charge(ctx, m, terms, cents - discount.get("cents", 0),
+                            Posting(event.id, plan_ref, "", local, m.current_period))
+    return {**paid, **discount.get("shown", {}), **receipt(ctx, m)}
+
+
+def _member_discount(ctx: Ctx, m: Membership | None, cents: int) -> dict[str, Any]:
+    """The member discount on a list price: {"cents": off, "shown": what the receipt says}."""
+    if m is None:
+        return {}
+    percent = memberships.plan_of(ctx, m)[1].discount_percent
+    off = percent_of(cents, percent)
+    return {"cents": off, "shown": {"list_amount": format_cents(cents), "discount_percent": percent,
+                                    "discount": format_cents(off)}}
 
 
 @event_type("service_completed", title="Service completed", description="Details of a service_completed event.",
