@@ -768,3 +768,29 @@ def test_a_webhook_to_a_private_address_is_refused_for_good_and_redirects_are_no
         [out] = [o for o in deliver(hvac) if o["message_id"] == second["id"]]
         assert out["status"] == "dead" and "HTTP 302" in out["detail"]  # the redirect was not followed
         assert len(hook.requests) == 1
+
+
+def test_a_410_turns_the_webhook_off_tells_the_company_and_a_new_url_turns_it_on(hvac, db_url):
+    hvac("companies", "set", "--email", "office@heating.example")
+    alert = _big_job_alert(hvac)
+    with HttpRecorder(lambda req: (410, {})) as gone:
+        hvac("companies", "set", "--webhook-url", f"{gone.url}/old")
+        [out] = [o for o in deliver(hvac) if o["message_id"] == alert["id"]]
+        assert out["status"] == "dead" and "HTTP 410" in out["detail"]
+        later = _big_job_alert(hvac, "pos-2002")
+        [skipped] = [o for o in deliver(hvac) if o["message_id"] == later["id"]]
+        assert skipped["status"] == "skipped" and len(gone.requests) == 1  # nothing more sent there
+    rows = listed(hvac)
+    [notice] = [r for r in rows if r["channel"] == "email" and r.get("template") == "webhook_disabled"]
+    row = message_row(db_url, notice["id"])
+    assert (row.audience, row.payload["data"]["url"]) == ("company", f"{gone.url}/old")
+    from keepwell.messaging import templates
+
+    wording = templates.shipped()["webhook_disabled"]
+    text = templates.render(wording["email"], {"company": {"name": "Heat Co"}, "data": row.payload["data"]})
+    assert "410 Gone" in text and f"{gone.url}/old" in text and "--webhook-url" in text
+    with HttpRecorder(lambda req: (200, {"ok": True})) as fresh:
+        hvac("companies", "set", "--webhook-url", f"{fresh.url}/new")
+        third = _big_job_alert(hvac, "pos-2003")
+        assert {o["message_id"]: o["status"] for o in deliver(hvac)}[third["id"]] == "sent"
+        assert len(fresh.requests) == 1

@@ -24,6 +24,9 @@ class Company(Base):
     # During a rotation the old secret still signs, beside the new one, until this moment.
     webhook_secret_previous: Mapped[str | None] = mapped_column(sa.String(100))
     webhook_secret_previous_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Set when the endpoint said 410 Gone: webhooks wait (skipped) until the URL is set again.
+    webhook_disabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    webhook_disabled_reason: Mapped[str | None] = mapped_column(sa.String(300))
     quiet_start: Mapped[str | None] = mapped_column(sa.String(5))  # "21:00", company local time
     quiet_end: Mapped[str | None] = mapped_column(sa.String(5))  # "08:00"
     # What the company's clients may send (see customers.limits): how far ahead and back an

@@ -130,9 +130,10 @@ class DeliveryError(KeepwellError):
 
     code = "delivery_failed"
 
-    def __init__(self, message: str, retryable: bool = True):
+    def __init__(self, message: str, retryable: bool = True, http_status: int | None = None):
         super().__init__(message)
         self.retryable = retryable
+        self.http_status = http_status  # what the receiving server answered, when it answered
 
 
 class EngineFailure(KeepwellError):

@@ -238,7 +238,7 @@ def _http(req: urllib.request.Request, timeout: float, opener: urllib.request.Op
         exc.close()  # it holds the response (and its socket) open
         # 4xx other than 408/429 will not get better by retrying.
         retryable = exc.code >= 500 or exc.code in (408, 429)
-        raise DeliveryError(f"HTTP {exc.code} from {req.full_url}", retryable=retryable) from exc
+        raise DeliveryError(f"HTTP {exc.code} from {req.full_url}", retryable=retryable, http_status=exc.code) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise DeliveryError(f"{req.full_url}: {exc}") from exc
     try:

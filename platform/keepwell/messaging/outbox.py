@@ -165,6 +165,11 @@ def claim(session: Session, message_id: int, channels: dict[str, Channel], now: 
                 msg.due_at = until
                 _record(session, msg, "deferred", f"quiet hours until {until.isoformat()}")
                 return Outcome(message_id, msg.status, "quiet hours")
+    if msg.channel == "webhook" and company.webhook_disabled_at is not None:
+        msg.status = "skipped"
+        _record(session, msg, "skipped", f"the webhook endpoint is turned off: {company.webhook_disabled_reason} "
+                "(set the URL again with `keepwell companies set --webhook-url` to turn it back on)")
+        return Outcome(message_id, "skipped", "webhook endpoint turned off")
     try:
         rendered = build(ctx, msg, _inline_templates(ctx, msg))
         channel = channels[msg.channel]
@@ -194,6 +199,8 @@ def finish(session: Session, claimed: Claim, provider_id: str | None, error: Del
         _record(session, msg, "sent", f"to {claimed.message.to}: {provider_id}")
         return Outcome(claimed.message_id, "sent", provider_id or "")
     msg.last_error = str(error)
+    if msg.channel == "webhook" and error.http_status == 410:
+        _turn_off_webhook(session, msg, claimed.message.to, now)
     if not error.retryable or msg.attempts >= MAX_ATTEMPTS:
         msg.status = "dead"
         _record(session, msg, "failed", f"{error} (gave up after {msg.attempts} attempt(s))")
@@ -201,6 +208,19 @@ def finish(session: Session, claimed: Claim, provider_id: str | None, error: Del
         msg.status, msg.due_at = "retry", now + backoff(msg.attempts)
         _record(session, msg, "failed", f"{error} (next try at {msg.due_at.isoformat()})")
     return Outcome(claimed.message_id, msg.status, str(error))
+
+
+def _turn_off_webhook(session: Session, msg: OutboxMessage, url: str, now: datetime) -> None:
+    """The endpoint said it is gone (410): stop sending to it, and tell the company by email."""
+    company = session.get(Company, msg.company_id)
+    if company is None or company.webhook_disabled_at is not None:
+        return
+    company.webhook_disabled_at = now
+    company.webhook_disabled_reason = f"{url[:200]} answered 410 Gone on {now.date().isoformat()}"
+    session.add(OutboxMessage(company_id=company.id, key=f"webhook-disabled:{msg.id}", kind="notification",
+                              channel="email", template="webhook_disabled", audience="company",
+                              payload={"url": url[:500], "reason": company.webhook_disabled_reason,
+                                       "data": {"url": url[:500]}}, due_at=now, created_at=now))
 
 
 def due_at(session: Session, message_id: int) -> tuple[datetime, int]:
