@@ -225,3 +225,21 @@ def test_a_charge_that_asks_for_it_gets_the_member_discount(svc):
         "id": "till-11", "type": "purchase", "customer": cust, "occurred_at": now,
         "data": {"amount": "10.00", "pay_with": "membership"}}).json
     assert plain["charged"] == "10.00" and "discount" not in plain
+
+
+def test_owners_keys_manage_keys_and_others_cannot(svc):
+    c = client_of(svc)
+    admin, pos = h(svc, scopes=["admin"]), h(svc)
+    assert c.get("/api/v1/api_keys", headers=pos).json["needed_scope"] == "admin"
+    made = c.post("/api/v1/api_keys", json={"name": "reports", "scopes": ["read"]}, headers=admin)
+    assert made.status_code == 201 and made.json["secret"].startswith("kw_") and made.json["scopes"] == ["read"]
+    listed = c.get("/api/v1/api_keys", headers=admin).json["api_keys"]
+    assert made.json["secret"] not in str(listed) and made.json["id"] in [k["id"] for k in listed]
+    new = {"Authorization": f"Bearer {made.json['secret']}"}
+    assert c.get("/api/v1/rulesets", headers=new).status_code == 200
+    assert c.delete(f"/api/v1/api_keys/{made.json['id']}", headers=admin).status_code == 204
+    assert c.get("/api/v1/rulesets", headers=new).status_code == 401
+    theirs = h(svc, "other", scopes=["admin"])
+    assert c.delete(f"/api/v1/api_keys/{listed[0]['id']}", headers=theirs).status_code == 404
+    bad = c.post("/api/v1/api_keys", json={"name": "x", "scopes": ["everything"]}, headers=admin)
+    assert bad.status_code == 422 and bad.json["errors"][0]["pointer"] == "/scopes/0"

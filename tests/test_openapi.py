@@ -34,7 +34,7 @@ def test_the_document_is_valid_openapi_3_1_and_covers_every_route(site):
     doc = app.test_client().get("/api/v1/openapi.json").json
     validate(doc)  # raises on any violation of the specification
     assert doc["openapi"].startswith("3.1")
-    routes = {(m.lower(), "/" + r.rule.removeprefix("/api/v1/").replace("<path:", "{").replace("<", "{")
+    routes = {(m.lower(), "/" + r.rule.removeprefix("/api/v1/").replace("<path:", "{").replace("<int:", "{").replace("<", "{")
                .replace(">", "}")) for r in app.url_map.iter_rules() if r.endpoint.startswith("api.")
               for m in r.methods - {"HEAD", "OPTIONS"}}
     documented = {(method, path) for path, ops in doc["paths"].items() for method in ops}

@@ -297,6 +297,29 @@ def list_rulesets() -> ResponseReturnValue:
     return jsonify({"rulesets": rulesets.list_rulesets(keepwell(), g.company)})
 
 
+@bp.get("/api_keys")
+@needs("admin")
+def list_api_keys() -> ResponseReturnValue:
+    return jsonify({"api_keys": apikeys.list_keys(keepwell(), g.company)})
+
+
+@bp.post("/api_keys")
+@needs("admin")
+@idempotent
+def create_api_key() -> ResponseReturnValue:
+    body = validated("ApiKeyIn", _body())
+    secret = apikeys.create(keepwell(), g.company, body["name"], body.get("scopes") or apikeys.DEFAULT_SCOPES)
+    shown = next(k for k in apikeys.list_keys(keepwell(), g.company) if k["hint"] == secret[:10])
+    return jsonify({**shown, "secret": secret}), 201
+
+
+@bp.delete("/api_keys/<int:key_id>")
+@needs("admin")
+def revoke_api_key(key_id: int) -> ResponseReturnValue:
+    apikeys.revoke(keepwell(), g.company, key_id)
+    return Response(status=204)
+
+
 @bp.post("/simulations")
 @needs("read")
 def simulate() -> ResponseReturnValue:

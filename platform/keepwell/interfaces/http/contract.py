@@ -44,6 +44,13 @@ BODIES: dict[str, dict[str, Any]] = {
                        "from": DAY, "to": DAY,
                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/event"},
                                   "description": "A sample stream instead of the recorded events"}}},
+    "ApiKeyIn": {
+        "type": "object", "required": ["name"], "additionalProperties": False,
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 120,
+                                "description": "What uses the key (\"front desk POS\")"},
+                       "scopes": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                  "items": {"enum": ["read", "events:write", "customers:write", "memberships:write",
+                                                     "adjustments:write", "admin"]}}}},
     "EventsIn": {"oneOf": [{"$ref": "#/components/schemas/event"},
                            {"type": "object", "required": ["events"], "properties": {
                                "events": {"type": "array", "maxItems": 500,
@@ -103,6 +110,11 @@ ENDPOINTS = (
              "read", query=(("from", DAY, "First day"), ("to", DAY, "Last day")),
              answers={200: "object", 404: "Problem", 422: "Problem"}),
     Endpoint("get", "/rulesets", "list_rulesets", "The company's rulesets", "read"),
+    Endpoint("get", "/api_keys", "list_api_keys", "The company's API keys (never their secrets)", "admin"),
+    Endpoint("post", "/api_keys", "create_api_key", "A new API key; its secret is in this answer only", "admin",
+             "ApiKeyIn", answers={201: "object", 422: "Problem"}),
+    Endpoint("delete", "/api_keys/{key_id}", "revoke_api_key", "Revoke a key: it stops working at once here, within "
+             "the key cache's seconds elsewhere", "admin", answers={204: "empty", 404: "Problem"}),
     Endpoint("post", "/simulations", "simulate", "What a draft ruleset would change (202: runs on a worker)",
              "read", "SimulationIn", answers={200: "object", 202: "object", 422: "Problem"}),
     Endpoint("get", "/simulations/{job_id}", "simulation_status", "A background simulation's progress and report",

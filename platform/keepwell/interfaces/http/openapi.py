@@ -71,6 +71,9 @@ def _operation(e: contract.Endpoint) -> dict[str, Any]:
                                       "while the first still runs, 409."})
     responses: dict[str, Any] = {}
     for status, shape in e.answers.items():
+        if shape == "empty":
+            responses[str(status)] = {"description": "Done; no content"}
+            continue
         media = "application/problem+json" if shape == "Problem" else "application/json"
         schema = {"type": "object"} if shape == "object" else {"$ref": f"#/components/schemas/{shape}"}
         responses[str(status)] = {"description": _STATUS_TEXT.get(status, "Answer"),
