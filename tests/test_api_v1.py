@@ -243,3 +243,24 @@ def test_owners_keys_manage_keys_and_others_cannot(svc):
     assert c.delete(f"/api/v1/api_keys/{listed[0]['id']}", headers=theirs).status_code == 404
     bad = c.post("/api/v1/api_keys", json={"name": "x", "scopes": ["everything"]}, headers=admin)
     assert bad.status_code == 422 and bad.json["errors"][0]["pointer"] == "/scopes/0"
+
+
+def test_a_membership_changes_tier_and_is_cancelled_through_the_api(svc):
+    tiers = {**PLAN, "spec": {"allowance": PLAN["spec"]["allowance"], "tiers": [
+        {"id": "basic", "name": "Basic"}, {"id": "premium", "name": "Premium", "allowance_amount": "300.00"}]}}
+    svc.publish(tiers, "test", date(1970, 1, 2))
+    c, auth = client_of(svc), h(svc)
+    cust = c.post("/api/v1/customers", json={"name": "Ann"}, headers=auth).json["id"]
+    mid = c.post("/api/v1/enrollments", json={"customer": cust, "plan": "vip", "tier": "basic",
+                                              "on": date.today().isoformat()}, headers=auth).json["membership"]
+    moved = c.post(f"/api/v1/memberships/{mid}/tier", json={"tier": "premium"}, headers=auth)
+    assert moved.status_code == 201 and moved.json["cancelled"] == mid and moved.json["tier"] == "premium"
+    new = moved.json["membership"]
+    assert c.get(f"/api/v1/memberships/{new}", headers=auth).json["allowance"]["amount"] == "300.00"
+    again = c.post(f"/api/v1/memberships/{new}/tier", json={"tier": "premium"}, headers=auth)
+    assert again.status_code == 422 and again.json["errors"][0]["pointer"] == "/tier"
+    assert c.post(f"/api/v1/memberships/{new}/cancel", headers=h(svc, "other")).status_code == 404
+    done = c.post(f"/api/v1/memberships/{new}/cancel", json={}, headers=auth)
+    assert done.status_code == 200 and c.get(f"/api/v1/memberships/{new}", headers=auth).json["status"] == "cancelled"
+    twice = c.post(f"/api/v1/memberships/{mid}/cancel", headers=auth)  # ended already by the tier change
+    assert twice.status_code == 402 and twice.json["code"] == "declined" and twice.json["reason"]

@@ -18,7 +18,18 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from ...kernel.errors import Forbidden, InvalidDocument, KeepwellError, NotFound, Problem, Unauthorized
 from ...kernel.text import MAX_DEPTH, depth_problem
-from ...usecases import Keepwell, apikeys, customers, events, idempotency, memberships, rewards, rulesets, simulation
+from ...usecases import (
+    Keepwell,
+    apikeys,
+    companies,
+    customers,
+    events,
+    idempotency,
+    memberships,
+    rewards,
+    rulesets,
+    simulation,
+)
 from ...usecases.simulation import simulate as run_simulation
 from ..jobs import enqueue as jobs
 from .contract import validated
@@ -285,6 +296,34 @@ def membership(membership_id: str) -> ResponseReturnValue:
     return jsonify(memberships.show(keepwell(), g.company, membership_id))
 
 
+def _day(body: dict[str, Any], name: str) -> date:
+    if not body.get(name):
+        return companies.today(keepwell(), g.company)
+    try:
+        return date.fromisoformat(body[name])
+    except ValueError:
+        raise InvalidDocument("rejected", [Problem(name, "a date such as 2026-03-01")]) from None
+
+
+@bp.post("/memberships/<membership_id>/cancel")
+@needs("memberships:write")
+def cancel_membership(membership_id: str) -> ResponseReturnValue:
+    body = validated("CancelIn", _body() if request.content_length else {})
+    result = memberships.cancel(keepwell(), g.company, membership_id, _day(body, "on"))
+    if result.get("status") == "declined":
+        return _event_answer(result)
+    return jsonify(result)
+
+
+@bp.post("/memberships/<membership_id>/tier")
+@needs("memberships:write")
+def change_tier(membership_id: str) -> ResponseReturnValue:
+    body = validated("TierChangeIn", _body())
+    changed = memberships.change_tier(keepwell(), g.company, membership_id, body["tier"], _day(body, "on"))
+    return jsonify({"cancelled": changed.cancelled, "membership": changed.membership, "tier": changed.tier,
+                    "enrolment": changed.result}), 201
+
+
 @bp.get("/memberships/<membership_id>/statement")
 @needs("read")
 def statement(membership_id: str) -> ResponseReturnValue:
@@ -322,6 +361,7 @@ def revoke_api_key(key_id: int) -> ResponseReturnValue:
 
 @bp.post("/simulations")
 @needs("read")
+@idempotent
 def simulate() -> ResponseReturnValue:
     """{"draft": <ruleset document or list of them>, "from": "YYYY-MM-DD", "to": "YYYY-MM-DD",
     "events": [optional sample stream]}: what would change over the recorded events (or the

@@ -44,6 +44,11 @@ BODIES: dict[str, dict[str, Any]] = {
                        "from": DAY, "to": DAY,
                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/event"},
                                   "description": "A sample stream instead of the recorded events"}}},
+    "CancelIn": {"type": "object", "additionalProperties": False,
+                 "properties": {"on": {**DAY, "description": "The last day (default: today, company time)"}}},
+    "TierChangeIn": {"type": "object", "required": ["tier"], "additionalProperties": False,
+                     "properties": {"tier": {**ID, "description": "A tier of the membership's plan"},
+                                    "on": {**DAY, "description": "The day of the change (default: today)"}}},
     "ApiKeyIn": {
         "type": "object", "required": ["name"], "additionalProperties": False,
         "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 120,
@@ -106,6 +111,12 @@ ENDPOINTS = (
              idempotent=True),
     Endpoint("get", "/memberships/{membership_id}", "membership", "A membership: plan, period, balances",
              "read", answers={200: "object", 404: "Problem"}),
+    Endpoint("post", "/memberships/{membership_id}/cancel", "cancel_membership", "Cancel a membership on a day",
+             "memberships:write", "CancelIn", answers={200: "object", 402: "Problem", 404: "Problem",
+                                                        422: "Problem"}),
+    Endpoint("post", "/memberships/{membership_id}/tier", "change_tier", "Move a membership to another tier "
+             "(it ends; one on the new tier starts, in one transaction)", "memberships:write", "TierChangeIn",
+             answers={201: "object", 402: "Problem", 404: "Problem", 422: "Problem"}),
     Endpoint("get", "/memberships/{membership_id}/statement", "statement", "Statement lines of a date range",
              "read", query=(("from", DAY, "First day"), ("to", DAY, "Last day")),
              answers={200: "object", 404: "Problem", 422: "Problem"}),
@@ -116,7 +127,8 @@ ENDPOINTS = (
     Endpoint("delete", "/api_keys/{key_id}", "revoke_api_key", "Revoke a key: it stops working at once here, within "
              "the key cache's seconds elsewhere", "admin", answers={204: "empty", 404: "Problem"}),
     Endpoint("post", "/simulations", "simulate", "What a draft ruleset would change (202: runs on a worker)",
-             "read", "SimulationIn", answers={200: "object", 202: "object", 422: "Problem"}),
+             "read", "SimulationIn", answers={200: "object", 202: "object", 409: "Problem", 422: "Problem"},
+             idempotent=True),
     Endpoint("get", "/simulations/{job_id}", "simulation_status", "A background simulation's progress and report",
              "read", answers={200: "object", 404: "Problem"}),
 )
