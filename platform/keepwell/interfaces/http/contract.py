@@ -123,7 +123,7 @@ ENDPOINTS = (
     Endpoint("get", "/rulesets", "list_rulesets", "The company's rulesets", "read"),
     Endpoint("get", "/api_keys", "list_api_keys", "The company's API keys (never their secrets)", "admin"),
     Endpoint("post", "/api_keys", "create_api_key", "A new API key; its secret is in this answer only", "admin",
-             "ApiKeyIn", answers={201: "object", 422: "Problem"}),
+             "ApiKeyIn", answers={201: "object", 409: "Problem", 422: "Problem"}, idempotent=True),
     Endpoint("delete", "/api_keys/{key_id}", "revoke_api_key", "Revoke a key: it stops working at once here, within "
              "the key cache's seconds elsewhere", "admin", answers={204: "empty", 404: "Problem"}),
     Endpoint("post", "/simulations", "simulate", "What a draft ruleset would change (202: runs on a worker)",
