@@ -217,15 +217,8 @@ def list_customers() -> ResponseReturnValue:
         rows = customers.list_customers(keepwell(), g.company, limit, offset)
         return jsonify({"customers": rows, "limit": limit, "offset": offset})
     lookups = {k: request.args.get(k) or None for k in ("email", "phone", "q")}
-    after = request.args.get("starting_after") or None
-    if after is not None and len(after) > 200:
-        raise InvalidDocument("bad query", [Problem("starting_after", "at most 200 characters")])
-    found = customers.page(keepwell(), g.company, limit, after, **lookups)
-    nxt = None
-    if found["has_more"]:
-        nxt = url_for(".list_customers", limit=limit, starting_after=found["last"],
-                      **{k: v for k, v in lookups.items() if v})
-    return jsonify({"customers": found["customers"], "limit": limit, "has_more": found["has_more"], "next": nxt})
+    found = customers.page(keepwell(), g.company, limit, _cursor(), **lookups)
+    return _page("customers", ".list_customers", found, limit, lookups)
 
 
 @bp.get("/customers/<customer_id>")
@@ -254,14 +247,24 @@ def customer_memberships(customer_id: str) -> ResponseReturnValue:
 def list_events() -> ResponseReturnValue:
     """Stored events, oldest first: `limit`, the cursor `starting_after`, `customer`, `type`."""
     limit = min(_int_arg("limit", 50), 500)
+    filters = {"customer": request.args.get("customer") or None, "type": request.args.get("type") or None}
+    found = events.list_events(keepwell(), g.company, limit, _cursor(), filters["customer"], filters["type"])
+    return _page("events", ".list_events", found, limit, filters)
+
+
+def _cursor() -> str | None:
+    """The `starting_after` of a list: the last id of the page before."""
     after = request.args.get("starting_after") or None
     if after is not None and len(after) > 200:
         raise InvalidDocument("bad query", [Problem("starting_after", "at most 200 characters")])
-    customer, type_ = request.args.get("customer") or None, request.args.get("type") or None
-    found = events.list_events(keepwell(), g.company, limit, after, customer, type_)
-    nxt = url_for(".list_events", limit=limit, starting_after=found["last"],
-                  **{k: v for k, v in (("customer", customer), ("type", type_)) if v}) if found["has_more"] else None
-    return jsonify({"events": found["events"], "limit": limit, "has_more": found["has_more"], "next": nxt})
+    return after
+
+
+def _page(name: str, endpoint: str, found: dict[str, Any], limit: int, filters: dict[str, str | None]) -> Response:
+    """A page of a list, with `has_more` and the `next` link (same filters, after the last row)."""
+    nxt = url_for(endpoint, limit=limit, starting_after=found["last"], **{k: v for k, v in filters.items() if v}) \
+        if found["has_more"] else None
+    return jsonify({name: found[name], "limit": limit, "has_more": found["has_more"], "next": nxt})
 
 
 @bp.get("/events/<path:event_id>")
