@@ -41,6 +41,7 @@ class Message:
     subject: str
     body: str
     data: dict = field(default_factory=dict)
+    created_at: datetime | None = None  # when the message was queued: the same in every resend
 
 
 class Channel(Protocol):
@@ -176,7 +177,11 @@ class Webhook:
     def send(self, message: Message) -> str:
         now = datetime.now(UTC).replace(microsecond=0)
         trigger = (message.data.get("trigger") or {}).get("id") if isinstance(message.data, dict) else None
-        body = json.dumps({"type": f"notification.{trigger or 'message'}", "timestamp": now.isoformat(),
+        # The body is the same on every resend (the receiver drops copies by webhook-id); only
+        # the webhook-timestamp header says when this send happened.
+        queued = message.created_at or now
+        queued = (queued if queued.tzinfo else queued.replace(tzinfo=UTC)).replace(microsecond=0)
+        body = json.dumps({"type": f"notification.{trigger or 'message'}", "timestamp": queued.isoformat(),
                            "id": message.key, "subject": message.subject, "text": message.body,
                            "data": message.data}, sort_keys=True).encode()
         sig = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
