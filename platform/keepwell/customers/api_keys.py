@@ -56,15 +56,23 @@ def check_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
 
 def create_api_key(session: Session, company: Company, name: str,
                    scopes: list[str] | tuple[str, ...] = DEFAULT_SCOPES) -> str:
+    """A new key's secret (shown once)."""
+    return issue_api_key(session, company, name, scopes)["secret"]
+
+
+def issue_api_key(session: Session, company: Company, name: str,
+                  scopes: list[str] | tuple[str, ...] = DEFAULT_SCOPES) -> dict[str, Any]:
+    """A new key as `list_keys` shows it, with its secret (the only time it is seen)."""
     wanted = check_scopes(scopes)
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise InvalidDocument.field("name", "a name of 1 to 120 characters (what uses the key: \"front desk POS\")")
     secret = f"kw_{secrets.token_urlsafe(32)}"
-    session.add(ApiKey(company_id=company.id, name=name, digest=digest_of(secret), scopes=" ".join(wanted),
-                       hint=secret[:HINT]))
+    key = ApiKey(company_id=company.id, name=name, digest=digest_of(secret), scopes=" ".join(wanted),
+                 hint=secret[:HINT])
+    session.add(key)
     session.flush()
-    return secret
+    return {**_view(key), "secret": secret}
 
 
 def grant_for_key(session: Session, digest: str) -> KeyGrant | None:
@@ -76,9 +84,12 @@ def grant_for_key(session: Session, digest: str) -> KeyGrant | None:
 
 def list_keys(session: Session, company: Company) -> list[dict[str, Any]]:
     rows = session.scalars(sa.select(ApiKey).where(ApiKey.company_id == company.id).order_by(ApiKey.id))
-    return [{"id": k.id, "name": k.name, "hint": k.hint, "scopes": k.scopes.split(),
-             "created_at": k.created_at.isoformat(),
-             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None} for k in rows]
+    return [_view(k) for k in rows]
+
+
+def _view(k: ApiKey) -> dict[str, Any]:
+    return {"id": k.id, "name": k.name, "hint": k.hint, "scopes": k.scopes.split(),
+            "created_at": k.created_at.isoformat(), "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
 
 
 def revoke(session: Session, company: Company, key_id: int, at: datetime) -> str:

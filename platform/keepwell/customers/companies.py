@@ -12,6 +12,7 @@ import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..infra.tables import aware
 from ..kernel.errors import Conflict, InvalidDocument, NotFound
 from ..kernel.money import to_cents
 from .limits import LIMITS, check_limit
@@ -111,8 +112,6 @@ def webhook_secrets(company: Company, now: datetime) -> tuple[str, ...]:
     while its rotation window lasts."""
     out = tuple(s for s in (company.webhook_secret,) if s)
     until = company.webhook_secret_previous_until
-    if company.webhook_secret_previous and until is not None:
-        until = until if until.tzinfo else until.replace(tzinfo=now.tzinfo)
-        if until > now:
-            out += (company.webhook_secret_previous,)
+    if company.webhook_secret_previous and until is not None and aware(until) > now:
+        out += (company.webhook_secret_previous,)
     return out

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..infra.tables import aware
 from ..kernel.errors import Conflict, InvalidDocument
 from .models import Company, IdempotentRequest
 
@@ -30,8 +31,7 @@ def begin(session: Session, company: Company, key: str, fingerprint: str, now: d
     row = session.scalar(sa.select(IdempotentRequest).where(
         IdempotentRequest.company_id == company.id, IdempotentRequest.key == key).with_for_update())
     if row is not None:
-        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=now.tzinfo)
-        stale = now - created > (timedelta(hours=KEPT_HOURS) if row.state == "done"
+        stale = now - aware(row.created_at) > (timedelta(hours=KEPT_HOURS) if row.state == "done"
                                  else timedelta(seconds=RUNNING_SECONDS))
         if stale:
             session.delete(row)

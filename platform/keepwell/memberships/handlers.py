@@ -15,6 +15,7 @@ from ..ledger import Posting, book
 from ..rulesets.event_types import EVENT_TYPES, REASON, STRING, common, data_schema
 from . import allowance, entitlements, memberships, moves, renewal
 from .models import Membership
+from .terms import PlanTerms
 
 MEMBERSHIP = {"title": "Membership", "description": "ID of the membership concerned.", "type": "string",
               "minLength": 1, "maxLength": 200}
@@ -118,7 +119,7 @@ def purchase(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str
     cents = to_cents(data["amount"])
     if data.get("pay_with") != "membership":
         m = membership_for(ctx, event, data, local, required=False)
-        discount = _member_discount(ctx, m, cents) if data.get("apply_discount") else {}
+        discount = _member_discount(cents, memberships.plan_of(ctx, m)[1]) if m and data.get("apply_discount") else {}
         return {"charged": format_cents(cents - discount.get("cents", 0)), "membership": m.id if m else None,
                 **discount.get("shown", {})}
     m = membership_for(ctx, event, data, local, required=True)
@@ -126,19 +127,16 @@ def purchase(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str
     if memberships.current_period_of(m, local) != m.current_period:
         raise Declined("period_closed", f"{local} is not in the membership's current period (ends {m.expires_on})")
     plan_ref, terms = memberships.plan_of(ctx, m)
-    discount = _member_discount(ctx, m, cents) if data.get("apply_discount") else {}
+    discount = _member_discount(cents, terms) if data.get("apply_discount") else {}
     paid = allowance.charge(ctx, m, terms, cents - discount.get("cents", 0),
                             Posting(event.id, plan_ref, "", local, m.current_period))
     return {**paid, **discount.get("shown", {}), **receipt(ctx, m)}
 
 
-def _member_discount(ctx: Ctx, m: Membership | None, cents: int) -> dict[str, Any]:
+def _member_discount(cents: int, terms: PlanTerms) -> dict[str, Any]:
     """The member discount on a list price: {"cents": off, "shown": what the receipt says}."""
-    if m is None:
-        return {}
-    percent = memberships.plan_of(ctx, m)[1].discount_percent
-    off = percent_of(cents, percent)
-    return {"cents": off, "shown": {"list_amount": format_cents(cents), "discount_percent": percent,
+    off = percent_of(cents, terms.discount_percent)
+    return {"cents": off, "shown": {"list_amount": format_cents(cents), "discount_percent": terms.discount_percent,
                                     "discount": format_cents(off)}}
 
 

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from standardwebhooks.webhooks import Webhook as Signer
 
+from ..infra.tables import aware
 from ..kernel.errors import DeliveryError
 
 __all__ = ["Channel", "ChannelSettings", "DeliveryError", "FileSms", "Message", "SmtpEmail", "TwilioSms", "Webhook",
@@ -179,8 +180,7 @@ class Webhook:
         trigger = (message.data.get("trigger") or {}).get("id") if isinstance(message.data, dict) else None
         # The body is the same on every resend (the receiver drops copies by webhook-id); only
         # the webhook-timestamp header says when this send happened.
-        queued = message.created_at or now
-        queued = (queued if queued.tzinfo else queued.replace(tzinfo=UTC)).replace(microsecond=0)
+        queued = aware(message.created_at).replace(microsecond=0) if message.created_at else now
         body = json.dumps({"type": f"notification.{trigger or 'message'}", "timestamp": queued.isoformat(),
                            "id": message.key, "subject": message.subject, "text": message.body,
                            "data": message.data}, sort_keys=True).encode()

@@ -25,7 +25,7 @@ from ..customers.models import Company
 from ..infra.context import Ctx
 from ..infra.database import is_postgres
 from ..infra.sql import chunks, one_of
-from ..infra.tables import utcnow
+from ..infra.tables import aware, utcnow
 from ..kernel.errors import Conflict, DeliveryError, NotFound
 from ..rulesets.versions import get_version
 from .channels import Channel, Message
@@ -263,7 +263,3 @@ def listing(session: Session, company_id: int, status: str | None, limit: int) -
                      "history": [{"at": a.at.isoformat(), "status": a.status, "detail": a.detail} for a in attempts]})
     return rows
 
-
-def aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes (stored as UTC).
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -9,13 +9,19 @@ from ..customers.api_keys import DEFAULT_SCOPES, SCOPES, KeyGrant
 from ..infra.context import Ctx
 from .app import Keepwell, reading, use_case
 
-__all__ = ["DEFAULT_SCOPES", "SCOPES", "KeyGrant", "create", "grant_for", "list_keys", "revoke"]
+__all__ = ["DEFAULT_SCOPES", "SCOPES", "KeyGrant", "create", "grant_for", "issue", "list_keys", "revoke"]
 
 
 @use_case
 def create(ctx: Ctx, name: str = "default", scopes: list[str] | tuple[str, ...] = DEFAULT_SCOPES) -> str:
     """A new key for the company; the secret is shown once and only its digest is stored."""
     return api_keys.create_api_key(ctx.session, ctx.company, name, scopes)
+
+
+@use_case
+def issue(ctx: Ctx, name: str, scopes: list[str] | tuple[str, ...] = DEFAULT_SCOPES) -> dict[str, Any]:
+    """A new key as `list_keys` shows it, with its secret (the only time it is seen)."""
+    return api_keys.issue_api_key(ctx.session, ctx.company, name, scopes)
 
 
 @reading

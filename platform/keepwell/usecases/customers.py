@@ -29,8 +29,7 @@ def update_customer(ctx: Ctx, customer_id: str, name: str | None = None, email: 
 
 @reading
 def list_customers(ctx: Ctx, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    return [{"id": x.id, "name": x.name, "email": x.email, "phone": x.phone}
-            for x in customers.listing(ctx.session, ctx.company.id, limit, offset)]
+    return [_shown(x) for x in customers.listing(ctx.session, ctx.company.id, limit, offset)]
 
 
 @reading
@@ -44,10 +43,10 @@ def page(ctx: Ctx, limit: int = 50, after: str | None = None, email: str | None 
 
 
 def _shown(x: Any) -> dict[str, Any]:
+    """A customer as every answer shows one."""
     return {"id": x.id, "name": x.name, "email": x.email, "phone": x.phone}
 
 
 @reading
 def get_customer(ctx: Ctx, customer_id: str) -> dict[str, Any]:
-    c = customers.get_customer(ctx.session, ctx.company.id, customer_id)
-    return {"id": c.id, "name": c.name, "email": c.email, "phone": c.phone}
+    return _shown(customers.get_customer(ctx.session, ctx.company.id, customer_id))

@@ -140,12 +140,16 @@ def _body() -> Any:
     return data
 
 
-def _date_arg(name: str) -> date:
-    raw = request.args.get(name, "")
+def _iso_date(raw: Any, name: str) -> date:
+    """A date of the request (query or body), or a problem naming its field."""
     try:
         return date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidDocument("bad query", [Problem(name, f"{raw!r} is not a date (YYYY-MM-DD)")]) from None
+    except (TypeError, ValueError):
+        raise InvalidDocument("request rejected", [Problem(name, f"{raw!r} is not a date (YYYY-MM-DD)")]) from None
+
+
+def _date_arg(name: str) -> date:
+    return _iso_date(request.args.get(name, ""), name)
 
 
 def _int_arg(name: str, default: int) -> int:
@@ -167,14 +171,15 @@ def post_events() -> ResponseReturnValue:
     key: a replay answers the first status and body, byte for byte, with `Idempotent-Replayed:
     true`; the same id with other content is 422 (`idempotency_key_reused`)."""
     body = _body()
-    batch = body["events"] if isinstance(body, dict) and isinstance(body.get("events"), list) else [body]
+    is_batch = isinstance(body, dict) and isinstance(body.get("events"), list)
+    batch = body["events"] if is_batch else [body]
     if len(batch) > BATCH_MAX:
         raise InvalidDocument("batch rejected", [Problem("events", f"{len(batch)} events; a request takes at most "
                                                  f"{BATCH_MAX} (send more requests, or `keepwell events import`)")])
     for scope in sorted({event_scope(p) for p in batch}):
         require(scope)
-    if isinstance(body, dict) and isinstance(body.get("events"), list):
-        return jsonify({"results": events.post_events(keepwell(), g.company, body["events"])})
+    if is_batch:
+        return jsonify({"results": events.post_events(keepwell(), g.company, batch)})
     result = events.post_event(keepwell(), g.company, body)
     replayed = bool(result.pop("duplicate", False))
     if result.pop("warning", None):
@@ -284,10 +289,7 @@ def customer_points(customer_id: str) -> ResponseReturnValue:
 @idempotent
 def enroll() -> ResponseReturnValue:
     body = validated("EnrollmentIn", _body())
-    try:
-        on = date.fromisoformat(body["on"])
-    except (TypeError, ValueError):
-        raise InvalidDocument("enrolment rejected", [Problem("on", "not a date (YYYY-MM-DD)")]) from None
+    on = _iso_date(body["on"], "on")
     result = memberships.enroll(keepwell(), g.company, body["customer"], body["plan"], on, tier=body.get("tier"),
                                 key=body.get("id"), allow_second=bool(body.get("allow_second")))
     return jsonify(result), 201 if result.get("status") == "processed" else 200
@@ -300,12 +302,8 @@ def membership(membership_id: str) -> ResponseReturnValue:
 
 
 def _day(body: dict[str, Any], name: str) -> date:
-    if not body.get(name):
-        return companies.today(keepwell(), g.company)
-    try:
-        return date.fromisoformat(body[name])
-    except ValueError:
-        raise InvalidDocument("rejected", [Problem(name, "a date such as 2026-03-01")]) from None
+    """A body's date, today (company time) when it is left out."""
+    return _iso_date(body[name], name) if body.get(name) else companies.today(keepwell(), g.company)
 
 
 @bp.post("/memberships/<membership_id>/cancel")
@@ -350,9 +348,8 @@ def list_api_keys() -> ResponseReturnValue:
 @idempotent
 def create_api_key() -> ResponseReturnValue:
     body = validated("ApiKeyIn", _body())
-    secret = apikeys.create(keepwell(), g.company, body["name"], body.get("scopes") or apikeys.DEFAULT_SCOPES)
-    shown = next(k for k in apikeys.list_keys(keepwell(), g.company) if k["hint"] == secret[:10])
-    return jsonify({**shown, "secret": secret}), 201
+    issued = apikeys.issue(keepwell(), g.company, body["name"], body.get("scopes") or apikeys.DEFAULT_SCOPES)
+    return jsonify(issued), 201
 
 
 @bp.delete("/api_keys/<int:key_id>")
