@@ -86,8 +86,9 @@ class App(Keepwell):
     def run_due_unit(self, unit: Any, company: str | None = None) -> dict:
         return due.run_unit(self, company or DEFAULT, unit)
 
-    def run_due(self, as_of: date, company: str | None = None, progress: Any = None, chunk: int = due.BATCH) -> dict:
-        return due.run(self, company or DEFAULT, as_of, progress, chunk).to_dict()
+    def run_due(self, as_of: date, company: str | None = None, progress: Any = None, chunk: int = due.BATCH,
+                as_sets: bool = True) -> dict:
+        return due.run(self, company or DEFAULT, as_of, progress, chunk, as_sets).to_dict()
 
     def migrate(self, plan: str, target: str, apply: bool = False, company: str | None = None) -> list[dict]:
         return memberships.move(self, company or DEFAULT, plan, target, apply)

@@ -126,8 +126,12 @@ def snapshot(app, company: str) -> dict:
     def work(c):
         cid = c.company.id
         names = {x.id: f"<{x.name}>" for x in c.session.scalars(sa.select(Customer).where(Customer.company_id == cid))}
+        # A membership by its enrolment's key (a customer may have several), else by its customer
+        enrolments = dict(c.session.execute(sa.select(Event.membership_id, Event.key).where(
+            Event.company_id == cid, Event.type == "enrolled", Event.membership_id.is_not(None))).all())
         for m in c.session.scalars(sa.select(Membership).where(Membership.company_id == cid)):
-            names[m.id] = f"<membership of {names[m.customer_id]}>"
+            names[m.id] = (f"<membership {enrolments[m.id]}>" if m.id in enrolments
+                           else f"<membership of {names[m.customer_id]}>")
         for lot, owner in c.session.execute(sa.select(PointsLot, Account.owner).join(Account, Account.id == PointsLot.account_id)
                                             .where(PointsLot.company_id == cid)):
             names[f"lot{lot.id}"] = f"lot<{names[owner]} {lot.earned_on} {lot.points}>"  # ids differ between companies

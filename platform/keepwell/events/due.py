@@ -10,11 +10,13 @@ a crash leaves a chunk applied whole or not at all.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from ..customers.customers import lock_names
 from ..infra.context import Ctx
 from . import pipeline, registry
 
@@ -41,6 +43,9 @@ class DueUnit:
 Planner = Callable[[Ctx, date], list[DueUnit]]
 Keys = Callable[[Ctx, list[DueUnit]], list[str]]  # event keys a chunk's units may write (looked up at once)
 Runner = Callable[[Ctx, DueUnit], dict[str, Any]]
+# Many units as a set: the results of those it did, by key (the rest run one at a time); it is
+# given only units whose customer has no other work in the chunk, and the customers' names.
+ManyRunner = Callable[[Ctx, list[DueUnit], dict[str, str]], dict[str, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -51,15 +56,17 @@ class DueKind:
     run: Runner
     keys: Keys | None = None
     entries_per_unit: int = 0  # ledger entries a unit usually writes (ids drawn up front)
+    many: ManyRunner | None = None
 
 
 _kinds: dict[str, DueKind] = {}
 
 
 def kind(
-    name: str, order: int, plan: Planner, run: Runner, keys: Keys | None = None, entries_per_unit: int = 0
+    name: str, order: int, plan: Planner, run: Runner, keys: Keys | None = None, entries_per_unit: int = 0,
+    many: ManyRunner | None = None,
 ) -> None:
-    _kinds[name] = DueKind(name, order, plan, run, keys, entries_per_unit)
+    _kinds[name] = DueKind(name, order, plan, run, keys, entries_per_unit, many)
 
 
 def plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
@@ -68,24 +75,39 @@ def plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
     return [u for k in sorted(_kinds.values(), key=lambda k: k.order) for u in k.plan(ctx, as_of)]
 
 
-def run_units(ctx: Ctx, units: list[DueUnit]) -> list[dict[str, Any]]:
+def run_units(ctx: Ctx, units: list[DueUnit], as_sets: bool = True) -> list[dict[str, Any]]:
     """Do many units of due work inside the caller's transaction, with exactly the effects of
-    doing them one at a time, in order."""
+    doing them one at a time, in order. With `as_sets`, the kinds that can do many units as a set
+    do those they can first: only units whose customer has no other unit in the chunk, so that no
+    unit's effects are seen by another out of order."""
     from ..ledger.models import LedgerEntry
 
-    present = pipeline.lock(ctx, [u.customer for u in units])
-    registry.run_preload(ctx, present)
-    keys: list[str] = []
-    for k in _kinds.values():
-        mine = [u for u in units if u.kind == k.name]
-        if mine and k.keys is not None:
-            keys += k.keys(ctx, mine)
-    pipeline.lookup_keys(ctx, keys)
-    ids = ctx.unit.ids
-    ids.want(pipeline.EVENTS, 2 * len(units))
-    ids.want(LedgerEntry.__table__, sum(found.entries_per_unit for u in units if (found := _kinds.get(u.kind))))  # type: ignore[arg-type]
     with ctx.unit.scope():
-        return [run_unit(ctx, u) for u in units]
+        done: dict[str, dict[str, Any]] = {}
+        if as_sets and any(k.many for k in _kinds.values()):
+            # Every customer of the chunk locked at once, in id order (as the pipeline locks
+            # them): a chunk never holds some customers while waiting for others out of order.
+            names = lock_names(ctx.session, ctx.company.id, [u.customer for u in units])
+            alone = Counter(u.customer for u in units)
+            for k in _kinds.values():
+                mine = [u for u in units if u.kind == k.name and alone[u.customer] == 1]
+                if mine and k.many is not None:
+                    done.update(k.many(ctx, mine, names))
+        rest = [u for u in units if u.key not in done]
+        present = pipeline.lock(ctx, [u.customer for u in rest])
+        registry.run_preload(ctx, present)
+        keys: list[str] = []
+        for k in _kinds.values():
+            mine = [u for u in rest if u.kind == k.name]
+            if mine and k.keys is not None:
+                keys += k.keys(ctx, mine)
+        pipeline.lookup_keys(ctx, keys)
+        ids = ctx.unit.ids
+        ids.want(pipeline.EVENTS, 2 * len(rest))
+        ids.want(LedgerEntry.__table__,  # type: ignore[arg-type]
+                 sum(found.entries_per_unit for u in rest if (found := _kinds.get(u.kind))))
+        results = iter([run_unit(ctx, u) for u in rest])
+        return [done[u.key] if u.key in done else next(results) for u in units]
 
 
 def run_unit(ctx: Ctx, unit: DueUnit) -> dict[str, Any]:

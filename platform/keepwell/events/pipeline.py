@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -203,7 +203,6 @@ def _post(ctx: Ctx, payload: Any, trusted: bool, built: bool = False) -> dict[st
         raise InvalidDocument(
             f"event {payload.get('id', '?') if isinstance(payload, dict) else '?'} rejected", problems
         )
-    unit = ctx.unit
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()  # = content_hash(payload)
     existing = stored(ctx, payload["id"])
     if existing is not None:
@@ -213,19 +212,53 @@ def _post(ctx: Ctx, payload: Any, trusted: bool, built: bool = False) -> dict[st
         limits.check_moment(ctx.company, ctx.clock.now(), occurred)
     who = customer(ctx, payload["customer"])
     local = ctx.local_date(occurred)
+    event, result = _begin(ctx, payload, digest, who.id, who.name, occurred, local)
     data = payload.get("data") or {}
-    event = PendingEvent(id=unit.ids.take(EVENTS), key=payload["id"], type=payload["type"], customer_id=who.id,
+    registry.run_before(ctx, event, data, local)
+    return _apply(ctx, event, data, local, result, registry.handler_of(event.type))
+
+
+def record_platform(ctx: Ctx, payload: dict[str, Any], customer_name: str,
+                    handler: registry.Handler | None = None) -> dict[str, Any]:
+    """Post a platform event (`platform_payload`) for a customer the caller has locked and whose
+    keys it has looked up (`lookup_keys`), with `handler` doing the type's work when given: what
+    set-based due work writes, the same rows and answer as the pipeline's own, without asking the
+    database again for what the caller holds. A stored key answers as a replay, as in `post`."""
+    text = canonical_json(payload)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    existing = stored(ctx, payload["id"])
+    if existing is not None:
+        return _replay(existing, digest)
+    occurred = datetime.fromisoformat(payload["occurred_at"])
+    local = ctx.local_date(occurred)
+    event, result = _begin(ctx, payload, digest, payload["customer"], customer_name, occurred, local)
+    return _apply(ctx, event, payload["data"], local, result, handler or registry.handler_of(event.type))
+
+
+def _begin(ctx: Ctx, payload: dict[str, Any], digest: str, customer_id: str, customer_name: str,
+           occurred: datetime, local: date) -> tuple[PendingEvent, dict[str, Any]]:
+    """The event being processed (its id drawn, its key taken) and the start of its answer."""
+    unit = ctx.unit
+    data = payload.get("data") or {}
+    event = PendingEvent(id=unit.ids.take(EVENTS), key=payload["id"], type=payload["type"], customer_id=customer_id,
                          membership_id=data.get("membership"), occurred_at=occurred.astimezone(UTC),
                          local_date=local, payload=payload, payload_hash=digest)
     state = intake(ctx)
     state.keys[event.key] = event
     unit.on_undo(lambda: state.keys.__setitem__(event.key, None))
-    result: dict[str, Any] = {"event": event.key, "type": event.type, "customer": {"id": who.id, "name": who.name},
-                              "local_date": local.isoformat()}
-    registry.run_before(ctx, event, data, local)
+    result: dict[str, Any] = {"event": event.key, "type": event.type,
+                              "customer": {"id": customer_id, "name": customer_name}, "local_date": local.isoformat()}
+    return event, result
+
+
+def _apply(ctx: Ctx, event: PendingEvent, data: dict[str, Any], local: date, result: dict[str, Any],
+           handler: registry.Handler) -> dict[str, Any]:
+    """The handler, then the reactions; a decline undoes the handler's effects. The event's row
+    is added with its answer, and the entries it posted."""
+    unit = ctx.unit
     mark = unit.mark()
     try:
-        result.update(registry.handler_of(event.type)(ctx, event, data, local))
+        result.update(handler(ctx, event, data, local))
         registry.run_reactions(ctx, event, data, local, result)
         event.status = "processed"
     except Declined as d:
@@ -237,8 +270,9 @@ def _post(ctx: Ctx, payload: Any, trusted: bool, built: bool = False) -> dict[st
     event.result = result
     unit.add_row(EVENTS, {"id": event.id, "company_id": ctx.company.id, "key": event.key, "type": event.type,
                           "customer_id": event.customer_id, "membership_id": event.membership_id,
-                          "occurred_at": event.occurred_at, "local_date": local, "payload": payload,
-                          "payload_hash": digest, "status": event.status, "result": result, "received_at": utcnow()})
+                          "occurred_at": event.occurred_at, "local_date": local, "payload": event.payload,
+                          "payload_hash": event.payload_hash, "status": event.status, "result": result,
+                          "received_at": utcnow()})
     return dict(result, duplicate=False)
 
 

@@ -14,7 +14,7 @@ from ..infra.context import Ctx
 from ..kernel.errors import Declined
 from ..kernel.money import format_cents
 from ..ledger import ALLOWANCE, OVERDRAFT, Posting, book
-from .models import Membership
+from .models import AnyMembership, Membership
 from .terms import PlanTerms
 
 
@@ -54,7 +54,7 @@ def state(ctx: Ctx, m: Membership, terms: PlanTerms) -> AllowanceState:
     )
 
 
-def open_period(ctx: Ctx, m: Membership, terms: PlanTerms, why: Posting) -> None:
+def open_period(ctx: Ctx, m: AnyMembership, terms: PlanTerms, why: Posting) -> None:
     if terms.has_allowance:
         b = book(ctx)
         b.post(b.account(m.id, ALLOWANCE), "grant", terms.allowance_cents, why.with_rule("plan.allowance.grant"),
@@ -83,7 +83,7 @@ def charge(ctx: Ctx, m: Membership, terms: PlanTerms, cents: int, why: Posting) 
             "from_overdraft": format_cents(from_overdraft)}
 
 
-def close_period(ctx: Ctx, m: Membership, terms: PlanTerms, why: Posting, renew: bool) -> None:
+def close_period(ctx: Ctx, m: AnyMembership, terms: PlanTerms, why: Posting, renew: bool) -> None:
     """End of a period: the unused remainder expires (policy), the new grant arrives, and the
     overdraft used is recovered from it. Each step is its own entry, so the statement explains it."""
     if not terms.has_allowance:

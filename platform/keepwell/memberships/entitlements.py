@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ..infra.context import Ctx
 from ..ledger import VISITS, Posting, book
-from .models import Membership
+from .models import AnyMembership, Membership
 from .terms import PlanTerms
 
 
-def open_period(ctx: Ctx, m: Membership, terms: PlanTerms, why: Posting) -> None:
+def open_period(ctx: Ctx, m: AnyMembership, terms: PlanTerms, why: Posting) -> None:
     b = book(ctx)
     for svc in terms.included_services:
         b.post(
@@ -20,7 +20,7 @@ def open_period(ctx: Ctx, m: Membership, terms: PlanTerms, why: Posting) -> None
         )
 
 
-def close_period(ctx: Ctx, m: Membership, terms: PlanTerms, why: Posting, renew: bool) -> None:
+def close_period(ctx: Ctx, m: AnyMembership, terms: PlanTerms, why: Posting, renew: bool) -> None:
     b = book(ctx)
     for svc in terms.included_services:
         acc = b.account(m.id, VISITS, svc.code)

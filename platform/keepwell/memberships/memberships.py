@@ -26,7 +26,7 @@ from ..rulesets import in_force as rules_in_force
 from ..rulesets.models import Ruleset, RulesetVersion
 from ..rulesets.versions import get_version, in_force, ref
 from . import allowance, entitlements
-from .models import Membership
+from .models import AnyMembership, Membership, MembershipRow
 from .terms import PlanTerms, resolve, terms_of
 
 _MEMBERS: sa.Table = Membership.__table__  # type: ignore[assignment]
@@ -41,14 +41,15 @@ class Members:
         self.unit = unit
         self.of_customer: dict[str, list[Membership]] = {}  # customer id -> all its memberships
         self.by_id: dict[str, Membership] = {}
-        self.dirty: dict[str, Membership] = {}
+        self.dirty: dict[str, AnyMembership] = {}
 
-    def set(self, m: Membership, attr: str, value: Any) -> None:
+    def set(self, m: AnyMembership, attr: str, value: Any) -> None:
         """Change a stored membership's column: written by the flush with the others in one
         statement (the ORM sees the value as already stored, so it writes no UPDATE of its own)."""
         old = getattr(m, attr)
-        set_committed_value(m, attr, value)
-        self.unit.on_undo(lambda: set_committed_value(m, attr, old))
+        put = set_committed_value if isinstance(m, Membership) else setattr
+        put(m, attr, value)
+        self.unit.on_undo(lambda: put(m, attr, old))
         self.dirty[m.id] = m
 
     def before_flush(self) -> None:
@@ -63,7 +64,7 @@ def members(ctx: Ctx) -> Members:
     return ctx.part(Members)
 
 
-def plan_of(ctx: Ctx, m: Membership) -> tuple[str, PlanTerms]:
+def plan_of(ctx: Ctx, m: AnyMembership) -> tuple[str, PlanTerms]:
     """The plan version a membership is pinned to (id@version) and its terms for the tier."""
     v = rules_in_force.version(ctx, m.plan_version_id)
     if v is not None:
@@ -90,6 +91,19 @@ def load(ctx: Ctx, customer_ids: list[str]) -> None:
         for m in ctx.session.scalars(q):
             state.of_customer[m.customer_id].append(m)
             state.by_id[m.id] = m
+
+
+def lock_rows(ctx: Ctx, membership_ids: list[str]) -> dict[str, MembershipRow]:
+    """Lock and read these memberships as plain rows (no ORM objects: set-based due work reads
+    thousands). The caller holds their customers' locks."""
+    cols = [_MEMBERS.c[name] for name in MembershipRow.__slots__]
+    out: dict[str, MembershipRow] = {}
+    for part in chunks(ctx.session, sorted(set(membership_ids))):
+        q = (sa.select(*cols).where(_MEMBERS.c.company_id == ctx.company.id, one_of(ctx.session, _MEMBERS.c.id, part))
+             .order_by(_MEMBERS.c.id).with_for_update())
+        for row in ctx.session.execute(q):
+            out[row[0]] = MembershipRow(*row)
+    return out
 
 
 def of_customer(ctx: Ctx, customer_id: str) -> list[Membership]:
@@ -240,11 +254,13 @@ def view(ctx: Ctx, m: Membership) -> dict[str, Any]:
 
 
 def due_for_close(ctx: Ctx, as_of: date) -> list[tuple[str, str]]:
-    """(membership, customer) pairs whose current period ended before `as_of`."""
+    """(membership, customer) pairs whose current period ended before `as_of`: earliest end
+    first, and a customer's memberships ending together oldest first (the order their events,
+    and the points rules give for them, take)."""
     rows = ctx.session.execute(
         sa.select(Membership.id, Membership.customer_id)
         .where(Membership.company_id == ctx.company.id, Membership.status == "active", Membership.expires_on < as_of)
-        .order_by(Membership.expires_on, Membership.id)
+        .order_by(Membership.expires_on, Membership.created_at, Membership.id)
     )
     return [(mid, cid) for mid, cid in rows]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -25,3 +26,29 @@ class Membership(Base):
     status: Mapped[str] = mapped_column(sa.String(20), default="active", index=True)
     ended_on: Mapped[date | None] = mapped_column(sa.Date)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class MembershipRow:
+    """A membership read without the ORM, for set-based due work: the columns a period end reads
+    and changes (the same names as `Membership`'s, so the period's code serves both)."""
+
+    __slots__ = ("id", "customer_id", "plan_version_id", "tier", "period", "issued_on", "current_period",
+                 "expires_on", "auto_renewal", "status", "ended_on")
+    id: str
+    customer_id: str
+    plan_version_id: int
+    tier: str
+    period: str
+    issued_on: date
+    current_period: int
+    expires_on: date
+    auto_renewal: bool
+    status: str
+    ended_on: date | None
+
+    def __init__(self, *values: Any):
+        for name, value in zip(self.__slots__, values, strict=True):
+            setattr(self, name, value)
+
+
+AnyMembership = Membership | MembershipRow

@@ -8,6 +8,7 @@ close a period twice: whichever comes first closes it, the other finds the event
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,14 +19,19 @@ from ..kernel.periods import period_end, period_start
 from ..ledger import Posting
 from . import allowance, entitlements
 from .memberships import members, plan_of
-from .models import Membership
+from .models import AnyMembership, Membership
+from .terms import PlanTerms
 
 ONE_DAY = timedelta(days=1)
 
+Poster = Callable[[dict[str, Any]], dict[str, Any]]  # posts a platform event, returns its answer
 
-def close_period(ctx: Ctx, m: Membership, event_id: int) -> dict[str, Any]:
-    """Close the current period: renew into the next one, or expire the membership."""
-    plan_ref, terms = plan_of(ctx, m)
+
+def close_period(ctx: Ctx, m: AnyMembership, event_id: int,
+                 plan: tuple[str, PlanTerms] | None = None) -> dict[str, Any]:
+    """Close the current period: renew into the next one, or expire the membership. `plan` is
+    the membership's (plan_of), when the caller has it already."""
+    plan_ref, terms = plan or plan_of(ctx, m)
     k = m.current_period
     next_start = period_start(m.issued_on, m.period, k + 1)
     renew = m.auto_renewal
@@ -68,21 +74,28 @@ def catch_up(ctx: Ctx, m: Membership, upto: date, for_event: bool = True) -> lis
     return results
 
 
-def close_period_event(ctx: Ctx, m: Membership) -> dict[str, Any]:
+def closes_once(m: AnyMembership, upto: date) -> bool:
+    """Whether catching `m` up to `upto` closes exactly its current period (and no later one)."""
+    if m.status != "active" or m.expires_on >= upto:
+        return False
+    return not m.auto_renewal or period_end(m.issued_on, m.period, m.current_period + 1) >= upto
+
+
+def close_period_event(ctx: Ctx, m: AnyMembership, post: Poster | None = None) -> dict[str, Any]:
+    """Close the current period as its events: `period_ended`, then `renewed` or `expired`
+    (posted by `post`, the pipeline's own by default)."""
+    send: Poster = post or (lambda payload: post_platform(ctx, payload))
     k = m.current_period
     at = ctx.start_of(m.expires_on + ONE_DAY)
-    res = post_platform(ctx, platform_payload(f"period_ended:{m.id}:{k}", "period_ended", m.customer_id, at,
-                                              {"membership": m.id}))
+    res = send(platform_payload(f"period_ended:{m.id}:{k}", "period_ended", m.customer_id, at, {"membership": m.id}))
     if m.status == "active":
-        post_platform(
-            ctx, platform_payload(f"renewed:{m.id}:{k + 1}", "renewed", m.customer_id, at, {"membership": m.id})
-        )
+        send(platform_payload(f"renewed:{m.id}:{k + 1}", "renewed", m.customer_id, at, {"membership": m.id}))
     elif m.status == "expired":
-        post_platform(ctx, platform_payload(f"expired:{m.id}", "expired", m.customer_id, at, {"membership": m.id}))
+        send(platform_payload(f"expired:{m.id}", "expired", m.customer_id, at, {"membership": m.id}))
     return res
 
 
-def period_keys(m: Membership) -> list[str]:
+def period_keys(m: AnyMembership) -> list[str]:
     """The keys of the events that close `m`'s current period (to look them up in bulk)."""
     k = m.current_period
     return [f"period_ended:{m.id}:{k}", f"renewed:{m.id}:{k + 1}", f"expired:{m.id}"]

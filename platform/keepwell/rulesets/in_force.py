@@ -14,6 +14,7 @@ from datetime import date
 import sqlalchemy as sa
 
 from ..infra.context import Ctx
+from . import kinds
 from .compiler import CompiledRules, compile_document, make_fact
 from .models import Ruleset, RulesetVersion
 
@@ -146,9 +147,20 @@ class Match:
     fact: dict
 
 
+def _for_type(ctx: Ctx, kind: str, event_type: str, on: date) -> list[CompiledRules]:
+    """The rulesets of `kind` in force on `on` with some rule for this event type (the others
+    cannot fire: the engine is not asked)."""
+    return [r for r in in_force(ctx, kind, on) if (types := event_types(r)) is None or event_type in types]
+
+
+def may_fire(ctx: Ctx, event_type: str, on: date) -> bool:
+    """Whether any ruleset in force on `on`, of any kind the engine evaluates, has a rule for
+    this event type: when none has, no rule can react to such an event, whoever it is for."""
+    return any(_for_type(ctx, kind, event_type, on) for kind in kinds.compiled_names())
+
+
 def evaluate(ctx: Ctx, kind: str, event_type: str, on: date, data: dict, member) -> list[Match]:
-    # Rulesets with no rule for this event type cannot fire: the engine is not asked.
-    active = [r for r in in_force(ctx, kind, on) if (types := event_types(r)) is None or event_type in types]
+    active = _for_type(ctx, kind, event_type, on)
     if not active:
         return []
     if callable(member):  # the member snapshot, taken only when some rule may fire

@@ -47,3 +47,8 @@ def names() -> tuple[str, ...]:
     if not _KINDS:
         raise RuntimeError("no ruleset kinds are registered: the areas are not loaded (import keepwell.usecases)")
     return tuple(_KINDS)
+
+
+def compiled_names() -> tuple[str, ...]:
+    """The kinds whose rules the engine evaluates against events."""
+    return tuple(k.name for k in _KINDS.values() if k.compiled)

@@ -42,9 +42,10 @@ class DueRun:
 
 
 def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int], None] | None = None,
-        chunk: int = BATCH) -> DueRun:
+        chunk: int = BATCH, as_sets: bool = True) -> DueRun:
     """Run everything due up to `as_of`, in chunks of units, one transaction per chunk; repeat
-    until nothing is left (closing a period can make the next reminder due)."""
+    until nothing is left (closing a period can make the next reminder due). `as_sets=False`
+    runs every unit through the event pipeline (what the set-based path is compared with)."""
     units = periods = points = reminders = 0
     seen: set[str] = set()
     while True:
@@ -53,7 +54,7 @@ def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int],
             break
         for i in range(0, len(todo), chunk):
             part = todo[i:i + chunk]
-            for r in app.run(company, lambda c, part=part: due.run_units(c, part)):
+            for r in app.run(company, lambda c, part=part: due.run_units(c, part, as_sets)):
                 units += 1
                 periods += r.get("periods_closed", 0)
                 points += r.get("expired_points", 0)
