@@ -18,6 +18,7 @@ from typing import Any
 
 from ..customers.customers import lock_names
 from ..infra.context import Ctx
+from ..infra.memory import collector_paused
 from . import pipeline, registry
 
 
@@ -82,7 +83,7 @@ def run_units(ctx: Ctx, units: list[DueUnit], as_sets: bool = True) -> list[dict
     unit's effects are seen by another out of order."""
     from ..ledger.models import LedgerEntry
 
-    with ctx.unit.scope():
+    with collector_paused(), ctx.unit.scope():
         done: dict[str, dict[str, Any]] = {}
         if as_sets and any(k.many for k in _kinds.values()):
             # Every customer of the chunk locked at once, in id order (as the pipeline locks
