@@ -6,6 +6,7 @@ whether the cost grows linearly: seconds per membership should stay flat."""
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import time
@@ -86,13 +87,37 @@ def _update_rate(app, n: int) -> float:
     return seconds
 
 
+def _peak_rss_reset() -> None:
+    """Linux: start counting this process's peak resident memory afresh."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mib() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def _one(database: str, n: int) -> dict:
     with fresh_app(database) as app:
         _populate(app, n)
         update_s = _update_rate(app, n)
+        gc.collect()
+        _peak_rss_reset()
+        rss_before = _peak_rss_mib()
         start, cpu = time.perf_counter(), time.process_time()
         summary = due.run(app, COMPANY, AS_OF)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        peak = _peak_rss_mib()
         assert summary.periods_closed == n, summary
         again = due.run(app, COMPANY, AS_OF)  # idempotent: nothing is due any more
         assert again.units == 0, again
@@ -104,7 +129,9 @@ def _one(database: str, n: int) -> dict:
     return {"memberships": n, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "per_s": round(n / seconds),
             "us_per_membership": round(1e6 * seconds / n, 1), "ledger_rows_written": entries - 2 * n,
             "update_seconds": round(update_s, 3), "update_per_s": round(n / update_s),
-            "ratio_vs_update": round(seconds / update_s, 1)}
+            "ratio_vs_update": round(seconds / update_s, 1), "cpu_us_per_membership": round(1e6 * cpu / n, 1),
+            # the process's peak resident memory while the due work ran, above where it started
+            "peak_rss_mib": peak, "peak_rss_growth_mib": round(peak - rss_before, 1) if peak and rss_before else None}
 
 
 def run(database: str, quick: bool = False) -> dict:
@@ -114,4 +141,8 @@ def run(database: str, quick: bool = False) -> dict:
             "per_s": b["per_s"], "baseline_update_per_s": b["update_per_s"], "ratio_vs_update": b["ratio_vs_update"],
             # cost per membership at the large size over the small one: 1.0 is perfectly linear
             "linearity": round(b["us_per_membership"] / a["us_per_membership"], 2),
+            "cpu_linearity": round(b["cpu_us_per_membership"] / a["cpu_us_per_membership"], 2),
+            "peak_rss_growth_large_minus_small_mib": (
+                round(b["peak_rss_growth_mib"] - a["peak_rss_growth_mib"], 1)
+                if b["peak_rss_growth_mib"] is not None and a["peak_rss_growth_mib"] is not None else None),
             "load_average": round(os.getloadavg()[0], 1)}
