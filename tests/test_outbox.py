@@ -639,6 +639,79 @@ def test_webhook_without_a_company_secret_uses_the_default_and_retries_5xx_not_4
         assert len(hook.requests) == 2
 
 
+
+def _fail_until_dead(db_url, mid: int, answer) -> list[tuple[float, str]]:
+    """Deliver one webhook at each due time (the clock driven forward) until it is final: the
+    wait before each retry, and the outcome of every attempt."""
+    waits, outcomes = [], []
+    channels = channels_from(ChannelSettings(webhook_networks="loopback"), "env-default")
+    with service(db_url) as app:
+        while True:
+            now = outbox.aware(message_row(db_url, mid).due_at) + timedelta(seconds=1)
+            res = deliver_message(app, mid, channels, now=now)
+            outcomes.append(res.status)
+            if res.status != "retry":
+                return waits, outcomes
+            waits.append((outbox.aware(message_row(db_url, mid).due_at) - now).total_seconds())
+
+
+def test_a_failing_webhook_is_retried_for_about_three_days_then_the_endpoint_is_turned_off(hvac, db_url):
+    hvac("companies", "set", "--email", "office@heating.example")
+    alert = _big_job_alert(hvac)
+    with HttpRecorder(lambda req: (503, {})) as down:
+        hvac("companies", "set", "--webhook-url", f"{down.url}/hook")
+        waits, outcomes = _fail_until_dead(db_url, alert["id"], None)
+        assert len(down.requests) == outbox.WEBHOOK_ATTEMPTS == len(outcomes)
+    assert outcomes == ["retry"] * (outbox.WEBHOOK_ATTEMPTS - 1) + ["dead"]
+    # Each wait is the schedule's, up to a fifth shorter (jitter); together about three days.
+    for wait, planned in zip(waits, outbox.WEBHOOK_WAITS):
+        assert planned.total_seconds() * 0.8 - 1 <= wait <= planned.total_seconds(), (wait, planned)
+    assert timedelta(days=2) < timedelta(seconds=sum(waits)) <= timedelta(days=3, hours=1)
+    # Nothing got through all that time: the endpoint is off, and the company is told why.
+    assert "accepted no webhook since" in hvac.json("companies", "show")["webhook_disabled_reason"]
+    [notice] = [r for r in listed(hvac) if r.get("template") == "webhook_disabled"]
+    from keepwell.messaging import templates
+
+    row = message_row(db_url, notice["id"])
+    text = templates.render(templates.shipped()["webhook_disabled"]["email"],
+                            {"company": {"name": "Heat Co"}, "data": row.payload["data"]})
+    assert "about three days" in text and "HTTP 503" in text and "410" not in text
+    assert "keepwell outbox replay --from" in text
+
+
+def test_one_message_refused_for_days_does_not_turn_off_an_endpoint_that_takes_others(hvac, db_url):
+    first = _big_job_alert(hvac)
+    second = _big_job_alert(hvac, "pos-2002")
+    with HttpRecorder(lambda req: (500, {}) if b"pos-2001" in req["body"] else (200, {})) as hook:
+        hvac("companies", "set", "--webhook-url", hook.url)
+        assert {o["message_id"]: o["status"] for o in deliver(hvac)}[second["id"]] == "sent"
+        _waits, outcomes = _fail_until_dead(db_url, first["id"], None)
+    assert outcomes[-1] == "dead"
+    assert hvac.json("companies", "show")["webhook_disabled_reason"] is None
+    assert not [r for r in listed(hvac) if r.get("template") == "webhook_disabled"]
+
+
+def test_replay_of_a_time_range_puts_back_what_a_receiver_missed(hvac, db_url):
+    alerts = [_big_job_alert(hvac, f"pos-30{n}") for n in range(3)]
+    with HttpRecorder(lambda req: (400, {})) as refusing:  # a 4xx is final: dead at once
+        hvac("companies", "set", "--webhook-url", refusing.url)
+        assert {o["message_id"]: o["status"] for o in deliver(hvac)}[alerts[0]["id"]] == "dead"
+    # Queued on three different days (company time, America/Denver): the range takes the middle one.
+    days = ["2026-03-01T12:00:00+00:00", "2026-03-02T12:00:00+00:00", "2026-03-04T12:00:00+00:00"]
+    with service(db_url) as app:
+        def backdate(c):
+            for a, day in zip(alerts, days):
+                c.session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == a["id"])
+                                  .values(created_at=datetime.fromisoformat(day)))
+        app.run("default", backdate)
+    out = hvac.out("outbox", "replay", "--from", "2026-03-02", "--to", "2026-03-03", "--channel", "webhook")
+    assert out == f"1 message(s) put back in line: {alerts[1]['id']}"
+    assert {r["id"]: r["status"] for r in listed(hvac) if r["channel"] == "webhook"} == {
+        alerts[0]["id"]: "dead", alerts[1]["id"]: "pending", alerts[2]["id"]: "dead"}
+    assert hvac.out("outbox", "replay", "--from", "2026-03-02", "--to", "2026-03-03") == "0 message(s) put back in line"
+    assert "before it starts" in hvac("outbox", "replay", "--from", "2026-03-05", "--to", "2026-03-01", expect=1).stderr
+    assert "both --from and --to" in hvac("outbox", "replay", "--from", "2026-03-05", expect=2).stderr
+
 # --- reminders ------------------------------------------------------------------------------------
 
 def test_renewal_reminders_are_queued_once_per_membership_and_delivered(hvac, db_url):

@@ -35,17 +35,37 @@ from .templates import build
 MAX_ATTEMPTS = 6
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
+# Webhooks: the receiver is another business's system, which may be down for a weekend's
+# deploy; the waits after each failed attempt add up to about three days (Standard Webhooks'
+# advice, stretched), each one up to a fifth shorter at random so that retries do not arrive
+# in step. After the last, the message is dead, and an endpoint that took nothing all that time
+# is turned off.
+WEBHOOK_WAITS = (timedelta(seconds=30), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
+                 timedelta(hours=5), timedelta(hours=10), timedelta(hours=14), timedelta(hours=20),
+                 timedelta(hours=20))
+WEBHOOK_ATTEMPTS = len(WEBHOOK_WAITS) + 1
 LEASE = timedelta(minutes=5)
 OPEN = ("pending", "retry")
 _OUTBOX: sa.Table = OutboxMessage.__table__  # type: ignore[assignment]
-__all__ = ["BASE_DELAY", "LEASE", "MAX_ATTEMPTS", "MAX_DELAY", "Claim", "Outcome", "add", "aware", "backoff", "claim",
-           "counts", "due", "finish", "replay", "utcnow"]
+__all__ = ["BASE_DELAY", "LEASE", "MAX_ATTEMPTS", "MAX_DELAY", "WEBHOOK_ATTEMPTS", "WEBHOOK_WAITS", "Claim", "Outcome",
+           "add", "attempts_allowed", "aware", "backoff", "claim", "counts", "due", "finish", "replay", "replay_range",
+           "utcnow", "webhook_backoff"]
 
 
 def backoff(attempt: int, rng: random.Random | None = None) -> timedelta:
     """Full jitter: a random delay up to base * 2^(attempt-1), capped."""
     ceiling = min(BASE_DELAY * (2 ** max(attempt - 1, 0)), MAX_DELAY)
     return timedelta(seconds=(rng or random).uniform(ceiling.total_seconds() / 2, ceiling.total_seconds()))
+
+
+def webhook_backoff(attempt: int, rng: random.Random | None = None) -> timedelta:
+    """The wait after a webhook's `attempt`-th failed attempt (see WEBHOOK_WAITS)."""
+    wait = WEBHOOK_WAITS[min(max(attempt, 1), len(WEBHOOK_WAITS)) - 1].total_seconds()
+    return timedelta(seconds=(rng or random).uniform(wait * 0.8, wait))
+
+
+def attempts_allowed(channel: str) -> int:
+    return WEBHOOK_ATTEMPTS if channel == "webhook" else MAX_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -199,28 +219,46 @@ def finish(session: Session, claimed: Claim, provider_id: str | None, error: Del
         _record(session, msg, "sent", f"to {claimed.message.to}: {provider_id}")
         return Outcome(claimed.message_id, "sent", provider_id or "")
     msg.last_error = str(error)
-    if msg.channel == "webhook" and error.http_status == 410:
-        _turn_off_webhook(session, msg, claimed.message.to, now)
-    if not error.retryable or msg.attempts >= MAX_ATTEMPTS:
+    webhook = msg.channel == "webhook"
+    if webhook and error.http_status == 410:
+        _turn_off_webhook(session, msg, claimed.message.to, now, "gone")
+    if not error.retryable or msg.attempts >= attempts_allowed(msg.channel):
         msg.status = "dead"
         _record(session, msg, "failed", f"{error} (gave up after {msg.attempts} attempt(s))")
+        if webhook and error.retryable and not _delivered_since(session, msg):
+            _turn_off_webhook(session, msg, claimed.message.to, now, "failing", str(error))
     else:
-        msg.status, msg.due_at = "retry", now + backoff(msg.attempts)
+        wait = webhook_backoff(msg.attempts) if webhook else backoff(msg.attempts)
+        msg.status, msg.due_at = "retry", now + wait
         _record(session, msg, "failed", f"{error} (next try at {msg.due_at.isoformat()})")
     return Outcome(claimed.message_id, msg.status, str(error))
 
 
-def _turn_off_webhook(session: Session, msg: OutboxMessage, url: str, now: datetime) -> None:
-    """The endpoint said it is gone (410): stop sending to it, and tell the company by email."""
+def _delivered_since(session: Session, msg: OutboxMessage) -> bool:
+    """Whether any webhook of the company got through since this message was queued: one
+    message the receiver keeps refusing is that message's problem; nothing at all getting through
+    for as long as its retries lasted is the endpoint's."""
+    return session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.company_id == msg.company_id, OutboxMessage.channel == "webhook",
+        OutboxMessage.status == "sent", OutboxMessage.sent_at >= msg.created_at)) > 0
+
+
+def _turn_off_webhook(session: Session, msg: OutboxMessage, url: str, now: datetime, why: str,
+                      error: str = "") -> None:
+    """The endpoint is gone (`why` "gone": it answered 410), or has taken nothing for days
+    ("failing"): stop sending to it, and tell the company by email."""
     company = session.get(Company, msg.company_id)
     if company is None or company.webhook_disabled_at is not None:
         return
     company.webhook_disabled_at = now
-    company.webhook_disabled_reason = f"{url[:200]} answered 410 Gone on {now.date().isoformat()}"
+    said = ("answered 410 Gone" if why == "gone"
+            else f"accepted no webhook since {aware(msg.created_at).date().isoformat()}")
+    company.webhook_disabled_reason = f"{url[:200]} {said} on {now.date().isoformat()}"[:300]
     session.add(OutboxMessage(company_id=company.id, key=f"webhook-disabled:{msg.id}", kind="notification",
                               channel="email", template="webhook_disabled", audience="company",
                               payload={"url": url[:500], "reason": company.webhook_disabled_reason,
-                                       "data": {"url": url[:500]}}, due_at=now, created_at=now))
+                                       "data": {"url": url[:500], "why": why, "error": error[:300]}},
+                              due_at=now, created_at=now))
 
 
 def due_at(session: Session, message_id: int) -> tuple[datetime, int]:
@@ -240,6 +278,26 @@ def replay(session: Session, company_id: int, message_id: int) -> OutboxMessage:
     msg.status, msg.due_at, msg.attempts = "pending", utcnow(), 0
     _record(session, msg, "replayed", "put back in line by an operator")
     return msg
+
+
+def replay_range(session: Session, company_id: int, start: datetime, end: datetime,
+                 channel: str | None = None) -> list[int]:
+    """Put back in line every dead (or skipped) message queued from `start` to before `end`
+    (of one channel, or all): after a receiver's outage, what it missed, in the order it
+    happened. The ids put back."""
+    q = (sa.select(OutboxMessage).where(OutboxMessage.company_id == company_id,
+                                        OutboxMessage.status.in_(("dead", "skipped")),
+                                        OutboxMessage.created_at >= start, OutboxMessage.created_at < end)
+         .order_by(OutboxMessage.created_at, OutboxMessage.id))
+    if channel:
+        q = q.where(OutboxMessage.channel == channel)
+    out = []
+    for msg in session.scalars(q):
+        msg.status, msg.due_at, msg.attempts = "pending", utcnow(), 0
+        _record(session, msg, "replayed", f"put back in line by an operator (messages from {start.isoformat()} "
+                f"to {end.isoformat()})")
+        out.append(msg.id)
+    return out
 
 
 def counts(session: Session, company_id: int | None = None) -> dict[str, int]:

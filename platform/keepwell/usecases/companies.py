@@ -64,7 +64,9 @@ def details(ctx: Ctx) -> dict[str, Any]:
     c = ctx.company
     return {"slug": c.slug, "name": c.name, "timezone": c.timezone, "email": c.email, "webhook_url": c.webhook_url,
             "quiet_hours": f"{c.quiet_start}-{c.quiet_end}" if c.quiet_start else None,
-            "webhook_secret_set": bool(c.webhook_secret), "phone_region": c.phone_region,
+            "webhook_secret_set": bool(c.webhook_secret),
+            # Set when webhooks were turned off (410 Gone, or days without one delivered)
+            "webhook_disabled_reason": c.webhook_disabled_reason, "phone_region": c.phone_region,
             "future_hours": c.future_hours, "backdate_days": c.backdate_days,
             "max_periods_per_event": c.max_periods_per_event,
             "adjustment_limit": format_cents(c.adjustment_limit_cents),

@@ -3,12 +3,12 @@ outbox's listing and replay, and companies' own wording of templates."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ..infra.context import Ctx
 from ..infra.tables import utcnow
-from ..kernel.errors import DeliveryError
+from ..kernel.errors import DeliveryError, InvalidDocument
 from ..messaging import outbox, templates
 from ..messaging.channels import Channel, ChannelSettings, channels_from
 from ..messaging.outbox import Claim, Outcome
@@ -80,6 +80,16 @@ def listing(ctx: Ctx, status: str | None = None, limit: int = 50) -> list[dict[s
 def replay(ctx: Ctx, message_id: int) -> int:
     """Put a dead-lettered (or skipped) message back in line."""
     return outbox.replay(ctx.session, ctx.company.id, message_id).id
+
+
+@use_case
+def replay_range(ctx: Ctx, start: date, end: date, channel: str | None = None) -> list[int]:
+    """Put back in line every dead (or skipped) message queued from `start` through `end` (the
+    company's days), of one channel or all: what a receiver missed during an outage."""
+    if end < start:
+        raise InvalidDocument.field("to", f"the range ends ({end}) before it starts ({start})")
+    return outbox.replay_range(ctx.session, ctx.company.id, ctx.start_of(start).astimezone(UTC),
+                               ctx.start_of(end + timedelta(days=1)).astimezone(UTC), channel)
 
 
 @use_case

@@ -10,7 +10,7 @@ import click
 from ...kernel.errors import InvalidDocument
 from ...usecases import messaging
 from ..wiring import channels
-from .common import Obj, emit, handled, json_option
+from .common import Obj, emit, handled, json_option, parse_date
 from .events import redis_url
 
 CHANNELS = click.Choice(["email", "sms", "webhook"])
@@ -95,11 +95,23 @@ def outbox_list(obj: Obj, status: str | None, limit: int, as_json: bool) -> None
 
 
 @outbox.command("replay")
-@click.argument("message_ids", nargs=-1, type=int, required=True)
+@click.argument("message_ids", nargs=-1, type=int)
+@click.option("--from", "start", callback=parse_date, default=None,
+              help="With --to: every dead or skipped message queued from this day (YYYY-MM-DD, company time).")
+@click.option("--to", "end", callback=parse_date, default=None, help="The last day of the range (included).")
+@click.option("--channel", type=click.Choice(["email", "sms", "webhook"]), default=None,
+              help="Only this channel's messages (with --from/--to).")
 @click.pass_obj
 @handled
-def outbox_replay(obj: Obj, message_ids: tuple[int, ...]) -> None:
-    """Put dead-lettered (or skipped) messages back in line."""
+def outbox_replay(obj: Obj, message_ids: tuple[int, ...], start: Any, end: Any, channel: str | None) -> None:
+    """Put dead-lettered (or skipped) messages back in line: the ones named, or all of a time
+    range (after a receiver's outage)."""
+    if bool(start) != bool(end) or (start is None and not message_ids) or (start is not None and message_ids):
+        raise click.UsageError("name the messages (IDS...), or give a range with both --from and --to")
+    if start is not None:
+        ids = messaging.replay_range(obj.app, obj.company, start, end, channel)
+        click.echo(f"{len(ids)} message(s) put back in line" + (f": {', '.join(map(str, ids))}" if ids else ""))
+        return
     for mid in message_ids:
         messaging.replay(obj.app, obj.company, mid)
         click.echo(f"{mid} pending")
