@@ -27,6 +27,9 @@ class Company(Base):
     # Set when the endpoint said 410 Gone: webhooks wait (skipped) until the URL is set again.
     webhook_disabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     webhook_disabled_reason: Mapped[str | None] = mapped_column(sa.String(300))
+    # The webhook event types some endpoint of the company subscribes to (kept by
+    # messaging.webhooks with the endpoints): an event of no such type costs no query.
+    webhook_event_types: Mapped[list[str] | None] = mapped_column(sa.JSON)
     quiet_start: Mapped[str | None] = mapped_column(sa.String(5))  # "21:00", company local time
     quiet_end: Mapped[str | None] = mapped_column(sa.String(5))  # "08:00"
     # What the company's clients may send (see customers.limits): how far ahead and back an

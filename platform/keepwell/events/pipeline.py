@@ -267,6 +267,7 @@ def _apply(ctx: Ctx, event: PendingEvent, data: dict[str, Any], local: date, res
         result.update({"reason": d.reason, "message": d.message, **d.details})
     result["status"] = "approved" if event.status == "processed" and event.type == "purchase" else event.status
     result["entries"] = [posted_view(e, acc) for e, acc in book(ctx).entries_of.get(event.id, ())]
+    registry.run_after(ctx, event, data, local, result)
     event.result = result
     unit.add_row(EVENTS, {"id": event.id, "company_id": ctx.company.id, "key": event.key, "type": event.type,
                           "customer_id": event.customer_id, "membership_id": event.membership_id,

@@ -13,6 +13,8 @@ flags, and the pipeline its handler. Around the handlers, areas hook into the st
 - `member_snapshot`: what the rules may know of the member (tier, plan, status);
 - `react(order)`: after the handler, with the snapshot: the rules (rewards earn points, then
   messaging queues notifications); what a reaction returns joins the answer;
+- `after_each`: last, with the event's final answer, whether it was processed or declined
+  (messaging queues the webhooks subscribed to what happened, a decline included);
 - `preload`: what a batch of events needs, loaded for all its customers at once.
 """
 
@@ -47,6 +49,7 @@ Before = Callable[[Ctx, PendingEvent, dict, date], None]
 Snapshot = Callable[[Ctx, PendingEvent], dict]
 Reaction = Callable[[Ctx, PendingEvent, dict, date, Callable[[], dict], dict], dict | None]
 Preload = Callable[[Ctx, list[str]], None]
+After = Callable[[Ctx, PendingEvent, dict, date, dict], None]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ _before: list[Before] = []
 _reactions: list[tuple[int, Reaction]] = []
 _snapshot: list[Snapshot] = []
 _preload: list[Preload] = []
+_after: list[After] = []
 
 
 def event_type(name: str, *, data: dict[str, Any], title: str = "", description: str = "",
@@ -109,6 +113,17 @@ def react(order: int) -> Callable[[Reaction], Reaction]:
 def member_snapshot(fn: Snapshot) -> Snapshot:
     _snapshot[:] = [fn]
     return fn
+
+
+def after_each(fn: After) -> After:
+    if fn not in _after:
+        _after.append(fn)
+    return fn
+
+
+def run_after(ctx: Ctx, event: PendingEvent, data: dict, local: date, result: dict) -> None:
+    for fn in _after:
+        fn(ctx, event, data, local, result)
 
 
 def preload(fn: Preload) -> Preload:

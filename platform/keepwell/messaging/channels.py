@@ -43,6 +43,7 @@ class Message:
     body: str
     data: dict = field(default_factory=dict)
     created_at: datetime | None = None  # when the message was queued: the same in every resend
+    type: str | None = None  # a webhook's event type (membership.enrolled...); else a notification's
 
 
 class Channel(Protocol):
@@ -181,9 +182,13 @@ class Webhook:
         # The body is the same on every resend (the receiver drops copies by webhook-id); only
         # the webhook-timestamp header says when this send happened.
         queued = aware(message.created_at).replace(microsecond=0) if message.created_at else now
-        body = json.dumps({"type": f"notification.{trigger or 'message'}", "timestamp": queued.isoformat(),
-                           "id": message.key, "subject": message.subject, "text": message.body,
-                           "data": message.data}, sort_keys=True).encode()
+        if message.type:  # a subscribed endpoint's event: Standard Webhooks' type, timestamp and data
+            content: dict = {"type": message.type, "timestamp": queued.isoformat(), "id": message.key,
+                             "data": message.data}
+        else:
+            content = {"type": f"notification.{trigger or 'message'}", "timestamp": queued.isoformat(),
+                       "id": message.key, "subject": message.subject, "text": message.body, "data": message.data}
+        body = json.dumps(content, sort_keys=True).encode()
         sig = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
         headers = {"Content-Type": "application/json", "X-Keepwell-Signature": f"sha256={sig}",
                    "Idempotency-Key": message.key}

@@ -50,6 +50,7 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     provider_id: Mapped[str | None] = mapped_column(sa.String(200))
+    endpoint_id: Mapped[int | None] = mapped_column(BigId)  # a subscribed webhook endpoint's message
 
 
 class OutboxAttempt(Base):
@@ -62,3 +63,18 @@ class OutboxAttempt(Base):
     at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     status: Mapped[str] = mapped_column(sa.String(20))  # sent | failed | skipped | deferred
     detail: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class WebhookEndpoint(Base):
+    """Where a company's integration receives webhooks of the event types it subscribed to."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    url: Mapped[str] = mapped_column(sa.String(500))
+    event_types: Mapped[list[str]] = mapped_column(sa.JSON)
+    description: Mapped[str | None] = mapped_column(sa.String(300))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # Turned off after a 410 Gone or days without a delivery; enabling again clears them.
+    disabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    disabled_reason: Mapped[str | None] = mapped_column(sa.String(300))

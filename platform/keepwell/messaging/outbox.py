@@ -185,6 +185,8 @@ def claim(session: Session, message_id: int, channels: dict[str, Channel], now: 
                 msg.due_at = until
                 _record(session, msg, "deferred", f"quiet hours until {until.isoformat()}")
                 return Outcome(message_id, msg.status, "quiet hours")
+    if msg.endpoint_id is not None:
+        return _claim_endpoint_message(session, msg, company, channels, now)
     if msg.channel == "webhook" and company.webhook_disabled_at is not None:
         msg.status = "skipped"
         _record(session, msg, "skipped", f"the webhook endpoint is turned off: {company.webhook_disabled_reason} "
@@ -207,16 +209,40 @@ def claim(session: Session, message_id: int, channels: dict[str, Channel], now: 
     return Claim(message_id, rendered, channel)
 
 
+def _claim_endpoint_message(session: Session, msg: OutboxMessage, company: Company, channels: dict[str, Channel],
+                            now: datetime) -> Claim | Outcome:
+    """A message for a subscribed endpoint: its own URL, the event's type and data as queued."""
+    from .models import WebhookEndpoint
+
+    endpoint = session.get(WebhookEndpoint, msg.endpoint_id)
+    if endpoint is None or endpoint.disabled_at is not None:
+        msg.status = "skipped"
+        why = "removed" if endpoint is None else f"turned off: {endpoint.disabled_reason}"
+        _record(session, msg, "skipped", f"webhook endpoint {msg.endpoint_id} is {why} (replay the message once "
+                "it is back on)")
+        return Outcome(msg.id, "skipped", f"webhook endpoint {why}")
+    channel = channels["webhook"]
+    if company.webhook_secret and hasattr(channel, "with_secret"):
+        current, *previous = webhook_secrets(company, now)
+        channel = channel.with_secret(current, tuple(previous))
+    message = Message(key=msg.key, channel="webhook", to=endpoint.url, subject="", body="",
+                      data=msg.payload.get("data") or {}, created_at=msg.created_at, type=msg.payload.get("type"))
+    msg.status, msg.claimed_until = "sending", now + LEASE
+    return Claim(msg.id, message, channel)
+
+
 def finish(session: Session, claimed: Claim, provider_id: str | None, error: DeliveryError | None,
-           now: datetime) -> Outcome:
-    """Record how the send of a claimed message went: sent, to retry later, or dead."""
+           now: datetime, took_ms: int | None = None) -> Outcome:
+    """Record how the send of a claimed message went (and how long the receiver took): sent, to
+    retry later, or dead."""
     msg = session.get(OutboxMessage, claimed.message_id)
     assert msg is not None
     msg.attempts += 1
     msg.claimed_until = None
+    took = f" in {took_ms} ms" if took_ms is not None else ""
     if error is None:
         msg.status, msg.sent_at, msg.provider_id, msg.last_error = "sent", utcnow(), provider_id, None
-        _record(session, msg, "sent", f"to {claimed.message.to}: {provider_id}")
+        _record(session, msg, "sent", f"to {claimed.message.to}{took}: {provider_id}")
         return Outcome(claimed.message_id, "sent", provider_id or "")
     msg.last_error = str(error)
     webhook = msg.channel == "webhook"
@@ -224,13 +250,13 @@ def finish(session: Session, claimed: Claim, provider_id: str | None, error: Del
         _turn_off_webhook(session, msg, claimed.message.to, now, "gone")
     if not error.retryable or msg.attempts >= attempts_allowed(msg.channel):
         msg.status = "dead"
-        _record(session, msg, "failed", f"{error} (gave up after {msg.attempts} attempt(s))")
+        _record(session, msg, "failed", f"{error}{took} (gave up after {msg.attempts} attempt(s))")
         if webhook and error.retryable and not _delivered_since(session, msg):
             _turn_off_webhook(session, msg, claimed.message.to, now, "failing", str(error))
     else:
         wait = webhook_backoff(msg.attempts) if webhook else backoff(msg.attempts)
         msg.status, msg.due_at = "retry", now + wait
-        _record(session, msg, "failed", f"{error} (next try at {msg.due_at.isoformat()})")
+        _record(session, msg, "failed", f"{error}{took} (next try at {msg.due_at.isoformat()})")
     return Outcome(claimed.message_id, msg.status, str(error))
 
 
@@ -238,25 +264,36 @@ def _delivered_since(session: Session, msg: OutboxMessage) -> bool:
     """Whether any webhook of the company got through since this message was queued: one
     message the receiver keeps refusing is that message's problem; nothing at all getting through
     for as long as its retries lasted is the endpoint's."""
+    same = (OutboxMessage.endpoint_id == msg.endpoint_id if msg.endpoint_id is not None
+            else OutboxMessage.endpoint_id.is_(None))
     return session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.company_id == msg.company_id, OutboxMessage.channel == "webhook",
+        OutboxMessage.company_id == msg.company_id, OutboxMessage.channel == "webhook", same,
         OutboxMessage.status == "sent", OutboxMessage.sent_at >= msg.created_at)) > 0
 
 
 def _turn_off_webhook(session: Session, msg: OutboxMessage, url: str, now: datetime, why: str,
                       error: str = "") -> None:
     """The endpoint is gone (`why` "gone": it answered 410), or has taken nothing for days
-    ("failing"): stop sending to it, and tell the company by email."""
+    ("failing"): stop sending to it (the subscribed endpoint, or the company's notification
+    URL), and tell the company by email."""
+    from . import webhooks
+
     company = session.get(Company, msg.company_id)
-    if company is None or company.webhook_disabled_at is not None:
-        return
-    company.webhook_disabled_at = now
     said = ("answered 410 Gone" if why == "gone"
             else f"accepted no webhook since {aware(msg.created_at).date().isoformat()}")
-    company.webhook_disabled_reason = f"{url[:200]} {said} on {now.date().isoformat()}"[:300]
+    reason = f"{url[:200]} {said} on {now.date().isoformat()}"[:300]
+    if company is None:
+        return
+    if msg.endpoint_id is not None:
+        if webhooks.turn_off(session, msg.endpoint_id, reason, now) is None:
+            return
+    elif company.webhook_disabled_at is not None:
+        return
+    else:
+        company.webhook_disabled_at, company.webhook_disabled_reason = now, reason
     session.add(OutboxMessage(company_id=company.id, key=f"webhook-disabled:{msg.id}", kind="notification",
                               channel="email", template="webhook_disabled", audience="company",
-                              payload={"url": url[:500], "reason": company.webhook_disabled_reason,
+                              payload={"url": url[:500], "reason": reason,
                                        "data": {"url": url[:500], "why": why, "error": error[:300]}},
                               due_at=now, created_at=now))
 
@@ -307,15 +344,20 @@ def counts(session: Session, company_id: int | None = None) -> dict[str, int]:
     return {status: n for status, n in session.execute(q)}
 
 
-def listing(session: Session, company_id: int, status: str | None, limit: int) -> list[dict[str, Any]]:
+def listing(session: Session, company_id: int, status: str | None, limit: int,
+            endpoint_id: int | None = None) -> list[dict[str, Any]]:
     q = sa.select(OutboxMessage).where(OutboxMessage.company_id == company_id)
     if status:
         q = q.where(OutboxMessage.status == status)
+    if endpoint_id is not None:
+        q = q.where(OutboxMessage.endpoint_id == endpoint_id)
     rows = []
     for m in session.scalars(q.order_by(OutboxMessage.id.desc()).limit(limit)):
         attempts = session.scalars(sa.select(OutboxAttempt).where(OutboxAttempt.message_id == m.id)
                                    .order_by(OutboxAttempt.id))
         rows.append({"id": m.id, "key": m.key, "channel": m.channel, "template": m.template, "status": m.status,
+                     "type": m.rule if m.endpoint_id is not None else None, "endpoint": m.endpoint_id,
+                     "sent_at": m.sent_at.isoformat() if m.sent_at else None,
                      "attempts": m.attempts, "customer": m.customer_id, "last_error": m.last_error,
                      "due_at": m.due_at.isoformat() if m.due_at else None,
                      "history": [{"at": a.at.isoformat(), "status": a.status, "detail": a.detail} for a in attempts]})

@@ -3,6 +3,7 @@ outbox's listing and replay, and companies' own wording of templates."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -40,13 +41,15 @@ def deliver(app: Keepwell, message_id: int, channels: dict[str, Channel], now: d
         return claimed
     # Outside any transaction: the provider may be slow, and the claim holds others off.
     provider_id, error = None, None
+    started = time.perf_counter()
     try:
         provider_id = claimed.channel.send(claimed.message)
     except DeliveryError as exc:
         error = exc
     except Exception as exc:  # an adapter bug must not leave the message claimed forever
         error = DeliveryError(f"{type(exc).__name__}: {exc}")
-    return app.run_platform(lambda s: outbox.finish(s, claimed, provider_id, error, now))
+    took_ms = round(1000 * (time.perf_counter() - started))
+    return app.run_platform(lambda s: outbox.finish(s, claimed, provider_id, error, now, took_ms))
 
 
 def due_messages(app: Keepwell, now: datetime | None = None) -> list[tuple[int, int]]:

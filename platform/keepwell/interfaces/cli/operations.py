@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ...kernel.errors import InvalidDocument
-from ...usecases import messaging
+from ...usecases import messaging, webhooks
 from ..wiring import channels
 from .common import Obj, emit, handled, json_option, parse_date
 from .events import redis_url
@@ -167,4 +167,81 @@ def templates_remove(obj: Obj, name: str, channel: str) -> None:
     click.echo(f"{name} ({channel}) removed")
 
 
-COMMANDS = [worker, jobs, outbox, templates]
+@click.group("webhooks")
+def webhooks_group() -> None:
+    """Webhook endpoints: URLs your integrations receive events at (membership.enrolled,
+    allowance.charged...), signed with the company's webhook secret."""
+
+
+def _types(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def _endpoint_line(e: dict[str, Any]) -> None:
+    state = "on " if e["enabled"] else "OFF"
+    click.echo(f"{e['id']:>5} {state} {e['url']}  {', '.join(e['event_types'])}"
+               + (f"  ({e['disabled_reason']})" if e["disabled_reason"] else ""))
+
+
+@webhooks_group.command("add")
+@click.argument("url")
+@click.option("--events", "event_types", required=True,
+              help=f"Comma-separated event types: {', '.join(webhooks.TYPES)}.")
+@click.option("--description", default=None, help="What receives them (\"bookkeeping sync\").")
+@json_option
+@click.pass_obj
+@handled
+def webhooks_add(obj: Obj, url: str, event_types: str, description: str | None, as_json: bool) -> None:
+    """Send events of these types to URL."""
+    emit(webhooks.add(obj.app, obj.company, url, _types(event_types), description), as_json, _endpoint_line)
+
+
+@webhooks_group.command("list")
+@json_option
+@click.pass_obj
+@handled
+def webhooks_list(obj: Obj, as_json: bool) -> None:
+    emit(webhooks.listing(obj.app, obj.company), as_json, lambda rows: [_endpoint_line(e) for e in rows])
+
+
+@webhooks_group.command("update")
+@click.argument("endpoint_id", type=int)
+@click.option("--url", default=None)
+@click.option("--events", "event_types", default=None, help="Comma-separated event types (replaces the list).")
+@click.option("--description", default=None)
+@click.option("--enable/--disable", "enabled", default=None,
+              help="Turn the endpoint back on (after a 410 or days of failures), or off.")
+@json_option
+@click.pass_obj
+@handled
+def webhooks_update(obj: Obj, endpoint_id: int, url: str | None, event_types: str | None, description: str | None,
+                    enabled: bool | None, as_json: bool) -> None:
+    """Change an endpoint. What it missed while off is replayed with `outbox replay --from --to`."""
+    emit(webhooks.update(obj.app, obj.company, endpoint_id, url, _types(event_types) if event_types is not None
+                         else None, description, enabled), as_json, _endpoint_line)
+
+
+@webhooks_group.command("remove")
+@click.argument("endpoint_id", type=int)
+@click.pass_obj
+@handled
+def webhooks_remove(obj: Obj, endpoint_id: int) -> None:
+    webhooks.remove(obj.app, obj.company, endpoint_id)
+    click.echo(f"{endpoint_id} removed")
+
+
+@webhooks_group.command("deliveries")
+@click.argument("endpoint_id", type=int)
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@click.pass_obj
+@handled
+def webhooks_deliveries(obj: Obj, endpoint_id: int, limit: int, as_json: bool) -> None:
+    """The endpoint's delivery log: each message and every attempt (outcome, time taken)."""
+    rows = webhooks.deliveries(obj.app, obj.company, endpoint_id, limit)
+    emit(rows, as_json, lambda rows: [click.echo(
+        f"{r['id']:>6} {r['status']:<8} {r['type']:<22} tries {r['attempts']}  "
+        f"{(r['history'][-1]['detail'] if r['history'] else '')}") for r in rows])
+
+
+COMMANDS = [worker, jobs, outbox, templates, webhooks_group]

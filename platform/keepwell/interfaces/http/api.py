@@ -29,6 +29,7 @@ from ...usecases import (
     rewards,
     rulesets,
     simulation,
+    webhooks,
 )
 from ...usecases.simulation import simulate as run_simulation
 from ..jobs import enqueue as jobs
@@ -357,6 +358,48 @@ def create_api_key() -> ResponseReturnValue:
 def revoke_api_key(key_id: int) -> ResponseReturnValue:
     apikeys.revoke(keepwell(), g.company, key_id)
     return Response(status=204)
+
+
+@bp.get("/webhook_endpoints")
+@needs("admin")
+def list_webhook_endpoints() -> ResponseReturnValue:
+    return jsonify({"webhook_endpoints": webhooks.listing(keepwell(), g.company), "event_types": webhooks.TYPES})
+
+
+@bp.post("/webhook_endpoints")
+@needs("admin")
+@idempotent
+def add_webhook_endpoint() -> ResponseReturnValue:
+    body = validated("WebhookEndpointIn", _body())
+    return jsonify(webhooks.add(keepwell(), g.company, body["url"], body["event_types"], body.get("description"))), 201
+
+
+@bp.get("/webhook_endpoints/<int:endpoint_id>")
+@needs("admin")
+def get_webhook_endpoint(endpoint_id: int) -> ResponseReturnValue:
+    return jsonify(webhooks.get(keepwell(), g.company, endpoint_id))
+
+
+@bp.patch("/webhook_endpoints/<int:endpoint_id>")
+@needs("admin")
+def update_webhook_endpoint(endpoint_id: int) -> ResponseReturnValue:
+    body = validated("WebhookEndpointUpdate", _body())
+    return jsonify(webhooks.update(keepwell(), g.company, endpoint_id, body.get("url"), body.get("event_types"),
+                                   body.get("description"), body.get("enabled")))
+
+
+@bp.delete("/webhook_endpoints/<int:endpoint_id>")
+@needs("admin")
+def remove_webhook_endpoint(endpoint_id: int) -> ResponseReturnValue:
+    webhooks.remove(keepwell(), g.company, endpoint_id)
+    return Response(status=204)
+
+
+@bp.get("/webhook_endpoints/<int:endpoint_id>/deliveries")
+@needs("admin")
+def webhook_deliveries(endpoint_id: int) -> ResponseReturnValue:
+    limit = min(_int_arg("limit", 50), 500)
+    return jsonify({"deliveries": webhooks.deliveries(keepwell(), g.company, endpoint_id, limit)})
 
 
 @bp.post("/simulations")

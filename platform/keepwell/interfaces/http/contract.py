@@ -11,6 +11,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from ...kernel.errors import InvalidDocument, Problem
+from ...usecases.webhooks import TYPES as WEBHOOK_TYPES
 
 MONEY = {"type": "string", "pattern": "^-?[0-9]{1,12}(\\.[0-9]{1,2})?$", "examples": ["250.00"]}
 DAY = {"type": "string", "format": "date", "examples": ["2026-03-01"]}
@@ -56,6 +57,22 @@ BODIES: dict[str, dict[str, Any]] = {
                        "scopes": {"type": "array", "minItems": 1, "uniqueItems": True,
                                   "items": {"enum": ["read", "events:write", "customers:write", "memberships:write",
                                                      "adjustments:write", "admin"]}}}},
+    "WebhookEndpointIn": {
+        "type": "object", "required": ["url", "event_types"], "additionalProperties": False,
+        "properties": {"url": {"type": "string", "minLength": 1, "maxLength": 500, "format": "uri",
+                               "description": "Where the events go (http or https)"},
+                       "event_types": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                       "items": {"enum": list(WEBHOOK_TYPES)}},
+                       "description": {"type": "string", "maxLength": 300,
+                                       "description": "What receives them (\"bookkeeping sync\")"}}},
+    "WebhookEndpointUpdate": {
+        "type": "object", "additionalProperties": False, "minProperties": 1,
+        "properties": {"url": {"type": "string", "minLength": 1, "maxLength": 500, "format": "uri"},
+                       "event_types": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                       "items": {"enum": list(WEBHOOK_TYPES)}},
+                       "description": {"type": "string", "maxLength": 300},
+                       "enabled": {"type": "boolean", "description": "true turns an endpoint that was turned off "
+                                   "(after a 410 or days of failures) back on"}}},
     "EventsIn": {"oneOf": [{"$ref": "#/components/schemas/event"},
                            {"type": "object", "required": ["events"], "properties": {
                                "events": {"type": "array", "maxItems": 500,
@@ -126,6 +143,20 @@ ENDPOINTS = (
              "ApiKeyIn", answers={201: "object", 409: "Problem", 422: "Problem"}, idempotent=True),
     Endpoint("delete", "/api_keys/{key_id}", "revoke_api_key", "Revoke a key: it stops working at once here, within "
              "the key cache's seconds elsewhere", "admin", answers={204: "empty", 404: "Problem"}),
+    Endpoint("get", "/webhook_endpoints", "list_webhook_endpoints", "The company's webhook endpoints, and the event "
+             "types they may subscribe to", "admin"),
+    Endpoint("post", "/webhook_endpoints", "add_webhook_endpoint", "Subscribe a URL to event types", "admin",
+             "WebhookEndpointIn", answers={201: "object", 409: "Problem", 422: "Problem"}, idempotent=True),
+    Endpoint("get", "/webhook_endpoints/{endpoint_id}", "get_webhook_endpoint", "One webhook endpoint", "admin",
+             answers={200: "object", 404: "Problem"}),
+    Endpoint("patch", "/webhook_endpoints/{endpoint_id}", "update_webhook_endpoint", "Change an endpoint's URL, "
+             "types or description, or turn it back on", "admin", "WebhookEndpointUpdate",
+             answers={200: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("delete", "/webhook_endpoints/{endpoint_id}", "remove_webhook_endpoint", "Remove an endpoint", "admin",
+             answers={204: "empty", 404: "Problem"}),
+    Endpoint("get", "/webhook_endpoints/{endpoint_id}/deliveries", "webhook_deliveries", "The endpoint's delivery "
+             "log: every message, newest first, with each attempt", "admin", query=PAGE,
+             answers={200: "object", 404: "Problem"}),
     Endpoint("post", "/simulations", "simulate", "What a draft ruleset would change (202: runs on a worker)",
              "read", "SimulationIn", answers={200: "object", 202: "object", 409: "Problem", 422: "Problem"},
              idempotent=True),

@@ -9,7 +9,7 @@ import re
 from functools import cache
 from typing import Any
 
-from ...usecases import apikeys, idempotency, rulesets
+from ...usecases import apikeys, idempotency, rulesets, webhooks
 from . import contract
 
 SCHEMA_FILES = ("common", "event", "ruleset", "plan", "earning_rules", "notification_triggers")
@@ -96,6 +96,33 @@ _STATUS_TEXT = {200: "OK", 201: "Created (a charge approved)", 202: "Accepted: r
                 422: "Invalid: every problem with its field"}
 
 
+WEBHOOK_BODY = {
+    "type": "object", "required": ["type", "timestamp", "id", "data"],
+    "properties": {
+        "type": {"type": "string", "description": "The event type"},
+        "timestamp": {"type": "string", "format": "date-time", "description": "When the message was queued"},
+        "id": {"type": "string", "description": "The message id (also the webhook-id header): the same on every "
+               "retry, so a receiver drops copies"},
+        "data": {"type": "object", "required": ["event", "customer", "result"], "properties": {
+            "event": {"type": "object", "description": "The Keepwell event: id, type, occurred_at, local_date, status"},
+            "customer": {"type": "object", "description": "id and name"},
+            "membership": {"type": ["string", "null"]},
+            "result": {"type": "object", "description": "The event's answer, as GET /events/{id} gives it, "
+                       "ledger entries included"}}}}}
+
+
+def _webhooks() -> dict[str, Any]:
+    """What subscribed endpoints receive: one POST per event type, signed per Standard Webhooks
+    (webhook-id, webhook-timestamp, webhook-signature)."""
+    return {t: {"post": {"summary": summary, "operationId": f"webhook_{t.replace('.', '_')}",
+                         "description": "Verify the webhook-signature header with the company's whsec_ secret "
+                                        "(any Standard Webhooks library) before trusting the body.",
+                         "requestBody": {"content": {"application/json": {"schema": WEBHOOK_BODY}}},
+                         "responses": {"200": {"description": "Received (any 2xx); 410 turns the endpoint off, "
+                                                              "anything else is retried for about three days"}}}}
+            for t, summary in webhooks.TYPES.items()}
+
+
 @cache
 def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {name: _local(copy.deepcopy(rulesets.schema_document(name)), name)
@@ -112,6 +139,7 @@ def document() -> dict[str, Any]:
                                 "`Authorization: Bearer <key>`; each key acts for one company within its scopes."},
         "servers": [{"url": "/api/v1"}],
         "paths": paths,
+        "webhooks": _webhooks(),
         "components": {"schemas": schemas, "securitySchemes": {"apiKey": {
             "type": "http", "scheme": "bearer",
             "description": "Scopes: " + "; ".join(f"`{k}`: {v}" for k, v in apikeys.SCOPES.items())}}},
