@@ -26,6 +26,7 @@ from ...usecases import (
     events,
     idempotency,
     memberships,
+    packs,
     rewards,
     rulesets,
     simulation,
@@ -336,6 +337,104 @@ def statement(membership_id: str) -> ResponseReturnValue:
 @needs("read")
 def list_rulesets() -> ResponseReturnValue:
     return jsonify({"rulesets": rulesets.list_rulesets(keepwell(), g.company)})
+
+
+def _author() -> str:
+    return "API key"  # what a version's history says published it
+
+
+def _published(p: Any) -> dict[str, Any]:
+    return {"ref": p.ref, "version": p.version, "created": p.created}
+
+
+@bp.get("/rulesets/<key>")
+@needs("read")
+def ruleset_versions(key: str) -> ResponseReturnValue:
+    found = rulesets.versions_of(keepwell(), g.company, key)
+    if not found:
+        raise NotFound(f"no ruleset {key!r}")
+    return jsonify({"id": key, "versions": found})
+
+
+@bp.get("/rulesets/<key>/versions/<int:version>")
+@needs("read")
+def ruleset_version(key: str, version: int) -> ResponseReturnValue:
+    return jsonify(rulesets.show(keepwell(), g.company, f"{key}@{version}"))
+
+
+@bp.get("/rulesets/<key>/diff")
+@needs("read")
+def ruleset_diff(key: str) -> ResponseReturnValue:
+    a, b = _int_arg("from", 0), _int_arg("to", 0)
+    if not (a and b):
+        missing = [n for n, v in (("from", a), ("to", b)) if not v]
+        raise InvalidDocument("bad query", [Problem(n, "a version number such as 2") for n in missing])
+    return jsonify({"from": f"{key}@{a}", "to": f"{key}@{b}",
+                    "diff": rulesets.diff(keepwell(), g.company, f"{key}@{a}", f"{key}@{b}")})
+
+
+@bp.post("/rulesets/validate")
+@needs("read")
+def validate_rulesets() -> ResponseReturnValue:
+    body = validated("RulesetsValidateIn", _body())
+    found = [[p.to_dict() for p in rulesets.validate([(f"document {i + 1}", d)])]
+             for i, d in enumerate(body["documents"])]
+    return jsonify({"valid": not any(found),
+                    "documents": [{"index": i, "valid": not errs, "errors": errs} for i, errs in enumerate(found)]})
+
+
+@bp.post("/rulesets")
+@needs("admin")
+@idempotent
+def save_ruleset() -> ResponseReturnValue:
+    """A document saved as the ruleset's draft, or (publish: true) published as its next version."""
+    body = validated("RulesetIn", _body())
+    doc = body["document"]
+    if body.get("publish"):
+        on = _day(body, "effective_from")
+        return jsonify(_published(rulesets.save_and_publish(keepwell(), g.company, doc, _author(), on))), 201
+    problems = rulesets.save_draft(keepwell(), g.company, doc, _author())
+    return jsonify({"id": (doc.get("metadata") or {}).get("id"), "draft": True, "valid": not problems,
+                    "errors": [p.to_dict() for p in problems]}), 200
+
+
+@bp.post("/rulesets/<key>/rollback")
+@needs("admin")
+def rollback_ruleset(key: str) -> ResponseReturnValue:
+    body = validated("RollbackIn", _body())
+    on = _day(body, "effective_from") if body.get("effective_from") else None
+    return jsonify(_published(rulesets.rollback(keepwell(), g.company, key, body["to_version"], _author(), on))), 201
+
+
+@bp.get("/packs")
+@needs("read")
+def list_packs() -> ResponseReturnValue:
+    return jsonify({"packs": [p.to_dict() for p in packs.available()]})
+
+
+@bp.post("/packs/<name>/install")
+@needs("admin")
+def install_pack(name: str) -> ResponseReturnValue:
+    """Publish every ruleset of a shipped pack (with its parameters), all or none."""
+    body = validated("PackInstallIn", _body())
+    pack = packs.shipped(name)
+    on = _day(body, "effective_from") if body.get("effective_from") else packs.DEFAULT_FROM
+    refs = packs.install(keepwell(), g.company, pack, _author(), on, body.get("values") or None)
+    return jsonify({"pack": name, "published": refs}), 201
+
+
+@bp.get("/company")
+@needs("read")
+def company_settings() -> ResponseReturnValue:
+    return jsonify(companies.details(keepwell(), g.company))
+
+
+@bp.patch("/company")
+@needs("admin")
+def update_company() -> ResponseReturnValue:
+    body = validated("CompanyUpdate", _body())
+    companies.update(keepwell(), g.company, **body)
+    return jsonify(companies.details(keepwell(), g.company))
 
 
 @bp.get("/api_keys")

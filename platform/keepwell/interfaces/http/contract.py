@@ -73,6 +73,44 @@ BODIES: dict[str, dict[str, Any]] = {
                        "description": {"type": "string", "maxLength": 300},
                        "enabled": {"type": "boolean", "description": "true turns an endpoint that was turned off "
                                    "(after a 410 or days of failures) back on"}}},
+    "RulesetsValidateIn": {
+        "type": "object", "required": ["documents"], "additionalProperties": False,
+        "properties": {"documents": {"type": "array", "minItems": 1, "maxItems": 50, "items": {"type": "object"},
+                                     "description": "Ruleset documents (Plan, EarningRules, NotificationTriggers)"}}},
+    "RulesetIn": {
+        "type": "object", "required": ["document"], "additionalProperties": False,
+        "properties": {"document": {"type": "object", "description": "A ruleset document; saved as the draft of "
+                                    "its ruleset (valid or not: the answer lists its problems)"},
+                       "publish": {"type": "boolean", "default": False,
+                                   "description": "Publish it as the next version (it must be valid)"},
+                       "effective_from": {**DAY, "description": "When the published version takes effect "
+                                          "(default: today, company time)"}}},
+    "RollbackIn": {
+        "type": "object", "required": ["to_version"], "additionalProperties": False,
+        "properties": {"to_version": {"type": "integer", "minimum": 1, "maximum": 1_000_000,
+                                      "description": "The version whose content is published again"},
+                       "effective_from": {**DAY, "description": "Default: today"}}},
+    "PackInstallIn": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"values": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 200},
+                                  "description": "The pack's parameters (GET /packs lists them), as text"},
+                       "effective_from": {**DAY, "description": "Default: in force at once, back-dated events "
+                                          "included"}}},
+    "CompanyUpdate": {
+        "type": "object", "additionalProperties": False, "minProperties": 1,
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "email": {"type": "string", "maxLength": 254, "format": "email"},
+                       "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["America/Denver"]},
+                       "quiet_hours": {"type": "string", "maxLength": 11, "examples": ["21:00-08:00"],
+                                       "description": "No email or text between these (company time); \"\" for none"},
+                       "webhook_url": {"type": "string", "minLength": 1, "maxLength": 500, "format": "uri",
+                                       "description": "Where webhook-channel notifications go"},
+                       "phone_region": {"type": "string", "minLength": 2, "maxLength": 2, "examples": ["US"]},
+                       "future_hours": {"type": "integer", "minimum": 0, "maximum": 744},
+                       "backdate_days": {"type": "integer", "minimum": 1, "maximum": 36_600},
+                       "max_periods_per_event": {"type": "integer", "minimum": 1, "maximum": 1200},
+                       "adjustment_limit": {**MONEY, "description": "The largest manual allowance adjustment"},
+                       "adjustment_limit_points": {"type": "integer", "minimum": 1, "maximum": 10**12}}},
     "EventsIn": {"oneOf": [{"$ref": "#/components/schemas/event"},
                            {"type": "object", "required": ["events"], "properties": {
                                "events": {"type": "array", "maxItems": 500,
@@ -138,6 +176,27 @@ ENDPOINTS = (
              "read", query=(("from", DAY, "First day"), ("to", DAY, "Last day")),
              answers={200: "object", 404: "Problem", 422: "Problem"}),
     Endpoint("get", "/rulesets", "list_rulesets", "The company's rulesets", "read"),
+    Endpoint("get", "/rulesets/{key}", "ruleset_versions", "A ruleset's versions, newest first", "read",
+             answers={200: "object", 404: "Problem"}),
+    Endpoint("get", "/rulesets/{key}/versions/{version}", "ruleset_version", "One version with its content",
+             "read", answers={200: "object", 404: "Problem"}),
+    Endpoint("get", "/rulesets/{key}/diff", "ruleset_diff", "What changed between two versions (a unified diff)",
+             "read", query=(("from", {"type": "integer", "minimum": 1}, "A version"),
+                            ("to", {"type": "integer", "minimum": 1}, "Another version")),
+             answers={200: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("post", "/rulesets/validate", "validate_rulesets", "Every problem of these documents, each with its "
+             "field (nothing is saved)", "read", "RulesetsValidateIn", answers={200: "object", 422: "Problem"}),
+    Endpoint("post", "/rulesets", "save_ruleset", "Save a document as its ruleset's draft, or publish it",
+             "admin", "RulesetIn", answers={200: "object", 201: "object", 409: "Problem", 422: "Problem"},
+             idempotent=True),
+    Endpoint("post", "/rulesets/{key}/rollback", "rollback_ruleset", "Publish an older version's content again as "
+             "the next version", "admin", "RollbackIn", answers={201: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("get", "/packs", "list_packs", "The industry template packs shipped, with their parameters", "read"),
+    Endpoint("post", "/packs/{name}/install", "install_pack", "Publish every ruleset of a pack, all or none",
+             "admin", "PackInstallIn", answers={201: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("get", "/company", "company_settings", "The company's settings and limits", "read"),
+    Endpoint("patch", "/company", "update_company", "Change the company's contact, time zone, quiet hours or "
+             "limits", "admin", "CompanyUpdate", answers={200: "object", 422: "Problem"}),
     Endpoint("get", "/api_keys", "list_api_keys", "The company's API keys (never their secrets)", "admin"),
     Endpoint("post", "/api_keys", "create_api_key", "A new API key; its secret is in this answer only", "admin",
              "ApiKeyIn", answers={201: "object", 409: "Problem", 422: "Problem"}, idempotent=True),

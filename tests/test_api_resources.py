@@ -1,0 +1,104 @@
+"""The rest of the admin's and CLI's configuration through the REST API: the company's own
+settings, rulesets (validate, draft, publish, versions, diff, rollback) and template packs; each
+for its own company only, the writes for `admin` keys only."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from keepwell.app import create_app
+from keepwell.infra.settings import Settings
+from keepwell.usecases import apikeys
+from support import make_app
+
+PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "vip", "name": "VIP"},
+        "spec": {"allowance": {"amount": "100.00", "period": "monthly", "overdraft": {"limit": "20.00"}}}}
+
+
+@pytest.fixture
+def svc(db_url):
+    app = make_app(db_url)
+    app.add_company("other", "Other Co")
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def c(svc):
+    return create_app({"TESTING": True}, service=svc, settings=Settings.from_env({"KEEPWELL_SECRET_KEY": "k"})).test_client()
+
+
+def key(svc, company="default", scopes=("admin",)):
+    return {"Authorization": f"Bearer {apikeys.create(svc, company, 'test', list(scopes))}"}
+
+
+def test_the_company_reads_and_changes_its_own_settings(svc, c):
+    admin, reader = key(svc), key(svc, scopes=("read",))
+    shown = c.get("/api/v1/company", headers=reader).json
+    assert shown["slug"] == "default" and "webhook_secret" not in shown and shown["webhook_secret_set"] is False
+    r = c.patch("/api/v1/company", headers=admin, json={"email": "office@heat.example", "quiet_hours": "21:00-08:00",
+                                                        "adjustment_limit": "500.00"})
+    assert r.status_code == 200, r.json
+    assert (r.json["email"], r.json["quiet_hours"], r.json["adjustment_limit"]) == (
+        "office@heat.example", "21:00-08:00", "500.00")
+    r = c.patch("/api/v1/company", headers=admin, json={"quiet_hours": "late", "timezone": "Mars/Olympus"})
+    assert r.status_code == 422 and r.json["errors"][0]["pointer"] in ("/quiet_hours", "/timezone")
+    assert c.get("/api/v1/company", headers=reader).json["email"] == "office@heat.example"  # nothing half-applied
+    r = c.patch("/api/v1/company", headers=reader, json={"name": "Mine now"})
+    assert r.status_code == 403 and r.json["needed_scope"] == "admin"
+    assert c.get("/api/v1/company", headers=key(svc, "other")).json["slug"] == "other"
+
+
+def test_rulesets_validate_draft_publish_compare_and_roll_back(svc, c):
+    admin = key(svc)
+    broken = copy.deepcopy(PLAN)
+    broken["spec"]["allowance"]["amount"] = "2five0"
+    r = c.post("/api/v1/rulesets/validate", headers=admin, json={"documents": [PLAN, broken]})
+    assert r.status_code == 200 and r.json["valid"] is False
+    first, second = r.json["documents"]
+    assert first == {"index": 0, "valid": True, "errors": []}
+    assert not second["valid"] and [e["path"] for e in second["errors"]] == ["spec.allowance.amount"]
+    # A draft may be invalid (kept, with its problems); publishing it is refused with them.
+    r = c.post("/api/v1/rulesets", headers=admin, json={"document": broken})
+    assert r.status_code == 200 and r.json["draft"] and not r.json["valid"] and r.json["errors"]
+    r = c.post("/api/v1/rulesets", headers=admin, json={"document": broken, "publish": True})
+    assert r.status_code == 422
+    r = c.post("/api/v1/rulesets", headers=admin, json={"document": PLAN, "publish": True, "effective_from": "2026-01-01"})
+    assert r.status_code == 201 and r.json == {"ref": "vip@1", "version": 1, "created": True}
+    richer = copy.deepcopy(PLAN)
+    richer["spec"]["allowance"]["amount"] = "150.00"
+    assert c.post("/api/v1/rulesets", headers=admin, json={"document": richer, "publish": True}).json["ref"] == "vip@2"
+    versions = c.get("/api/v1/rulesets/vip", headers=admin).json["versions"]
+    assert [v["version"] for v in versions] == [2, 1] or [v["version"] for v in versions] == [1, 2]
+    one = c.get("/api/v1/rulesets/vip/versions/1", headers=admin).json
+    assert one["content"]["spec"]["allowance"]["amount"] == "100.00" and one["author"] == "API key"
+    diff = c.get("/api/v1/rulesets/vip/diff?from=1&to=2", headers=admin).json["diff"]
+    assert "100.00" in diff and "150.00" in diff
+    assert c.get("/api/v1/rulesets/vip/diff?from=1", headers=admin).status_code == 422
+    r = c.post("/api/v1/rulesets/vip/rollback", headers=admin, json={"to_version": 1})
+    assert r.status_code == 201 and r.json["ref"] == "vip@3"
+    assert c.get("/api/v1/rulesets/vip/versions/3", headers=admin).json["content"]["spec"]["allowance"]["amount"] == "100.00"
+    # Another company sees none of it; a key without admin cannot publish.
+    other = key(svc, "other")
+    assert c.get("/api/v1/rulesets/vip", headers=other).status_code == 404
+    assert c.get("/api/v1/rulesets/vip/versions/1", headers=other).status_code == 404
+    assert c.post("/api/v1/rulesets/vip/rollback", headers=other, json={"to_version": 1}).status_code == 404
+    r = c.post("/api/v1/rulesets", headers=key(svc, scopes=("read", "events:write")), json={"document": PLAN})
+    assert r.status_code == 403 and r.json["needed_scope"] == "admin"
+
+
+def test_packs_are_listed_and_installed_all_or_none(svc, c):
+    admin = key(svc)
+    listed = c.get("/api/v1/packs", headers=key(svc, scopes=("read",))).json["packs"]
+    names = [p["name"] for p in listed]
+    assert "hvac" in names
+    r = c.post("/api/v1/packs/hvac/install", headers=admin, json={})
+    assert r.status_code == 201 and r.json["published"]
+    installed = c.get("/api/v1/rulesets", headers=admin).json["rulesets"]
+    assert len(installed) == len(r.json["published"])
+    assert c.get("/api/v1/rulesets", headers=key(svc, "other")).json["rulesets"] == []
+    assert c.post("/api/v1/packs/../../etc/install", headers=admin, json={}).status_code == 404
+    assert c.post("/api/v1/packs/nope/install", headers=admin, json={}).status_code == 404
+    assert c.post("/api/v1/packs/hvac/install", headers=key(svc, scopes=("read",)), json={}).status_code == 403
