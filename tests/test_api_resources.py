@@ -5,6 +5,7 @@ for its own company only, the writes for `admin` keys only."""
 from __future__ import annotations
 
 import copy
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -102,3 +103,41 @@ def test_packs_are_listed_and_installed_all_or_none(svc, c):
     assert c.post("/api/v1/packs/../../etc/install", headers=admin, json={}).status_code == 404
     assert c.post("/api/v1/packs/nope/install", headers=admin, json={}).status_code == 404
     assert c.post("/api/v1/packs/hvac/install", headers=key(svc, scopes=("read",)), json={}).status_code == 403
+
+
+def test_memberships_are_listed_by_customer_plan_and_status_and_cancelling_is_previewed(svc, c):
+    admin = key(svc, scopes=("admin",))
+    today = datetime.now(UTC).date().isoformat()
+    svc.publish(PLAN, "test", date(1970, 1, 1))
+    people = [c.post("/api/v1/customers", headers=admin, json={"name": f"Member {n}"}).json["id"] for n in range(3)]
+    mids = [c.post("/api/v1/enrollments", headers=admin, json={"customer": p, "plan": "vip", "on": today}).json["membership"]
+            for p in people]
+    assert c.post(f"/api/v1/memberships/{mids[2]}/cancel", headers=admin, json={}).status_code == 200
+    page = c.get("/api/v1/memberships?limit=2", headers=admin).json
+    assert [m["id"] for m in page["memberships"]] == mids[:2] and page["has_more"]
+    rest = c.get(page["next"], headers=admin).json
+    assert [m["id"] for m in rest["memberships"]] == mids[2:] and not rest["has_more"]
+    active = c.get("/api/v1/memberships?status=active&plan=vip", headers=admin).json["memberships"]
+    assert [m["id"] for m in active] == mids[:2]
+    assert [m["id"] for m in c.get(f"/api/v1/memberships?customer={people[1]}", headers=admin).json["memberships"]] == [
+        mids[1]]
+    assert c.get("/api/v1/memberships?status=paused", headers=admin).status_code == 422
+    assert c.get("/api/v1/memberships?starting_after=mem_nope", headers=admin).status_code == 422
+    assert c.get("/api/v1/memberships", headers=key(svc, "other")).json["memberships"] == []
+    # The preview changes nothing and says what is left.
+    preview = c.get(f"/api/v1/memberships/{mids[0]}/cancel_preview", headers=admin).json
+    assert preview["status_after"] == "cancelled" and preview["now"]["allowance"]["balance"] == "100.00"
+    assert c.get(f"/api/v1/memberships/{mids[0]}", headers=admin).json["status"] == "active"
+    assert c.get(f"/api/v1/memberships/{mids[2]}/cancel_preview", headers=admin).status_code == 402  # cancelled already
+    assert c.get(f"/api/v1/memberships/{mids[0]}/cancel_preview", headers=key(svc, "other")).status_code == 404
+    # Migrating to another version: previewed, then applied.
+    richer = copy.deepcopy(PLAN)
+    richer["spec"]["allowance"]["amount"] = "150.00"
+    svc.publish(richer, "test", date(1970, 1, 1))
+    r = c.post("/api/v1/memberships/migrate", headers=admin, json={"plan": "vip", "to": "vip@2"})
+    assert r.status_code == 200 and not r.json["applied"] and len(r.json["memberships"]) == 2
+    r = c.post("/api/v1/memberships/migrate", headers=admin, json={"plan": "vip", "to": "vip@2", "apply": True})
+    assert all(m["applied"] for m in r.json["memberships"])
+    assert c.get(f"/api/v1/memberships/{mids[0]}", headers=admin).json["plan"] == "vip@2"
+    assert c.post("/api/v1/memberships/migrate", headers=key(svc, scopes=("memberships:write",)),
+                  json={"plan": "vip", "to": "vip@2"}).status_code == 403

@@ -18,7 +18,7 @@ from ..infra import bulk
 from ..infra.context import Ctx
 from ..infra.sql import chunks, one_of
 from ..infra.unit import Unit
-from ..kernel.errors import Declined, NotFound
+from ..kernel.errors import Declined, InvalidDocument, NotFound
 from ..kernel.ids import new_id
 from ..kernel.periods import period_end, period_index, period_start
 from ..ledger import Posting
@@ -251,6 +251,30 @@ def view(ctx: Ctx, m: Membership) -> dict[str, Any]:
         "priority": terms.priority,
         "emergency": terms.emergency,
     }
+
+
+def page(ctx: Ctx, limit: int, after: str | None = None, customer: str | None = None, plan: str | None = None,
+         status: str | None = None) -> tuple[list[Membership], bool]:
+    """Memberships oldest first, after the membership `after` (a cursor), of one customer, plan
+    (any of its versions) and/or status; and whether more follow."""
+    stmt = sa.select(Membership).where(Membership.company_id == ctx.company.id)
+    if customer:
+        stmt = stmt.where(Membership.customer_id == customer)
+    if status:
+        stmt = stmt.where(Membership.status == status)
+    if plan:
+        stmt = stmt.where(Membership.plan_version_id.in_(
+            sa.select(RulesetVersion.id).join(Ruleset, Ruleset.id == RulesetVersion.ruleset_id)
+            .where(Ruleset.company_id == ctx.company.id, Ruleset.key == plan)))
+    if after:
+        mark = ctx.session.execute(sa.select(Membership.created_at, Membership.id).where(
+            Membership.company_id == ctx.company.id, Membership.id == after)).first()
+        if mark is None:
+            raise InvalidDocument.field("starting_after", f"no membership {after!r} to start after")
+        stmt = stmt.where(sa.or_(Membership.created_at > mark[0],
+                                 sa.and_(Membership.created_at == mark[0], Membership.id > mark[1])))
+    rows = list(ctx.session.scalars(stmt.order_by(Membership.created_at, Membership.id).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
 
 
 def due_for_close(ctx: Ctx, as_of: date) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ from ..customers.customers import get_customer
 from ..events import pipeline
 from ..infra.context import Ctx
 from ..kernel.errors import Declined, InvalidDocument, NotFound
-from ..memberships import memberships, moves
+from ..memberships import memberships, moves, renewal
 from ..memberships.statements import statement as membership_statement
 from ..memberships.terms import resolve, tiers
 from ..rulesets import versions
@@ -96,6 +96,39 @@ def change_tier(ctx: Ctx, membership_id: str, tier: str, on: date) -> TierChange
 def show(ctx: Ctx, membership_id: str) -> dict[str, Any]:
     """Status, plan version, tier, period, allowance and included services of a membership."""
     return memberships.view(ctx, memberships.get(ctx, membership_id))
+
+
+STATUSES = ("active", "cancelled", "expired")
+
+
+@reading
+def list_memberships(ctx: Ctx, limit: int = 50, after: str | None = None, customer: str | None = None,
+                     plan: str | None = None, status: str | None = None) -> dict[str, Any]:
+    """Memberships oldest first, a page after a cursor (the last membership id of the previous
+    page), by customer, plan and status."""
+    if status and status not in STATUSES:
+        raise InvalidDocument.field("status", f"{status[:20]!r} is not one of {', '.join(STATUSES)}")
+    rows, more = memberships.page(ctx, limit, after, customer, plan, status)
+    return {"memberships": [memberships.view(ctx, m) for m in rows], "has_more": more,
+            "last": rows[-1].id if rows else None}
+
+
+@reading
+def cancel_preview(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any]:
+    """What cancelling on `on` would do, changing nothing: the periods it closes first, the day
+    it ends, and what is left unused then (it does not carry over: a cancelled membership
+    grants and charges nothing more)."""
+    limits.check_day(ctx.company, ctx.today(), on, "on")
+    m = memberships.get(ctx, membership_id)
+    if m.status != "active":
+        raise Declined("not_active", f"membership {m.id} is {m.status}")
+    shown = memberships.view(ctx, m)
+    closes = renewal.periods_behind(m, on, ctx.company.max_periods_per_event)
+    return {"membership": m.id, "status_after": "cancelled", "ends_on": on.isoformat(),
+            "periods_closed_first": closes, "now": {"allowance": shown["allowance"], "services": shown["services"]},
+            "note": ("the balances shown are today's; the periods that end before the day close first (each "
+                     "as its own event), and what is left on the day goes unused" if closes else
+                     "what is left on the day goes unused; nothing is refunded or charged by cancelling")}
 
 
 @reading

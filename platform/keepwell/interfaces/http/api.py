@@ -308,6 +308,33 @@ def _day(body: dict[str, Any], name: str) -> date:
     return _iso_date(body[name], name) if body.get(name) else companies.today(keepwell(), g.company)
 
 
+@bp.get("/memberships")
+@needs("read")
+def list_memberships() -> ResponseReturnValue:
+    """Memberships oldest first: `limit`, the cursor `starting_after`, `customer`, `plan`, `status`."""
+    limit = min(_int_arg("limit", 50), 500)
+    filters = {k: request.args.get(k) or None for k in ("customer", "plan", "status")}
+    found = memberships.list_memberships(keepwell(), g.company, limit, _cursor(), **filters)
+    return _page("memberships", ".list_memberships", found, limit, filters)
+
+
+@bp.get("/memberships/<membership_id>/cancel_preview")
+@needs("read")
+def cancel_preview(membership_id: str) -> ResponseReturnValue:
+    on = _iso_date(request.args["on"], "on") if request.args.get("on") else companies.today(keepwell(), g.company)
+    return jsonify(memberships.cancel_preview(keepwell(), g.company, membership_id, on))
+
+
+@bp.post("/memberships/migrate")
+@needs("admin")
+def migrate_memberships() -> ResponseReturnValue:
+    """Move a plan's active memberships to another of its versions: a preview, or (apply) done,
+    each as a `migrated` event of its own."""
+    body = validated("MigrateIn", _body())
+    rows = memberships.move(keepwell(), g.company, body["plan"], body["to"], bool(body.get("apply")))
+    return jsonify({"applied": bool(body.get("apply")), "memberships": rows})
+
+
 @bp.post("/memberships/<membership_id>/cancel")
 @needs("memberships:write")
 def cancel_membership(membership_id: str) -> ResponseReturnValue:

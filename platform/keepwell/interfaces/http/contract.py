@@ -111,6 +111,12 @@ BODIES: dict[str, dict[str, Any]] = {
                        "max_periods_per_event": {"type": "integer", "minimum": 1, "maximum": 1200},
                        "adjustment_limit": {**MONEY, "description": "The largest manual allowance adjustment"},
                        "adjustment_limit_points": {"type": "integer", "minimum": 1, "maximum": 10**12}}},
+    "MigrateIn": {
+        "type": "object", "required": ["plan", "to"], "additionalProperties": False,
+        "properties": {"plan": {**ID, "description": "The Plan ruleset's id"},
+                       "to": {**ID, "description": "The version to move to, as id@N (vip@3)"},
+                       "apply": {"type": "boolean", "default": False,
+                                 "description": "false: only what would move, and what stops any"}}},
     "EventsIn": {"oneOf": [{"$ref": "#/components/schemas/event"},
                            {"type": "object", "required": ["events"], "properties": {
                                "events": {"type": "array", "maxItems": 500,
@@ -164,6 +170,19 @@ ENDPOINTS = (
     Endpoint("post", "/enrollments", "enroll", "Enrol a customer in a plan", "memberships:write", "EnrollmentIn",
              answers={201: "object", 200: "object", 402: "Problem", 404: "Problem", 409: "Problem", 422: "Problem"},
              idempotent=True),
+    Endpoint("get", "/memberships", "list_memberships", "Memberships, a page at a time, by customer, plan and "
+             "status", "read", query=PAGE + (("starting_after", {"type": "string", "maxLength": 200},
+                                               "The last membership id of the previous page"),
+                                              ("customer", {"type": "string"}, "One customer's"),
+                                              ("plan", {"type": "string"}, "One plan's (any version)"),
+                                              ("status", {"enum": ["active", "cancelled", "expired"]}, "Status")),
+             answers={200: "object", 422: "Problem"}),
+    Endpoint("get", "/memberships/{membership_id}/cancel_preview", "cancel_preview", "What cancelling on a day "
+             "would do (nothing changes)", "read", query=(("on", DAY, "The last day (default: today)"),),
+             answers={200: "object", 402: "Problem", 404: "Problem", 422: "Problem"}),
+    Endpoint("post", "/memberships/migrate", "migrate_memberships", "Move a plan's active memberships to another "
+             "version (preview, or apply)", "admin", "MigrateIn", answers={200: "object", 404: "Problem",
+                                                                            422: "Problem"}),
     Endpoint("get", "/memberships/{membership_id}", "membership", "A membership: plan, period, balances",
              "read", answers={200: "object", 404: "Problem"}),
     Endpoint("post", "/memberships/{membership_id}/cancel", "cancel_membership", "Cancel a membership on a day",
