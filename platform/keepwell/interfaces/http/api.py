@@ -327,6 +327,7 @@ def cancel_preview(membership_id: str) -> ResponseReturnValue:
 
 @bp.post("/memberships/migrate")
 @needs("admin")
+@idempotent
 def migrate_memberships() -> ResponseReturnValue:
     """Move a plan's active memberships to another of its versions: a preview, or (apply) done,
     each as a `migrated` event of its own."""
@@ -337,6 +338,7 @@ def migrate_memberships() -> ResponseReturnValue:
 
 @bp.post("/memberships/<membership_id>/cancel")
 @needs("memberships:write")
+@idempotent
 def cancel_membership(membership_id: str) -> ResponseReturnValue:
     body = validated("CancelIn", _body() if request.content_length else {})
     result = memberships.cancel(keepwell(), g.company, membership_id, _day(body, "on"))
@@ -347,6 +349,7 @@ def cancel_membership(membership_id: str) -> ResponseReturnValue:
 
 @bp.post("/memberships/<membership_id>/tier")
 @needs("memberships:write")
+@idempotent
 def change_tier(membership_id: str) -> ResponseReturnValue:
     body = validated("TierChangeIn", _body())
     changed = memberships.change_tier(keepwell(), g.company, membership_id, body["tier"], _day(body, "on"))
@@ -402,6 +405,7 @@ def ruleset_diff(key: str) -> ResponseReturnValue:
 
 @bp.post("/rulesets/validate")
 @needs("read")
+@idempotent
 def validate_rulesets() -> ResponseReturnValue:
     body = validated("RulesetsValidateIn", _body())
     found = [[p.to_dict() for p in rulesets.validate([(f"document {i + 1}", d)])]
@@ -427,6 +431,7 @@ def save_ruleset() -> ResponseReturnValue:
 
 @bp.post("/rulesets/<key>/rollback")
 @needs("admin")
+@idempotent
 def rollback_ruleset(key: str) -> ResponseReturnValue:
     body = validated("RollbackIn", _body())
     on = _day(body, "effective_from") if body.get("effective_from") else None
@@ -441,6 +446,7 @@ def list_packs() -> ResponseReturnValue:
 
 @bp.post("/packs/<name>/install")
 @needs("admin")
+@idempotent
 def install_pack(name: str) -> ResponseReturnValue:
     """Publish every ruleset of a shipped pack (with its parameters), all or none."""
     body = validated("PackInstallIn", _body())
