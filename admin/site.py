@@ -93,6 +93,7 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
     from .records import CustomersView, EventsView, LedgerView, MembershipsView
     from .rulesets import RulesetsView
     from .users import UsersView
+    from .webhooks import WebhooksView
 
     admin.add_view(RulesetsView(name="Rulesets", endpoint="rulesets", url="/admin/rulesets"))
     admin.add_view(PacksView(name="Template packs", endpoint="packs", url="/admin/packs"))
@@ -101,4 +102,5 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
     admin.add_view(LedgerView(name="Ledger", endpoint="ledger", url="/admin/ledger"))
     admin.add_view(EventsView(name="Events", endpoint="events", url="/admin/events"))
     admin.add_view(UsersView(name="Users", endpoint="users", url="/admin/users"))
+    admin.add_view(WebhooksView(name="Webhooks", endpoint="webhooks", url="/admin/webhooks"))
     return admin

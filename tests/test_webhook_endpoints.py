@@ -18,6 +18,7 @@ from keepwell.messaging.channels import ChannelSettings, channels_from
 from keepwell.usecases import apikeys, companies, messaging
 from mailserver import HttpRecorder
 from support import make_app
+from test_admin import site  # noqa: F401  (the admin with an owner, a staff member and another company)
 
 PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "vip", "name": "VIP"},
         "spec": {"allowance": {"amount": "100.00", "period": "monthly", "overdraft": {"limit": "20.00"}}}}
@@ -148,3 +149,44 @@ def test_a_410_turns_only_that_endpoint_off_and_turning_it_on_with_a_replay_catc
         assert len(hook.requests) == 3
     customers = {json.loads(r["body"])["data"]["customer"]["id"] for r in hook.requests[1:]}
     assert first in customers and len(customers) == 2
+
+
+def test_owners_manage_endpoints_on_the_admin_webhooks_page(site):
+    from test_admin import signed_in
+
+    app, svc = site
+    svc.publish(PLAN, "test", date(1970, 1, 1))
+    owner = signed_in(app)
+    page = owner.get("/admin/webhooks/").get_data(as_text=True)
+    assert "No webhook endpoints yet" in page and "membership.enrolled" in page
+    bad = owner.post("/admin/webhooks/", {"url": "pos.example", "event_types": []}, token_from="/admin/webhooks/")
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 200 and "Address must be an http(s) address" in html and "Events name at least one" in html
+    with HttpRecorder(lambda req: (200, {})) as hook:
+        r = owner.post("/admin/webhooks/", {"url": f"{hook.url}/in", "event_types": ["membership.enrolled"],
+                                            "description": "bookkeeping"}, token_from="/admin/webhooks/")
+        assert r.status_code == 302
+        [endpoint] = webhooks_of(svc)
+        c, h = client_of(svc), auth(svc)
+        member(c, h)
+        assert [o.status for o in deliver(svc)] == ["sent"]
+    log = owner.get(f"/admin/webhooks/{endpoint['id']}/deliveries").get_data(as_text=True)
+    assert "membership.enrolled" in log and "sent" in log and " ms: " in log
+    r = owner.post(f"/admin/webhooks/{endpoint['id']}/disable", token_from="/admin/webhooks/")
+    assert r.status_code == 302 and webhooks_of(svc)[0]["enabled"] is False
+    owner.post(f"/admin/webhooks/{endpoint['id']}/enable", token_from="/admin/webhooks/")
+    assert webhooks_of(svc)[0]["enabled"] is True
+    # Staff cannot see the page; another company's owner cannot touch this endpoint.
+    assert signed_in(app, "staff@heat.example").get("/admin/webhooks/").status_code == 403
+    other = signed_in(app, "owner@other.example")
+    assert other.get(f"/admin/webhooks/{endpoint['id']}/deliveries").status_code == 404
+    other.post(f"/admin/webhooks/{endpoint['id']}/remove", token_from="/admin/webhooks/")
+    assert len(webhooks_of(svc)) == 1
+    owner.post(f"/admin/webhooks/{endpoint['id']}/remove", token_from="/admin/webhooks/")
+    assert webhooks_of(svc) == []
+
+
+def webhooks_of(svc) -> list:
+    from keepwell.usecases import webhooks
+
+    return webhooks.listing(svc, "default")
