@@ -143,8 +143,11 @@ def test_a_410_turns_only_that_endpoint_off_and_turning_it_on_with_a_replay_catc
         # Back on, and what it missed put back in line by range.
         answers["gone"] = False
         assert c.patch(f"/api/v1/webhook_endpoints/{ep['id']}", headers=h, json={"enabled": True}).json["enabled"]
-        ids = messaging.replay_range(svc, "default", TODAY - timedelta(days=1), TODAY + timedelta(days=1), "webhook")
-        assert len(ids) == 2  # the 410'd one and the skipped one
+        r = c.post(f"/api/v1/webhook_endpoints/{ep['id']}/replay", headers=h, json={
+            "from": (TODAY - timedelta(days=1)).isoformat(), "to": (TODAY + timedelta(days=1)).isoformat()})
+        assert r.status_code == 200 and r.json["replayed"] == 2  # the 410'd one and the skipped one
+        assert c.post(f"/api/v1/webhook_endpoints/{ep['id']}/replay", headers=auth(svc, "other"), json={
+            "from": TODAY.isoformat(), "to": TODAY.isoformat()}).status_code == 404
         assert sorted(o.status for o in deliver(svc)) == ["sent", "sent"]
         assert len(hook.requests) == 3
     customers = {json.loads(r["body"])["data"]["customer"]["id"] for r in hook.requests[1:]}

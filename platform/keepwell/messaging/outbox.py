@@ -318,7 +318,7 @@ def replay(session: Session, company_id: int, message_id: int) -> OutboxMessage:
 
 
 def replay_range(session: Session, company_id: int, start: datetime, end: datetime,
-                 channel: str | None = None) -> list[int]:
+                 channel: str | None = None, endpoint_id: int | None = None) -> list[int]:
     """Put back in line every dead (or skipped) message queued from `start` to before `end`
     (of one channel, or all): after a receiver's outage, what it missed, in the order it
     happened. The ids put back."""
@@ -328,6 +328,8 @@ def replay_range(session: Session, company_id: int, start: datetime, end: dateti
          .order_by(OutboxMessage.created_at, OutboxMessage.id))
     if channel:
         q = q.where(OutboxMessage.channel == channel)
+    if endpoint_id is not None:
+        q = q.where(OutboxMessage.endpoint_id == endpoint_id)
     out = []
     for msg in session.scalars(q):
         msg.status, msg.due_at, msg.attempts = "pending", utcnow(), 0

@@ -10,7 +10,7 @@ from typing import Any
 from ..infra.context import Ctx
 from ..infra.tables import utcnow
 from ..kernel.errors import DeliveryError, InvalidDocument
-from ..messaging import outbox, templates
+from ..messaging import outbox, templates, webhooks
 from ..messaging.channels import Channel, ChannelSettings, channels_from
 from ..messaging.outbox import Claim, Outcome
 from .app import Keepwell, reading, use_case
@@ -86,13 +86,17 @@ def replay(ctx: Ctx, message_id: int) -> int:
 
 
 @use_case
-def replay_range(ctx: Ctx, start: date, end: date, channel: str | None = None) -> list[int]:
+def replay_range(ctx: Ctx, start: date, end: date, channel: str | None = None,
+                 endpoint_id: int | None = None) -> list[int]:
     """Put back in line every dead (or skipped) message queued from `start` through `end` (the
-    company's days), of one channel or all: what a receiver missed during an outage."""
+    company's days), of one channel (or one webhook endpoint) or all: what a receiver missed
+    during an outage."""
     if end < start:
         raise InvalidDocument.field("to", f"the range ends ({end}) before it starts ({start})")
+    if endpoint_id is not None:
+        webhooks.get(ctx, endpoint_id)  # another company's endpoint: not found
     return outbox.replay_range(ctx.session, ctx.company.id, ctx.start_of(start).astimezone(UTC),
-                               ctx.start_of(end + timedelta(days=1)).astimezone(UTC), channel)
+                               ctx.start_of(end + timedelta(days=1)).astimezone(UTC), channel, endpoint_id)
 
 
 @use_case

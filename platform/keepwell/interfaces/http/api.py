@@ -26,6 +26,7 @@ from ...usecases import (
     events,
     idempotency,
     memberships,
+    messaging,
     packs,
     rewards,
     rulesets,
@@ -525,6 +526,17 @@ def update_webhook_endpoint(endpoint_id: int) -> ResponseReturnValue:
 def remove_webhook_endpoint(endpoint_id: int) -> ResponseReturnValue:
     webhooks.remove(keepwell(), g.company, endpoint_id)
     return Response(status=204)
+
+
+@bp.post("/webhook_endpoints/<int:endpoint_id>/replay")
+@needs("admin")
+@idempotent
+def replay_webhooks(endpoint_id: int) -> ResponseReturnValue:
+    """Send again what the endpoint missed (its dead or skipped messages) between two days."""
+    body = validated("ReplayIn", _body())
+    ids = messaging.replay_range(keepwell(), g.company, _iso_date(body["from"], "from"), _iso_date(body["to"], "to"),
+                                 "webhook", endpoint_id)
+    return jsonify({"replayed": len(ids), "messages": ids})
 
 
 @bp.get("/webhook_endpoints/<int:endpoint_id>/deliveries")

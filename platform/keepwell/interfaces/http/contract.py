@@ -117,6 +117,10 @@ BODIES: dict[str, dict[str, Any]] = {
                        "to": {**ID, "description": "The version to move to, as id@N (vip@3)"},
                        "apply": {"type": "boolean", "default": False,
                                  "description": "false: only what would move, and what stops any"}}},
+    "ReplayIn": {
+        "type": "object", "required": ["from", "to"], "additionalProperties": False,
+        "properties": {"from": {**DAY, "description": "First day (company time) of the messages to send again"},
+                       "to": {**DAY, "description": "Last day, included"}}},
     "EventsIn": {"oneOf": [{"$ref": "#/components/schemas/event"},
                            {"type": "object", "required": ["events"], "properties": {
                                "events": {"type": "array", "maxItems": 500,
@@ -234,6 +238,9 @@ ENDPOINTS = (
              answers={200: "object", 404: "Problem", 422: "Problem"}),
     Endpoint("delete", "/webhook_endpoints/{endpoint_id}", "remove_webhook_endpoint", "Remove an endpoint", "admin",
              answers={204: "empty", 404: "Problem"}),
+    Endpoint("post", "/webhook_endpoints/{endpoint_id}/replay", "replay_webhooks", "Send again what the endpoint "
+             "missed (dead or skipped messages) between two days", "admin", "ReplayIn",
+             answers={200: "object", 404: "Problem", 422: "Problem"}, idempotent=True),
     Endpoint("get", "/webhook_endpoints/{endpoint_id}/deliveries", "webhook_deliveries", "The endpoint's delivery "
              "log: every message, newest first, with each attempt", "admin", query=PAGE,
              answers={200: "object", 404: "Problem"}),
