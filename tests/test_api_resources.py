@@ -141,3 +141,21 @@ def test_memberships_are_listed_by_customer_plan_and_status_and_cancelling_is_pr
     assert c.get(f"/api/v1/memberships/{mids[0]}", headers=admin).json["plan"] == "vip@2"
     assert c.post("/api/v1/memberships/migrate", headers=key(svc, scopes=("memberships:write",)),
                   json={"plan": "vip", "to": "vip@2"}).status_code == 403
+
+
+def test_customers_carry_the_id_another_system_knows_them_by(svc, c):
+    h = key(svc, scopes=("customers:write", "read"))
+    ann = c.post("/api/v1/customers", headers=h, json={"name": "Ann Lee", "external_id": "POS-00017"})
+    assert ann.status_code == 201 and ann.json["external_id"] == "POS-00017"
+    again = c.post("/api/v1/customers", headers=h, json={"name": "Ann Again", "external_id": "POS-00017"})
+    assert again.status_code == 409 and ann.json["id"] in again.json["detail"]
+    bob = c.post("/api/v1/customers", headers=h, json={"name": "Bob Ray"}).json
+    found = c.get("/api/v1/customers?external_id=POS-00017", headers=h).json["customers"]
+    assert [x["id"] for x in found] == [ann.json["id"]]
+    assert c.patch(f"/api/v1/customers/{bob['id']}", headers=h, json={"external_id": "POS-00017"}).status_code == 409
+    r = c.patch(f"/api/v1/customers/{bob['id']}", headers=h, json={"external_id": "POS-00018"})
+    assert r.status_code == 200 and r.json["external_id"] == "POS-00018"
+    # Another company's customers may have the same external ids, and do not see these.
+    other = key(svc, "other", scopes=("customers:write", "read"))
+    assert c.post("/api/v1/customers", headers=other, json={"name": "Cy", "external_id": "POS-00017"}).status_code == 201
+    assert c.get("/api/v1/customers?external_id=POS-00018", headers=other).json["customers"] == []

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..infra.sql import chunks, one_of
-from ..kernel.errors import InvalidDocument, NotFound
+from ..kernel.errors import Conflict, InvalidDocument, NotFound
 from ..kernel.ids import new_id
 from ..kernel.text import storable
 from .contact import clean_email, clean_name, clean_phone
@@ -18,9 +18,10 @@ CHANNELS = ("email", "sms", "webhook")
 
 
 def add_customer(session: Session, company: Company, name: str, email: str | None = None,
-                 phone: str | None = None) -> Customer:
+                 phone: str | None = None, external_id: str | None = None) -> Customer:
     customer = Customer(id=new_id("cus"), company_id=company.id, name=clean_name(name), email=clean_email(email),
-                        phone=clean_phone(phone, company.phone_region))
+                        phone=clean_phone(phone, company.phone_region),
+                        external_id=_free_external_id(session, company.id, external_id))
     session.add(customer)
     session.flush()
     return customer
@@ -67,8 +68,25 @@ def lock_names(session: Session, company_id: int, customer_ids: list[str]) -> di
     return out
 
 
+def _free_external_id(session: Session, company_id: int, external_id: str | None,
+                      customer_id: str | None = None) -> str | None:
+    """An external id, checked: text another customer of the company does not have already."""
+    if external_id is None:
+        return None
+    text = storable("external_id", external_id.strip())
+    if not text or len(text) > 100:
+        raise InvalidDocument.field("external_id", "must be 1 to 100 characters")
+    holder = session.scalar(sa.select(Customer.id).where(Customer.company_id == company_id,
+                                                         Customer.external_id == text))
+    if holder is not None and holder != customer_id:
+        raise Conflict(f"customer {holder} has the external id {text!r} already", customer=holder)
+    return text
+
+
 def update_customer(session: Session, company_id: int, customer_id: str, **fields: Any) -> Customer:
     customer = get_customer(session, company_id, customer_id)
+    if fields.get("external_id") is not None:
+        customer.external_id = _free_external_id(session, company_id, fields["external_id"], customer_id)
     if fields.get("name") is not None:
         customer.name = clean_name(fields["name"])
     if fields.get("email") is not None:
@@ -125,7 +143,8 @@ def _lookup(clean: Any, *args: Any) -> str | None:
 
 
 def page(session: Session, company: Company, limit: int, after: str | None = None, email: str | None = None,
-         phone: str | None = None, q: str | None = None) -> tuple[list[Customer], bool]:
+         phone: str | None = None, q: str | None = None,
+         external_id: str | None = None) -> tuple[list[Customer], bool]:
     """A page of customers in the order they were added, after the customer `after` (a cursor:
     stable while others are added), found by exact email or phone (normalised as they are
     stored) or by a part of the name; and whether more follow."""
@@ -135,6 +154,8 @@ def page(session: Session, company: Company, limit: int, after: str | None = Non
         stmt = stmt.where(sa.func.lower(Customer.email) == (_lookup(clean_email, email) or "").lower())
     if phone:
         stmt = stmt.where(Customer.phone == _lookup(clean_phone, phone, company.phone_region))
+    if external_id:
+        stmt = stmt.where(Customer.external_id == _lookup(lambda t: storable("external_id", t), external_id.strip()))
     if q:
         text = (_lookup(lambda t: storable("q", t), q.strip()) or "").lower()
         needle = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")  # literal, not wildcards
@@ -151,7 +172,7 @@ def page(session: Session, company: Company, limit: int, after: str | None = Non
 
 def copy_rows(session: Session, company_id: int) -> list[dict[str, Any]]:
     """Every customer of a company as plain values (to replay its history elsewhere)."""
-    return [{"id": x.id, "name": x.name, "email": x.email, "phone": x.phone} for x in
+    return [{"id": x.id, "name": x.name, "email": x.email, "phone": x.phone, "external_id": x.external_id} for x in
             session.scalars(sa.select(Customer).where(Customer.company_id == company_id).order_by(Customer.id))]
 
 

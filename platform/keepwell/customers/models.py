@@ -76,11 +76,14 @@ class User(Base):
 
 class Customer(Base):
     __tablename__ = "customers"
+    # The id another system (a POS, the bookkeeping) knows the customer by: one customer each.
+    __table_args__ = (sa.UniqueConstraint("company_id", "external_id", name="uq_customers_external_id"),)
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     email: Mapped[str | None] = mapped_column(sa.String(254))
     phone: Mapped[str | None] = mapped_column(sa.String(32))
+    external_id: Mapped[str | None] = mapped_column(sa.String(100))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 

@@ -26,11 +26,12 @@ def customers() -> None:
 @click.option("--name", required=True)
 @click.option("--email", default=None)
 @click.option("--phone", default=None, help="For SMS, e.g. +15551234567.")
+@click.option("--external-id", default=None, help="The id another system (your POS) knows them by.")
 @click.pass_obj
 @handled
-def customers_add(obj: Obj, name: str, email: str | None, phone: str | None) -> None:
+def customers_add(obj: Obj, name: str, email: str | None, phone: str | None, external_id: str | None) -> None:
     """Add a customer; prints its id."""
-    click.echo(customers_uc.add_customer(obj.app, obj.company, name, email, phone))
+    click.echo(customers_uc.add_customer(obj.app, obj.company, name, email, phone, external_id))
 
 
 @customers.command("set")
@@ -40,13 +41,14 @@ def customers_add(obj: Obj, name: str, email: str | None, phone: str | None) -> 
 @click.option("--phone", default=None, help="For SMS, e.g. +15551234567.")
 @click.option("--opt-out", "opt_out", multiple=True, type=CHANNELS, help="Stop messages on a channel.")
 @click.option("--opt-in", "opt_in", multiple=True, type=CHANNELS, help="Allow a channel again.")
+@click.option("--external-id", default=None, help="The id another system (your POS) knows them by.")
 @click.pass_obj
 @handled
 def customers_set(obj: Obj, customer: str, name: str | None, email: str | None, phone: str | None,
-                  opt_out: tuple[str, ...], opt_in: tuple[str, ...]) -> None:
-    """Change a customer's contact details and channel preferences."""
+                  opt_out: tuple[str, ...], opt_in: tuple[str, ...], external_id: str | None) -> None:
+    """Change a customer's contact details, external id and channel preferences."""
     click.echo(customers_uc.update_customer(obj.app, obj.company, customer, name=name, email=email, phone=phone,
-                                            opt_out=opt_out, opt_in=opt_in))
+                                            opt_out=opt_out, opt_in=opt_in, external_id=external_id))
 
 
 @customers.command("list")

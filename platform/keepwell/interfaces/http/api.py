@@ -209,7 +209,8 @@ def _event_answer(result: dict[str, Any]) -> Response:
 @idempotent
 def add_customer() -> ResponseReturnValue:
     body = validated("CustomerIn", _body())
-    cid = customers.add_customer(keepwell(), g.company, body["name"], body.get("email"), body.get("phone"))
+    cid = customers.add_customer(keepwell(), g.company, body["name"], body.get("email"), body.get("phone"),
+                                 body.get("external_id"))
     return jsonify(customers.get_customer(keepwell(), g.company, cid)), 201
 
 
@@ -220,12 +221,13 @@ def list_customers() -> ResponseReturnValue:
     cursor `starting_after` (the `next` link gives both); lookups by `email`, `phone` or `q`
     (part of the name). `offset` still pages the old way."""
     limit = min(_int_arg("limit", 50), 500)
+    after = _cursor()  # checked even when `offset` pages instead
     if "offset" in request.args:
         offset = _int_arg("offset", 0)
         rows = customers.list_customers(keepwell(), g.company, limit, offset)
         return jsonify({"customers": rows, "limit": limit, "offset": offset})
-    lookups = {k: request.args.get(k) or None for k in ("email", "phone", "q")}
-    found = customers.page(keepwell(), g.company, limit, _cursor(), **lookups)
+    lookups = {k: request.args.get(k) or None for k in ("email", "phone", "q", "external_id")}
+    found = customers.page(keepwell(), g.company, limit, after, **lookups)
     return _page("customers", ".list_customers", found, limit, lookups)
 
 
@@ -240,7 +242,7 @@ def get_customer(customer_id: str) -> ResponseReturnValue:
 def update_customer(customer_id: str) -> ResponseReturnValue:
     body = validated("CustomerUpdate", _body())
     customers.update_customer(keepwell(), g.company, customer_id, name=body.get("name"), email=body.get("email"),
-                              phone=body.get("phone"))
+                              phone=body.get("phone"), external_id=body.get("external_id"))
     return jsonify(customers.get_customer(keepwell(), g.company, customer_id))
 
 

@@ -23,12 +23,16 @@ BODIES: dict[str, dict[str, Any]] = {
         "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Full name"},
                        "email": {"type": ["string", "null"], "maxLength": 254, "format": "email"},
                        "phone": {"type": ["string", "null"], "maxLength": 40,
-                                 "description": "With area code, or international (+13035550100)"}}},
+                                 "description": "With area code, or international (+13035550100)"},
+                       "external_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 100,
+                                       "description": "The id another system (your POS) knows them by; one "
+                                                      "customer each"}}},
     "CustomerUpdate": {
         "type": "object", "additionalProperties": False, "minProperties": 1,
         "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
                        "email": {"type": "string", "maxLength": 254, "format": "email"},
-                       "phone": {"type": "string", "maxLength": 40}}},
+                       "phone": {"type": "string", "maxLength": 40},
+                       "external_id": {"type": "string", "minLength": 1, "maxLength": 100}}},
     "EnrollmentIn": {
         "type": "object", "required": ["customer", "plan", "on"], "additionalProperties": False,
         "properties": {"customer": ID, "plan": {**ID, "description": "The Plan ruleset's id"},
@@ -160,6 +164,7 @@ ENDPOINTS = (
                                    ("email", {"type": "string"}, "Exact email"),
                                    ("phone", {"type": "string"}, "Phone number, any format"),
                                    ("q", {"type": "string"}, "Part of the name"),
+                                   ("external_id", {"type": "string"}, "The id another system knows them by"),
                                    ("offset", {"type": "integer", "minimum": 0, "maximum": 999_999_999},
                                     "Old-style paging")),
              answers={200: "CustomerPage", 422: "Problem"}),
