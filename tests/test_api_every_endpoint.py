@@ -1,0 +1,100 @@
+"""Two rules checked on every endpoint of the API's contract table (so a new endpoint is checked
+the day it is added): another company's ids are not found (404, and nothing of theirs changes),
+and a key without the endpoint's scope is refused (403 naming the scope)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+
+import pytest
+
+from keepwell.app import create_app
+from keepwell.infra.settings import Settings
+from keepwell.interfaces.http.contract import ENDPOINTS
+from keepwell.usecases import apikeys
+from support import make_app
+
+PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "vip", "name": "VIP"},
+        "spec": {"allowance": {"amount": "100.00", "period": "monthly"},
+                 "tiers": [{"id": "standard", "name": "Standard"}, {"id": "gold", "name": "Gold"}]}}
+TODAY = datetime.now(UTC).date().isoformat()
+# A body each operation accepts (so that what answers is the rule under test, not validation).
+BODIES = {
+    "post_events": {"id": "t-1", "type": "purchase", "customer": "{customer_id}",
+                    "occurred_at": f"{TODAY}T12:00:00+00:00", "data": {"amount": "1.00"}},
+    "add_customer": {"name": "New"}, "update_customer": {"name": "Renamed"},
+    "enroll": {"customer": "{customer_id}", "plan": "vip", "on": TODAY},
+    "cancel_membership": {}, "change_tier": {"tier": "gold"},
+    "migrate_memberships": {"plan": "vip", "to": "vip@1"},
+    "validate_rulesets": {"documents": [PLAN]}, "save_ruleset": {"document": PLAN},
+    "rollback_ruleset": {"to_version": 1}, "install_pack": {},
+    "update_company": {"name": "Renamed Co"},
+    "create_api_key": {"name": "till"},
+    "add_webhook_endpoint": {"url": "https://pos.example/hook", "event_types": ["points.earned"]},
+    "update_webhook_endpoint": {"enabled": False},
+    "replay_webhooks": {"from": TODAY, "to": TODAY},
+    "simulate": {"draft": PLAN, "from": TODAY, "to": TODAY},
+}
+# Paths of a company's own things: another company's key must not find them.
+OWNED = {"customer_id", "membership_id", "event_id", "key", "endpoint_id", "key_id", "job_id"}
+
+
+@pytest.fixture
+def world(db_url):
+    svc = make_app(db_url)
+    svc.add_company("other", "Other Co")
+    svc.publish(PLAN, "test", date(1970, 1, 1))
+    c = create_app({"TESTING": True}, service=svc, settings=Settings.from_env({"KEEPWELL_SECRET_KEY": "k"})).test_client()
+    admin = {"Authorization": f"Bearer {apikeys.create(svc, 'default', 'mine', ['admin'])}"}
+    cid = c.post("/api/v1/customers", headers=admin, json={"name": "Ann"}).json["id"]
+    mid = c.post("/api/v1/enrollments", headers=admin, json={"customer": cid, "plan": "vip", "on": TODAY}).json[
+        "membership"]
+    c.post("/api/v1/events", headers=admin, json={**BODIES["post_events"], "customer": cid})
+    endpoint = c.post("/api/v1/webhook_endpoints", headers=admin, json=BODIES["add_webhook_endpoint"]).json["id"]
+    key_id = max(k["id"] for k in c.get("/api/v1/api_keys", headers=admin).json["api_keys"])
+    ids = {"customer_id": cid, "membership_id": mid, "event_id": "t-1", "key": "vip", "version": "1",
+           "endpoint_id": str(endpoint), "key_id": str(key_id), "job_id": "no-such-job", "name": "hvac"}
+    yield svc, c, admin, ids
+    svc.close()
+
+
+def call(c, e, ids: dict, headers: dict):
+    path = "/api/v1" + re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], e.path)
+    body = BODIES.get(e.operation)
+    if isinstance(body, dict):
+        body = {k: (v.format(**ids) if isinstance(v, str) and "{" in v else v) for k, v in body.items()}
+    path += {"statement": f"?from={TODAY}&to={TODAY}", "ruleset_diff": "?from=1&to=1"}.get(e.operation, "")
+    kwargs = {"json": body if body is not None else {}} if e.method in ("post", "patch") else {}
+    return getattr(c, e.method)(path, headers=headers, **kwargs)
+
+
+def test_another_companys_ids_are_not_found_by_any_endpoint(world):
+    svc, c, admin, ids = world
+    other = {"Authorization": f"Bearer {apikeys.create(svc, 'other', 'theirs', ['admin'])}"}
+    checked = []
+    for e in ENDPOINTS:
+        params = set(re.findall(r"\{(\w+)\}", e.path))
+        if not params & OWNED:
+            continue
+        r = call(c, e, ids, other)
+        assert r.status_code == 404, (e.method, e.path, r.status_code, r.get_json())
+        checked.append(e.operation)
+    assert {"get_customer", "membership", "cancel_membership", "get_event", "ruleset_version", "rollback_ruleset",
+            "get_webhook_endpoint", "replay_webhooks", "revoke_api_key"} <= set(checked)
+    # Nothing of the first company changed.
+    assert c.get(f"/api/v1/customers/{ids['customer_id']}", headers=admin).json["name"] == "Ann"
+    assert c.get(f"/api/v1/memberships/{ids['membership_id']}", headers=admin).json["status"] == "active"
+    assert c.get(f"/api/v1/webhook_endpoints/{ids['endpoint_id']}", headers=admin).json["enabled"] is True
+    assert [v["version"] for v in c.get("/api/v1/rulesets/vip", headers=admin).json["versions"]] == [1]
+    assert c.get("/api/v1/rulesets", headers=admin).status_code == 200  # the key was not revoked
+
+
+def test_a_key_without_an_endpoints_scope_is_refused(world):
+    svc, c, _admin, ids = world
+    for e in ENDPOINTS:
+        needed = e.scope
+        others = [s for s in apikeys.SCOPES if s not in (needed, "admin")]
+        headers = {"Authorization": f"Bearer {apikeys.create(svc, 'default', 'narrow', others)}"}
+        r = call(c, e, ids, headers)
+        assert r.status_code == 403 and r.get_json()["needed_scope"] == needed, (e.method, e.path, r.status_code)
