@@ -98,3 +98,24 @@ def test_a_key_without_an_endpoints_scope_is_refused(world):
         headers = {"Authorization": f"Bearer {apikeys.create(svc, 'default', 'narrow', others)}"}
         r = call(c, e, ids, headers)
         assert r.status_code == 403 and r.get_json()["needed_scope"] == needed, (e.method, e.path, r.status_code)
+
+
+def test_every_read_answers_with_the_body_its_schema_describes(world):
+    """Each GET, with the owner's key on real data, answers what the OpenAPI document says."""
+    from jsonschema import Draft202012Validator
+
+    svc, c, admin, ids = world
+    doc = c.get("/api/v1/openapi.json").json
+    seen = []
+    for e in ENDPOINTS:
+        if e.method != "get" or e.operation in ("simulation_status",):
+            continue
+        r = call(c, e, ids, admin)
+        assert r.status_code == 200, (e.path, r.status_code, r.get_json())
+        schema = doc["paths"][e.path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        errors = list(Draft202012Validator({**schema, "components": doc["components"]}).iter_errors(r.get_json()))
+        assert not errors, (e.path, [f"{list(x.absolute_path)}: {x.message}" for x in errors][:3])
+        if "$ref" in schema:
+            seen.append(schema["$ref"].rsplit("/", 1)[-1])
+    assert {"Membership", "MembershipPage", "MembershipList", "Event", "EventPage", "WebhookEndpoint", "Company",
+            "Customer", "CustomerPage"} <= set(seen)

@@ -38,6 +38,66 @@ CUSTOMER_PAGE = {"type": "object", "required": ["customers", "limit"], "properti
     "limit": {"type": "integer"}, "has_more": {"type": "boolean"},
     "next": {"type": ["string", "null"], "description": "The next page's URL"}, "offset": {"type": "integer"}}}
 
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+_MONEY_TEXT = {"type": "string", "examples": ["250.00"]}
+MEMBERSHIP = {"type": "object", "required": ["id", "customer", "status", "plan", "tier", "issued_on", "period",
+                                             "expires_on", "auto_renewal", "services"], "properties": {
+    "id": {"type": "string"},
+    "customer": {"type": "object", "required": ["id", "name"], "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "email": _TEXT_OR_NULL}},
+    "status": {"enum": ["active", "cancelled", "expired"]},
+    "plan": {"type": "string", "description": "The plan version it is pinned to, id@version"},
+    "plan_name": {"type": "string"}, "tier": {"type": "string"}, "tier_name": {"type": "string"},
+    "issued_on": {"type": "string", "format": "date"},
+    "period": {"type": "object", "required": ["kind", "index", "start", "end"], "properties": {
+        "kind": {"type": "string"}, "index": {"type": "integer"},
+        "start": {"type": "string", "format": "date"}, "end": {"type": "string", "format": "date"}}},
+    "expires_on": {"type": "string", "format": "date"}, "auto_renewal": {"type": "boolean"},
+    "ended_on": {"type": ["string", "null"], "format": "date"},
+    "allowance": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["amount", "balance"], "properties": {
+        k: _MONEY_TEXT for k in ("amount", "balance", "overdraft_limit", "overdraft_used", "overdraft_left",
+                                 "available")}}]},
+    "services": {"type": "array", "items": {"type": "object", "required": ["code", "quantity", "used", "left"],
+                                            "properties": {"code": {"type": "string"}, "name": {"type": "string"},
+                                                           "quantity": {"type": "integer"},
+                                                           "used": {"type": "integer"},
+                                                           "left": {"type": "integer"}}}},
+    "discount_percent": {"type": "string"}}}
+EVENT = {"type": "object", "required": ["id", "type", "customer", "occurred_at", "local_date", "status", "result"],
+         "properties": {"id": {"type": "string"}, "type": {"type": "string"}, "customer": {"type": "string"},
+                        "membership": _TEXT_OR_NULL, "occurred_at": {"type": "string"},
+                        "local_date": {"type": "string", "format": "date"},
+                        "status": {"enum": ["processed", "declined"]}, "payload": {"type": "object"},
+                        "result": {"type": "object", "description": "The answer it was given, ledger entries "
+                                   "included"}}}
+WEBHOOK_ENDPOINT = {"type": "object", "required": ["id", "url", "event_types", "enabled"], "properties": {
+    "id": {"type": "integer"}, "url": {"type": "string"}, "event_types": {"type": "array", "items": {"type": "string"}},
+    "description": _TEXT_OR_NULL, "enabled": {"type": "boolean"}, "disabled_reason": _TEXT_OR_NULL,
+    "created_at": _TEXT_OR_NULL}}
+COMPANY = {"type": "object", "required": ["slug", "name", "timezone"], "properties": {
+    "slug": {"type": "string"}, "name": {"type": "string"}, "timezone": {"type": "string"}, "email": _TEXT_OR_NULL,
+    "webhook_url": _TEXT_OR_NULL, "quiet_hours": _TEXT_OR_NULL, "webhook_secret_set": {"type": "boolean"},
+    "webhook_disabled_reason": _TEXT_OR_NULL, "phone_region": {"type": "string"},
+    "future_hours": {"type": "integer"}, "backdate_days": {"type": "integer"},
+    "max_periods_per_event": {"type": "integer"}, "adjustment_limit": _MONEY_TEXT,
+    "adjustment_limit_points": {"type": "integer"}}}
+
+
+def _page_of(name: str, item: str) -> dict[str, Any]:
+    return {"type": "object", "required": [name, "limit", "has_more"], "properties": {
+        name: {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}}, "limit": {"type": "integer"},
+        "has_more": {"type": "boolean"}, "next": {"type": ["string", "null"], "description": "The next page's URL"}}}
+
+
+RESPONSES = {"Membership": MEMBERSHIP, "MembershipPage": _page_of("memberships", "Membership"),
+             "MembershipList": {"type": "object", "required": ["memberships"], "properties": {
+                 "memberships": {"type": "array", "items": {"$ref": "#/components/schemas/Membership"}}}},
+             "Event": EVENT, "EventPage": _page_of("events", "Event"), "WebhookEndpoint": WEBHOOK_ENDPOINT,
+             "WebhookEndpointList": {"type": "object", "required": ["webhook_endpoints"], "properties": {
+                 "webhook_endpoints": {"type": "array", "items": {"$ref": "#/components/schemas/WebhookEndpoint"}},
+                 "event_types": {"type": "object", "additionalProperties": {"type": "string"}}}},
+             "Company": COMPANY}
+
 
 def _local(node: Any, owner: str) -> Any:
     """A schema with every $ref pointing inside this document: another file's definitions at
@@ -128,7 +188,7 @@ def _webhooks() -> dict[str, Any]:
 def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {name: _local(copy.deepcopy(rulesets.schema_document(name)), name)
                                for name in SCHEMA_FILES}
-    schemas.update(Problem=PROBLEM, Customer=CUSTOMER, CustomerPage=CUSTOMER_PAGE)
+    schemas.update(Problem=PROBLEM, Customer=CUSTOMER, CustomerPage=CUSTOMER_PAGE, **copy.deepcopy(RESPONSES))
     schemas.update({k: copy.deepcopy(v) for k, v in contract.BODIES.items()})
     paths: dict[str, Any] = {}
     for e in contract.ENDPOINTS:
