@@ -824,3 +824,32 @@ def test_a_running_worker_keeps_ticking_across_a_redis_restart(pg, postgres_url,
         finally:
             worker.close()
         assert smtp.keys() == Counter(dict.fromkeys(outbox_keys(postgres_url), 1))
+
+
+def test_a_worker_delivers_an_endpoints_subscribed_webhooks_signed_for_its_receiver(pg, postgres_url, redis_url,
+                                                                                    tmp_path):
+    """Subscribed through the CLI; the events happen (enrolments, then renewals by due work);
+    real workers send each subscribed type once, signed, and nothing else."""
+    from standardwebhooks.webhooks import Webhook as Receiver
+
+    from mailserver import HttpRecorder
+
+    secret = pg.out("companies", "rotate-webhook-secret").split(": ")[1].split()[0]
+    with HttpRecorder(lambda req: (200, {})) as hook, MailServer() as smtp:
+        endpoint = pg.json("webhooks", "add", f"{hook.url}/keepwell", "--events",
+                           "membership.enrolled,membership.renewed", "--description", "bookkeeping")
+        ms = members(postgres_url, 3, today() - timedelta(days=400))
+        env = worker_env(postgres_url, redis_url, smtp.port)
+        assert pg.json("run-due", "--as-of", today().isoformat())["enqueued"] >= 3
+        burst(env, tmp_path, name="due")
+        burst(env, tmp_path, name="deliver")  # what the due work queued, if the first did not send it yet
+        wait_until(lambda: len(hook.requests) >= 6, timeout=30, what="six webhooks")
+        smtp.wait_for(3, timeout=10)  # the welcome emails go out beside them
+    bodies = [Receiver(secret).verify(r["body"].decode(), {k.lower(): v for k, v in r["headers"].items()})
+              for r in hook.requests]
+    assert Counter(b["type"] for b in bodies) == Counter({"membership.enrolled": 3, "membership.renewed": 3})
+    assert {b["data"]["membership"] for b in bodies} == set(ms)
+    ids = [{k.lower(): v for k, v in r["headers"].items()}["webhook-id"] for r in hook.requests]
+    assert len(ids) == len(set(ids)) == 6  # each message sent once
+    log = pg.json("webhooks", "deliveries", str(endpoint["id"]))
+    assert len(log) == 6 and {d["status"] for d in log} == {"sent"}
