@@ -159,3 +159,19 @@ def test_customers_carry_the_id_another_system_knows_them_by(svc, c):
     other = key(svc, "other", scopes=("customers:write", "read"))
     assert c.post("/api/v1/customers", headers=other, json={"name": "Cy", "external_id": "POS-00017"}).status_code == 201
     assert c.get("/api/v1/customers?external_id=POS-00018", headers=other).json["customers"] == []
+
+
+def test_a_customers_channel_choices_are_changed_through_the_api(svc, c):
+    from keepwell.customers.customers import opted_out
+
+    h = key(svc, scopes=("customers:write", "read"))
+    cid = c.post("/api/v1/customers", headers=h, json={"name": "Quiet Quinn", "email": "q@example.com"}).json["id"]
+    assert c.patch(f"/api/v1/customers/{cid}", headers=h, json={"opt_out": ["email", "sms"]}).status_code == 200
+
+    def choices():
+        return svc.run("default", lambda ctx: {ch: opted_out(ctx.session, cid, ch) for ch in ("email", "sms")})
+
+    assert choices() == {"email": True, "sms": True}
+    assert c.patch(f"/api/v1/customers/{cid}", headers=h, json={"opt_in": ["sms"]}).status_code == 200
+    assert choices() == {"email": True, "sms": False}
+    assert c.patch(f"/api/v1/customers/{cid}", headers=h, json={"opt_out": ["fax"]}).status_code == 422

@@ -242,7 +242,8 @@ def get_customer(customer_id: str) -> ResponseReturnValue:
 def update_customer(customer_id: str) -> ResponseReturnValue:
     body = validated("CustomerUpdate", _body())
     customers.update_customer(keepwell(), g.company, customer_id, name=body.get("name"), email=body.get("email"),
-                              phone=body.get("phone"), external_id=body.get("external_id"))
+                              phone=body.get("phone"), external_id=body.get("external_id"),
+                              opt_out=tuple(body.get("opt_out") or ()), opt_in=tuple(body.get("opt_in") or ()))
     return jsonify(customers.get_customer(keepwell(), g.company, customer_id))
 
 

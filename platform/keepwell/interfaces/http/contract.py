@@ -32,7 +32,11 @@ BODIES: dict[str, dict[str, Any]] = {
         "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
                        "email": {"type": "string", "maxLength": 254, "format": "email"},
                        "phone": {"type": "string", "maxLength": 40},
-                       "external_id": {"type": "string", "minLength": 1, "maxLength": 100}}},
+                       "external_id": {"type": "string", "minLength": 1, "maxLength": 100},
+                       "opt_out": {"type": "array", "uniqueItems": True, "items": {"enum": ["email", "sms", "webhook"]},
+                                   "description": "Channels the customer no longer wants messages on"},
+                       "opt_in": {"type": "array", "uniqueItems": True, "items": {"enum": ["email", "sms", "webhook"]},
+                                  "description": "Channels allowed again"}}},
     "EnrollmentIn": {
         "type": "object", "required": ["customer", "plan", "on"], "additionalProperties": False,
         "properties": {"customer": ID, "plan": {**ID, "description": "The Plan ruleset's id"},
