@@ -27,7 +27,8 @@ from test_due_batch import ordered
 
 PLANS = [
     {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "care-club", "name": "Care Club"},
-     "spec": {"allowance": {"amount": "100.00", "period": "monthly", "overdraft": {"limit": "50.00"}},
+     "spec": {"allowance": {"amount": "100.00", "period": "monthly",
+                            "overdraft": {"limit": "50.00", "unused": "add_to_allowance"}},
               "included_services": [{"code": "AC_TUNE", "name": "A/C tune-up", "quantity": 2}],
               "tiers": [{"id": "standard", "name": "Standard"},
                         {"id": "gold", "name": "Gold", "allowance_amount": "150.00", "overdraft_limit": "80.00"}]}},

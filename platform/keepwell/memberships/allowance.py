@@ -61,7 +61,7 @@ def open_period(ctx: Ctx, m: AnyMembership, terms: PlanTerms, why: Posting) -> N
                memo=f"allowance for period {why.period}")
 
 
-def charge(ctx: Ctx, m: Membership, terms: PlanTerms, cents: int, why: Posting) -> dict:
+def charge(ctx: Ctx, m: Membership, terms: PlanTerms, cents: int, why: Posting, memo: str | None = None) -> dict:
     """Debit the allowance, then the overdraft up to its limit; past that, decline and debit nothing."""
     if not terms.has_allowance:
         raise Declined("no_allowance", f"plan {terms.plan_id} has no allowance to pay with")
@@ -77,8 +77,8 @@ def charge(ctx: Ctx, m: Membership, terms: PlanTerms, cents: int, why: Posting) 
         )
     from_balance = min(cents, max(bal.balance, 0))
     from_overdraft = cents - from_balance
-    b.post(bal, "debit", -from_balance, why.with_rule("plan.allowance.debit"))
-    b.post(od, "overdraft", -from_overdraft, why.with_rule("plan.allowance.overdraft"))
+    b.post(bal, "debit", -from_balance, why.with_rule("plan.allowance.debit"), memo=memo)
+    b.post(od, "overdraft", -from_overdraft, why.with_rule("plan.allowance.overdraft"), memo=memo)
     return {"charged": format_cents(cents), "from_allowance": format_cents(from_balance),
             "from_overdraft": format_cents(from_overdraft)}
 
@@ -98,6 +98,11 @@ def close_period(ctx: Ctx, m: AnyMembership, terms: PlanTerms, why: Posting, ren
     b.post(bal, "grant", terms.allowance_cents, why.with_rule("plan.allowance.grant"),
            memo=f"allowance for period {why.period}")
     used = -od.balance
+    if used == 0 and terms.overdraft_unused == "add_to_allowance":
+        # The contractor's words: "If overdraft amount is not used, the overdraft value should be
+        # carry forward and added along with the allowance amount on next auto renewal."
+        b.post(bal, "overdraft_unused", terms.overdraft_limit_cents, why.with_rule("plan.allowance.overdraft_unused"),
+               memo="no overdraft used last period: the overdraft limit is added to this period's allowance")
     recover = min(used, max(bal.balance, 0))
     if recover > 0:
         b.post(bal, "overdraft_recovery", -recover, why.with_rule("plan.allowance.overdraft_recovery"),

@@ -11,6 +11,7 @@ from ..events.registry import PendingEvent, before_each, event_type, member_snap
 from ..infra.context import Ctx
 from ..kernel.errors import Declined, NotFound
 from ..kernel.money import format_cents, percent_of, to_cents
+from ..kernel.periods import period_start
 from ..ledger import Posting, book
 from ..rulesets.event_types import EVENT_TYPES, REASON, STRING, common, data_schema
 from . import allowance, entitlements, memberships, moves, renewal
@@ -124,13 +125,23 @@ def purchase(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str
                 **discount.get("shown", {})}
     m = membership_for(ctx, event, data, local, required=True)
     assert m is not None
-    if memberships.current_period_of(m, local) != m.current_period:
-        raise Declined("period_closed", f"{local} is not in the membership's current period (ends {m.expires_on})")
     plan_ref, terms = memberships.plan_of(ctx, m)
+    happened_in = memberships.current_period_of(m, local)
+    late: dict[str, Any] = {}
+    if happened_in != m.current_period:
+        # A till that synced late: the plan says whether the current period pays for it.
+        if terms.late_charges == "decline":
+            raise Declined("period_closed", f"{local} is not in the membership's current period "
+                           f"(which started after the period of that day ended)")
+        late = {"late": {"happened_on": local.isoformat(), "period": happened_in,
+                         "charged_to_period": m.current_period}}
     discount = _member_discount(cents, terms) if data.get("apply_discount") else {}
+    memo = f"purchase of {local.isoformat()} (period {happened_in}), charged to the current period" if late else None
+    # A late charge is dated the first day of the period that pays for it (its statement shows it).
+    day = period_start(m.issued_on, m.period, m.current_period) if late else local
     paid = allowance.charge(ctx, m, terms, cents - discount.get("cents", 0),
-                            Posting(event.id, plan_ref, "", local, m.current_period))
-    return {**paid, **discount.get("shown", {}), **receipt(ctx, m)}
+                            Posting(event.id, plan_ref, "", day, m.current_period), memo)
+    return {**paid, **discount.get("shown", {}), **late, **receipt(ctx, m)}
 
 
 def _member_discount(cents: int, terms: PlanTerms) -> dict[str, Any]:

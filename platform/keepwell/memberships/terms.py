@@ -30,6 +30,8 @@ class PlanTerms:
     allowance_cents: int
     overdraft_limit_cents: int
     unused_policy: str  # expire | carry_forward
+    overdraft_unused: str = "keep_facility"  # keep_facility | add_to_allowance
+    late_charges: str = "current_period"  # current_period | decline
     included_services: tuple[IncludedService, ...] = ()
     discount_percent: str = "0"
     priority: int | None = None
@@ -72,6 +74,8 @@ def resolve(doc: dict, tier: str | None) -> PlanTerms:
         allowance_cents=to_cents(amount),
         overdraft_limit_cents=to_cents(limit) if allowance is not None else 0,
         unused_policy=(allowance or {}).get("unused", "expire"),
+        overdraft_unused=((allowance or {}).get("overdraft") or {}).get("unused", "keep_facility"),
+        late_charges=spec.get("late_charges", "current_period"),
         included_services=tuple(
             IncludedService(s["code"], s.get("name", s["code"]), int(s["quantity"])) for s in services
         ),

@@ -1,0 +1,90 @@
+"""Plan policies the contractor asked for that need no billing (the billing issue): what an
+unused overdraft gives at renewal (`allowance.overdraft.unused`), and what a purchase dated in
+a period that has already closed does (`late_charges`)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+
+import pytest
+
+from support import make_app
+
+PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "club", "name": "Club"},
+        "spec": {"allowance": {"amount": "1000.00", "period": "monthly", "overdraft": {"limit": "200.00"}}}}
+
+
+def plan(**changes) -> dict:
+    doc = copy.deepcopy(PLAN)
+    if "unused" in changes:
+        doc["spec"]["allowance"]["overdraft"]["unused"] = changes["unused"]
+    if "late_charges" in changes:
+        doc["spec"]["late_charges"] = changes["late_charges"]
+    return doc
+
+
+@pytest.fixture
+def svc(db_url):
+    app = make_app(db_url)
+    yield app
+    app.close()
+
+
+def member(svc, doc: dict) -> tuple[str, str]:
+    svc.publish(doc, "test", date(2020, 1, 1))
+    cid = svc.add_customer("Ada Lovelace")
+    res = svc.enroll(cid, "club", date(2026, 1, 1))
+    assert res["status"] == "processed", res
+    return cid, res["membership"]
+
+
+def spend(svc, cid: str, key: str, day: date, amount: str) -> dict:
+    return svc.post_event({"id": key, "type": "purchase", "customer": cid, "occurred_at": f"{day}T12:00:00+00:00",
+                           "data": {"amount": amount, "pay_with": "membership"}})
+
+
+def allowance(svc, mid: str) -> dict:
+    return svc.membership(mid)["allowance"]
+
+
+def test_by_default_an_unused_overdraft_stays_available_and_is_not_added(svc):
+    _cid, mid = member(svc, PLAN)
+    svc.run_due(date(2026, 2, 2))
+    assert (allowance(svc, mid)["balance"], allowance(svc, mid)["available"]) == ("1000.00", "1200.00")
+
+
+def test_add_to_allowance_adds_the_unused_overdraft_at_renewal_and_only_then(svc):
+    cid, mid = member(svc, plan(unused="add_to_allowance"))
+    svc.run_due(date(2026, 2, 2))  # January: no overdraft used
+    shown = allowance(svc, mid)
+    assert (shown["balance"], shown["available"]) == ("1200.00", "1400.00")  # 1000 + 200, facility still there
+    lines = svc.statement(mid, date(2026, 2, 1), date(2026, 2, 1))["accounts"][0]["entries"]
+    [added] = [e for e in lines if e["kind"] == "overdraft_unused"]
+    assert (added["amount"], added["rule"]) == ("200.00", "plan.allowance.overdraft_unused")
+    # February: 1,300.00 spent, 100.00 of it from the overdraft: March renews the usual way.
+    assert spend(svc, cid, "feb-big", date(2026, 2, 10), "1300.00")["status"] == "approved"
+    svc.run_due(date(2026, 3, 2))
+    assert allowance(svc, mid)["balance"] == "900.00"  # 1000 granted, 100 recovered, nothing added
+    march = svc.statement(mid, date(2026, 3, 1), date(2026, 3, 1))["accounts"][0]["entries"]
+    assert not [e for e in march if e["kind"] == "overdraft_unused"]
+
+
+def test_a_late_purchase_is_charged_to_the_current_period_and_says_when_it_happened(svc):
+    cid, mid = member(svc, PLAN)
+    svc.run_due(date(2026, 2, 2))  # January is closed
+    res = spend(svc, cid, "till-7-offline", date(2026, 1, 20), "30.00")
+    assert res["status"] == "approved", res
+    assert res["late"] == {"happened_on": "2026-01-20", "period": 0, "charged_to_period": 1}
+    assert allowance(svc, mid)["balance"] == "970.00"
+    [entry] = [e for e in res["entries"] if e["kind"] == "debit"]
+    assert entry["date"] == "2026-02-01" and "purchase of 2026-01-20 (period 0)" in entry["memo"]
+
+
+def test_a_plan_may_decline_late_purchases_instead(svc):
+    cid, mid = member(svc, plan(late_charges="decline"))
+    svc.run_due(date(2026, 2, 2))
+    res = spend(svc, cid, "till-7-offline", date(2026, 1, 20), "30.00")
+    assert (res["status"], res["reason"]) == ("declined", "period_closed")
+    assert allowance(svc, mid)["balance"] == "1000.00"
+    assert spend(svc, cid, "today", date(2026, 2, 3), "30.00")["status"] == "approved"
