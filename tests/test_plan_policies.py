@@ -88,3 +88,48 @@ def test_a_plan_may_decline_late_purchases_instead(svc):
     assert (res["status"], res["reason"]) == ("declined", "period_closed")
     assert allowance(svc, mid)["balance"] == "1000.00"
     assert spend(svc, cid, "today", date(2026, 2, 3), "30.00")["status"] == "approved"
+
+
+PROMO_PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "club", "name": "Club"},
+              "spec": {"allowance": {"amount": "1000.00", "period": "monthly"}, "discount_percent": "10",
+                       "tiers": [{"id": "standard", "name": "Standard"}, {"id": "gold", "name": "Gold"}],
+                       "promotions": [
+                           {"id": "spring-2026", "name": "Spring sign-up", "window": {"from": "2026-03-01",
+                                                                                     "to": "2026-03-31"},
+                            "bonus_points": 500, "discount_percent": "5"},
+                           {"id": "gold-week", "window": {"from": "2026-03-10", "to": "2026-03-16"},
+                            "bonus_points": 100, "applies_to_tiers": ["gold"]}]}}
+
+
+def join(svc, name: str, day: date, tier: str = "standard") -> tuple[str, dict]:
+    cid = svc.add_customer(name)
+    return cid, svc.enroll(cid, "club", day, tier=tier)
+
+
+def test_promotions_give_their_bonus_points_to_members_who_join_in_their_window(svc):
+    svc.publish(PROMO_PLAN, "test", date(2020, 1, 1))
+    _a, early = join(svc, "Before Spring", date(2026, 2, 27))
+    _b, spring = join(svc, "In Spring", date(2026, 3, 12))
+    _c, gold = join(svc, "Gold In Spring", date(2026, 3, 12), tier="gold")
+    assert (early["points"]["earned"], spring["points"]["earned"], gold["points"]["earned"]) == (0, 500, 600)
+    rules = sorted(e["rule"] for e in gold["entries"] if e["account"] == "points")
+    assert rules == ["plan.promotions.gold-week.bonus_points", "plan.promotions.spring-2026.bonus_points"]
+    assert all(e["ruleset"] == "club@1" for e in gold["entries"] if e["account"] == "points")
+
+
+def test_a_running_promotion_adds_its_discount_to_the_member_discount_on_services(svc):
+    svc.publish(PROMO_PLAN, "test", date(2020, 1, 1))
+    cid, _m = join(svc, "Ann", date(2026, 2, 1))
+
+    def service(key: str, day: date) -> dict:
+        return svc.post_event({"id": key, "type": "service_completed", "customer": cid,
+                               "occurred_at": f"{day}T12:00:00+00:00",
+                               "data": {"service_code": "REPAIR", "amount": "200.00"}})
+
+    before, during = service("s-feb", date(2026, 2, 20)), service("s-mar", date(2026, 3, 20))
+    assert (before["discount"], before["charge"], before.get("promotion")) == ("20.00", "180.00", None)
+    assert (during["discount"], during["charge"], during["promotion"]) == ("30.00", "170.00", "spring-2026")
+    paid = svc.post_event({"id": "p-mar", "type": "purchase", "customer": cid, "occurred_at": "2026-03-21T12:00:00+00:00",
+                           "data": {"amount": "100.00", "pay_with": "membership", "apply_discount": True}})
+    assert (paid["discount_percent"], paid["discount"], paid["charged"], paid["promotion"]) == (
+        "15", "15.00", "85.00", "spring-2026")

@@ -120,7 +120,8 @@ def purchase(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str
     cents = to_cents(data["amount"])
     if data.get("pay_with") != "membership":
         m = membership_for(ctx, event, data, local, required=False)
-        discount = _member_discount(cents, memberships.plan_of(ctx, m)[1]) if m and data.get("apply_discount") else {}
+        discount = (_member_discount(cents, memberships.plan_of(ctx, m)[1], local)
+                    if m and data.get("apply_discount") else {})
         return {"charged": format_cents(cents - discount.get("cents", 0)), "membership": m.id if m else None,
                 **discount.get("shown", {})}
     m = membership_for(ctx, event, data, local, required=True)
@@ -135,7 +136,7 @@ def purchase(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str
                            f"(which started after the period of that day ended)")
         late = {"late": {"happened_on": local.isoformat(), "period": happened_in,
                          "charged_to_period": m.current_period}}
-    discount = _member_discount(cents, terms) if data.get("apply_discount") else {}
+    discount = _member_discount(cents, terms, local) if data.get("apply_discount") else {}
     memo = f"purchase of {local.isoformat()} (period {happened_in}), charged to the current period" if late else None
     # A late charge is dated the first day of the period that pays for it (its statement shows it).
     day = period_start(m.issued_on, m.period, m.current_period) if late else local
@@ -144,11 +145,16 @@ def purchase(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str
     return {**paid, **discount.get("shown", {}), **late, **receipt(ctx, m)}
 
 
-def _member_discount(cents: int, terms: PlanTerms) -> dict[str, Any]:
-    """The member discount on a list price: {"cents": off, "shown": what the receipt says}."""
-    off = percent_of(cents, terms.discount_percent)
-    return {"cents": off, "shown": {"list_amount": format_cents(cents), "discount_percent": terms.discount_percent,
-                                    "discount": format_cents(off)}}
+def _member_discount(cents: int, terms: PlanTerms, day: date) -> dict[str, Any]:
+    """The member discount on a list price that day (a running promotion adds its own):
+    {"cents": off, "shown": what the receipt says}."""
+    percent, promo = terms.discount_on(day)
+    off = percent_of(cents, percent)
+    shown = {"list_amount": format_cents(cents), "discount_percent": f"{percent.normalize():f}",
+             "discount": format_cents(off)}
+    if promo is not None:
+        shown["promotion"] = promo.id
+    return {"cents": off, "shown": shown}
 
 
 @event_type("service_completed", title="Service completed", description="Details of a service_completed event.",
@@ -171,8 +177,11 @@ def service_completed(ctx: Ctx, event: PendingEvent, data: dict, local: date) ->
             out["services"] = [s for s in entitlements.usage(ctx, m, terms) if s["code"] == data["service_code"]]
             return out
         if price is not None:
-            out["discount"] = format_cents(percent_of(price, terms.discount_percent))
-            price -= percent_of(price, terms.discount_percent)
+            discount = _member_discount(price, terms, local)
+            out["discount"] = format_cents(discount["cents"])
+            if "promotion" in discount["shown"]:
+                out["promotion"] = discount["shown"]["promotion"]
+            price -= discount["cents"]
     if price is not None:
         out["charge"] = format_cents(price)
     return out

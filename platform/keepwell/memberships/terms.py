@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 
 from ..kernel.errors import NotFound
 from ..kernel.money import to_cents
@@ -15,6 +17,22 @@ class IncludedService:
     code: str
     name: str
     quantity: int
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A limited-time offer of the plan, for the tiers it applies to: bonus points for joining
+    in its window, and an extra discount on services during it."""
+
+    id: str
+    name: str
+    starts: date
+    ends: date
+    discount_percent: str = "0"
+    bonus_points: int = 0
+
+    def active_on(self, day: date) -> bool:
+        return self.starts <= day <= self.ends
 
 
 @dataclass(frozen=True)
@@ -38,9 +56,17 @@ class PlanTerms:
     emergency: dict = field(default_factory=dict)
     prices: dict = field(default_factory=dict)
     cancellation: dict = field(default_factory=dict)
+    promotions: tuple[Promotion, ...] = ()  # those that apply to this tier
 
     def service(self, code: str) -> IncludedService | None:
         return next((s for s in self.included_services if s.code == code), None)
+
+    def discount_on(self, day: date) -> tuple[Decimal, Promotion | None]:
+        """The member discount on services that day (percent), and the promotion that adds to
+        it, if one runs then (the first of them, when several would)."""
+        promo = next((p for p in self.promotions if p.active_on(day) and Decimal(p.discount_percent)), None)
+        extra = Decimal(promo.discount_percent) if promo else Decimal(0)
+        return min(Decimal(self.discount_percent) + extra, Decimal(100)), promo
 
 
 def tiers(doc: dict) -> list[dict]:
@@ -84,6 +110,11 @@ def resolve(doc: dict, tier: str | None) -> PlanTerms:
         emergency=t.get("emergency", spec.get("emergency") or {}),
         prices=t.get("price", spec.get("price") or {}),
         cancellation=spec.get("cancellation") or {},
+        promotions=tuple(
+            Promotion(p["id"], p.get("name", p["id"]), date.fromisoformat(p["window"]["from"]),
+                      date.fromisoformat(p["window"]["to"]), str(p.get("discount_percent", "0")),
+                      int(p.get("bonus_points", 0)))
+            for p in spec.get("promotions") or [] if tier in (p.get("applies_to_tiers") or [tier])),
     )
 
 

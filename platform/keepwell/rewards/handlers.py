@@ -43,7 +43,23 @@ def earn_points(ctx: Ctx, event: PendingEvent, data: dict, local: date, member: 
             n = match.rules.earn[rule_id].points_for(match.fact, match.rules.tier_multipliers)
             earned += points.earn(ctx, event.customer_id, n, Posting(event.id, match.rules.ref, rule_id, local),
                                   match.rules.expiry_months)
+    if event.type == "enrolled" and event.membership_id:
+        earned += _joining_bonus(ctx, event, local)
     return {"points": {"earned": earned, "balance": points.balance(ctx, event.customer_id)}}
+
+
+def _joining_bonus(ctx: Ctx, event: PendingEvent, local: date) -> int:
+    """The bonus points of the plan's promotions running on the day a member joins (for their
+    tier); each entry names its promotion."""
+    m = memberships.get(ctx, event.membership_id or "")
+    plan_ref, terms = memberships.plan_of(ctx, m)
+    earned = 0
+    for promo in terms.promotions:
+        if promo.bonus_points and promo.active_on(local):
+            earned += points.earn(ctx, event.customer_id, promo.bonus_points,
+                                  Posting(event.id, plan_ref, f"plan.promotions.{promo.id}.bonus_points", local),
+                                  expiry_months(ctx, local), memo=f"{promo.name}: bonus for joining")
+    return earned
 
 
 @event_type("referral", title="Referral", description="Details of a referral event.", data=data_schema(
