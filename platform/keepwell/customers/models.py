@@ -30,6 +30,9 @@ class Company(Base):
     # The webhook event types some endpoint of the company subscribes to (kept by
     # messaging.webhooks with the endpoints): an event of no such type costs no query.
     webhook_event_types: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    # A test clock (test mode only: `keepwell clock advance`): the company's business time stands
+    # at this moment until moved on; unset, it is the real time.
+    clock_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     quiet_start: Mapped[str | None] = mapped_column(sa.String(5))  # "21:00", company local time
     quiet_end: Mapped[str | None] = mapped_column(sa.String(5))  # "08:00"
     # What the company's clients may send (see customers.limits): how far ahead and back an

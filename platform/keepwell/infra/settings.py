@@ -29,6 +29,12 @@ def _flag(text: str) -> bool:
     raise ValueError(text)
 
 
+def _mode(text: str) -> str:
+    if text not in ("production", "test"):
+        raise ValueError(f"KEEPWELL_MODE must be production or test, not {text!r}")
+    return text
+
+
 def _seconds_list(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
 
@@ -59,6 +65,9 @@ class Settings:
     https: bool = _setting(
         "KEEPWELL_HTTPS", False, "the app is served over HTTPS (directly or behind a proxy): session cookies are "
         "marked Secure and responses carry HSTS", _flag)
+    mode: str = _setting(
+        "KEEPWELL_MODE", "production", "`production`, or `test`: a rehearsal installation, where each company may "
+        "run on a test clock (`keepwell clock advance --to DATE`); refused in production", _mode)
     api_rate_limit: str = _setting(
         "KEEPWELL_API_RATE_LIMIT", "3000 per minute", "requests an API key may make (Flask-Limiter notation; past it "
         "429 with Retry-After; counted in Redis when configured, so across processes)")

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from ..customers.companies import get_company
 from ..infra.context import Ctx
 from ..infra.database import Database
+from ..infra.tables import aware
 from ..infra.ttl import TtlCache
-from ..kernel.clock import Clock, SystemClock
+from ..kernel.clock import Clock, FixedClock, SystemClock
 from ..rulesets.engine import RulesEngine, default_engine
 
 T = TypeVar("T")
@@ -47,7 +48,10 @@ class Keepwell:
         """`work` in one transaction, scoped to one company (retried whole on a lost race)."""
 
         def unit(session: Session) -> T:
-            return work(Ctx(session, get_company(session, company), self.rules, self.clock))
+            found = get_company(session, company)
+            # A company on a test clock lives at its moment (`keepwell clock advance`).
+            clock = FixedClock(aware(found.clock_at)) if found.clock_at is not None else self.clock
+            return work(Ctx(session, found, self.rules, clock))
 
         return self.database.run(unit, read_only)
 

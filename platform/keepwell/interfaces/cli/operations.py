@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ...kernel.errors import InvalidDocument
-from ...usecases import messaging, webhooks
+from ...usecases import clock, messaging, webhooks
 from ..wiring import channels
 from .common import Obj, emit, handled, json_option, parse_date
 from .events import redis_url
@@ -244,4 +244,42 @@ def webhooks_deliveries(obj: Obj, endpoint_id: int, limit: int, as_json: bool) -
         f"{(r['history'][-1]['detail'] if r['history'] else '')}") for r in rows])
 
 
-COMMANDS = [worker, jobs, outbox, templates, webhooks_group]
+@click.group("clock")
+def clock_group() -> None:
+    """The company's test clock (a test installation only, KEEPWELL_MODE=test): rehearse months of
+    renewals, expiries and reminders in minutes."""
+
+
+def _clock_line(d: dict[str, Any]) -> None:
+    click.echo(f"{d['company']}: {d['now']} ({'test clock' if d['test_clock'] else 'real time'})")
+
+
+@clock_group.command("show")
+@json_option
+@click.pass_obj
+@handled
+def clock_show(obj: Obj, as_json: bool) -> None:
+    emit(clock.show(obj.app, obj.company), as_json, _clock_line)
+
+
+@clock_group.command("advance")
+@click.option("--to", "to", callback=parse_date, required=True, help="The day to move on to (company time).")
+@json_option
+@click.pass_obj
+@handled
+def clock_advance(obj: Obj, to: Any, as_json: bool) -> None:
+    """Move the company's clock on to the start of a day, doing everything that fell due meanwhile."""
+    out = clock.advance(obj.app, obj.company, to, obj.settings.mode)
+    emit(out, as_json, lambda d: click.echo(f"{obj.company}: {d['now']}; due work: {d['due']}"))
+
+
+@clock_group.command("reset")
+@json_option
+@click.pass_obj
+@handled
+def clock_reset(obj: Obj, as_json: bool) -> None:
+    """Back to the real time."""
+    emit(clock.reset(obj.app, obj.company, obj.settings.mode), as_json, _clock_line)
+
+
+COMMANDS = [worker, jobs, outbox, templates, webhooks_group, clock_group]
