@@ -429,6 +429,9 @@ class LedgerMachine(RuleBasedStateMachine):
         if amount == 0:
             amount = 1  # "-0" is not a signed change worth posting
         res = self.post("adjustment", customer, {"unit": "points", "amount": str(amount), "reason": "goodwill"}, hour)
+        if abs(amount) > 100_000:  # the company's adjustment limit in points
+            assert (res["status"], res["reason"]) == ("declined", "adjustment_over_limit"), res
+            return
         if -amount > have:
             assert (res["status"], res["reason"]) == ("declined", "insufficient_points"), res
             return
@@ -452,11 +455,14 @@ class LedgerMachine(RuleBasedStateMachine):
         if m is None:
             assert (res["status"], res["reason"]) == ("declined", "no_membership"), res
             return
+        if abs(cents) > 100_000:  # the company's adjustment limit (1000.00 by default)
+            assert (res["status"], res["reason"]) == ("declined", "adjustment_over_limit"), res
+            return
         if bal + cents < 0:
             assert (res["status"], res["reason"]) == ("declined", "insufficient_allowance"), res
             return
         m.balance += cents
-        assert res["status"] == "processed", res
+        assert res["status"] == "processed", (res.get("reason"), res.get("message"))
         assert (res["balance"], res["overdraft_used"]) == (money(m.balance), money(m.used))
 
     # The clock only moves forward: by run-due (three rules, so that swarm testing, which switches

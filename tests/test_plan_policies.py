@@ -133,3 +133,43 @@ def test_a_running_promotion_adds_its_discount_to_the_member_discount_on_service
                            "data": {"amount": "100.00", "pay_with": "membership", "apply_discount": True}})
     assert (paid["discount_percent"], paid["discount"], paid["charged"], paid["promotion"]) == (
         "15", "15.00", "85.00", "spring-2026")
+
+
+def test_the_ledger_names_the_currency_and_never_mixes_two_in_one_account(svc):
+    cad = copy.deepcopy(PLAN)
+    cad["spec"]["currency"] = "CAD"
+    svc.publish(cad, "test", date(2020, 1, 1))
+    cid = svc.add_customer("Celine Tremblay")
+    res = svc.enroll(cid, "club", date(2026, 1, 1))
+    mid = res["membership"]
+    assert {e["currency"] for e in res["entries"]} == {"CAD"}
+    paid = spend(svc, cid, "p1", date(2026, 1, 5), "10.00")
+    assert [e["currency"] for e in paid["entries"]] == ["CAD"]
+    statement = svc.statement(mid, date(2026, 1, 1), date(2026, 1, 31))
+    assert statement["accounts"][0]["currency"] == "CAD"
+    # A version of the plan in another currency: moving to it is refused, balances stay in CAD.
+    usd = copy.deepcopy(PLAN)
+    usd["spec"]["currency"] = "USD"
+    svc.publish(usd, "test", date(2020, 1, 1))
+    [row] = svc.migrate("club", "club@2")
+    assert "currency changes from CAD to USD" in row["problem"]
+    [row] = svc.migrate("club", "club@2", apply=True)
+    assert row["applied"] is False
+    assert svc.audit()["ok"]
+
+
+def test_the_book_refuses_an_amount_in_another_currency_than_its_accounts(svc):
+    from keepwell.kernel.errors import Declined
+    from keepwell.ledger import ALLOWANCE, book
+
+    _cid, mid = member(svc, PLAN)  # USD
+
+    def other_currency(ctx):
+        b = book(ctx)
+        b.load_owners([mid])
+        with pytest.raises(Declined) as refused:
+            b.account(mid, ALLOWANCE, currency="EUR")
+        assert refused.value.reason == "currency_mismatch" and "in USD, not EUR" in refused.value.message
+        return b.account(mid, ALLOWANCE, currency="USD").balance
+
+    assert svc.run("default", other_currency) == 100000

@@ -43,4 +43,13 @@ def run(session: Session, company_id: int | None = None) -> dict[str, Any]:
     for acc in negative:
         if company_id is None or acc.company_id == company_id:
             drift.append({"account": acc.id, "owner": acc.owner, "unit": acc.unit, "negative_balance": acc.balance})
+    # One currency per account: no entry in another currency than its account's.
+    mixed = (sa.select(LedgerEntry.id, Account.id, Account.currency, LedgerEntry.currency)
+             .join(Account, Account.id == LedgerEntry.account_id)
+             .where(LedgerEntry.currency.is_not(None), Account.currency.is_not(None),
+                    LedgerEntry.currency != Account.currency))
+    if company_id is not None:
+        mixed = mixed.where(Account.company_id == company_id)
+    for entry_id, account_id, held, written in session.execute(mixed):
+        drift.append({"entry": entry_id, "account": account_id, "account_currency": held, "entry_currency": written})
     return {"accounts_checked": checked, "lots_checked": lots_checked, "drift": drift, "ok": not drift}

@@ -22,6 +22,7 @@ from ..infra.context import Ctx
 from ..infra.sql import chunks, one_of
 from ..infra.tables import utcnow
 from ..infra.unit import Unit
+from ..kernel.errors import Declined
 from .models import Account, LedgerEntry, LotDraw, PointsLot
 
 ALLOWANCE, OVERDRAFT, VISITS, POINTS = "allowance", "overdraft", "visits", "points"
@@ -50,12 +51,14 @@ class Posting:
 class Acct:
     """An account row as the book sees it (the balance moves with every posted entry)."""
 
-    __slots__ = ("id", "company_id", "owner", "unit", "code", "balance", "stored")
+    __slots__ = ("id", "company_id", "owner", "unit", "code", "balance", "stored", "currency")
 
-    def __init__(self, id: int, company_id: int, owner: str, unit: str, code: str, balance: int, stored: int | None):
+    def __init__(self, id: int, company_id: int, owner: str, unit: str, code: str, balance: int, stored: int | None,
+                 currency: str | None = None):
         self.id, self.company_id, self.owner, self.unit, self.code = id, company_id, owner, unit, code
         self.balance = balance
         self.stored = stored  # the balance in the database; None: the row is not inserted yet
+        self.currency = currency  # money accounts: the one currency they hold
 
 
 class Lot:
@@ -94,12 +97,13 @@ class Book:
         todo = [o for o in dict.fromkeys(owners) if o not in self.owners_loaded]
         for part in chunks(self.session, todo):
             rows = self.session.execute(
-                sa.select(_ACCOUNTS.c.id, _ACCOUNTS.c.owner, _ACCOUNTS.c.unit, _ACCOUNTS.c.code, _ACCOUNTS.c.balance)
+                sa.select(_ACCOUNTS.c.id, _ACCOUNTS.c.owner, _ACCOUNTS.c.unit, _ACCOUNTS.c.code, _ACCOUNTS.c.balance,
+                          _ACCOUNTS.c.currency)
                 .where(_ACCOUNTS.c.company_id == self.company_id, one_of(self.session, _ACCOUNTS.c.owner, part)))
-            for aid, owner, unit, code, balance in rows:
+            for aid, owner, unit, code, balance, currency in rows:
                 key = (owner, unit, code)
                 if key not in self.accounts:
-                    self.accounts[key] = Acct(aid, self.company_id, owner, unit, code, balance, balance)
+                    self.accounts[key] = Acct(aid, self.company_id, owner, unit, code, balance, balance, currency)
             self.owners_loaded.update(part)
 
     def find_account(self, owner: str, unit: str, code: str = "") -> Acct | None:
@@ -107,12 +111,18 @@ class Book:
             self.load_owners([owner])
         return self.accounts.get((owner, unit, code))
 
-    def account(self, owner: str, unit: str, code: str = "") -> Acct:
-        """The account, opened (with a zero balance) if the owner has none of this unit yet."""
+    def account(self, owner: str, unit: str, code: str = "", currency: str | None = None) -> Acct:
+        """The account, opened (with a zero balance, in `currency` for money) if the owner has
+        none of this unit yet. A money account holds one currency: asking for it in another is
+        refused (one account never mixes dollars and euros)."""
         acc = self.find_account(owner, unit, code)
+        if acc is not None and currency is not None and acc.currency not in (None, currency):
+            raise Declined("currency_mismatch", f"the {unit} of {owner} is in {acc.currency}, not {currency}: "
+                           "one account holds one currency")
         if acc is None:
             key = (owner, unit, code)
-            acc = self.accounts[key] = Acct(self.unit.ids.take(_ACCOUNTS), self.company_id, owner, unit, code, 0, None)
+            acc = self.accounts[key] = Acct(self.unit.ids.take(_ACCOUNTS), self.company_id, owner, unit, code, 0, None,
+                                            currency)
             self.new_accounts.append(acc)
 
             def forget(acc: Acct = acc, key: tuple[str, str, str] = key) -> None:
@@ -139,7 +149,8 @@ class Book:
             return None
         self._move(acc, amount)
         entry = {"id": self.unit.ids.take(_ENTRIES), "company_id": acc.company_id, "account_id": acc.id, "kind": kind,
-                 "amount": amount, "balance_after": acc.balance, "event_id": why.event_id, "ruleset": why.ruleset,
+                 "amount": amount, "balance_after": acc.balance, "currency": acc.currency, "event_id": why.event_id,
+                 "ruleset": why.ruleset,
                  "rule": why.rule, "period": why.period, "effective_date": why.effective_date, "memo": memo,
                  "created_at": utcnow()}
         self.unit.add_row(_ENTRIES, entry)
@@ -182,7 +193,7 @@ class Book:
     def before_flush(self) -> None:
         for a in self.new_accounts:
             self.unit.add_row(_ACCOUNTS, {"id": a.id, "company_id": a.company_id, "owner": a.owner, "unit": a.unit,
-                                          "code": a.code, "balance": a.balance})
+                                          "code": a.code, "balance": a.balance, "currency": a.currency})
         for lot in self.new_lots:
             self.unit.add_row(_LOTS, {"id": lot.id, "company_id": lot.company_id, "account_id": lot.account_id,
                                       "entry_id": lot.entry_id, "points": lot.points, "remaining": lot.remaining,

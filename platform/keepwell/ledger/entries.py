@@ -22,20 +22,24 @@ def account_label(unit: str, code: str) -> str:
 
 
 def entry_view(kind: str, amount: int, balance_after: int, rule: str, ruleset: str, effective_date: Any,
-               memo: str | None, unit: str, code: str, owner: str) -> dict[str, Any]:
-    return {"account": account_label(unit, code), "owner": owner, "kind": kind, "amount": amount_text(unit, amount),
-            "balance_after": amount_text(unit, balance_after), "rule": rule, "ruleset": ruleset,
-            "date": effective_date.isoformat(), "memo": memo}
+               memo: str | None, unit: str, code: str, owner: str, currency: str | None = None) -> dict[str, Any]:
+    out = {"account": account_label(unit, code), "owner": owner, "kind": kind, "amount": amount_text(unit, amount),
+           "balance_after": amount_text(unit, balance_after), "rule": rule, "ruleset": ruleset,
+           "date": effective_date.isoformat(), "memo": memo}
+    if unit in MONEY_UNITS:
+        out["currency"] = currency or "USD"  # entries from before the ledger had currencies were in USD
+    return out
 
 
 def posted_view(entry: dict[str, Any], acc: Acct) -> dict[str, Any]:
     """An entry the book holds (posted in this transaction)."""
     return entry_view(entry["kind"], entry["amount"], entry["balance_after"], entry["rule"], entry["ruleset"],
-                      entry["effective_date"], entry["memo"], acc.unit, acc.code, acc.owner)
+                      entry["effective_date"], entry["memo"], acc.unit, acc.code, acc.owner, entry["currency"])
 
 
-def stored_view(e: LedgerEntry, unit: str, code: str, owner: str) -> dict[str, Any]:
-    return entry_view(e.kind, e.amount, e.balance_after, e.rule, e.ruleset, e.effective_date, e.memo, unit, code, owner)
+def stored_view(e: LedgerEntry, unit: str, code: str, owner: str, currency: str | None = None) -> dict[str, Any]:
+    return entry_view(e.kind, e.amount, e.balance_after, e.rule, e.ruleset, e.effective_date, e.memo, unit, code, owner,
+                      e.currency or currency)
 
 
 def sum_of_entries(session: Session, account_id: int, before: Any = None) -> int:

@@ -22,6 +22,8 @@ class Account(Base):
     unit: Mapped[str] = mapped_column(sa.String(20))  # allowance | overdraft | visits | points
     code: Mapped[str] = mapped_column(sa.String(40), default="")
     balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # cache of sum(entries), checked by audit
+    # Money accounts hold one currency (ISO 4217), set when they open; visits and points none.
+    currency: Mapped[str | None] = mapped_column(sa.String(3))
 
 
 class LedgerEntry(Base):
@@ -37,6 +39,9 @@ class LedgerEntry(Base):
     kind: Mapped[str] = mapped_column(sa.String(30))
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     balance_after: Mapped[int] = mapped_column(sa.BigInteger)
+    # The amount's currency (money entries; entries written before migration 0014 have none of
+    # their own: their account's applies).
+    currency: Mapped[str | None] = mapped_column(sa.String(3))
     event_id: Mapped[int] = mapped_column(BigId)
     ruleset: Mapped[str] = mapped_column(sa.String(120))  # id@version that produced it
     rule: Mapped[str] = mapped_column(sa.String(160))

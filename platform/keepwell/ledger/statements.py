@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..infra.context import Ctx
+from .book import MONEY_UNITS
 from .entries import account_label, amount_text, stored_view, sum_of_entries
 from .models import Account, LedgerEntry
 
@@ -38,10 +39,11 @@ def for_owner(ctx: Ctx, owner: str, start: date, end: date, event_keys: Any) -> 
         running = opening
         for entry in entries:
             running += entry.amount
-            line = stored_view(entry, acc.unit, acc.code, acc.owner)
+            line = stored_view(entry, acc.unit, acc.code, acc.owner, acc.currency)
             line.update(event=keys.get(entry.event_id), balance=amount_text(acc.unit, running))
             lines.append(line)
         sections.append({"account": account_label(acc.unit, acc.code), "unit": acc.unit,
+                         **({"currency": acc.currency or "USD"} if acc.unit in MONEY_UNITS else {}),
                          "opening": amount_text(acc.unit, opening), "closing": amount_text(acc.unit, running),
                          "entries": lines})
     return {"owner": owner, "from": start.isoformat(), "to": end.isoformat(), "accounts": sections}

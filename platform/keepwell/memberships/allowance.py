@@ -57,7 +57,8 @@ def state(ctx: Ctx, m: Membership, terms: PlanTerms) -> AllowanceState:
 def open_period(ctx: Ctx, m: AnyMembership, terms: PlanTerms, why: Posting) -> None:
     if terms.has_allowance:
         b = book(ctx)
-        b.post(b.account(m.id, ALLOWANCE), "grant", terms.allowance_cents, why.with_rule("plan.allowance.grant"),
+        acc = b.account(m.id, ALLOWANCE, currency=terms.currency)
+        b.post(acc, "grant", terms.allowance_cents, why.with_rule("plan.allowance.grant"),
                memo=f"allowance for period {why.period}")
 
 
@@ -66,7 +67,7 @@ def charge(ctx: Ctx, m: Membership, terms: PlanTerms, cents: int, why: Posting, 
     if not terms.has_allowance:
         raise Declined("no_allowance", f"plan {terms.plan_id} has no allowance to pay with")
     b = book(ctx)
-    bal, od = b.account(m.id, ALLOWANCE), b.account(m.id, OVERDRAFT)
+    bal, od = b.account(m.id, ALLOWANCE, currency=terms.currency), b.account(m.id, OVERDRAFT, currency=terms.currency)
     before = state(ctx, m, terms)
     if cents > before.available:
         raise Declined(
@@ -89,7 +90,7 @@ def close_period(ctx: Ctx, m: AnyMembership, terms: PlanTerms, why: Posting, ren
     if not terms.has_allowance:
         return
     b = book(ctx)
-    bal, od = b.account(m.id, ALLOWANCE), b.account(m.id, OVERDRAFT)
+    bal, od = b.account(m.id, ALLOWANCE, currency=terms.currency), b.account(m.id, OVERDRAFT, currency=terms.currency)
     if bal.balance > 0 and (terms.unused_policy == "expire" or not renew):
         b.post(bal, "expire", -bal.balance, why.with_rule("plan.allowance.unused_expired"),
                memo="unused allowance does not carry forward")
@@ -112,7 +113,7 @@ def close_period(ctx: Ctx, m: AnyMembership, terms: PlanTerms, why: Posting, ren
 
 def adjust(ctx: Ctx, m: Membership, terms: PlanTerms, cents: int, why: Posting, reason: str) -> None:
     b = book(ctx)
-    bal = b.account(m.id, ALLOWANCE)
+    bal = b.account(m.id, ALLOWANCE, currency=terms.currency)
     if bal.balance + cents < 0:
         raise Declined(
             "insufficient_allowance",

@@ -52,7 +52,9 @@ def preview(ctx: Ctx, plan: str, target: str) -> list[dict[str, Any]]:
         old_ref, old = plan_of(ctx, m)
         try:
             new = resolve(v.content, m.tier)
-            problem = None if new.period == m.period else f"period changes from {m.period} to {new.period}"
+            problem = (f"period changes from {m.period} to {new.period}" if new.period != m.period else
+                       f"currency changes from {old.currency} to {new.currency}: balances stay in one currency"
+                       if new.currency != old.currency else None)
         except NotFound as exc:
             new, problem = None, exc.message
         row: dict[str, Any] = {"membership": m.id, "customer": m.customer_id, "tier": m.tier, "from": old_ref,
