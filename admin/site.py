@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, redirect, render_template, request, url_for
+from flask import Flask, abort, g, redirect, render_template, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.theme import Bootstrap4Theme
 from flask_limiter import Limiter
@@ -48,6 +48,21 @@ class SignedInOnly:
 
     def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
         return redirect(url_for("keepwell_auth.login", next=request.full_path.rstrip("?")))
+
+
+class OwnersOnly(SignedInOnly):
+    """A view for the company's owners: another signed-in user gets a 403 saying so."""
+
+    refusal = "Only an owner may use this page."
+
+    def is_accessible(self) -> bool:
+        user = current_user()
+        return user is not None and user.role == "owner"
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
+        if current_user() is not None:
+            abort(403, description=self.refusal)
+        return super().inaccessible_callback(name, **kwargs)
 
 
 class Home(SignedInOnly, AdminIndexView):

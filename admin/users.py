@@ -13,21 +13,14 @@ from keepwell.kernel.errors import InvalidDocument, KeepwellError
 from keepwell.usecases import users
 
 from .auth import current_user
-from .site import SignedInOnly, keepwell
+from .site import OwnersOnly, keepwell
 
 ROLE_HELP = {"owner": "everything, users included", "manager": "changes rulesets and memberships",
              "staff": "looks, changes nothing"}
 
 
-class UsersView(SignedInOnly, BaseView):
-    def is_accessible(self) -> bool:
-        user = current_user()
-        return user is not None and user.role == "owner"
-
-    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
-        if current_user() is not None:
-            abort(403, description="Only an owner manages users.")
-        return super().inaccessible_callback(name, **kwargs)
+class UsersView(OwnersOnly, BaseView):
+    refusal = "Only an owner manages users."
 
     @expose("/", methods=["GET", "POST"])
     def index(self) -> Any:

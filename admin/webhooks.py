@@ -13,20 +13,13 @@ from keepwell.kernel.errors import InvalidDocument, KeepwellError
 from keepwell.usecases import webhooks
 
 from .auth import current_user
-from .site import SignedInOnly, keepwell
+from .site import OwnersOnly, keepwell
 
 LABELS = {"url": "Address", "event_types": "Events", "description": "Description"}
 
 
-class WebhooksView(SignedInOnly, BaseView):
-    def is_accessible(self) -> bool:
-        user = current_user()
-        return user is not None and user.role == "owner"
-
-    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
-        if current_user() is not None:
-            abort(403, description="Only an owner manages webhooks.")
-        return super().inaccessible_callback(name, **kwargs)
+class WebhooksView(OwnersOnly, BaseView):
+    refusal = "Only an owner manages webhooks."
 
     @expose("/", methods=["GET", "POST"])
     def index(self) -> Any:

@@ -9,34 +9,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from standardwebhooks.webhooks import Webhook as Receiver
 
-from keepwell.app import create_app
-from keepwell.infra.settings import Settings
 from keepwell.messaging.channels import ChannelSettings, channels_from
 from keepwell.usecases import apikeys, companies, messaging
 from mailserver import HttpRecorder
-from support import make_app
 from test_admin import site  # noqa: F401  (the admin with an owner, a staff member and another company)
+from test_api_v1 import PLAN, client_of, svc  # noqa: F401  (the VIP plan, and a company beside it)
 
-PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "vip", "name": "VIP"},
-        "spec": {"allowance": {"amount": "100.00", "period": "monthly", "overdraft": {"limit": "20.00"}}}}
 TODAY = datetime.now(UTC).date()
-
-
-@pytest.fixture
-def svc(db_url):
-    app = make_app(db_url)
-    app.publish(PLAN, "test", date(1970, 1, 1))
-    app.add_company("other", "Other Co")
-    yield app
-    app.close()
-
-
-def client_of(svc):
-    return create_app({"TESTING": True}, service=svc,
-                      settings=Settings.from_env({"KEEPWELL_SECRET_KEY": "k"})).test_client()
 
 
 def auth(svc, company="default", scopes=("admin", "read", "events:write", "customers:write", "memberships:write")):
