@@ -12,11 +12,11 @@ import pytest
 from keepwell.app import create_app
 from keepwell.infra.settings import Settings
 from keepwell.interfaces.http.contract import ENDPOINTS
-from keepwell.usecases import apikeys
+from keepwell.usecases import apikeys, billing
 from support import make_app
 
 PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "vip", "name": "VIP"},
-        "spec": {"allowance": {"amount": "100.00", "period": "monthly"},
+        "spec": {"allowance": {"amount": "100.00", "period": "monthly"}, "price": {"monthly": "10.00"},
                  "tiers": [{"id": "standard", "name": "Standard"}, {"id": "gold", "name": "Gold"}]}}
 TODAY = datetime.now(UTC).date().isoformat()
 # A body each operation accepts (so that what answers is the rule under test, not validation).
@@ -37,7 +37,7 @@ BODIES = {
     "simulate": {"draft": PLAN, "from": TODAY, "to": TODAY},
 }
 # Paths of a company's own things: another company's key must not find them.
-OWNED = {"customer_id", "membership_id", "event_id", "key", "endpoint_id", "key_id", "job_id"}
+OWNED = {"customer_id", "membership_id", "event_id", "key", "endpoint_id", "key_id", "job_id", "number"}
 
 
 @pytest.fixture
@@ -48,13 +48,15 @@ def world(db_url):
     c = create_app({"TESTING": True}, service=svc, settings=Settings.from_env({"KEEPWELL_SECRET_KEY": "k"})).test_client()
     admin = {"Authorization": f"Bearer {apikeys.create(svc, 'default', 'mine', ['admin'])}"}
     cid = c.post("/api/v1/customers", headers=admin, json={"name": "Ann"}).json["id"]
-    mid = c.post("/api/v1/enrollments", headers=admin, json={"customer": cid, "plan": "vip", "on": TODAY}).json[
-        "membership"]
+    mid = c.post("/api/v1/enrollments", headers=admin, json={"customer": cid, "plan": "vip", "on": TODAY,
+                                                             "cadence": "monthly"}).json["membership"]
+    billing.run(svc, "default", datetime.now(UTC).date())  # invoice 1
     c.post("/api/v1/events", headers=admin, json={**BODIES["post_events"], "customer": cid})
     endpoint = c.post("/api/v1/webhook_endpoints", headers=admin, json=BODIES["add_webhook_endpoint"]).json["id"]
     key_id = max(k["id"] for k in c.get("/api/v1/api_keys", headers=admin).json["api_keys"])
     ids = {"customer_id": cid, "membership_id": mid, "event_id": "t-1", "key": "vip", "version": "1",
-           "endpoint_id": str(endpoint), "key_id": str(key_id), "job_id": "no-such-job", "name": "hvac"}
+           "endpoint_id": str(endpoint), "key_id": str(key_id), "job_id": "no-such-job", "name": "hvac",
+           "number": "1"}
     yield svc, c, admin, ids
     svc.close()
 
@@ -64,7 +66,8 @@ def call(c, e, ids: dict, headers: dict):
     body = BODIES.get(e.operation)
     if isinstance(body, dict):
         body = {k: (v.format(**ids) if isinstance(v, str) and "{" in v else v) for k, v in body.items()}
-    path += {"statement": f"?from={TODAY}&to={TODAY}", "ruleset_diff": "?from=1&to=1"}.get(e.operation, "")
+    path += {"statement": f"?from={TODAY}&to={TODAY}", "ruleset_diff": "?from=1&to=1",
+             "list_invoices": f"?membership={ids['membership_id']}"}.get(e.operation, "")
     kwargs = {"json": body if body is not None else {}} if e.method in ("post", "patch") else {}
     return getattr(c, e.method)(path, headers=headers, **kwargs)
 
@@ -81,7 +84,7 @@ def test_another_companys_ids_are_not_found_by_any_endpoint(world):
         assert r.status_code == 404, (e.method, e.path, r.status_code, r.get_json())
         checked.append(e.operation)
     assert {"get_customer", "membership", "cancel_membership", "get_event", "ruleset_version", "rollback_ruleset",
-            "get_webhook_endpoint", "replay_webhooks", "revoke_api_key"} <= set(checked)
+            "get_webhook_endpoint", "replay_webhooks", "revoke_api_key", "get_invoice"} <= set(checked)
     # Nothing of the first company changed.
     assert c.get(f"/api/v1/customers/{ids['customer_id']}", headers=admin).json["name"] == "Ann"
     assert c.get(f"/api/v1/memberships/{ids['membership_id']}", headers=admin).json["status"] == "active"

@@ -194,6 +194,9 @@ def service_completed(ctx: Ctx, event: PendingEvent, data: dict, local: date) ->
           "examples": ["vip-customer", "vip-customer@3"]},
     tier={"title": "Tier", "description": "Tier ID within the plan, if the plan has tiers.", **common("slug")},
     membership=MEMBERSHIP,
+    cadence={"title": "Billing cadence", "description": "How often the member is billed, among the prices the plan "
+             "offers for the tier; leave out for a membership billed elsewhere.", "type": "string",
+             "enum": ["monthly", "quarterly", "yearly"]},
     allow_second={"title": "Allow a second membership",
                   "description": "Enrol even though the customer already has an active membership of this plan.",
                   "type": "boolean", "default": False}))

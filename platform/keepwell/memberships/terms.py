@@ -50,6 +50,8 @@ class PlanTerms:
     unused_policy: str  # expire | carry_forward
     overdraft_unused: str = "keep_facility"  # keep_facility | add_to_allowance
     late_charges: str = "current_period"  # current_period | decline
+    billing_proration: str = "daily"  # daily | full_period | none: how a first, short billing period is billed
+    billing_anchor_day: int | None = None  # the day of the month billing periods start (None: the enrolment day)
     included_services: tuple[IncludedService, ...] = ()
     discount_percent: str = "0"
     priority: int | None = None
@@ -102,6 +104,8 @@ def resolve(doc: dict, tier: str | None) -> PlanTerms:
         unused_policy=(allowance or {}).get("unused", "expire"),
         overdraft_unused=((allowance or {}).get("overdraft") or {}).get("unused", "keep_facility"),
         late_charges=spec.get("late_charges", "current_period"),
+        billing_proration=(spec.get("billing") or {}).get("proration", "daily"),
+        billing_anchor_day=(spec.get("billing") or {}).get("anchor_day"),
         included_services=tuple(
             IncludedService(s["code"], s.get("name", s["code"]), int(s["quantity"])) for s in services
         ),

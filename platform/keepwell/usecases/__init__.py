@@ -10,6 +10,9 @@ Importing this package loads every area's declarations: the event types with the
 the ruleset kinds, the due work and the reactions to events.
 """
 
+from ..billing import due as _billing_due  # noqa: F401
+from ..billing import handlers as _billing_events  # noqa: F401
+from ..billing import models as _billing_models  # noqa: F401
 from ..customers import models as _customer_models  # noqa: F401
 from ..events import models as _event_models  # noqa: F401
 from ..ledger import models as _ledger_models  # noqa: F401

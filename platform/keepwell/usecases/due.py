@@ -35,21 +35,24 @@ class DueRun:
     periods_closed: int
     points_expired: int
     reminders_queued: int
+    invoices_issued: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"as_of": self.as_of.isoformat(), "units": self.units, "periods_closed": self.periods_closed,
-                "points_expired": self.points_expired, "reminders_queued": self.reminders_queued}
+                "points_expired": self.points_expired, "reminders_queued": self.reminders_queued,
+                "invoices_issued": self.invoices_issued}
 
 
 def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int], None] | None = None,
-        chunk: int = BATCH, as_sets: bool = True) -> DueRun:
+        chunk: int = BATCH, as_sets: bool = True, kinds: set[str] | None = None) -> DueRun:
     """Run everything due up to `as_of`, in chunks of units, one transaction per chunk; repeat
     until nothing is left (closing a period can make the next reminder due). `as_sets=False`
-    runs every unit through the event pipeline (what the set-based path is compared with)."""
-    units = periods = points = reminders = 0
+    runs every unit through the event pipeline (what the set-based path is compared with);
+    `kinds` runs only those kinds of due work (billing alone, say)."""
+    units = periods = points = reminders = invoices = 0
     seen: set[str] = set()
     while True:
-        todo = [u for u in plan(app, company, as_of) if u.key not in seen]
+        todo = [u for u in plan(app, company, as_of) if u.key not in seen and (kinds is None or u.kind in kinds)]
         if not todo:
             break
         for i in range(0, len(todo), chunk):
@@ -59,7 +62,8 @@ def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int],
                 periods += r.get("periods_closed", 0)
                 points += r.get("expired_points", 0)
                 reminders += 1 if r.get("queued") else 0
+                invoices += r.get("invoices_issued", 0)
             seen.update(u.key for u in part)
             if progress:
                 progress(min(i + chunk, len(todo)), len(todo))
-    return DueRun(as_of, units, periods, points, reminders)
+    return DueRun(as_of, units, periods, points, reminders, invoices)

@@ -3,6 +3,7 @@ points, statements."""
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import date
 from typing import Any
@@ -10,8 +11,8 @@ from typing import Any
 import click
 
 from ...kernel.errors import Conflict, Declined
+from ...usecases import billing, memberships, rewards
 from ...usecases import customers as customers_uc
-from ...usecases import memberships, rewards
 from .common import Obj, emit, handled, json_option, parse_date
 
 CHANNELS = click.Choice(["email", "sms", "webhook"])
@@ -70,11 +71,15 @@ def customers_list(obj: Obj, as_json: bool, limit: int, offset: int) -> None:
 @click.option("--key", default=None, help="Idempotency key (default: enroll:CUSTOMER:PLAN:DATE).")
 @click.option("--allow-second", is_flag=True,
               help="Enrol even if the customer already has an active membership of this plan (a second home).")
+@click.option("--cadence", type=click.Choice(["monthly", "quarterly", "yearly"]), default=None,
+              help="Bill the member at this cadence (one the plan prices for the tier); leave out if billed elsewhere.")
 @click.pass_obj
 @handled
-def enroll(obj: Obj, customer: str, plan: str, tier: str | None, on: date, key: str | None, allow_second: bool) -> None:
+def enroll(obj: Obj, customer: str, plan: str, tier: str | None, on: date, key: str | None, allow_second: bool,
+           cadence: str | None) -> None:
     """Enroll CUSTOMER on PLAN (id or id@version); prints the membership id."""
-    result = memberships.enroll(obj.app, obj.company, customer, plan, on, tier=tier, key=key, allow_second=allow_second)
+    result = memberships.enroll(obj.app, obj.company, customer, plan, on, tier=tier, key=key, allow_second=allow_second,
+                                cadence=cadence)
     if result.get("warning") or result.get("type") != "enrolled":
         # The key names an earlier, different event: its membership (if any) is not this one's.
         raise Conflict(f"key {result['event']!r} was already used for a different event; nothing enrolled "
@@ -97,6 +102,39 @@ def membership() -> None:
 def membership_show(obj: Obj, membership_id: str, as_json: bool) -> None:
     """Status, plan version, tier, expiry, allowance and included services of a membership."""
     emit(memberships.show(obj.app, obj.company, membership_id), as_json, _print_membership)
+
+
+@membership.command("cancel")
+@click.argument("membership_id")
+@click.option("--on", "on", callback=parse_date, required=True, help="The last day (YYYY-MM-DD, company time).")
+@click.option("--preview", is_flag=True, help="Only say what cancelling would do; nothing changes.")
+@json_option
+@click.pass_obj
+@handled
+def membership_cancel(obj: Obj, membership_id: str, on: date, preview: bool, as_json: bool) -> None:
+    """Cancel a membership on a day (or, with --preview, say what that would do)."""
+    if preview:
+        emit(memberships.cancel_preview(obj.app, obj.company, membership_id, on), as_json,
+             lambda d: click.echo(f"{d['membership']} would be cancelled, ending {d['ends_on']}: {d['note']}"))
+        return
+    result = memberships.cancel(obj.app, obj.company, membership_id, on)
+    if result["status"] == "declined":
+        raise Declined(result.get("reason", "declined"), result.get("message", "not cancelled"))
+    emit(result, as_json, lambda r: click.echo(f"{membership_id} {r.get('status')}"))
+
+
+@membership.command("change-tier")
+@click.argument("membership_id")
+@click.argument("tier")
+@click.option("--on", "on", callback=parse_date, required=True, help="The day of the change (company time).")
+@json_option
+@click.pass_obj
+@handled
+def membership_change_tier(obj: Obj, membership_id: str, tier: str, on: date, as_json: bool) -> None:
+    """Move a membership to another tier (it ends; one on the new tier starts, in one transaction)."""
+    changed = memberships.change_tier(obj.app, obj.company, membership_id, tier, on)
+    emit({"cancelled": changed.cancelled, "membership": changed.membership, "tier": changed.tier}, as_json,
+         lambda d: click.echo(d["membership"]))
 
 
 @membership.command("migrate")
@@ -188,4 +226,52 @@ def statement(obj: Obj, membership_id: str, start: date, end: date, as_json: boo
     emit(memberships.statement(obj.app, obj.company, membership_id, start, end), as_json, human)
 
 
-COMMANDS = [customers, enroll, membership, points, statement]
+@click.group("billing")
+def billing_group() -> None:
+    """Billing members for their memberships."""
+
+
+@billing_group.command("run")
+@click.option("--as-of", callback=parse_date, required=True, help="Invoice every billing period begun by this day.")
+@click.pass_obj
+@handled
+def billing_run(obj: Obj, as_of: date) -> None:
+    """Invoice what is due (workers do the same as due work); prints a JSON summary."""
+    click.echo(json.dumps(billing.run(obj.app, obj.company, as_of)))
+
+
+@click.group("invoices")
+def invoices_group() -> None:
+    """Invoices, numbered without gaps when they are finalised."""
+
+
+@invoices_group.command("list")
+@click.argument("owner")
+@json_option
+@click.pass_obj
+@handled
+def invoices_list(obj: Obj, owner: str, as_json: bool) -> None:
+    """The invoices of a membership (mem_...) or a customer (cus_...)."""
+    rows = (billing.invoices_of(obj.app, obj.company, membership=owner) if owner.startswith("mem_")
+            else billing.invoices_of(obj.app, obj.company, customer=owner))
+    emit(rows, as_json, lambda rows: [click.echo(
+        f"{r['number']:>6} {r['status']:<6} {r['issued_on']} {r['period_start']}..{r['period_end']} "
+        f"{r['total']:>10} {r['currency']}  due {r['amount_due']}") for r in rows])
+
+
+@invoices_group.command("show")
+@click.argument("number", type=int)
+@json_option
+@click.pass_obj
+@handled
+def invoices_show(obj: Obj, number: int, as_json: bool) -> None:
+    def human(inv: dict) -> None:
+        click.echo(f"Invoice {inv['number']} ({inv['status']}) issued {inv['issued_on']}, {inv['currency']}")
+        for line in inv["lines"]:
+            click.echo(f"  {line['description']:<70} {line['amount']:>10}")
+        click.echo(f"  {'total':<70} {inv['total']:>10}\n  {'due':<70} {inv['amount_due']:>10}")
+
+    emit(billing.invoice(obj.app, obj.company, number), as_json, human)
+
+
+COMMANDS = [customers, enroll, membership, points, statement, billing_group, invoices_group]

@@ -21,6 +21,7 @@ from ...kernel.text import MAX_DEPTH, depth_problem
 from ...usecases import (
     Keepwell,
     apikeys,
+    billing,
     companies,
     customers,
     events,
@@ -35,7 +36,7 @@ from ...usecases import (
 )
 from ...usecases.simulation import simulate as run_simulation
 from ..jobs import enqueue as jobs
-from .contract import validated
+from .contract import QUERY_NAMES, validated
 from .errors import from_error, problem
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -56,6 +57,21 @@ def authenticate() -> None:
     if grant is None:
         raise Unauthorized("unknown or revoked API key")
     g.company, g.grant = grant.company, grant
+    _known_query_only()
+
+
+def _known_query_only() -> None:
+    """A query parameter the endpoint does not take is an error, not silently ignored (a typo such
+    as ?emial= would otherwise list everyone)."""
+    endpoint = (request.endpoint or "").removeprefix("api.")
+    allowed = QUERY_NAMES.get(endpoint)
+    if allowed is None:
+        return
+    unknown = [name for name in request.args if name not in allowed]
+    if unknown:
+        takes = f"it takes {', '.join(sorted(allowed))}" if allowed else "it takes none"
+        raise InvalidDocument("bad query", [Problem(name[:60], f"this endpoint has no query parameter {name[:60]!r}; "
+                                                    f"{takes}") for name in unknown])
 
 
 def require(scope: str) -> None:
@@ -297,8 +313,24 @@ def enroll() -> ResponseReturnValue:
     body = validated("EnrollmentIn", _body())
     on = _iso_date(body["on"], "on")
     result = memberships.enroll(keepwell(), g.company, body["customer"], body["plan"], on, tier=body.get("tier"),
-                                key=body.get("id"), allow_second=bool(body.get("allow_second")))
+                                key=body.get("id"), allow_second=bool(body.get("allow_second")),
+                                cadence=body.get("cadence"))
     return jsonify(result), 201 if result.get("status") == "processed" else 200
+
+
+@bp.get("/invoices")
+@needs("read")
+def list_invoices() -> ResponseReturnValue:
+    """A membership's or a customer's invoices (`?membership=` or `?customer=`), oldest first."""
+    found = billing.invoices_of(keepwell(), g.company, membership=request.args.get("membership") or None,
+                                customer=request.args.get("customer") or None)
+    return jsonify({"invoices": found})
+
+
+@bp.get("/invoices/<int:number>")
+@needs("read")
+def get_invoice(number: int) -> ResponseReturnValue:
+    return jsonify(billing.invoice(keepwell(), g.company, number))
 
 
 @bp.get("/memberships/<membership_id>")

@@ -44,7 +44,10 @@ BODIES: dict[str, dict[str, Any]] = {
                        "tier": {**ID, "description": "A tier of the plan (default: its first)"},
                        "id": {**ID, "description": "Idempotency key (default enroll:CUSTOMER:PLAN:DAY)"},
                        "allow_second": {"type": "boolean", "description": "A second active membership of "
-                                        "the same plan is refused unless true"}}},
+                                        "the same plan is refused unless true"},
+                       "cadence": {"enum": ["monthly", "quarterly", "yearly"],
+                                   "description": "Bill the member at this cadence (one the plan prices for the "
+                                                  "tier); leave out for a membership billed elsewhere"}}},
     "SimulationIn": {
         "type": "object", "required": ["draft", "from", "to"],
         "properties": {"draft": {"description": "A ruleset document, or a list of them",
@@ -132,7 +135,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "EventsIn": {"oneOf": [{"$ref": "#/components/schemas/event"},
                            {"type": "object", "required": ["events"], "properties": {
                                "events": {"type": "array", "maxItems": 500,
-                                          "items": {"$ref": "#/components/schemas/event"}}}}]},
+                                          "description": "Events as #/components/schemas/event describes them; "
+                                          "each is checked alone: one that is not valid is rejected in the "
+                                          "answer with every problem, and the others apply",
+                                          "items": {"type": "object"}}}}]},
 }
 
 
@@ -196,6 +202,12 @@ ENDPOINTS = (
     Endpoint("post", "/memberships/migrate", "migrate_memberships", "Move a plan's active memberships to another "
              "version (preview, or apply)", "admin", "MigrateIn", answers={200: "object", 404: "Problem",
                                                                             422: "Problem"}, idempotent=True),
+    Endpoint("get", "/invoices", "list_invoices", "A membership's or a customer's invoices", "read",
+             query=(("membership", {"type": "string"}, "One membership's"), ("customer", {"type": "string"},
+                                                                           "One customer's")),
+             answers={200: "object", 422: "Problem"}),
+    Endpoint("get", "/invoices/{number}", "get_invoice", "One invoice, with its lines", "read",
+             answers={200: "object", 404: "Problem"}),
     Endpoint("get", "/memberships/{membership_id}", "membership", "A membership: plan, period, balances",
              "read", answers={200: "Membership", 404: "Problem"}),
     Endpoint("post", "/memberships/{membership_id}/cancel", "cancel_membership", "Cancel a membership on a day",
@@ -261,6 +273,10 @@ ENDPOINTS = (
     Endpoint("get", "/simulations/{job_id}", "simulation_status", "A background simulation's progress and report",
              "read", answers={200: "object", 404: "Problem"}),
 )
+
+
+# The query parameters each operation takes (the API refuses others).
+QUERY_NAMES: dict[str, frozenset[str]] = {e.operation: frozenset(n for n, _s, _d in e.query) for e in ENDPOINTS}
 
 
 def _validator(name: str) -> Draft202012Validator:

@@ -1,0 +1,1 @@
+"""Billing: members pay for their memberships — billing schedules, invoices numbered without gaps."""

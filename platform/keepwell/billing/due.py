@@ -1,0 +1,66 @@
+"""Billing's due work: the periods of each schedule that have begun, invoiced in advance."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..events import due
+from ..events.due import DueUnit
+from ..infra.context import Ctx
+from ..memberships import memberships
+from . import invoices, schedule
+from .models import BillingSchedule
+
+MOST_PERIODS = 120  # periods one unit catches up (a long-neglected schedule takes several runs)
+
+
+def _plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
+    rows = ctx.session.execute(sa.select(BillingSchedule.membership_id, BillingSchedule.customer_id,
+                                         BillingSchedule.next_bill_on)
+                               .where(BillingSchedule.company_id == ctx.company.id,
+                                      BillingSchedule.next_bill_on <= as_of)
+                               .order_by(BillingSchedule.next_bill_on, BillingSchedule.membership_id))
+    return [DueUnit("billing", f"due:billing:{mid}:{on.isoformat()}", cid, mid, as_of) for mid, cid, on in rows]
+
+
+def _run(ctx: Ctx, unit: DueUnit) -> dict[str, Any]:
+    s = ctx.session.get(BillingSchedule, unit.subject, with_for_update=True)
+    if s is None or s.company_id != ctx.company.id or s.customer_id != unit.customer:
+        return {"unit": unit.key, "invoices_issued": 0}
+    m = memberships.get(ctx, s.membership_id)
+    issued = 0
+    for _ in range(MOST_PERIODS):
+        if s.next_bill_on > unit.as_of or m.status != "active":
+            break  # not begun yet; or the membership has ended: nothing more to bill
+        start, end, lines = _period(s, m)
+        inv = invoices.issue(ctx, f"{s.membership_id}:{start.isoformat()}", s.membership_id, s.customer_id,
+                             s.currency, start, lines) if lines else None
+        issued += 1 if inv is not None else 0
+        s.next_bill_on = end + timedelta(days=1)
+    return {"unit": unit.key, "invoices_issued": issued}
+
+
+def _period(s: BillingSchedule, m: Any) -> tuple[date, date, list[dict[str, Any]]]:
+    """The billing period starting at the schedule's next bill day, and its lines."""
+    plan = f"{s.ruleset.split('@')[0]} ({m.tier}), {s.cadence}"
+    if s.next_bill_on < s.anchor_on:  # the stub before the first full period
+        start, end = s.next_bill_on, s.anchor_on - timedelta(days=1)
+        amount = schedule.stub_amount(s.price_cents, start, s.anchor_on, s.anchor_day, s.cadence, s.proration)
+        full_start, full_end = schedule.period_of(s.anchor_on, s.anchor_day, s.cadence, -1)
+        days, of = (s.anchor_on - start).days, (full_end - full_start).days + 1
+        how = {"daily": f"{days} of {of} days", "full_period": "a full period", "none": "no charge"}[s.proration]
+        lines = [{"kind": "proration", "description": f"{plan}: {start} to {end} ({how})", "amount_cents": amount,
+                  "period_start": start, "period_end": end}] if amount else []
+        return start, end, lines
+    k = 0
+    while schedule.period_of(s.anchor_on, s.anchor_day, s.cadence, k)[0] < s.next_bill_on:
+        k += 1
+    start, end = schedule.period_of(s.anchor_on, s.anchor_day, s.cadence, k)
+    return start, end, [{"kind": "membership_fee", "description": f"{plan}: {start} to {end}",
+                         "amount_cents": s.price_cents, "period_start": start, "period_end": end}]
+
+
+due.kind("billing", 15, _plan, _run)

@@ -1,0 +1,75 @@
+"""Invoices: made from a billing schedule, one per membership and period, finalised at once
+(numbered without gaps per company, immutable from then on: corrections will be credit notes)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..infra.context import Ctx
+from ..infra.database import is_postgres
+from ..kernel.errors import InvalidDocument, NotFound
+from ..kernel.money import format_cents
+from .models import Invoice, InvoiceCounter, InvoiceLine
+
+
+def next_number(ctx: Ctx) -> int:
+    """The company's next invoice number, taken under the counter's row lock (so two
+    transactions never take the same one, and a rolled-back one gives its number back)."""
+    q = sa.select(InvoiceCounter).where(InvoiceCounter.company_id == ctx.company.id)
+    counter = ctx.session.scalar(q.with_for_update() if is_postgres(ctx.session) else q)
+    if counter is None:
+        counter = InvoiceCounter(company_id=ctx.company.id, last_number=0)
+        ctx.session.add(counter)
+    counter.last_number += 1
+    return counter.last_number
+
+
+def issue(ctx: Ctx, key: str, membership_id: str, customer_id: str, currency: str, issued_on: date,
+          lines: list[dict[str, Any]]) -> Invoice | None:
+    """A finalised invoice of these lines (None when it exists already: billing twice bills once)."""
+    if ctx.session.scalar(sa.select(Invoice.id).where(Invoice.company_id == ctx.company.id, Invoice.key == key)):
+        return None
+    subtotal = sum(line["amount_cents"] for line in lines)
+    tax = 0  # taxes per location come with locations
+    inv = Invoice(company_id=ctx.company.id, key=key, number=next_number(ctx), membership_id=membership_id,
+                  customer_id=customer_id, status="open", currency=currency, issued_on=issued_on,
+                  period_start=min(line["period_start"] for line in lines),
+                  period_end=max(line["period_end"] for line in lines), subtotal_cents=subtotal, tax_cents=tax,
+                  total_cents=subtotal + tax, amount_due_cents=subtotal + tax)
+    ctx.session.add(inv)
+    ctx.session.flush()
+    ctx.session.add_all([InvoiceLine(invoice_id=inv.id, **line) for line in lines])
+    ctx.session.flush()
+    return inv
+
+
+def view(ctx: Ctx, inv: Invoice) -> dict[str, Any]:
+    lines = ctx.session.scalars(sa.select(InvoiceLine).where(InvoiceLine.invoice_id == inv.id)
+                                .order_by(InvoiceLine.id))
+    return {"number": inv.number, "status": inv.status, "membership": inv.membership_id, "customer": inv.customer_id,
+            "issued_on": inv.issued_on.isoformat() if inv.issued_on else None, "currency": inv.currency,
+            "period_start": inv.period_start.isoformat(), "period_end": inv.period_end.isoformat(),
+            "subtotal": format_cents(inv.subtotal_cents), "tax": format_cents(inv.tax_cents),
+            "total": format_cents(inv.total_cents), "amount_due": format_cents(inv.amount_due_cents),
+            "lines": [{"kind": x.kind, "description": x.description, "amount": format_cents(x.amount_cents),
+                       "period_start": x.period_start.isoformat(), "period_end": x.period_end.isoformat()}
+                      for x in lines]}
+
+
+def listing(ctx: Ctx, membership: str | None = None, customer: str | None = None) -> list[dict[str, Any]]:
+    """A membership's or a customer's invoices (one of them), oldest first."""
+    if not (membership or customer):
+        raise InvalidDocument.field("membership", "name a membership or a customer")
+    q = sa.select(Invoice).where(Invoice.company_id == ctx.company.id)
+    q = q.where(Invoice.membership_id == membership) if membership else q.where(Invoice.customer_id == customer)
+    return [view(ctx, inv) for inv in ctx.session.scalars(q.order_by(Invoice.number))]
+
+
+def by_number(ctx: Ctx, number: int) -> dict[str, Any]:
+    inv = ctx.session.scalar(sa.select(Invoice).where(Invoice.company_id == ctx.company.id, Invoice.number == number))
+    if inv is None:
+        raise NotFound(f"no invoice {number}")
+    return view(ctx, inv)
