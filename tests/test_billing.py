@@ -149,3 +149,23 @@ def test_billing_periods_follow_each_other_on_the_billing_day_and_the_stub_is_it
     assert stub == int((Decimal(price) * days / of).quantize(Decimal(1), rounding=ROUND_HALF_UP)) <= price
     assert schedule.stub_amount(price, start, first, day, cadence, "none") == 0
     assert schedule.stub_amount(price, start, first, day, cadence, "full_period") == (price if first > start else 0)
+
+
+def test_each_invoice_is_emailed_to_the_member_through_the_outbox(cli, tmp_path):
+    from mailserver import MailServer
+
+    publish(cli, tmp_path, PLAN)
+    cid = cli.out("customers", "add", "--name", "Ann Mail", "--email", "ann@example.com")
+    cli.out("enroll", cid, "club", "--on", "2026-03-15", "--cadence", "monthly")
+    quiet = cli.out("customers", "add", "--name", "No Email")
+    cli.out("enroll", quiet, "club", "--on", "2026-03-15", "--cadence", "monthly")
+    bill(cli, "2026-03-15")
+    with MailServer() as smtp:
+        cli.env.update({"KEEPWELL_SMTP_HOST": "127.0.0.1", "KEEPWELL_SMTP_PORT": str(smtp.port)})
+        sent = cli.json("outbox", "deliver")
+        assert [o["status"] for o in sent] == ["sent"]  # one invoice email: the other member has no address
+        [mail] = smtp.wait_for(1, timeout=10)
+    assert mail["To"] == "ann@example.com" and mail["Subject"].startswith("Invoice ")
+    assert "16.45 USD" in mail["Subject"]
+    body = mail.get_body().get_content()
+    assert "Comfort Club" in body and "2026-03-15 to 2026-03-31 (17 of 31 days): 16.45" in body

@@ -8,10 +8,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..customers.models import Customer
 from ..infra.context import Ctx
 from ..infra.database import is_postgres
 from ..kernel.errors import InvalidDocument, NotFound
 from ..kernel.money import format_cents
+from ..messaging import outbox
 from .models import Invoice, InvoiceCounter, InvoiceLine
 
 
@@ -43,6 +45,13 @@ def issue(ctx: Ctx, key: str, membership_id: str, customer_id: str, currency: st
     ctx.session.flush()
     ctx.session.add_all([InvoiceLine(invoice_id=inv.id, **line) for line in lines])
     ctx.session.flush()
+    # Sent to the member by email through the outbox, in this transaction (never for an invoice
+    # rolled back); a member without an email address gets none (the invoice is there to read).
+    who = ctx.session.get(Customer, customer_id)
+    if who is not None and who.email:
+        outbox.add(ctx, key=f"invoice:{inv.number}", event_id=None, customer_id=customer_id, kind="notification",
+                   channel="email", template="invoice_issued", audience="customer", ruleset=None, rule=None,
+                   payload={"membership": membership_id, "data": view(ctx, inv)})
     return inv
 
 
