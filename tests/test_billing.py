@@ -169,3 +169,54 @@ def test_each_invoice_is_emailed_to_the_member_through_the_outbox(cli, tmp_path)
     assert "16.45 USD" in mail["Subject"]
     body = mail.get_body().get_content()
     assert "Comfort Club" in body and "2026-03-15 to 2026-03-31 (17 of 31 days): 16.45" in body
+
+
+def _cancel_terms(cli, tmp_path, **terms) -> str:
+    doc = copy.deepcopy(PLAN)
+    doc["spec"]["included_services"] = [{"code": "AC_TUNE", "name": "A/C tune-up", "quantity": 2}]
+    doc["spec"]["cancellation"] = terms
+    publish(cli, tmp_path, doc)
+    _cid, mid = member(cli, "Ann Leaving", "2026-03-01")
+    bill(cli, "2026-03-01")  # invoice 1: March, 30.00
+    return mid
+
+
+def preview(cli, mid: str, on: str = "2026-03-10") -> dict:
+    return cli.json("membership", "cancel", mid, "--on", on, "--preview")
+
+
+def visit(cli, mid: str, key: str, day: str) -> None:
+    from support import event
+
+    customer = cli.json("membership", "show", mid)["customer"]["id"]
+    [r] = cli.post(event(key, "service_completed", customer, day, service_code="AC_TUNE", membership=mid))
+    assert r["covered"], r
+
+
+def test_cancelling_shows_a_prorated_refund_by_days_with_the_fee_taken_and_changes_nothing(cli, tmp_path):
+    mid = _cancel_terms(cli, tmp_path, refund="prorated", fee="5.00")
+    p = preview(cli, mid)
+    # 21 of March's 31 days unused after the 10th: 30.00 x 21/31 = 20.32; less the 5.00 fee.
+    assert (p["refund"], p["owed"], p["currency"]) == ("15.32", "0.00", "USD")
+    assert p["refund_computed"] == {"policy": "prorated", "basis": "days", "fee": "5.00", "invoice": 1,
+                                    "invoiced": "30.00", "days_in_period": 31, "days_unused": 21}
+    assert cli.json("membership", "show", mid)["status"] == "active"  # a preview changes nothing
+
+
+def test_a_usage_based_refund_charges_the_visits_taken_when_they_are_worth_more_than_the_days(cli, tmp_path):
+    mid = _cancel_terms(cli, tmp_path, refund="prorated", refund_basis="usage", visit_value="20.00")
+    visit(cli, mid, "v1", "2026-03-05")
+    one = preview(cli, mid)
+    # The 9 days had cost 9.68; one visit taken is worth 20.00: the member pays the larger.
+    assert (one["refund"], one["refund_computed"]["visits_used"], one["refund_computed"]["value_of_visits"]) == (
+        "10.00", 1, "20.00")
+    visit(cli, mid, "v2", "2026-03-06")
+    assert preview(cli, mid)["refund"] == "0.00"  # two tune-ups (40.00) outweigh the month's 30.00
+    # Cancelling on the 4th, before either visit: the days count, 30.00 x 27/31 = 26.129 -> 26.13.
+    assert preview(cli, mid, "2026-03-04")["refund"] == "26.13"
+
+
+def test_full_refunds_within_days_of_joining_and_no_refund_plans(cli, tmp_path):
+    mid = _cancel_terms(cli, tmp_path, refund="none", full_refund_within_days=14, fee="0.00")
+    assert preview(cli, mid, "2026-03-10")["refund"] == "30.00"  # 9 days after joining: all of it back
+    assert preview(cli, mid, "2026-03-20")["refund"] == "0.00"   # past the 14 days: the plan refunds nothing

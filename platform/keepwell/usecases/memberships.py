@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from ..billing import refunds
 from ..customers import limits
 from ..customers.customers import get_customer
 from ..events import pipeline
@@ -126,11 +127,16 @@ def cancel_preview(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any]:
         raise Declined("not_active", f"membership {m.id} is {m.status}")
     shown = memberships.view(ctx, m)
     closes = renewal.periods_behind(m, on, ctx.company.max_periods_per_event)
+    refund = refunds.preview(ctx, m.id, on)
     return {"membership": m.id, "status_after": "cancelled", "ends_on": on.isoformat(),
+            **({"refund": refund["refund"], "owed": refund["owed"], "currency": refund["currency"],
+                "refund_computed": refund["computed"]} if refund else {}),
             "periods_closed_first": closes, "now": {"allowance": shown["allowance"], "services": shown["services"]},
             "note": ("the balances shown are today's; the periods that end before the day close first (each "
                      "as its own event), and what is left on the day goes unused" if closes else
-                     "what is left on the day goes unused; nothing is refunded or charged by cancelling")}
+                     "what is left on the day goes unused")
+            + ("; the refund is what the plan's cancellation terms give back of what was invoiced" if refund
+               else "; the membership is not billed here: nothing is refunded or charged by cancelling")}
 
 
 @reading
