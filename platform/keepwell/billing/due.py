@@ -49,8 +49,7 @@ def _period(s: BillingSchedule, m: Any) -> tuple[date, date, list[dict[str, Any]
     if s.next_bill_on < s.anchor_on:  # the stub before the first full period
         start, end = s.next_bill_on, s.anchor_on - timedelta(days=1)
         amount = schedule.stub_amount(s.price_cents, start, s.anchor_on, s.anchor_day, s.cadence, s.proration)
-        full_start, full_end = schedule.period_of(s.anchor_on, s.anchor_day, s.cadence, -1)
-        days, of = (s.anchor_on - start).days, (full_end - full_start).days + 1
+        days, of = schedule.stub_days(start, s.anchor_on, s.anchor_day, s.cadence)
         how = {"daily": f"{days} of {of} days", "full_period": "a full period", "none": "no charge"}[s.proration]
         lines = [{"kind": "proration", "description": f"{plan}: {start} to {end} ({how})", "amount_cents": amount,
                   "period_start": start, "period_end": end}] if amount else []

@@ -15,21 +15,16 @@ For the invoice whose billing period holds the last day:
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from ..infra.context import Ctx
-from ..kernel.money import format_cents, to_cents
+from ..kernel.money import format_cents, share_of, to_cents
 from ..ledger import VISITS
 from ..ledger.models import Account, LedgerEntry
 from ..memberships import memberships
 from .models import BillingSchedule, Invoice
-
-
-def _share(cents: int, part: int, whole: int) -> int:
-    return int((Decimal(cents) * part / whole).quantize(Decimal(1), rounding=ROUND_HALF_UP)) if whole else 0
 
 
 def visits_taken(ctx: Ctx, membership_id: str, start: date, end: date) -> int:
@@ -72,7 +67,7 @@ def preview(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any] | None:
         elif how["policy"] == "none":
             back = 0
         else:
-            used_days = current.total_cents - _share(current.total_cents, unused, days)
+            used_days = current.total_cents - share_of(current.total_cents, unused, days)
             used = used_days
             if how["basis"] == "usage":
                 taken = visits_taken(ctx, membership_id, current.period_start, on)

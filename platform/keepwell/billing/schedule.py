@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import calendar
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 
+from ..kernel.money import share_of
 from ..kernel.periods import MONTHS
 
 CADENCES = ("monthly", "quarterly", "yearly")
@@ -47,6 +47,12 @@ def period_of(anchor_on: date, anchor_day: int, cadence: str, k: int) -> tuple[d
     return start, shift(anchor_on, step * (k + 1), anchor_day) - timedelta(days=1)
 
 
+def stub_days(starts_on: date, anchor_on: date, anchor_day: int, cadence: str) -> tuple[int, int]:
+    """The stub's days, and the days of the full period it is part of."""
+    full_start, full_end = period_of(anchor_on, anchor_day, cadence, -1)
+    return (anchor_on - starts_on).days, (full_end - full_start).days + 1
+
+
 def stub_amount(price_cents: int, starts_on: date, anchor_on: date, anchor_day: int, cadence: str,
                 proration: str) -> int:
     """What the stub [starts_on, anchor_on) costs."""
@@ -54,6 +60,4 @@ def stub_amount(price_cents: int, starts_on: date, anchor_on: date, anchor_day: 
         return 0
     if proration == "full_period":
         return price_cents
-    full_start, full_end = period_of(anchor_on, anchor_day, cadence, -1)
-    days, of = (anchor_on - starts_on).days, (full_end - full_start).days + 1
-    return int((Decimal(price_cents) * days / of).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return share_of(price_cents, *stub_days(starts_on, anchor_on, anchor_day, cadence))

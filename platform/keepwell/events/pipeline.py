@@ -28,7 +28,7 @@ from ..kernel.errors import Declined, InvalidDocument, KeepwellError, Problem
 from ..kernel.text import json_may_hold_unstorable, nul_problems
 from ..ledger import book
 from ..ledger.entries import posted_view
-from ..rulesets.documents import canonical_json
+from ..rulesets.documents import canonical_json, content_hash
 from ..rulesets.event_types import EVENT_TYPES
 from ..rulesets.schemas import fast_event_validator
 from ..rulesets.validation import validate_event
@@ -224,8 +224,7 @@ def record_platform(ctx: Ctx, payload: dict[str, Any], customer_name: str,
     keys it has looked up (`lookup_keys`), with `handler` doing the type's work when given: what
     set-based due work writes, the same rows and answer as the pipeline's own, without asking the
     database again for what the caller holds. A stored key answers as a replay, as in `post`."""
-    text = canonical_json(payload)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = content_hash(payload)
     existing = stored(ctx, payload["id"])
     if existing is not None:
         return _replay(existing, digest)

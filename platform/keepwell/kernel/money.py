@@ -5,7 +5,7 @@ Rounding happens here and nowhere else.
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from .errors import MoneyError
 
@@ -38,6 +38,13 @@ def format_cents(cents: int) -> str:
 def percent_of(cents: int, percent: str | Decimal) -> int:
     """A percentage of an amount, rounded half-even to the cent."""
     return int((Decimal(cents) * Decimal(str(percent)) / 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def share_of(cents: int, part: int, whole: int) -> int:
+    """`part`/`whole` of an amount (days of a period, say), rounded once, half-up, to the cent."""
+    if whole <= 0:
+        return 0
+    return int((Decimal(cents) * part / whole).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def floor_multiply(points: int, multiplier: Decimal) -> int:
