@@ -14,6 +14,7 @@ from ..infra.database import is_postgres
 from ..kernel.errors import InvalidDocument, NotFound
 from ..kernel.money import format_cents
 from ..messaging import outbox
+from . import payments
 from .models import Invoice, InvoiceCounter, InvoiceLine
 
 
@@ -41,6 +42,7 @@ def issue(ctx: Ctx, key: str, membership_id: str, customer_id: str, currency: st
                   period_start=min(line["period_start"] for line in lines),
                   period_end=max(line["period_end"] for line in lines), subtotal_cents=subtotal, tax_cents=tax,
                   total_cents=subtotal + tax, amount_due_cents=subtotal + tax)
+    payments.start(inv)
     ctx.session.add(inv)
     ctx.session.flush()
     ctx.session.add_all([InvoiceLine(invoice_id=inv.id, **line) for line in lines])

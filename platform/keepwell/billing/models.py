@@ -27,6 +27,7 @@ class BillingSchedule(Base):
     proration: Mapped[str] = mapped_column(sa.String(20))  # daily | full_period | none
     next_bill_on: Mapped[date] = mapped_column(sa.Date, index=True)
     ruleset: Mapped[str] = mapped_column(sa.String(120))  # the plan version whose price it is
+    payment_method_id: Mapped[str | None] = mapped_column(sa.String(40))  # None: the customer's default
 
 
 class Invoice(Base):
@@ -49,6 +50,13 @@ class Invoice(Base):
     total_cents: Mapped[int] = mapped_column(sa.BigInteger)
     amount_due_cents: Mapped[int] = mapped_column(sa.BigInteger)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # Collecting it: the attempts made, the day the next step is due (a charge, a retry, a
+    # change of the membership's standing), the day the first attempt failed, the day it was paid.
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_on: Mapped[date | None] = mapped_column(sa.Date, index=True)
+    failed_on: Mapped[date | None] = mapped_column(sa.Date)
+    paid_on: Mapped[date | None] = mapped_column(sa.Date)
+    refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
 class InvoiceLine(Base):
@@ -69,3 +77,82 @@ class InvoiceCounter(Base):
     __tablename__ = "invoice_counters"
     company_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     last_number: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_credit_note: Mapped[int] = mapped_column(sa.Integer, default=0)  # credit notes: a series of their own
+
+
+class PaymentMethod(Base):
+    """A card kept by its gateway: only its token and what a member recognises it by (brand, last
+    four digits, expiry). No card number, security code or track data is ever held here."""
+
+    __tablename__ = "payment_methods"
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    company_id: Mapped[int] = mapped_column(BigId, index=True)
+    customer_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    gateway: Mapped[str] = mapped_column(sa.String(20))  # sandbox | stripe
+    reference: Mapped[str] = mapped_column(sa.String(200))  # the gateway's token for the card
+    brand: Mapped[str] = mapped_column(sa.String(20))
+    last4: Mapped[str] = mapped_column(sa.String(4))
+    exp_month: Mapped[int] = mapped_column(sa.Integer)
+    exp_year: Mapped[int] = mapped_column(sa.Integer)
+    is_default: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    status: Mapped[str] = mapped_column(sa.String(20), default="active")  # active | removed
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class Payment(Base):
+    """One charge or refund asked of a gateway, with its idempotency key (a retry of the same
+    attempt sends the same key: the gateway answers with the first result)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_payments_company_key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(BigId)
+    key: Mapped[str] = mapped_column(sa.String(200))  # the idempotency key sent to the gateway
+    kind: Mapped[str] = mapped_column(sa.String(20))  # charge | refund
+    invoice_id: Mapped[int] = mapped_column(BigId, index=True)
+    payment_method_id: Mapped[str] = mapped_column(sa.String(40))
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(20))  # succeeded | failed | unknown (no answer)
+    reference: Mapped[str | None] = mapped_column(sa.String(200))  # the gateway's id of the charge
+    decline_code: Mapped[str | None] = mapped_column(sa.String(40))
+    retryable: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    attempted_on: Mapped[date] = mapped_column(sa.Date)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class CreditNote(Base):
+    """A correction of a finalised invoice (invoices are never edited): what is given back, and
+    why; numbered without gaps in the company's credit-note series."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (sa.UniqueConstraint("company_id", "number", name="uq_credit_notes_company_number"),
+                      sa.UniqueConstraint("company_id", "key", name="uq_credit_notes_company_key"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(BigId)
+    key: Mapped[str] = mapped_column(sa.String(200))
+    number: Mapped[int] = mapped_column(sa.Integer)
+    invoice_id: Mapped[int] = mapped_column(BigId, index=True)
+    membership_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    customer_id: Mapped[str] = mapped_column(sa.String(40))
+    issued_on: Mapped[date] = mapped_column(sa.Date)
+    reason: Mapped[str] = mapped_column(sa.String(300))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    refunded_cents: Mapped[int] = mapped_column(sa.BigInteger)  # paid back to the card (the rest was not yet paid)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class SandboxCharge(Base):
+    """The sandbox gateway's own books: what it charged and refunded, by idempotency key (what a
+    real gateway keeps on its side; Keepwell's tables never read it)."""
+
+    __tablename__ = "sandbox_charges"
+    key: Mapped[str] = mapped_column(sa.String(240), primary_key=True)  # company id + idempotency key
+    reference: Mapped[str] = mapped_column(sa.String(60), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))  # charge | refund
+    token: Mapped[str] = mapped_column(sa.String(200))
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(20))
+    decline_code: Mapped[str | None] = mapped_column(sa.String(40))

@@ -31,6 +31,7 @@ class Ctx:
     company: Any  # a Tenant: every query of the unit of work is scoped to company.id
     rules: Any  # the rules engine (keepwell.rulesets.engine.RulesEngine)
     clock: Clock = SystemClock()
+    gateways: Any = None  # payment gateways by name (billing.gateways): built by the composition root
     _unit: Unit | None = field(default=None, repr=False, compare=False)
     _parts: dict[type, Any] = field(default_factory=dict, repr=False, compare=False)
 

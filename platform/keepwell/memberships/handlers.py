@@ -83,6 +83,11 @@ def membership_for(ctx: Ctx, event: PendingEvent, data: dict, local: date, requi
             if required:
                 raise Declined("membership_not_active", f"membership {m.id} is {m.status} since {m.ended_on}")
             return None
+        if m.standing == "suspended":
+            if required:
+                raise Declined("membership_suspended", f"membership {m.id} is suspended until its unpaid invoice "
+                               "is paid: its allowance cannot be used meanwhile")
+            return None
         if local < m.issued_on:
             if required:
                 raise Declined("before_membership", f"membership {m.id} starts on {m.issued_on}")
@@ -197,6 +202,9 @@ def service_completed(ctx: Ctx, event: PendingEvent, data: dict, local: date) ->
     cadence={"title": "Billing cadence", "description": "How often the member is billed, among the prices the plan "
              "offers for the tier; leave out for a membership billed elsewhere.", "type": "string",
              "enum": ["monthly", "quarterly", "yearly"]},
+    payment_method={"title": "Payment method", "description": "The card the membership is charged to (a payment "
+                    "method id); leave out for the customer's default card.", "type": "string", "minLength": 1,
+                    "maxLength": 40},
     allow_second={"title": "Allow a second membership",
                   "description": "Enrol even though the customer already has an active membership of this plan.",
                   "type": "boolean", "default": False}))

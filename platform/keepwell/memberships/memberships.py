@@ -234,7 +234,7 @@ def view(ctx: Ctx, m: Membership) -> dict[str, Any]:
     return {
         "id": m.id,
         "customer": {"id": customer.id, "name": customer.name, "email": customer.email},
-        "status": m.status,
+        "status": (m.standing or m.status) if m.status == "active" else m.status,  # past_due | suspended
         "plan": plan_ref,
         "plan_name": terms.plan_name,
         "tier": m.tier,

@@ -25,6 +25,8 @@ class Membership(Base):
     auto_renewal: Mapped[bool] = mapped_column(sa.Boolean)
     status: Mapped[str] = mapped_column(sa.String(20), default="active", index=True)
     ended_on: Mapped[date | None] = mapped_column(sa.Date)
+    # Billing's say while it is active: None (in good standing), past_due or suspended.
+    standing: Mapped[str | None] = mapped_column(sa.String(20))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 

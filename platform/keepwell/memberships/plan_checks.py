@@ -37,7 +37,23 @@ def plan_problems(doc: dict) -> list[Problem]:
         for j, tid in enumerate(promo.get("applies_to_tiers") or []):
             if tid not in tier_ids:
                 problems.append(Problem(f"spec.promotions[{i}].applies_to_tiers[{j}]", f"no tier {tid!r} in this plan"))
+    problems += _dunning_problems(spec.get("billing") or {})
     return problems
+
+
+def _dunning_problems(billing: dict) -> list[Problem]:
+    """Failed payments: the cancellation comes after every retry and after the suspension."""
+    retries = billing.get("retry_days", [1, 3, 7])
+    cancel = billing.get("cancel_after_days", 21)
+    out = []
+    if retries != sorted(set(retries)):
+        out.append(Problem("spec.billing.retry_days", "the retry days must go up, each day once (e.g. [1, 3, 7])"))
+    if retries and max(retries) >= cancel:
+        out.append(Problem("spec.billing.cancel_after_days", f"cancelling on day {cancel} comes before the last "
+                           f"retry (day {max(retries)}): cancel after the last retry"))
+    if billing.get("suspend_after_days", 7) >= cancel:
+        out.append(Problem("spec.billing.suspend_after_days", "the suspension must come before the cancellation"))
+    return out
 
 
 def _unique(items: list[dict], key: str, path: str, problems: list[Problem]) -> None:

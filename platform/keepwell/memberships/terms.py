@@ -58,6 +58,7 @@ class PlanTerms:
     emergency: dict = field(default_factory=dict)
     prices: dict = field(default_factory=dict)
     cancellation: dict = field(default_factory=dict)
+    billing: dict = field(default_factory=dict)  # the plan's billing terms (retries, tier changes...)
     promotions: tuple[Promotion, ...] = ()  # those that apply to this tier
 
     def service(self, code: str) -> IncludedService | None:
@@ -114,6 +115,7 @@ def resolve(doc: dict, tier: str | None) -> PlanTerms:
         emergency=t.get("emergency", spec.get("emergency") or {}),
         prices=t.get("price", spec.get("price") or {}),
         cancellation=spec.get("cancellation") or {},
+        billing=spec.get("billing") or {},
         promotions=tuple(
             Promotion(p["id"], p.get("name", p["id"]), date.fromisoformat(p["window"]["from"]),
                       date.fromisoformat(p["window"]["to"]), str(p.get("discount_percent", "0")),

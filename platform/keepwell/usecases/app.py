@@ -15,6 +15,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.orm import Session
 
+from ..billing.sandbox import SandboxGateway
 from ..customers.companies import get_company
 from ..infra.context import Ctx
 from ..infra.database import Database
@@ -34,12 +35,15 @@ class Keepwell:
     clock: Clock = field(default_factory=SystemClock)
     # API keys checked lately: digest -> KeyGrant (keepwell.usecases.apikeys)
     key_cache: TtlCache[str, Any] = field(default_factory=lambda: TtlCache(10.0))
+    # Payment gateways by name; the sandbox is always there (test cards), Stripe when configured.
+    gateways: dict[str, Any] = field(default_factory=lambda: {"sandbox": SandboxGateway()})
 
     @classmethod
     def open(cls, database_url: str, rules: RulesEngine | None = None, clock: Clock | None = None,
-             key_cache_seconds: float = 10.0, ping_idle_seconds: float = 10.0) -> Keepwell:
+             key_cache_seconds: float = 10.0, ping_idle_seconds: float = 10.0,
+             gateways: dict[str, Any] | None = None) -> Keepwell:
         return cls(Database(database_url, ping_idle_seconds), rules or default_engine(), clock or SystemClock(),
-                   TtlCache(key_cache_seconds))
+                   TtlCache(key_cache_seconds), {"sandbox": SandboxGateway(), **(gateways or {})})
 
     def close(self) -> None:
         self.database.dispose()
@@ -51,7 +55,7 @@ class Keepwell:
             found = get_company(session, company)
             # A company on a test clock lives at its moment (`keepwell clock advance`).
             clock = FixedClock(aware(found.clock_at)) if found.clock_at is not None else self.clock
-            return work(Ctx(session, found, self.rules, clock))
+            return work(Ctx(session, found, self.rules, clock, self.gateways))
 
         return self.database.run(unit, read_only)
 

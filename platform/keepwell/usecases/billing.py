@@ -1,23 +1,27 @@
-"""Billing: run what is due to be billed, and read invoices."""
+"""Billing: run what is due to be billed and collected, read invoices, keep payment methods."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
-from ..billing import invoices
+from ..billing import invoices, payment_methods
+from ..billing.gateways import gateway
 from ..infra.context import Ctx
 from . import due
-from .app import Keepwell, reading
+from .app import Keepwell, reading, use_case
 
-__all__ = ["invoice", "invoices_of", "run"]
+__all__ = ["add_test_card", "invoice", "invoices_of", "payment_methods_of", "remove_payment_method", "run",
+           "set_default_payment_method"]
 
 
 def run(app: Keepwell, company: str, as_of: date) -> dict[str, Any]:
-    """Invoice every billing period begun by `as_of` (the embedded mode's billing; workers do the
-    same as due work). Running it twice bills once. Payments come with payment methods."""
-    done = due.run(app, company, as_of, kinds={"billing"})
-    return {"as_of": as_of.isoformat(), "invoices": done.invoices_issued, "charged": 0, "failed": 0, "retried": 0}
+    """Invoice every billing period begun by `as_of` and collect what is due (charges, retries,
+    changes of standing) — the embedded mode's billing; workers do the same as due work.
+    Running it twice bills and charges once."""
+    done = due.run(app, company, as_of, kinds={"billing", "collect"})
+    return {"as_of": as_of.isoformat(), "invoices": done.invoices_issued, "charged": done.charged,
+            "failed": done.failed, "retried": done.retried}
 
 
 @reading
@@ -28,3 +32,32 @@ def invoices_of(ctx: Ctx, membership: str | None = None, customer: str | None = 
 @reading
 def invoice(ctx: Ctx, number: int) -> dict[str, Any]:
     return invoices.by_number(ctx, number)
+
+
+@use_case
+def add_test_card(ctx: Ctx, customer: str, card: str, default: bool = False) -> dict[str, Any]:
+    """A sandbox test card for a customer (`success`, `decline`...): its payment method."""
+    token = gateway(ctx, "sandbox").test_card(card)  # type: ignore[attr-defined]
+    return payment_methods.view(payment_methods.add(ctx, customer, "sandbox", token, default))
+
+
+@use_case
+def add_card_token(ctx: Ctx, customer: str, gateway_name: str, token: str, default: bool = False) -> dict[str, Any]:
+    """A card tokenised by a gateway's own page (the number never reaches Keepwell)."""
+    card = gateway(ctx, gateway_name).describe(ctx, token)  # type: ignore[attr-defined]
+    return payment_methods.view(payment_methods.add(ctx, customer, gateway_name, card, default))
+
+
+@reading
+def payment_methods_of(ctx: Ctx, customer: str) -> list[dict[str, Any]]:
+    return payment_methods.listing(ctx, customer)
+
+
+@use_case
+def set_default_payment_method(ctx: Ctx, pm: str) -> dict[str, Any]:
+    return payment_methods.view(payment_methods.set_default(ctx, pm))
+
+
+@use_case
+def remove_payment_method(ctx: Ctx, pm: str) -> dict[str, Any]:
+    return payment_methods.view(payment_methods.remove(ctx, pm))

@@ -36,11 +36,15 @@ class DueRun:
     points_expired: int
     reminders_queued: int
     invoices_issued: int = 0
+    charged: int = 0  # invoices paid by card
+    failed: int = 0  # card payments that failed
+    retried: int = 0  # attempts after a failure (whatever their outcome)
 
     def to_dict(self) -> dict[str, Any]:
         return {"as_of": self.as_of.isoformat(), "units": self.units, "periods_closed": self.periods_closed,
                 "points_expired": self.points_expired, "reminders_queued": self.reminders_queued,
-                "invoices_issued": self.invoices_issued}
+                "invoices_issued": self.invoices_issued, "charged": self.charged, "failed": self.failed,
+                "retried": self.retried}
 
 
 def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int], None] | None = None,
@@ -50,6 +54,7 @@ def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int],
     runs every unit through the event pipeline (what the set-based path is compared with);
     `kinds` runs only those kinds of due work (billing alone, say)."""
     units = periods = points = reminders = invoices = 0
+    paid = {"charged": 0, "failed": 0, "retried": 0}
     seen: set[str] = set()
     while True:
         todo = [u for u in plan(app, company, as_of) if u.key not in seen and (kinds is None or u.kind in kinds)]
@@ -63,7 +68,9 @@ def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int],
                 points += r.get("expired_points", 0)
                 reminders += 1 if r.get("queued") else 0
                 invoices += r.get("invoices_issued", 0)
+                for k in paid:
+                    paid[k] += r.get(k, 0)
             seen.update(u.key for u in part)
             if progress:
                 progress(min(i + chunk, len(todo)), len(todo))
-    return DueRun(as_of, units, periods, points, reminders, invoices)
+    return DueRun(as_of, units, periods, points, reminders, invoices, **paid)

@@ -73,13 +73,15 @@ def customers_list(obj: Obj, as_json: bool, limit: int, offset: int) -> None:
               help="Enrol even if the customer already has an active membership of this plan (a second home).")
 @click.option("--cadence", type=click.Choice(["monthly", "quarterly", "yearly"]), default=None,
               help="Bill the member at this cadence (one the plan prices for the tier); leave out if billed elsewhere.")
+@click.option("--payment-method", "payment_method", default=None,
+              help="Charge the membership to this card (pm_...; default: the customer's default card).")
 @click.pass_obj
 @handled
 def enroll(obj: Obj, customer: str, plan: str, tier: str | None, on: date, key: str | None, allow_second: bool,
-           cadence: str | None) -> None:
+           cadence: str | None, payment_method: str | None) -> None:
     """Enroll CUSTOMER on PLAN (id or id@version); prints the membership id."""
     result = memberships.enroll(obj.app, obj.company, customer, plan, on, tier=tier, key=key, allow_second=allow_second,
-                                cadence=cadence)
+                                cadence=cadence, payment_method=payment_method)
     if result.get("warning") or result.get("type") != "enrolled":
         # The key names an earlier, different event: its membership (if any) is not this one's.
         raise Conflict(f"key {result['event']!r} was already used for a different event; nothing enrolled "
@@ -232,11 +234,14 @@ def billing_group() -> None:
 
 
 @billing_group.command("run")
-@click.option("--as-of", callback=parse_date, required=True, help="Invoice every billing period begun by this day.")
+@click.option("--as-of", callback=parse_date, required=True,
+              help="Invoice every billing period begun by this day and collect what is due by then.")
 @click.pass_obj
 @handled
 def billing_run(obj: Obj, as_of: date) -> None:
-    """Invoice what is due (workers do the same as due work); prints a JSON summary."""
+    """Invoice and collect what is due: charges, retries of failed payments, past-due,
+    suspended and cancelled memberships (workers do the same as due work); prints a JSON
+    summary with invoices, charged, failed and retried."""
     click.echo(json.dumps(billing.run(obj.app, obj.company, as_of)))
 
 
@@ -274,4 +279,61 @@ def invoices_show(obj: Obj, number: int, as_json: bool) -> None:
     emit(billing.invoice(obj.app, obj.company, number), as_json, human)
 
 
-COMMANDS = [customers, enroll, membership, points, statement, billing_group, invoices_group]
+@click.group("payment-methods")
+def payment_methods_group() -> None:
+    """Customers' cards, kept by the payment gateway (Keepwell holds only a token, the brand, the
+    last four digits and the expiry)."""
+
+
+def _card_line(r: dict) -> None:
+    click.echo(f"{r['id']}  {r['label']}{'  (default)' if r['default'] else ''}")
+
+
+@payment_methods_group.command("add")
+@click.argument("customer")
+@click.option("--test-card", "card", required=True,
+              type=click.Choice(["success", "decline", "insufficient_funds", "expired", "hard_decline",
+                                 "network_error"]),
+              help="A sandbox test card: how its charges answer (network_error: taken, but the answer is lost).")
+@click.option("--default", "default", is_flag=True, help="Make it the customer's default card.")
+@json_option
+@click.pass_obj
+@handled
+def payment_methods_add(obj: Obj, customer: str, card: str, default: bool, as_json: bool) -> None:
+    """Add a sandbox test card to CUSTOMER; prints the payment method id."""
+    pm = billing.add_test_card(obj.app, obj.company, customer, card, default)
+    emit(pm, as_json, lambda r: click.echo(r["id"]))
+
+
+@payment_methods_group.command("list")
+@click.argument("customer")
+@json_option
+@click.pass_obj
+@handled
+def payment_methods_list(obj: Obj, customer: str, as_json: bool) -> None:
+    """CUSTOMER's cards, the default one marked."""
+    rows = billing.payment_methods_of(obj.app, obj.company, customer)
+    emit(rows, as_json, lambda rows: [_card_line(r) for r in rows])
+
+
+@payment_methods_group.command("set-default")
+@click.argument("payment_method")
+@json_option
+@click.pass_obj
+@handled
+def payment_methods_default(obj: Obj, payment_method: str, as_json: bool) -> None:
+    """Make PAYMENT_METHOD its customer's default card (failed invoices are tried with it next run)."""
+    emit(billing.set_default_payment_method(obj.app, obj.company, payment_method), as_json, _card_line)
+
+
+@payment_methods_group.command("remove")
+@click.argument("payment_method")
+@json_option
+@click.pass_obj
+@handled
+def payment_methods_remove(obj: Obj, payment_method: str, as_json: bool) -> None:
+    """Stop charging PAYMENT_METHOD (kept for the payments that name it)."""
+    emit(billing.remove_payment_method(obj.app, obj.company, payment_method), as_json, _card_line)
+
+
+COMMANDS = [customers, enroll, membership, points, statement, billing_group, invoices_group, payment_methods_group]
