@@ -35,9 +35,11 @@ BODIES = {
     "update_webhook_endpoint": {"enabled": False},
     "replay_webhooks": {"from": TODAY, "to": TODAY},
     "simulate": {"draft": PLAN, "from": TODAY, "to": TODAY},
+    "add_payment_method": {"test_card": "success"}, "run_billing": {"as_of": TODAY},
 }
 # Paths of a company's own things: another company's key must not find them.
-OWNED = {"customer_id", "membership_id", "event_id", "key", "endpoint_id", "key_id", "job_id", "number"}
+OWNED = {"customer_id", "membership_id", "event_id", "key", "endpoint_id", "key_id", "job_id", "number",
+         "payment_method_id"}
 
 
 @pytest.fixture
@@ -50,13 +52,14 @@ def world(db_url):
     cid = c.post("/api/v1/customers", headers=admin, json={"name": "Ann"}).json["id"]
     mid = c.post("/api/v1/enrollments", headers=admin, json={"customer": cid, "plan": "vip", "on": TODAY,
                                                              "cadence": "monthly"}).json["membership"]
+    pm = c.post(f"/api/v1/customers/{cid}/payment_methods", headers=admin, json={"test_card": "success"}).json["id"]
     billing.run(svc, "default", datetime.now(UTC).date())  # invoice 1
     c.post("/api/v1/events", headers=admin, json={**BODIES["post_events"], "customer": cid})
     endpoint = c.post("/api/v1/webhook_endpoints", headers=admin, json=BODIES["add_webhook_endpoint"]).json["id"]
     key_id = max(k["id"] for k in c.get("/api/v1/api_keys", headers=admin).json["api_keys"])
     ids = {"customer_id": cid, "membership_id": mid, "event_id": "t-1", "key": "vip", "version": "1",
            "endpoint_id": str(endpoint), "key_id": str(key_id), "job_id": "no-such-job", "name": "hvac",
-           "number": "1"}
+           "number": "1", "payment_method_id": pm}
     yield svc, c, admin, ids
     svc.close()
 
@@ -67,7 +70,7 @@ def call(c, e, ids: dict, headers: dict):
     if isinstance(body, dict):
         body = {k: (v.format(**ids) if isinstance(v, str) and "{" in v else v) for k, v in body.items()}
     path += {"statement": f"?from={TODAY}&to={TODAY}", "ruleset_diff": "?from=1&to=1",
-             "list_invoices": f"?membership={ids['membership_id']}"}.get(e.operation, "")
+             "list_invoices": f"?membership={ids['membership_id']}", "tier_preview": "?tier=gold"}.get(e.operation, "")
     kwargs = {"json": body if body is not None else {}} if e.method in ("post", "patch") else {}
     return getattr(c, e.method)(path, headers=headers, **kwargs)
 

@@ -11,7 +11,7 @@ from ..events import due
 from ..events.due import DueUnit
 from ..infra.context import Ctx
 from ..memberships import memberships
-from . import invoices, schedule
+from . import changes, invoices, schedule
 from .models import BillingSchedule
 
 MOST_PERIODS = 120  # periods one unit catches up (a long-neglected schedule takes several runs)
@@ -33,8 +33,13 @@ def _run(ctx: Ctx, unit: DueUnit) -> dict[str, Any]:
     m = memberships.get(ctx, s.membership_id)
     issued = 0
     for _ in range(MOST_PERIODS):
-        if s.next_bill_on > unit.as_of or m.status != "active":
-            break  # not begun yet; or the membership has ended: nothing more to bill
+        if s.next_bill_on > unit.as_of:
+            break  # not begun yet
+        if m.status != "active":
+            s.next_bill_on = changes.NEVER  # the membership has ended: nothing more to bill
+            break
+        if changes.at_period_end(ctx, s, m) is not None:
+            break  # changed tier (the new membership bills from here) or ended
         start, end, lines = _period(s, m)
         inv = invoices.issue(ctx, f"{s.membership_id}:{start.isoformat()}", s.membership_id, s.customer_id,
                              s.currency, start, lines) if lines else None

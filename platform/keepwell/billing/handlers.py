@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from ..events.registry import PendingEvent, event_type, react
@@ -13,7 +13,7 @@ from ..kernel.money import format_cents, to_cents
 from ..memberships import memberships
 from ..memberships.handlers import MEMBERSHIP
 from ..rulesets.event_types import common, data_schema
-from . import payment_methods, schedule
+from . import changes, payment_methods, refunds, schedule
 from .models import BillingSchedule
 
 _SCHEDULES = BillingSchedule.__table__
@@ -22,8 +22,11 @@ _SCHEDULES = BillingSchedule.__table__
 @react(order=5)
 def schedule_billing(ctx: Ctx, event: PendingEvent, data: dict, local: date, member: Callable[[], dict],
                      result: dict) -> dict[str, Any] | None:
-    cadence = data.get("cadence")
-    if event.type != "enrolled" or not cadence or not event.membership_id:
+    if event.type != "enrolled" or not event.membership_id:
+        return None
+    before = ctx.session.get(BillingSchedule, data["replaces"]) if data.get("replaces") else None
+    cadence = before.cadence if before is not None else data.get("cadence")
+    if not cadence:
         return None
     m = memberships.get(ctx, event.membership_id)
     plan_ref, terms = memberships.plan_of(ctx, m)
@@ -37,12 +40,30 @@ def schedule_billing(ctx: Ctx, event: PendingEvent, data: dict, local: date, mem
     row = {"membership_id": m.id, "company_id": ctx.company.id, "customer_id": m.customer_id, "cadence": cadence,
            "starts_on": local, "anchor_on": anchor_on, "anchor_day": anchor_day, "price_cents": to_cents(price),
            "currency": terms.currency, "proration": terms.billing_proration, "next_bill_on": local,
-           "ruleset": plan_ref, "payment_method_id": None}
+           "ruleset": plan_ref, "payment_method_id": None, "change_to_tier": None, "ends_on": None}
+    if before is not None and before.company_id == ctx.company.id:
+        # A change of tier: billing goes on from the old schedule, on its day, card and currency.
+        start, end = changes.billing_period(before, local)
+        row.update(anchor_day=before.anchor_day, anchor_on=start if start == local else end + timedelta(days=1),
+                   proration="daily", payment_method_id=before.payment_method_id)
     if data.get("payment_method"):  # charged to this card rather than the customer's default
         row["payment_method_id"] = payment_methods.get(ctx, data["payment_method"], m.customer_id).id
     ctx.unit.add_row(_SCHEDULES, row)  # type: ignore[arg-type]
     return {"billing": {"cadence": cadence, "price": format_cents(row["price_cents"]), "currency": terms.currency,
                         "anchor_on": anchor_on.isoformat(), "proration": terms.billing_proration}}
+
+
+@react(order=6)
+def refund_on_cancel(ctx: Ctx, event: PendingEvent, data: dict, local: date, member: Callable[[], dict],
+                     result: dict) -> dict[str, Any] | None:
+    """A cancelled membership gives back what its plan's cancellation terms say."""
+    if event.type != "cancelled" or data.get("refund", "policy") != "policy":
+        return None
+    given = refunds.give_back(ctx, data["membership"], local, data.get("reason") or "membership cancelled")
+    if given is None:
+        return None
+    return {"refund": given["refund"], "owed": given["owed"], "currency": given["currency"],
+            "refund_computed": given["computed"], "credit_notes": given.get("credit_notes", [])}
 
 
 # --- payments: the events collecting an invoice raises (billing.payments) -------------------------

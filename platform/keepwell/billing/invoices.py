@@ -15,19 +15,25 @@ from ..kernel.errors import InvalidDocument, NotFound
 from ..kernel.money import format_cents
 from ..messaging import outbox
 from . import payments
-from .models import Invoice, InvoiceCounter, InvoiceLine
+from .models import CreditNote, Invoice, InvoiceCounter, InvoiceLine, Payment
+
+
+def counter(ctx: Ctx) -> InvoiceCounter:
+    """The company's numbering, under its row lock (so two transactions never take the same
+    number, and a rolled-back one gives its number back)."""
+    q = sa.select(InvoiceCounter).where(InvoiceCounter.company_id == ctx.company.id)
+    found = ctx.session.scalar(q.with_for_update() if is_postgres(ctx.session) else q)
+    if found is None:
+        found = InvoiceCounter(company_id=ctx.company.id, last_number=0, last_credit_note=0)
+        ctx.session.add(found)
+    return found
 
 
 def next_number(ctx: Ctx) -> int:
-    """The company's next invoice number, taken under the counter's row lock (so two
-    transactions never take the same one, and a rolled-back one gives its number back)."""
-    q = sa.select(InvoiceCounter).where(InvoiceCounter.company_id == ctx.company.id)
-    counter = ctx.session.scalar(q.with_for_update() if is_postgres(ctx.session) else q)
-    if counter is None:
-        counter = InvoiceCounter(company_id=ctx.company.id, last_number=0)
-        ctx.session.add(counter)
-    counter.last_number += 1
-    return counter.last_number
+    """The company's next invoice number."""
+    row = counter(ctx)
+    row.last_number += 1
+    return row.last_number
 
 
 def issue(ctx: Ctx, key: str, membership_id: str, customer_id: str, currency: str, issued_on: date,
@@ -65,6 +71,16 @@ def view(ctx: Ctx, inv: Invoice) -> dict[str, Any]:
             "period_start": inv.period_start.isoformat(), "period_end": inv.period_end.isoformat(),
             "subtotal": format_cents(inv.subtotal_cents), "tax": format_cents(inv.tax_cents),
             "total": format_cents(inv.total_cents), "amount_due": format_cents(inv.amount_due_cents),
+            "refunded": format_cents(inv.refunded_cents), "paid_on": inv.paid_on.isoformat() if inv.paid_on else None,
+            "next_attempt_on": inv.next_attempt_on.isoformat() if inv.next_attempt_on else None,
+            "payments": [{"kind": p.kind, "amount": format_cents(p.amount_cents), "status": p.status,
+                          "on": p.attempted_on.isoformat(), "decline_code": p.decline_code}
+                         for p in ctx.session.scalars(sa.select(Payment).where(Payment.invoice_id == inv.id)
+                                                      .order_by(Payment.id))],
+            "credit_notes": [{"number": n.number, "issued_on": n.issued_on.isoformat(), "reason": n.reason,
+                              "amount": format_cents(n.amount_cents), "refunded": format_cents(n.refunded_cents)}
+                             for n in ctx.session.scalars(sa.select(CreditNote).where(CreditNote.invoice_id == inv.id)
+                                                          .order_by(CreditNote.number))],
             "lines": [{"kind": x.kind, "description": x.description, "amount": format_cents(x.amount_cents),
                        "period_start": x.period_start.isoformat(), "period_end": x.period_end.isoformat()}
                       for x in lines]}

@@ -28,6 +28,9 @@ class BillingSchedule(Base):
     next_bill_on: Mapped[date] = mapped_column(sa.Date, index=True)
     ruleset: Mapped[str] = mapped_column(sa.String(120))  # the plan version whose price it is
     payment_method_id: Mapped[str | None] = mapped_column(sa.String(40))  # None: the customer's default
+    # Asked for at the billing period's end: a change of tier, or the membership's end (its last day).
+    change_to_tier: Mapped[str | None] = mapped_column(sa.String(64))
+    ends_on: Mapped[date | None] = mapped_column(sa.Date)
 
 
 class Invoice(Base):

@@ -10,6 +10,8 @@ Each step of an invoice is dated on its own day (a run that catches up does them
   cannot be charged and included visits are not covered); cancelled `cancel_after_days`
   after it, the invoice written off as uncollectible;
 - a payment that succeeds restores a past-due or suspended membership and says so.
+An invoice of a membership that has ended since (a change of tier, a cancellation) is still
+collected: it is owed for the days it covered (a refund took its part off by a credit note).
 A charge that got no answer is looked up by its idempotency key before anything is charged
 again; the key is the invoice's and the attempt's, so a charge is never taken twice.
 Each step raises an event (payment_succeeded, payment_failed, membership_suspended, cancelled)
@@ -80,9 +82,6 @@ def step(ctx: Ctx, inv: Invoice, day: date, tally: dict[str, Any]) -> bool:
     at the next run)."""
     m = memberships.get(ctx, inv.membership_id, lock=True)
     policy = Dunning.of(memberships.plan_of(ctx, m)[1].billing)
-    if m.status != "active":  # ended meanwhile (cancelled by the member): nothing more is asked
-        inv.next_attempt_on = None
-        return True
     tried = _payments(ctx, inv)
     last = tried[-1] if tried else None
     if last is not None and last.status == "unknown":
@@ -173,10 +172,13 @@ def _standing(ctx: Ctx, m: Any, inv: Invoice, day: date, policy: Dunning) -> Non
     moment = (ctx.start_of(day) + timedelta(hours=12)).isoformat()
     if day >= cancel_on:
         inv.status, inv.next_attempt_on = "uncollectible", None
+        if m.status != "active":
+            return  # ended meanwhile (a change of tier, a cancellation): what it owes is written off
         _post(ctx, f"nonpayment:{m.id}:{inv.number}", "cancelled", m, moment, {
-            "membership": m.id, "reason": f"invoice {inv.number} unpaid {policy.cancel_after_days} days"})
+            "membership": m.id, "reason": f"invoice {inv.number} unpaid {policy.cancel_after_days} days",
+            "refund": "none"})
         return
-    if day >= suspend_on and m.standing != "suspended":
+    if day >= suspend_on and m.standing != "suspended" and m.status == "active":
         _post(ctx, f"membership_suspended:{m.id}:{inv.number}", "membership_suspended", m, moment, {
             "membership": m.id, "invoice": inv.number, "amount": format_cents(inv.amount_due_cents),
             "cancels_on": cancel_on.isoformat()})

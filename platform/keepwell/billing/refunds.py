@@ -1,5 +1,6 @@
-"""What cancelling would give back, by the plan's cancellation terms — shown before a member or a
-contractor confirms (the refund itself is paid with payments).
+"""What cancelling gives back, by the plan's cancellation terms — shown before a member or a
+contractor confirms (`preview`), then given (`give_back`): a credit note on each invoice it
+corrects, paid back to the card that paid it (an unpaid invoice is reduced instead).
 
 For the invoice whose billing period holds the last day:
 - `refund: full` gives back its total; `none` nothing; within `full_refund_within_days` of
@@ -24,7 +25,14 @@ from ..kernel.money import format_cents, share_of, to_cents
 from ..ledger import VISITS
 from ..ledger.models import Account, LedgerEntry
 from ..memberships import memberships
-from .models import BillingSchedule, Invoice
+from .models import BillingSchedule, CreditNote, Invoice, InvoiceCounter, InvoiceLine, Payment
+
+
+def service_cents(ctx: Ctx, inv: Invoice) -> int:
+    """What an invoice charged for the membership's own service (its fee and proration lines, not
+    credits carried over from a change of tier): what a refund or a change prorates."""
+    return int(ctx.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(InvoiceLine.amount_cents), 0)).where(
+        InvoiceLine.invoice_id == inv.id, InvoiceLine.kind.in_(("membership_fee", "proration")))) or 0)
 
 
 def visits_taken(ctx: Ctx, membership_id: str, start: date, end: date) -> int:
@@ -51,8 +59,10 @@ def preview(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any] | None:
     how: dict[str, Any] = {"policy": c.get("refund", "prorated"), "basis": c.get("refund_basis", "days"),
                            "fee": format_cents(fee)}
     within = c.get("full_refund_within_days")
+    invoices = [i for i in invoices if i.status in ("open", "paid")]  # not what was written off or voided
+    current = current if current in invoices else None
     if within is not None and (on - s.starts_on).days <= within:
-        back = sum(i.total_cents for i in invoices)
+        back = sum(service_cents(ctx, i) for i in invoices)
         how.update(policy="full_within_days", days_since_joining=(on - s.starts_on).days)
     elif current is None:
         back = 0
@@ -60,21 +70,108 @@ def preview(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any] | None:
     else:
         days = (current.period_end - current.period_start).days + 1
         unused = (current.period_end - on).days
-        how.update(invoice=current.number, invoiced=format_cents(current.total_cents), days_in_period=days,
+        invoiced = service_cents(ctx, current)
+        how.update(invoice=current.number, invoiced=format_cents(invoiced), days_in_period=days,
                    days_unused=unused)
         if how["policy"] == "full":
-            back = current.total_cents
+            back = invoiced
         elif how["policy"] == "none":
             back = 0
         else:
-            used_days = current.total_cents - share_of(current.total_cents, unused, days)
+            used_days = invoiced - share_of(invoiced, unused, days)
             used = used_days
             if how["basis"] == "usage":
                 taken = visits_taken(ctx, membership_id, current.period_start, on)
                 value = taken * to_cents(c.get("visit_value", "0"))
                 how.update(visits_used=taken, value_of_visits=format_cents(value))
                 used = max(used_days, value)
-            back = max(current.total_cents - used, 0)
+            back = max(invoiced - used, 0)
     net = back - fee
     return {"refund": format_cents(max(net, 0)), "owed": format_cents(max(-net, 0)), "currency": s.currency,
-            "computed": how}
+            "computed": how, "refund_cents": max(net, 0),
+            "from_invoices": [i.number for i in (invoices if how["policy"] == "full_within_days"
+                                                 else [current] if current else [])]}
+
+
+def give_back(ctx: Ctx, membership_id: str, on: date, reason: str) -> dict[str, Any] | None:
+    """Cancelling: the refund `preview` computes, as credit notes on the invoices it comes from
+    (newest first, none beyond what each charged less what it already gave back)."""
+    found = preview(ctx, membership_id, on)
+    if found is None or not found["refund_cents"]:
+        return found
+    left = found["refund_cents"]
+    notes = []
+    for number in sorted(found["from_invoices"], reverse=True):
+        inv = ctx.session.scalar(sa.select(Invoice).where(Invoice.company_id == ctx.company.id,
+                                                          Invoice.number == number).with_for_update())
+        assert inv is not None
+        part = min(left, inv.total_cents - inv.refunded_cents - _credited_unpaid(ctx, inv))
+        if part > 0:
+            notes.append(credit(ctx, inv, part, on, reason, f"cancel:{membership_id}:{number}"))
+            left -= part
+    found["credit_notes"] = notes
+    return found
+
+
+def _credited_unpaid(ctx: Ctx, inv: Invoice) -> int:
+    """What credit notes took off an invoice before it was paid (not paid back: never charged)."""
+    return int(ctx.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(
+        CreditNote.amount_cents - CreditNote.refunded_cents), 0)).where(CreditNote.invoice_id == inv.id)) or 0)
+
+
+def next_credit_number(ctx: Ctx) -> int:
+    from .invoices import counter
+
+    row: InvoiceCounter = counter(ctx)
+    row.last_credit_note += 1
+    return row.last_credit_note
+
+
+def credit(ctx: Ctx, inv: Invoice, amount: int, on: date, reason: str, key: str) -> dict[str, Any]:
+    """A credit note of `amount` on a finalised invoice: paid back to the card that paid it, or
+    taken off what is still due (an unpaid invoice fully credited is void)."""
+    existing = ctx.session.scalar(sa.select(CreditNote).where(CreditNote.company_id == ctx.company.id,
+                                                              CreditNote.key == key))
+    if existing is not None:
+        return credit_view(existing)
+    refunded = 0
+    if inv.status == "paid":
+        refunded = _refund(ctx, inv, amount, key)
+    else:
+        inv.amount_due_cents -= min(amount, inv.amount_due_cents)
+        if inv.amount_due_cents == 0:
+            inv.status, inv.next_attempt_on = "void", None
+    note = CreditNote(company_id=ctx.company.id, key=key, number=next_credit_number(ctx), invoice_id=inv.id,
+                      membership_id=inv.membership_id, customer_id=inv.customer_id, issued_on=on, reason=reason,
+                      currency=inv.currency, amount_cents=amount, refunded_cents=refunded)
+    inv.refunded_cents += refunded
+    ctx.session.add(note)
+    ctx.session.flush()
+    return credit_view(note, inv.number)
+
+
+def _refund(ctx: Ctx, inv: Invoice, amount: int, key: str) -> int:
+    """Pay `amount` back to the card charge that paid the invoice; what the gateway refunded."""
+    from .gateways import gateway
+    from .models import PaymentMethod
+
+    paid = ctx.session.scalar(sa.select(Payment).where(Payment.invoice_id == inv.id, Payment.kind == "charge",
+                                                       Payment.status == "succeeded"))
+    if paid is None:  # paid elsewhere (cash, another system): the credit note says what is owed back
+        return 0
+    pm = ctx.session.get(PaymentMethod, paid.payment_method_id)
+    refund = Payment(company_id=ctx.company.id, key=f"refund:{key}", kind="refund", invoice_id=inv.id,
+                     payment_method_id=paid.payment_method_id, amount_cents=amount, currency=inv.currency,
+                     status="unknown", attempted_on=inv.paid_on or inv.issued_on)
+    ctx.session.add(refund)
+    ctx.session.flush()
+    outcome = gateway(ctx, pm.gateway if pm else "sandbox").refund(ctx, paid.reference or "", amount, inv.currency,
+                                                                   refund.key)
+    refund.status, refund.reference, refund.decline_code = outcome.status, outcome.reference, outcome.decline_code
+    return amount if outcome.status == "succeeded" else 0
+
+
+def credit_view(note: CreditNote, invoice_number: int | None = None) -> dict[str, Any]:
+    return {"number": note.number, "invoice": invoice_number, "issued_on": note.issued_on.isoformat(),
+            "reason": note.reason, "currency": note.currency, "amount": format_cents(note.amount_cents),
+            "refunded": format_cents(note.refunded_cents)}

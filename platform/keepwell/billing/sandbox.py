@@ -54,7 +54,20 @@ class SandboxGateway:
         if card not in TEST_CARDS:
             raise InvalidDocument.field("test_card", f"{card[:30]!r} is not a test card: use one of "
                                         + ", ".join(TEST_CARDS))
-        return Card(f"sbx_{card}_{secrets.token_hex(6)}", "visa", TEST_CARDS[card][0][-4:], exp_month, exp_year)
+        token = f"sbx_{card}_{exp_month:02d}{exp_year}_{secrets.token_hex(6)}"
+        return Card(token, "visa", TEST_CARDS[card][0][-4:], exp_month, exp_year)
+
+    @staticmethod
+    def _card_of(token: str) -> str:
+        return token[4:].rsplit("_", 2)[0] if token.startswith("sbx_") and token.count("_") >= 3 else ""
+
+    def describe(self, ctx: Any, token: str) -> Card:
+        """The card behind a token the sandbox's card page gave."""
+        card = self._card_of(token)
+        if card not in TEST_CARDS:
+            raise InvalidDocument.field("token", "is not a sandbox card token (they start sbx_)")
+        expiry = token.rsplit("_", 2)[1]
+        return Card(token, "visa", TEST_CARDS[card][0][-4:], int(expiry[:2]), int(expiry[2:]))
 
     def tokenize(self, number: str, exp_month: int, exp_year: int) -> Card:
         """What the sandbox's card page does with a card typed into it: a token (the number
@@ -75,7 +88,7 @@ class SandboxGateway:
         return Outcome(row.status, row.reference, code, code not in FINAL, MESSAGES.get(code or "", ""))
 
     def charge(self, ctx: Any, token: str, amount_cents: int, currency: str, key: str) -> Outcome:
-        card = token[4:].rsplit("_", 1)[0] if token.startswith("sbx_") else ""
+        card = self._card_of(token)
         row = self._book(ctx, key)
         if row is None:
             declined = TEST_CARDS[card][1] if card in TEST_CARDS else "incorrect_number"

@@ -205,6 +205,8 @@ def service_completed(ctx: Ctx, event: PendingEvent, data: dict, local: date) ->
     payment_method={"title": "Payment method", "description": "The card the membership is charged to (a payment "
                     "method id); leave out for the customer's default card.", "type": "string", "minLength": 1,
                     "maxLength": 40},
+    replaces={"title": "Replaces", "description": "The membership this one replaces (a change of tier): billing "
+              "goes on from it, on the same billing day, cadence and card.", **MEMBERSHIP},
     allow_second={"title": "Allow a second membership",
                   "description": "Enrol even though the customer already has an active membership of this plan.",
                   "type": "boolean", "default": False}))
@@ -223,7 +225,12 @@ def _own_membership(ctx: Ctx, event: PendingEvent, data: dict) -> Membership:
     return m
 
 
-@event_type("cancelled", title="Cancelled", description="Details of a cancelled event.", data=MEMBERSHIP_EVENT)
+@event_type("cancelled", title="Cancelled", description="Details of a cancelled event.", data=data_schema(
+    ["membership"], membership=MEMBERSHIP, reason=REASON,
+    refund={"title": "Refund", "description": "\"policy\": give back what the plan's cancellation terms say (a credit "
+            "note, paid back to the card); \"none\": give nothing back (a change of tier credits the unused days on "
+            "its own invoice; a membership cancelled for not paying is owed nothing).", "type": "string",
+            "enum": ["policy", "none"], "default": "policy"}))
 def cancelled(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
     m = _own_membership(ctx, event, data)
     renewal.catch_up(ctx, m, local)

@@ -44,7 +44,7 @@ def add_test_card(ctx: Ctx, customer: str, card: str, default: bool = False) -> 
 @use_case
 def add_card_token(ctx: Ctx, customer: str, gateway_name: str, token: str, default: bool = False) -> dict[str, Any]:
     """A card tokenised by a gateway's own page (the number never reaches Keepwell)."""
-    card = gateway(ctx, gateway_name).describe(ctx, token)  # type: ignore[attr-defined]
+    card = gateway(ctx, gateway_name).describe(ctx, token)
     return payment_methods.view(payment_methods.add(ctx, customer, gateway_name, card, default))
 
 

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ..billing import refunds
+from ..billing import changes, refunds
 from ..customers import limits
 from ..customers.customers import get_customer
 from ..events import pipeline
 from ..infra.context import Ctx
 from ..kernel.errors import Declined, InvalidDocument, NotFound
+from ..kernel.money import format_cents, to_cents
 from ..memberships import memberships, moves, renewal
 from ..memberships.statements import statement as membership_statement
 from ..memberships.terms import resolve, tiers
@@ -22,10 +23,6 @@ from .app import Keepwell, reading, use_case
 def _noon(ctx: Ctx, on: date) -> str:
     """Midday of a date in the company's time zone: an action dated `on` lands on that day."""
     return (ctx.start_of(on) + timedelta(hours=12)).isoformat()
-
-
-def _declined(result: dict[str, Any]) -> Declined:
-    return Declined(result.get("reason") or "declined", result.get("message") or "declined")
 
 
 @use_case
@@ -48,11 +45,44 @@ def enroll(ctx: Ctx, customer: str, plan: str, on: date, tier: str | None = None
     return pipeline.post(ctx, payload)
 
 
+AT = ("now", "period_end")
+
+
+def _at(at: str | None, default: str) -> str:
+    at = at or default
+    if at not in AT:
+        raise InvalidDocument.field("at", f"{at[:20]!r} is not one of now, period_end")
+    return at
+
+
+def _notice(ctx: Ctx, m: Any, on: date) -> None:
+    """A plan asking for notice: the last day is at least that many days after today."""
+    terms = memberships.plan_of(ctx, m)[1]
+    days = int(terms.cancellation.get("notice_days", 0))
+    earliest = ctx.today() + timedelta(days=days)
+    if days and on < earliest:
+        raise Declined("notice_required", f"{terms.plan_name} asks for {days} days' notice to cancel: the earliest "
+                       f"last day is {earliest.isoformat()}")
+
+
 @use_case
-def cancel(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any]:
-    """Cancel a membership on a date (company time); a membership that is not active says why."""
+def cancel(ctx: Ctx, membership_id: str, on: date, at: str | None = None) -> dict[str, Any]:
+    """Cancel a membership on a date (company time), giving back what its plan's cancellation
+    terms say; or, `at="period_end"`, at the end of the billing period holding that date (nothing
+    prorated). A membership that is not active says why."""
     limits.check_day(ctx.company, ctx.today(), on, "on")
-    m = memberships.get(ctx, membership_id)
+    m = memberships.get(ctx, membership_id, lock=True)
+    at = _at(at, "now")
+    if m.status == "active":
+        _notice(ctx, m, on)
+    if at == "period_end" and m.status == "active":
+        s = changes.schedule_of(ctx, m.id)
+        if s is None:
+            raise Declined("not_billed", f"membership {m.id} is not billed here: cancel it on its last day instead")
+        s.ends_on = changes.billing_period(s, on)[1]
+        return {"membership": m.id, "status": m.status, "ends_on": s.ends_on.isoformat(), "at": at,
+                "refund": "0.00", "currency": s.currency,
+                "note": "it stays active to the end of the billing period it has paid for, then ends"}
     return pipeline.post(ctx, {"id": f"admin:cancelled:{m.id}:{on.isoformat()}", "type": "cancelled",
                                "customer": m.customer_id, "occurred_at": _noon(ctx, on),
                                "data": {"membership": m.id}}, trusted=True)
@@ -60,21 +90,20 @@ def cancel(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TierChanged:
-    cancelled: str  # the membership that ended
-    membership: str  # the one on the new tier
+    cancelled: str | None  # the membership that ended (None: the change waits for the period's end)
+    membership: str  # the one on the new tier (or, waiting, the membership itself)
     tier: str
     result: dict[str, Any]  # the new membership's enrolment
+    billing: dict[str, Any] | None = None  # credit, charge, due_now and the invoice, for a billed membership
+    at: str = "now"
+    effective_on: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cancelled": self.cancelled, "membership": self.membership, "tier": self.tier, "at": self.at,
+                "effective_on": self.effective_on, **(self.billing or {})}
 
 
-@use_case
-def change_tier(ctx: Ctx, membership_id: str, tier: str, on: date) -> TierChanged:
-    """Move a membership to another tier of its plan on a date, in one transaction: the
-    membership ends and one on the new tier starts, on the plan version in force that day. A
-    tier that version lacks, or a membership that is not active, changes nothing and says why."""
-    limits.check_day(ctx.company, ctx.today(), on, "on")
-    m = memberships.get(ctx, membership_id, lock=True)
-    if m.status != "active":
-        raise Declined("not_active", f"membership {m.id} is {m.status}")
+def _new_terms(ctx: Ctx, m: Any, tier: str, on: date) -> tuple[str, Any]:
     plan = memberships.plan_of(ctx, m)[0].split("@")[0]
     _rs, version = memberships.plan_version(ctx, plan, on)
     try:
@@ -84,17 +113,67 @@ def change_tier(ctx: Ctx, membership_id: str, tier: str, on: date) -> TierChange
     if terms.tier == m.tier:
         raise InvalidDocument.field("tier", f"the membership is on {terms.tier_name} already",
                                     f"membership {m.id} is on {terms.tier_name} already")
-    ended = pipeline.post(ctx, {"id": f"admin:cancelled:{m.id}:{on.isoformat()}:upgrade:{tier}", "type": "cancelled",
-                                "customer": m.customer_id, "occurred_at": _noon(ctx, on),
-                                "data": {"membership": m.id}}, trusted=True)
-    if ended["status"] == "declined":
-        raise _declined(ended)
-    started = pipeline.post(ctx, {"id": f"upgrade:{m.id}:{tier}:{on.isoformat()}", "type": "enrolled",
-                                  "customer": m.customer_id, "occurred_at": _noon(ctx, on),
-                                  "data": {"plan": plan, "tier": tier}}, trusted=True)
-    if started["status"] == "declined":
-        raise _declined(started)  # the cancellation above goes with this transaction
-    return TierChanged(m.id, started["membership"], terms.tier, started)
+    return plan, terms
+
+
+def _change_plan(ctx: Ctx, membership_id: str, tier: str, on: date, at: str | None) -> dict[str, Any]:
+    limits.check_day(ctx.company, ctx.today(), on, "on")
+    m = memberships.get(ctx, membership_id, lock=True)
+    if m.status != "active":
+        raise Declined("not_active", f"membership {m.id} is {m.status}")
+    old = memberships.plan_of(ctx, m)[1]
+    plan, new = _new_terms(ctx, m, tier, on)
+    s = changes.schedule_of(ctx, m.id)
+    at = _at(at, old.billing.get("tier_change", "now"))
+    if at == "period_end" and s is None:
+        raise Declined("not_billed", f"membership {m.id} is not billed here: change its tier on a day instead")
+    found = changes.preview(ctx, m.id, old, new, on) if s is not None else None
+    if at == "period_end" and s is not None:
+        effective = changes.billing_period(s, on)[1] + timedelta(days=1)
+        price = new.prices.get(s.cadence)
+        if price is None:
+            raise Declined("cadence_not_offered", f"{new.plan_name} ({new.tier_name}) is not billed {s.cadence}")
+        found = {"credit": "0.00", "charge": format_cents(to_cents(price)), "due_now": "0.00", "refund": "0.00",
+                 "currency": s.currency, "computed": {"new_price": format_cents(to_cents(price)),
+                                                     "cadence": s.cadence, "first_bill_on": effective.isoformat()}}
+    else:
+        effective = on
+    return {"m": m, "plan": plan, "old": old, "new": new, "schedule": s, "at": at, "effective": effective,
+            "billing": found}
+
+
+def _shown(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    keys = ("credit", "charge", "due_now", "refund", "currency", "computed")
+    return {k: v for k, v in found.items() if k in keys} if found else None
+
+
+@reading
+def change_tier_preview(ctx: Ctx, membership_id: str, tier: str, on: date, at: str | None = None) -> dict[str, Any]:
+    """What changing tier would credit, charge and ask now, changing nothing."""
+    c = _change_plan(ctx, membership_id, tier, on, at)
+    return {"membership": membership_id, "tier": c["new"].tier, "at": c["at"], "effective_on": c["effective"].isoformat(),
+            **(_shown(c["billing"]) or {"credit": "0.00", "charge": "0.00", "due_now": "0.00", "refund": "0.00",
+                                        "note": "the membership is not billed here: nothing is prorated"})}
+
+
+@use_case
+def change_tier(ctx: Ctx, membership_id: str, tier: str, on: date, at: str | None = None) -> TierChanged:
+    """Move a membership to another tier of its plan, in one transaction: at once (`now`: the
+    membership ends and one on the new tier starts, on the plan version in force that day; a
+    billed one is credited the unused days and charged the new price for the rest) or at the
+    billing period's end. A tier that version lacks, or a membership that is not active,
+    changes nothing and says why."""
+    c = _change_plan(ctx, membership_id, tier, on, at)
+    m = c["m"]
+    if c["at"] == "period_end":
+        c["schedule"].change_to_tier = c["new"].tier
+        return TierChanged(None, m.id, c["new"].tier, {}, _shown(c["billing"]), "period_end",
+                           c["effective"].isoformat())
+    started = changes.move(ctx, m, c["plan"], c["new"].tier, on)
+    shown = _shown(c["billing"])
+    if c["billing"] is not None and shown is not None:
+        shown.update(changes.bill_change(ctx, m.id, started["membership"], c["old"], c["new"], on, c["billing"]))
+    return TierChanged(m.id, started["membership"], c["new"].tier, started, shown, "now", on.isoformat())
 
 
 @reading
@@ -119,25 +198,38 @@ def list_memberships(ctx: Ctx, limit: int = 50, after: str | None = None, custom
 
 
 @reading
-def cancel_preview(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any]:
+def cancel_preview(ctx: Ctx, membership_id: str, on: date, at: str | None = None) -> dict[str, Any]:
     """What cancelling on `on` would do, changing nothing: the periods it closes first, the day
-    it ends, and what is left unused then (it does not carry over: a cancelled membership
-    grants and charges nothing more)."""
+    it ends, what is left unused then (it does not carry over: a cancelled membership grants and
+    charges nothing more), and what it gives back and how that is computed."""
     limits.check_day(ctx.company, ctx.today(), on, "on")
     m = memberships.get(ctx, membership_id)
     if m.status != "active":
         raise Declined("not_active", f"membership {m.id} is {m.status}")
+    at = _at(at, "now")
     shown = memberships.view(ctx, m)
+    s = changes.schedule_of(ctx, m.id)
+    if at == "period_end":
+        if s is None:
+            raise Declined("not_billed", f"membership {m.id} is not billed here: cancel it on its last day instead")
+        ends = changes.billing_period(s, on)[1]
+        return {"membership": m.id, "status_after": "cancelled", "at": at, "ends_on": ends.isoformat(),
+                "refund": "0.00", "owed": "0.00", "currency": s.currency,
+                "refund_computed": {"policy": "period_end", "note": "nothing is prorated: the member keeps what "
+                                    "was paid for until the billing period ends"},
+                "now": {"allowance": shown["allowance"], "services": shown["services"]},
+                "note": f"it stays active until {ends.isoformat()}, the end of the billing period, then ends"}
     closes = renewal.periods_behind(m, on, ctx.company.max_periods_per_event)
     refund = refunds.preview(ctx, m.id, on)
-    return {"membership": m.id, "status_after": "cancelled", "ends_on": on.isoformat(),
+    return {"membership": m.id, "status_after": "cancelled", "at": at, "ends_on": on.isoformat(),
             **({"refund": refund["refund"], "owed": refund["owed"], "currency": refund["currency"],
                 "refund_computed": refund["computed"]} if refund else {}),
             "periods_closed_first": closes, "now": {"allowance": shown["allowance"], "services": shown["services"]},
             "note": ("the balances shown are today's; the periods that end before the day close first (each "
                      "as its own event), and what is left on the day goes unused" if closes else
                      "what is left on the day goes unused")
-            + ("; the refund is what the plan's cancellation terms give back of what was invoiced" if refund
+            + ("; the refund is what the plan's cancellation terms give back of what was invoiced, as a credit "
+               "note paid back to the card" if refund
                else "; the membership is not billed here: nothing is refunded or charged by cancelling")}
 
 

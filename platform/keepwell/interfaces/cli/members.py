@@ -106,37 +106,74 @@ def membership_show(obj: Obj, membership_id: str, as_json: bool) -> None:
     emit(memberships.show(obj.app, obj.company, membership_id), as_json, _print_membership)
 
 
-@membership.command("cancel")
-@click.argument("membership_id")
-@click.option("--on", "on", callback=parse_date, required=True, help="The last day (YYYY-MM-DD, company time).")
-@click.option("--preview", is_flag=True, help="Only say what cancelling would do; nothing changes.")
+AT_CHOICE = click.Choice(["now", "period_end"])
+
+
+@membership.command("list")
+@click.option("--customer", default=None, help="Only this customer's memberships.")
+@click.option("--plan", default=None, help="Only memberships of this plan (any version).")
+@click.option("--status", default=None, type=click.Choice(["active", "cancelled", "expired"]))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
+@click.option("--after", default=None, help="The last membership id of the previous page.")
 @json_option
 @click.pass_obj
 @handled
-def membership_cancel(obj: Obj, membership_id: str, on: date, preview: bool, as_json: bool) -> None:
-    """Cancel a membership on a day (or, with --preview, say what that would do)."""
+def membership_list(obj: Obj, customer: str | None, plan: str | None, status: str | None, limit: int,
+                    after: str | None, as_json: bool) -> None:
+    """Memberships oldest first, a page at a time."""
+    found = memberships.list_memberships(obj.app, obj.company, limit, after, customer, plan, status)
+    emit(found["memberships"], as_json, lambda rows: [click.echo(
+        f"{m['id']}  {m['customer']['name']}  {m['plan']} ({m['tier_name']})  [{m['status']}]") for m in rows])
+
+
+@membership.command("cancel")
+@click.argument("membership_id")
+@click.option("--on", "on", callback=parse_date, required=True, help="The last day (YYYY-MM-DD, company time).")
+@click.option("--at", "at", type=AT_CHOICE, default=None,
+              help="now (default): it ends on that day, refunded by the plan's terms; period_end: it ends when the "
+                   "billing period holding that day ends, nothing prorated.")
+@click.option("--preview", is_flag=True, help="Only say what cancelling would do and refund; nothing changes.")
+@json_option
+@click.pass_obj
+@handled
+def membership_cancel(obj: Obj, membership_id: str, on: date, at: str | None, preview: bool, as_json: bool) -> None:
+    """Cancel a membership on a day (or, with --preview, say what that would do and refund)."""
     if preview:
-        emit(memberships.cancel_preview(obj.app, obj.company, membership_id, on), as_json,
-             lambda d: click.echo(f"{d['membership']} would be cancelled, ending {d['ends_on']}: {d['note']}"))
+        emit(memberships.cancel_preview(obj.app, obj.company, membership_id, on, at), as_json,
+             lambda d: click.echo(f"{d['membership']} would be cancelled, ending {d['ends_on']}"
+                                  + (f", refunding {d['refund']} {d['currency']}" if "refund" in d else "")
+                                  + f": {d['note']}"))
         return
-    result = memberships.cancel(obj.app, obj.company, membership_id, on)
-    if result["status"] == "declined":
+    result = memberships.cancel(obj.app, obj.company, membership_id, on, at)
+    if result.get("status") == "declined":
         raise Declined(result.get("reason", "declined"), result.get("message", "not cancelled"))
-    emit(result, as_json, lambda r: click.echo(f"{membership_id} {r.get('status')}"))
+    emit(result, as_json, lambda r: click.echo(
+        f"{membership_id} {r.get('status')}" + (f" until {r['ends_on']}" if r.get("at") == "period_end" else "")
+        + (f", refunded {r['refund']} {r['currency']}" if r.get("refund") not in (None, "0.00") else "")))
 
 
 @membership.command("change-tier")
 @click.argument("membership_id")
 @click.argument("tier")
 @click.option("--on", "on", callback=parse_date, required=True, help="The day of the change (company time).")
+@click.option("--at", "at", type=AT_CHOICE, default=None,
+              help="now: move on that day, prorated by day; period_end: move when the billing period ends "
+                   "(default: the plan's choice).")
+@click.option("--preview", is_flag=True, help="Only say what it would credit, charge and ask now; nothing changes.")
 @json_option
 @click.pass_obj
 @handled
-def membership_change_tier(obj: Obj, membership_id: str, tier: str, on: date, as_json: bool) -> None:
-    """Move a membership to another tier (it ends; one on the new tier starts, in one transaction)."""
-    changed = memberships.change_tier(obj.app, obj.company, membership_id, tier, on)
-    emit({"cancelled": changed.cancelled, "membership": changed.membership, "tier": changed.tier}, as_json,
-         lambda d: click.echo(d["membership"]))
+def membership_change_tier(obj: Obj, membership_id: str, tier: str, on: date, at: str | None, preview: bool,
+                           as_json: bool) -> None:
+    """Move a membership to another tier: at once (it ends; one on the new tier starts, in one
+    transaction, the unused days credited and the rest charged at the new price) or at the end
+    of the billing period."""
+    if preview:
+        emit(memberships.change_tier_preview(obj.app, obj.company, membership_id, tier, on, at), as_json,
+             lambda d: click.echo(f"credit {d['credit']}, charge {d['charge']}, due now {d['due_now']}"))
+        return
+    changed = memberships.change_tier(obj.app, obj.company, membership_id, tier, on, at)
+    emit(changed.to_dict(), as_json, lambda d: click.echo(d["membership"]))
 
 
 @membership.command("migrate")

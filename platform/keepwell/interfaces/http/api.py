@@ -327,6 +327,46 @@ def list_invoices() -> ResponseReturnValue:
     return jsonify({"invoices": found})
 
 
+@bp.get("/customers/<customer_id>/payment_methods")
+@needs("read")
+def list_payment_methods(customer_id: str) -> ResponseReturnValue:
+    return jsonify({"payment_methods": billing.payment_methods_of(keepwell(), g.company, customer_id)})
+
+
+@bp.post("/customers/<customer_id>/payment_methods")
+@needs("customers:write")
+@idempotent
+def add_payment_method(customer_id: str) -> ResponseReturnValue:
+    body = validated("PaymentMethodIn", _body())
+    default = bool(body.get("default"))
+    if "test_card" in body:
+        pm = billing.add_test_card(keepwell(), g.company, customer_id, body["test_card"], default)
+    else:
+        pm = billing.add_card_token(keepwell(), g.company, customer_id, body["gateway"], body["token"], default)
+    return jsonify(pm), 201
+
+
+@bp.post("/payment_methods/<payment_method_id>/default")
+@needs("customers:write")
+@idempotent
+def default_payment_method(payment_method_id: str) -> ResponseReturnValue:
+    return jsonify(billing.set_default_payment_method(keepwell(), g.company, payment_method_id))
+
+
+@bp.delete("/payment_methods/<payment_method_id>")
+@needs("customers:write")
+def remove_payment_method(payment_method_id: str) -> ResponseReturnValue:
+    return jsonify(billing.remove_payment_method(keepwell(), g.company, payment_method_id))
+
+
+@bp.post("/billing/run")
+@needs("admin")
+@idempotent
+def run_billing() -> ResponseReturnValue:
+    body = validated("BillingRunIn", _body())
+    return jsonify(billing.run(keepwell(), g.company, _day(body, "as_of")))
+
+
 @bp.get("/invoices/<int:number>")
 @needs("read")
 def get_invoice(number: int) -> ResponseReturnValue:
@@ -358,7 +398,18 @@ def list_memberships() -> ResponseReturnValue:
 @needs("read")
 def cancel_preview(membership_id: str) -> ResponseReturnValue:
     on = _iso_date(request.args["on"], "on") if request.args.get("on") else companies.today(keepwell(), g.company)
-    return jsonify(memberships.cancel_preview(keepwell(), g.company, membership_id, on))
+    return jsonify(memberships.cancel_preview(keepwell(), g.company, membership_id, on, request.args.get("at")))
+
+
+@bp.get("/memberships/<membership_id>/tier_preview")
+@needs("read")
+def tier_preview(membership_id: str) -> ResponseReturnValue:
+    on = _iso_date(request.args["on"], "on") if request.args.get("on") else companies.today(keepwell(), g.company)
+    tier = request.args.get("tier")
+    if not tier:
+        raise InvalidDocument.field("tier", "name the tier to move to")
+    return jsonify(memberships.change_tier_preview(keepwell(), g.company, membership_id, tier, on,
+                                                   request.args.get("at")))
 
 
 @bp.post("/memberships/migrate")
@@ -377,7 +428,7 @@ def migrate_memberships() -> ResponseReturnValue:
 @idempotent
 def cancel_membership(membership_id: str) -> ResponseReturnValue:
     body = validated("CancelIn", _body() if request.content_length else {})
-    result = memberships.cancel(keepwell(), g.company, membership_id, _day(body, "on"))
+    result = memberships.cancel(keepwell(), g.company, membership_id, _day(body, "on"), body.get("at"))
     if result.get("status") == "declined":
         return _event_answer(result)
     return jsonify(result)
@@ -388,9 +439,9 @@ def cancel_membership(membership_id: str) -> ResponseReturnValue:
 @idempotent
 def change_tier(membership_id: str) -> ResponseReturnValue:
     body = validated("TierChangeIn", _body())
-    changed = memberships.change_tier(keepwell(), g.company, membership_id, body["tier"], _day(body, "on"))
-    return jsonify({"cancelled": changed.cancelled, "membership": changed.membership, "tier": changed.tier,
-                    "enrolment": changed.result}), 201
+    changed = memberships.change_tier(keepwell(), g.company, membership_id, body["tier"], _day(body, "on"),
+                                      body.get("at"))
+    return jsonify({**changed.to_dict(), "enrolment": changed.result}), 201
 
 
 @bp.get("/memberships/<membership_id>/statement")

@@ -56,11 +56,30 @@ BODIES: dict[str, dict[str, Any]] = {
                        "from": DAY, "to": DAY,
                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/event"},
                                   "description": "A sample stream instead of the recorded events"}}},
+    "PaymentMethodIn": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"test_card": {"enum": ["success", "decline", "insufficient_funds", "expired", "hard_decline",
+                                              "network_error"],
+                                     "description": "A sandbox test card (how its charges answer)"},
+                       "gateway": {"enum": ["sandbox", "stripe"], "description": "The gateway that tokenised the "
+                                   "card (with token)"},
+                       "token": {"type": "string", "minLength": 1, "maxLength": 200,
+                                 "description": "The gateway's token for the card (never a card number)"},
+                       "default": {"type": "boolean", "description": "Make it the customer's default card"}},
+        "oneOf": [{"required": ["test_card"]}, {"required": ["gateway", "token"]}]},
+    "BillingRunIn": {"type": "object", "required": ["as_of"], "additionalProperties": False,
+                     "properties": {"as_of": {**DAY, "description": "Invoice and collect what is due by this day"}}},
     "CancelIn": {"type": "object", "additionalProperties": False,
-                 "properties": {"on": {**DAY, "description": "The last day (default: today, company time)"}}},
+                 "properties": {"on": {**DAY, "description": "The last day (default: today, company time)"},
+                                "at": {"enum": ["now", "period_end"], "description": "now (default): it ends on "
+                                       "that day, refunded by the plan's terms; period_end: when the billing period "
+                                       "holding that day ends, nothing prorated"}}},
     "TierChangeIn": {"type": "object", "required": ["tier"], "additionalProperties": False,
                      "properties": {"tier": {**ID, "description": "A tier of the membership's plan"},
-                                    "on": {**DAY, "description": "The day of the change (default: today)"}}},
+                                    "on": {**DAY, "description": "The day of the change (default: today)"},
+                                    "at": {"enum": ["now", "period_end"], "description": "now: on that day, the "
+                                           "unused days credited and the rest charged at the new price; period_end: "
+                                           "when the billing period ends (default: the plan's choice)"}}},
     "ApiKeyIn": {
         "type": "object", "required": ["name"], "additionalProperties": False,
         "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 120,
@@ -182,6 +201,19 @@ ENDPOINTS = (
              answers={200: "Customer", 404: "Problem"}),
     Endpoint("patch", "/customers/{customer_id}", "update_customer", "Change a customer's name, email or phone",
              "customers:write", "CustomerUpdate", answers={200: "Customer", 404: "Problem", 422: "Problem"}),
+    Endpoint("get", "/customers/{customer_id}/payment_methods", "list_payment_methods", "A customer's cards "
+             "(token, brand, last four digits, expiry: never a number)", "read",
+             answers={200: "object", 404: "Problem"}),
+    Endpoint("post", "/customers/{customer_id}/payment_methods", "add_payment_method", "Add a card: a sandbox test "
+             "card, or a gateway's token", "customers:write", "PaymentMethodIn",
+             answers={201: "object", 404: "Problem", 422: "Problem"}, idempotent=True),
+    Endpoint("post", "/payment_methods/{payment_method_id}/default", "default_payment_method", "Make a card its "
+             "customer's default (unpaid invoices are charged to it at the next run)", "customers:write",
+             answers={200: "object", 404: "Problem", 422: "Problem"}, idempotent=True),
+    Endpoint("delete", "/payment_methods/{payment_method_id}", "remove_payment_method", "Stop charging a card",
+             "customers:write", answers={200: "object", 404: "Problem"}),
+    Endpoint("post", "/billing/run", "run_billing", "Invoice and collect what is due by a day (what the workers do "
+             "as due work)", "admin", "BillingRunIn", answers={200: "object", 422: "Problem"}, idempotent=True),
     Endpoint("get", "/customers/{customer_id}/memberships", "customer_memberships", "A customer's memberships",
              "read", answers={200: "MembershipList", 404: "Problem"}),
     Endpoint("get", "/customers/{customer_id}/points", "customer_points", "Points balance, lots and history",
@@ -197,7 +229,14 @@ ENDPOINTS = (
                                               ("status", {"enum": ["active", "cancelled", "expired"]}, "Status")),
              answers={200: "MembershipPage", 422: "Problem"}),
     Endpoint("get", "/memberships/{membership_id}/cancel_preview", "cancel_preview", "What cancelling on a day "
-             "would do (nothing changes)", "read", query=(("on", DAY, "The last day (default: today)"),),
+             "would do and refund (nothing changes)", "read",
+             query=(("on", DAY, "The last day (default: today)"),
+                    ("at", {"enum": ["now", "period_end"]}, "now (default) or at the billing period's end")),
+             answers={200: "object", 402: "Problem", 404: "Problem", 422: "Problem"}),
+    Endpoint("get", "/memberships/{membership_id}/tier_preview", "tier_preview", "What changing tier would "
+             "credit, charge and ask now (nothing changes)", "read",
+             query=(("tier", ID, "The tier to move to"), ("on", DAY, "The day of the change (default: today)"),
+                    ("at", {"enum": ["now", "period_end"]}, "now, or at the billing period's end")),
              answers={200: "object", 402: "Problem", 404: "Problem", 422: "Problem"}),
     Endpoint("post", "/memberships/migrate", "migrate_memberships", "Move a plan's active memberships to another "
              "version (preview, or apply)", "admin", "MigrateIn", answers={200: "object", 404: "Problem",
