@@ -102,8 +102,9 @@ def bill_change(ctx: Ctx, old_id: str, new_id: str, old: PlanTerms, new: PlanTer
     s_old.next_bill_on = NEVER
     out = {"invoice": inv.number if inv else None}
     if credit > charge and found["invoice"] is not None:
-        out["credit_note"] = refunds.credit(ctx, found["invoice"], credit - charge, on,
-                                            f"downgrade to {new.tier_name}", f"tier:{old_id}:{on.isoformat()}")
+        notes = refunds.pay_back(ctx, old_id, credit - charge, on, f"downgrade to {new.tier_name}", "tier",
+                                 [found["invoice"].number])
+        out["credit_notes"] = notes
     return out
 
 

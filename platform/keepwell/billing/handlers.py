@@ -40,12 +40,13 @@ def schedule_billing(ctx: Ctx, event: PendingEvent, data: dict, local: date, mem
     row = {"membership_id": m.id, "company_id": ctx.company.id, "customer_id": m.customer_id, "cadence": cadence,
            "starts_on": local, "anchor_on": anchor_on, "anchor_day": anchor_day, "price_cents": to_cents(price),
            "currency": terms.currency, "proration": terms.billing_proration, "next_bill_on": local,
-           "ruleset": plan_ref, "payment_method_id": None, "change_to_tier": None, "ends_on": None}
+           "ruleset": plan_ref, "payment_method_id": None, "change_to_tier": None, "ends_on": None,
+           "replaces": None}
     if before is not None and before.company_id == ctx.company.id:
         # A change of tier: billing goes on from the old schedule, on its day, card and currency.
         start, end = changes.billing_period(before, local)
         row.update(anchor_day=before.anchor_day, anchor_on=start if start == local else end + timedelta(days=1),
-                   proration="daily", payment_method_id=before.payment_method_id)
+                   proration="daily", payment_method_id=before.payment_method_id, replaces=before.membership_id)
     if data.get("payment_method"):  # charged to this card rather than the customer's default
         row["payment_method_id"] = payment_methods.get(ctx, data["payment_method"], m.customer_id).id
     ctx.unit.add_row(_SCHEDULES, row)  # type: ignore[arg-type]

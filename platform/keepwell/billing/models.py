@@ -30,6 +30,7 @@ class BillingSchedule(Base):
     payment_method_id: Mapped[str | None] = mapped_column(sa.String(40))  # None: the customer's default
     # Asked for at the billing period's end: a change of tier, or the membership's end (its last day).
     change_to_tier: Mapped[str | None] = mapped_column(sa.String(64))
+    replaces: Mapped[str | None] = mapped_column(sa.String(40))  # the membership a change of tier ended
     ends_on: Mapped[date | None] = mapped_column(sa.Date)
 
 

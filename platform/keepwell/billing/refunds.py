@@ -99,18 +99,41 @@ def give_back(ctx: Ctx, membership_id: str, on: date, reason: str) -> dict[str, 
     found = preview(ctx, membership_id, on)
     if found is None or not found["refund_cents"]:
         return found
-    left = found["refund_cents"]
-    notes = []
-    for number in sorted(found["from_invoices"], reverse=True):
-        inv = ctx.session.scalar(sa.select(Invoice).where(Invoice.company_id == ctx.company.id,
-                                                          Invoice.number == number).with_for_update())
-        assert inv is not None
+    found["credit_notes"] = pay_back(ctx, membership_id, found["refund_cents"], on, reason, "cancel",
+                                     found["from_invoices"])
+    return found
+
+
+def pay_back(ctx: Ctx, membership_id: str, amount: int, on: date, reason: str, key: str,
+             numbers: list[int] | None = None) -> list[dict[str, Any]]:
+    """Give `amount` back as credit notes, newest invoice first: the invoices named, then the
+    membership's others and those of the memberships a change of tier replaced (a change's
+    invoice may have been paid, in part or whole, by their credit). Never more than each
+    invoice charged less what it gave back already."""
+    left, notes = amount, []
+    for inv in _refundable(ctx, membership_id, numbers or []):
         part = min(left, inv.total_cents - inv.refunded_cents - _credited_unpaid(ctx, inv))
         if part > 0:
-            notes.append(credit(ctx, inv, part, on, reason, f"cancel:{membership_id}:{number}"))
+            notes.append(credit(ctx, inv, part, on, reason, f"{key}:{membership_id}:{on.isoformat()}:{inv.number}"))
             left -= part
-    found["credit_notes"] = notes
-    return found
+        if not left:
+            break
+    return notes
+
+
+def _refundable(ctx: Ctx, membership_id: str, numbers: list[int]) -> list[Invoice]:
+    def locked(q: sa.Select) -> list[Invoice]:
+        return list(ctx.session.scalars(q.where(Invoice.company_id == ctx.company.id,
+                                                Invoice.status.in_(("open", "paid")))
+                                        .order_by(Invoice.number.desc()).with_for_update()))
+
+    out = locked(sa.select(Invoice).where(Invoice.number.in_(numbers))) if numbers else []
+    owner: str | None = membership_id
+    while owner:
+        out += [i for i in locked(sa.select(Invoice).where(Invoice.membership_id == owner)) if i not in out]
+        s = ctx.session.get(BillingSchedule, owner)
+        owner = s.replaces if s is not None else None
+    return out
 
 
 def _credited_unpaid(ctx: Ctx, inv: Invoice) -> int:
