@@ -49,7 +49,7 @@ def test_a_member_joining_mid_month_pays_the_days_to_the_billing_day_then_each_m
     # 30.00 for the 17 of March's 31 days from the 15th: 16.451... -> 16.45, rounded once, half-up.
     assert (first["number"], first["status"], first["total"], first["amount_due"], first["currency"]) == (
         1, "open", "16.45", "16.45", "USD")
-    assert first["lines"] == [{"kind": "proration", "description": "club (standard), monthly: 2026-03-15 to 2026-03-31 "
+    assert first["lines"] == [{"kind": "proration", "description": "Comfort Club (Standard), monthly: 2026-03-15 to 2026-03-31 "
                                "(17 of 31 days)", "amount": "16.45", "period_start": "2026-03-15",
                                "period_end": "2026-03-31"}]
     assert (second["number"], second["period_start"], second["period_end"], second["total"]) == (

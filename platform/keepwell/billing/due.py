@@ -40,7 +40,7 @@ def _run(ctx: Ctx, unit: DueUnit) -> dict[str, Any]:
             break
         if changes.at_period_end(ctx, s, m) is not None:
             break  # changed tier (the new membership bills from here) or ended
-        start, end, lines = _period(s, m)
+        start, end, lines = _period(ctx, s, m)
         inv = invoices.issue(ctx, f"{s.membership_id}:{start.isoformat()}", s.membership_id, s.customer_id,
                              s.currency, start, lines) if lines else None
         issued += 1 if inv is not None else 0
@@ -48,9 +48,10 @@ def _run(ctx: Ctx, unit: DueUnit) -> dict[str, Any]:
     return {"unit": unit.key, "invoices_issued": issued}
 
 
-def _period(s: BillingSchedule, m: Any) -> tuple[date, date, list[dict[str, Any]]]:
+def _period(ctx: Ctx, s: BillingSchedule, m: Any) -> tuple[date, date, list[dict[str, Any]]]:
     """The billing period starting at the schedule's next bill day, and its lines."""
-    plan = f"{s.ruleset.split('@')[0]} ({m.tier}), {s.cadence}"
+    terms = memberships.plan_of(ctx, m)[1]
+    plan = f"{terms.plan_name} ({terms.tier_name}), {s.cadence}"
     if s.next_bill_on < s.anchor_on:  # the stub before the first full period
         start, end = s.next_bill_on, s.anchor_on - timedelta(days=1)
         amount = schedule.stub_amount(s.price_cents, start, s.anchor_on, s.anchor_day, s.cadence, s.proration)

@@ -14,7 +14,7 @@ from ..infra.database import is_postgres
 from ..kernel.errors import InvalidDocument, NotFound
 from ..kernel.money import format_cents
 from ..messaging import outbox
-from . import payments
+from . import documents, payments
 from .models import CreditNote, Invoice, InvoiceCounter, InvoiceLine, Payment
 
 
@@ -57,9 +57,12 @@ def issue(ctx: Ctx, key: str, membership_id: str, customer_id: str, currency: st
     # rolled back); a member without an email address gets none (the invoice is there to read).
     who = ctx.session.get(Customer, customer_id)
     if who is not None and who.email:
+        shown = view(ctx, inv)
         outbox.add(ctx, key=f"invoice:{inv.number}", event_id=None, customer_id=customer_id, kind="notification",
                    channel="email", template="invoice_issued", audience="customer", ruleset=None, rule=None,
-                   payload={"membership": membership_id, "data": view(ctx, inv)})
+                   payload={"membership": membership_id, "data": shown,
+                            "attach": [{"filename": f"invoice-{inv.number}.pdf",
+                                        "html": documents.invoice_html(ctx, shown)}]})
     return inv
 
 

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from standardwebhooks.webhooks import Webhook as Signer
 
+from ..infra.pdf import html_to_pdf
 from ..infra.tables import aware
 from ..kernel.errors import DeliveryError
 
@@ -44,6 +45,8 @@ class Message:
     data: dict = field(default_factory=dict)
     created_at: datetime | None = None  # when the message was queued: the same in every resend
     type: str | None = None  # a webhook's event type (membership.enrolled...); else a notification's
+    # Documents sent with an email, as (file name, HTML): each goes as a PDF (an invoice, a receipt).
+    attachments: tuple[tuple[str, str], ...] = ()
 
 
 class Channel(Protocol):
@@ -89,6 +92,8 @@ class SmtpEmail:
         mail["Message-ID"] = f"<{hashlib.sha1(message.key.encode()).hexdigest()}@keepwell>"
         mail["X-Keepwell-Key"] = message.key
         mail.set_content(message.body)
+        for filename, html in message.attachments:
+            mail.add_attachment(html_to_pdf(html), maintype="application", subtype="pdf", filename=filename)
         try:
             if self.s.smtp_tls == "ssl":
                 client = smtplib.SMTP_SSL(self.s.smtp_host, self.s.smtp_port, timeout=self.s.http_timeout,

@@ -184,7 +184,9 @@ def build(ctx: Ctx, msg: OutboxMessage, inline_templates: dict | None) -> Messag
     v = variables(ctx, msg)
     return Message(key=msg.key, channel=msg.channel, to=to, subject=render(subject, v).strip(), body=render(body, v),
                    data={"event": v["event"], "customer": v["customer"].get("id"), "trigger": v["trigger"],
-                         "data": v["data"]}, created_at=msg.created_at)
+                         "data": v["data"]}, created_at=msg.created_at,
+                   attachments=tuple((a["filename"], a["html"]) for a in (msg.payload or {}).get("attach") or ()
+                                     if msg.channel == "email"))
 
 
 def set_override(ctx: Ctx, name: str, channel: str, subject: str | None, body: str) -> None:

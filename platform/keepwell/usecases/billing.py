@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from ..billing import invoices, payment_methods
+from ..billing import documents, invoices, payment_methods
 from ..billing.gateways import gateway
 from ..infra.context import Ctx
 from . import due
@@ -61,3 +61,10 @@ def set_default_payment_method(ctx: Ctx, pm: str) -> dict[str, Any]:
 @use_case
 def remove_payment_method(ctx: Ctx, pm: str) -> dict[str, Any]:
     return payment_methods.view(payment_methods.remove(ctx, pm))
+
+
+@reading
+def invoice_document(ctx: Ctx, number: int, kind: str = "pdf") -> bytes:
+    """An invoice as a PDF (or its HTML): a paid one is its receipt."""
+    shown = invoices.by_number(ctx, number)
+    return documents.invoice_pdf(ctx, shown) if kind == "pdf" else documents.invoice_html(ctx, shown).encode()

@@ -151,7 +151,8 @@ def _shown(found: dict[str, Any] | None) -> dict[str, Any] | None:
 def change_tier_preview(ctx: Ctx, membership_id: str, tier: str, on: date, at: str | None = None) -> dict[str, Any]:
     """What changing tier would credit, charge and ask now, changing nothing."""
     c = _change_plan(ctx, membership_id, tier, on, at)
-    return {"membership": membership_id, "tier": c["new"].tier, "at": c["at"], "effective_on": c["effective"].isoformat(),
+    return {"membership": membership_id, "tier": c["new"].tier, "at": c["at"],
+            "effective_on": c["effective"].isoformat(),
             **(_shown(c["billing"]) or {"credit": "0.00", "charge": "0.00", "due_now": "0.00", "refund": "0.00",
                                         "note": "the membership is not billed here: nothing is prorated"})}
 

@@ -303,10 +303,23 @@ def invoices_list(obj: Obj, owner: str, as_json: bool) -> None:
 
 @invoices_group.command("show")
 @click.argument("number", type=int)
+@click.option("--pdf", "pdf", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the invoice (a receipt once paid) as a PDF to this file.")
+@click.option("--html", "html", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write it as an HTML page to this file.")
 @json_option
 @click.pass_obj
 @handled
-def invoices_show(obj: Obj, number: int, as_json: bool) -> None:
+def invoices_show(obj: Obj, number: int, pdf: str | None, html: str | None, as_json: bool) -> None:
+    """An invoice with its lines, payments and credit notes; or, with --pdf/--html, its document."""
+    for path, kind in ((pdf, "pdf"), (html, "html")):
+        if path:
+            with open(path, "wb") as f:
+                f.write(billing.invoice_document(obj.app, obj.company, number, kind))
+            click.echo(path)
+    if pdf or html:
+        return
+
     def human(inv: dict) -> None:
         click.echo(f"Invoice {inv['number']} ({inv['status']}) issued {inv['issued_on']}, {inv['currency']}")
         for line in inv["lines"]:
