@@ -4,7 +4,7 @@ a document may reference only what it embeds)."""
 from __future__ import annotations
 
 
-def _no_fetch(url: str, *args: object, **kwargs: object) -> dict:
+def _no_fetch(url: str, *args: object, **kwargs: object) -> dict[str, object]:
     raise ValueError(f"documents embed what they show: {url[:80]} is not fetched")
 
 
