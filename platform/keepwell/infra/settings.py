@@ -108,6 +108,11 @@ class Settings:
     twilio_account_sid: str | None = _setting("KEEPWELL_TWILIO_ACCOUNT_SID", None, "Twilio account", shown="unset")
     twilio_auth_token: str | None = _setting("KEEPWELL_TWILIO_AUTH_TOKEN", None, "Twilio auth token", shown="unset")
     twilio_base_url: str = _setting("KEEPWELL_TWILIO_BASE_URL", "https://api.twilio.com", "Twilio's REST API")
+    stripe_api_key: str | None = _setting(
+        "KEEPWELL_STRIPE_API_KEY", None, "Stripe secret key: set, cards tokenised by Stripe are charged through "
+        "Stripe (the sandbox gateway is always there too)", shown="unset")
+    stripe_api_base: str = _setting("KEEPWELL_STRIPE_API_BASE", "https://api.stripe.com",
+                                    "Stripe's API (a localstripe server in tests)")
     http_timeout: float = _setting("KEEPWELL_HTTP_TIMEOUT", 10.0, "seconds before an SMTP, SMS or webhook call "
                                    "gives up (and is retried later)", float)
     webhook_networks: str = _setting(

@@ -3,14 +3,25 @@ channels messages leave by."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..infra.settings import Settings
 from ..usecases import Keepwell
 from ..usecases.messaging import Channel, ChannelSettings, channels_from
 
 
+def gateways(settings: Settings) -> dict[str, Any]:
+    """The payment gateways beside the sandbox: Stripe when a key is set."""
+    if not settings.stripe_api_key:
+        return {}
+    from ..billing.stripe_gateway import StripeGateway
+
+    return {"stripe": StripeGateway(settings.stripe_api_key, settings.stripe_api_base, settings.http_timeout)}
+
+
 def open_app(settings: Settings) -> Keepwell:
     return Keepwell.open(settings.database_url, key_cache_seconds=settings.api_key_cache_seconds,
-                         ping_idle_seconds=settings.db_ping_idle_seconds)
+                         ping_idle_seconds=settings.db_ping_idle_seconds, gateways=gateways(settings))
 
 
 def channel_settings(settings: Settings) -> ChannelSettings:

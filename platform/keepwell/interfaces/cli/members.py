@@ -355,6 +355,22 @@ def payment_methods_add(obj: Obj, customer: str, card: str, default: bool, as_js
     emit(pm, as_json, lambda r: click.echo(r["id"]))
 
 
+@payment_methods_group.command("add-token")
+@click.argument("customer")
+@click.option("--gateway", "gateway_name", required=True, type=click.Choice(["sandbox", "stripe"]),
+              help="The gateway that tokenised the card (its own page, Stripe.js...).")
+@click.option("--token", required=True, help="The gateway's token for the card (Stripe: pm_...); never a number.")
+@click.option("--default", "default", is_flag=True, help="Make it the customer's default card.")
+@json_option
+@click.pass_obj
+@handled
+def payment_methods_add_token(obj: Obj, customer: str, gateway_name: str, token: str, default: bool,
+                              as_json: bool) -> None:
+    """Add a card a gateway tokenised to CUSTOMER; prints the payment method id."""
+    pm = billing.add_card_token(obj.app, obj.company, customer, gateway_name, token, default)
+    emit(pm, as_json, lambda r: click.echo(r["id"]))
+
+
 @payment_methods_group.command("list")
 @click.argument("customer")
 @json_option
