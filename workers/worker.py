@@ -14,6 +14,7 @@ from rq.registry import (
     StartedJobRegistry,
 )
 
+from keepwell.infra.logs import mask_card_numbers
 from keepwell.infra.settings import Settings
 
 from . import enqueue, queues, tasks
@@ -54,6 +55,7 @@ def work(settings: Settings, burst: bool = False, name: str | None = None) -> bo
     """Run an RQ worker with its scheduler on every Keepwell queue. A burst worker first
     enqueues what is due now, works until the queues are empty, then returns; a long-running
     one enqueues a tick every KEEPWELL_TICK_SECONDS from its maintenance."""
+    mask_card_numbers()
     url = settings.redis_url
     assert url is not None
     conn = queues.connection(url)

@@ -24,6 +24,7 @@ from ..infra.memory import collector_paused
 from ..infra.sql import chunks, one_of
 from ..infra.tables import utcnow
 from ..infra.unit import Unit
+from ..kernel.cards import REFUSED, find_pan, has_pan
 from ..kernel.errors import Declined, InvalidDocument, KeepwellError, Problem
 from ..kernel.text import json_may_hold_unstorable, nul_problems
 from ..ledger import book
@@ -77,6 +78,8 @@ def _check(payload: object, trusted: bool) -> tuple[list[Problem], str]:
         problems = validate_event(payload)
     if problems or not isinstance(payload, dict):
         return problems, text
+    if has_pan(text):  # a till that put the card number in a description: refused, never stored
+        return [Problem(find_pan(payload) or "(event)", REFUSED)], text
     if payload["type"] in EVENT_TYPES.platform_only and not trusted:
         return [Problem("type", f"{payload['type']!r} events are raised by `keepwell run-due`, not posted")], text
     reserved = EVENT_TYPES.reserved_prefixes

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .cards import mask
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -30,6 +32,10 @@ class Problem:
     path: str
     message: str
     file: str = ""
+
+    def __post_init__(self) -> None:  # a card number quoted back is masked
+        object.__setattr__(self, "path", mask(self.path))
+        object.__setattr__(self, "message", mask(self.message))
 
     def __str__(self) -> str:
         where = f"{self.file}: " if self.file else ""
@@ -43,6 +49,7 @@ class KeepwellError(Exception):
     code = "error"
 
     def __init__(self, message: str, **details: Any):
+        message = mask(message)  # no card number in an error message, wherever it is shown or logged
         super().__init__(message)
         self.message = message
         self.details = details

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from .cards import REFUSED, has_pan
 from .errors import InvalidDocument, Problem
 
 NUL = "\x00"
@@ -65,9 +66,12 @@ def depth_problem(doc: object, limit: int = MAX_DEPTH) -> Problem | None:
 
 
 def storable(field: str, value: str | None) -> str | None:
-    """Free text as stored; a NUL character or a lone surrogate is refused with the field's name."""
+    """Free text as stored; a NUL character, a lone surrogate or a card number is refused with
+    the field's name."""
     if value is not None:
         why = _unstorable(value)
         if why:
             raise InvalidDocument.field(field, why, f"the {field} {why.split(',')[0]}")
+        if has_pan(value):
+            raise InvalidDocument.field(field, REFUSED, f"the {field} {REFUSED}")
     return value

@@ -8,6 +8,7 @@ from typing import Any
 from ..billing import documents, invoices, payment_methods
 from ..billing.gateways import gateway
 from ..infra.context import Ctx
+from ..kernel.text import storable
 from . import due
 from .app import Keepwell, reading, use_case
 
@@ -44,6 +45,7 @@ def add_test_card(ctx: Ctx, customer: str, card: str, default: bool = False) -> 
 @use_case
 def add_card_token(ctx: Ctx, customer: str, gateway_name: str, token: str, default: bool = False) -> dict[str, Any]:
     """A card tokenised by a gateway's own page (the number never reaches Keepwell)."""
+    storable("token", token)  # a card number given as the token is refused, and not quoted back
     card = gateway(ctx, gateway_name).describe(ctx, token)
     return payment_methods.view(payment_methods.add(ctx, customer, gateway_name, card, default))
 

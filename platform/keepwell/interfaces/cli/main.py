@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ...infra.logs import mask_card_numbers
 from .common import Obj
 
 
@@ -23,6 +24,7 @@ from .common import Obj
 @click.pass_context
 def main(ctx: Any, company: str | None) -> None:
     """Keepwell: memberships and rewards for home-service contractors, configured by rulesets."""
+    mask_card_numbers()
     ctx.obj = Obj(company)
     ctx.call_on_close(ctx.obj.close)
 

@@ -11,6 +11,7 @@ from flask import Flask, jsonify, render_template_string, request, send_from_dir
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from ...infra.logs import mask_card_numbers
 from ...infra.settings import Settings
 from ...usecases import Keepwell, system
 from ..wiring import open_app
@@ -33,6 +34,7 @@ DOCS = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Keep
 
 def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | None = None,
                settings: Settings | None = None) -> Flask:
+    mask_card_numbers()  # no card number in any log line (access logs quote URLs)
     app = Flask(__name__)
     app.config.from_mapping(JSON_SORT_KEYS=False)
     if test_config:
