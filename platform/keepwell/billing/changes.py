@@ -135,10 +135,11 @@ def at_period_end(ctx: Ctx, s: BillingSchedule, m: Any) -> dict[str, Any] | None
     on = s.next_bill_on
     if s.ends_on is not None and on > s.ends_on:
         s.next_bill_on = NEVER
+        refund = s.ends_refund or "none"
+        why = "cancelled at the billing period's end" if refund == "none" else "cancelled with notice"
         return pipeline.post(ctx, {"id": f"period_end:cancelled:{m.id}:{s.ends_on.isoformat()}", "type": "cancelled",
                                    "customer": m.customer_id, "occurred_at": _noon(ctx, s.ends_on),
-                                   "data": {"membership": m.id, "reason": "cancelled at the billing period's end",
-                                            "refund": "none"}}, trusted=True)
+                                   "data": {"membership": m.id, "reason": why, "refund": refund}}, trusted=True)
     if s.change_to_tier:
         tier, s.change_to_tier = s.change_to_tier, None
         s.next_bill_on = NEVER

@@ -18,10 +18,13 @@ MOST_PERIODS = 120  # periods one unit catches up (a long-neglected schedule tak
 
 
 def _plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
+    # Periods begun, and memberships whose asked-for last day has passed (cancelled with notice).
     rows = ctx.session.execute(sa.select(BillingSchedule.membership_id, BillingSchedule.customer_id,
                                          BillingSchedule.next_bill_on)
                                .where(BillingSchedule.company_id == ctx.company.id,
-                                      BillingSchedule.next_bill_on <= as_of)
+                                      sa.or_(BillingSchedule.next_bill_on <= as_of,
+                                             sa.and_(BillingSchedule.ends_on < as_of,
+                                                     BillingSchedule.next_bill_on != changes.NEVER)))
                                .order_by(BillingSchedule.next_bill_on, BillingSchedule.membership_id))
     return [DueUnit("billing", f"due:billing:{mid}:{on.isoformat()}", cid, mid, as_of) for mid, cid, on in rows]
 
@@ -33,6 +36,9 @@ def _run(ctx: Ctx, unit: DueUnit) -> dict[str, Any]:
     m = memberships.get(ctx, s.membership_id)
     issued = 0
     for _ in range(MOST_PERIODS):
+        if s.ends_on is not None and s.ends_on < unit.as_of and s.ends_on < s.next_bill_on and m.status == "active":
+            changes.at_period_end(ctx, s, m)  # its last day has passed: it ends
+            break
         if s.next_bill_on > unit.as_of:
             break  # not begun yet
         if m.status != "active":

@@ -40,7 +40,7 @@ def schedule_billing(ctx: Ctx, event: PendingEvent, data: dict, local: date, mem
     row = {"membership_id": m.id, "company_id": ctx.company.id, "customer_id": m.customer_id, "cadence": cadence,
            "starts_on": local, "anchor_on": anchor_on, "anchor_day": anchor_day, "price_cents": to_cents(price),
            "currency": terms.currency, "proration": terms.billing_proration, "next_bill_on": local,
-           "ruleset": plan_ref, "payment_method_id": None, "change_to_tier": None, "ends_on": None,
+           "ruleset": plan_ref, "payment_method_id": None, "change_to_tier": None, "ends_on": None, "ends_refund": None,
            "replaces": None}
     if before is not None and before.company_id == ctx.company.id:
         # A change of tier: billing goes on from the old schedule, on its day, card and currency.

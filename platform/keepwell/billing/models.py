@@ -32,6 +32,7 @@ class BillingSchedule(Base):
     change_to_tier: Mapped[str | None] = mapped_column(sa.String(64))
     replaces: Mapped[str | None] = mapped_column(sa.String(40))  # the membership a change of tier ended
     ends_on: Mapped[date | None] = mapped_column(sa.Date)
+    ends_refund: Mapped[str | None] = mapped_column(sa.String(20))  # policy | none: what ending on ends_on refunds
 
 
 class Invoice(Base):

@@ -61,9 +61,14 @@ def preview(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any] | None:
     within = c.get("full_refund_within_days")
     invoices = [i for i in invoices if i.status in ("open", "paid")]  # not what was written off or voided
     current = current if current in invoices else None
-    if within is not None and (on - s.starts_on).days <= within:
-        back = sum(service_cents(ctx, i) for i in invoices)
-        how.update(policy="full_within_days", days_since_joining=(on - s.starts_on).days)
+    joined, chain = _joined(ctx, s)
+    if within is not None and (on - joined).days <= within:
+        # Every invoice since joining, those of the tiers it changed from included.
+        invoices = list(ctx.session.scalars(sa.select(Invoice).where(
+            Invoice.company_id == ctx.company.id, Invoice.membership_id.in_(chain),
+            Invoice.status.in_(("open", "paid"))).order_by(Invoice.number)))
+        back = sum(i.total_cents for i in invoices)
+        how.update(policy="full_within_days", days_since_joining=(on - joined).days)
     elif current is None:
         back = 0
         how["invoice"] = None
@@ -91,6 +96,18 @@ def preview(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any] | None:
             "computed": how, "refund_cents": max(net, 0),
             "from_invoices": [i.number for i in (invoices if how["policy"] == "full_within_days"
                                                  else [current] if current else [])]}
+
+
+def _joined(ctx: Ctx, s: BillingSchedule) -> tuple[date, list[str]]:
+    """The day the member joined (before any change of tier), and the memberships since."""
+    chain = [s.membership_id]
+    while s.replaces:
+        before = ctx.session.get(BillingSchedule, s.replaces)
+        if before is None:
+            break
+        s = before
+        chain.append(s.membership_id)
+    return s.starts_on, chain
 
 
 def give_back(ctx: Ctx, membership_id: str, on: date, reason: str) -> dict[str, Any] | None:

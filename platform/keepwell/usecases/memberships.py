@@ -65,21 +65,42 @@ def _notice(ctx: Ctx, m: Any, on: date) -> None:
                        f"last day is {earliest.isoformat()}")
 
 
+def _scheduled(ctx: Ctx, m: Any, on: date) -> dict[str, Any] | None:
+    """A last day beyond the days events may be dated ahead (notice given): a billed membership
+    ends then, refunded by its plan's terms; None when `on` can be done now."""
+    try:
+        limits.check_day(ctx.company, ctx.today(), on, "on")
+        return None
+    except InvalidDocument:
+        s = changes.schedule_of(ctx, m.id)
+        if s is None or on <= ctx.today():
+            raise
+    s.ends_on, s.ends_refund = on, "policy"
+    return {"membership": m.id, "status": m.status, "ends_on": on.isoformat(), "at": "now", "scheduled": True,
+            "currency": s.currency, "note": f"it stays active until {on.isoformat()}, then ends and is refunded by "
+            "the plan's cancellation terms"}
+
+
 @use_case
 def cancel(ctx: Ctx, membership_id: str, on: date, at: str | None = None) -> dict[str, Any]:
     """Cancel a membership on a date (company time), giving back what its plan's cancellation
-    terms say; or, `at="period_end"`, at the end of the billing period holding that date (nothing
-    prorated). A membership that is not active says why."""
-    limits.check_day(ctx.company, ctx.today(), on, "on")
+    terms say — a date ahead (notice given) ends it then; or, `at="period_end"`, at the end of
+    the billing period holding that date (nothing prorated). A membership that is not active
+    says why."""
     m = memberships.get(ctx, membership_id, lock=True)
     at = _at(at, "now")
     if m.status == "active":
         _notice(ctx, m, on)
+        if at == "now":
+            later = _scheduled(ctx, m, on)
+            if later is not None:
+                return later
+    limits.check_day(ctx.company, ctx.today(), on, "on")
     if at == "period_end" and m.status == "active":
         s = changes.schedule_of(ctx, m.id)
         if s is None:
             raise Declined("not_billed", f"membership {m.id} is not billed here: cancel it on its last day instead")
-        s.ends_on = changes.billing_period(s, on)[1]
+        s.ends_on, s.ends_refund = changes.billing_period(s, on)[1], "none"
         return {"membership": m.id, "status": m.status, "ends_on": s.ends_on.isoformat(), "at": at,
                 "refund": "0.00", "currency": s.currency,
                 "note": "it stays active to the end of the billing period it has paid for, then ends"}
@@ -203,8 +224,12 @@ def cancel_preview(ctx: Ctx, membership_id: str, on: date, at: str | None = None
     """What cancelling on `on` would do, changing nothing: the periods it closes first, the day
     it ends, what is left unused then (it does not carry over: a cancelled membership grants and
     charges nothing more), and what it gives back and how that is computed."""
-    limits.check_day(ctx.company, ctx.today(), on, "on")
     m = memberships.get(ctx, membership_id)
+    try:
+        limits.check_day(ctx.company, ctx.today(), on, "on")
+    except InvalidDocument:  # a last day ahead (notice) is fine for a billed membership
+        if changes.schedule_of(ctx, m.id) is None or on <= ctx.today():
+            raise
     if m.status != "active":
         raise Declined("not_active", f"membership {m.id} is {m.status}")
     at = _at(at, "now")

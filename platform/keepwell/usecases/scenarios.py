@@ -16,6 +16,11 @@ events, due work) and checks expectations on results, memberships and points. Va
         expect: {status: active, allowance: {balance: "500.00"}}
       - points: alice
         expect: {balance: 120}
+
+Billing steps: `payment_method: {customer, test_card, default, on, as}` (a sandbox card),
+`billing_run: DATE`, `change_tier: {membership, tier, on, at, as}`, `cancel: {membership, on,
+at, requested_on}` (the day it is asked, for notice), `cancel_preview: {...}` and
+`invoices: MEMBERSHIP|CUSTOMER` (answers `invoices` and `count`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 from ..kernel.clock import FixedClock
 from ..kernel.errors import InvalidDocument, KeepwellError, Problem
 from ..rulesets.documents import load_file
-from . import customers, due, events, memberships, rewards
+from . import billing, customers, due, events, memberships, rewards
 from .app import Keepwell
 
 
@@ -97,6 +102,10 @@ def _moment_of(step: dict, current: datetime) -> datetime:
         if isinstance(step.get("event"), dict) and step["event"].get("occurred_at"):
             return datetime.fromisoformat(str(step["event"]["occurred_at"])).astimezone(UTC)
         day = (step.get("enroll") or {}).get("on") if isinstance(step.get("enroll"), dict) else step.get("run_due")
+        day = day or step.get("billing_run")
+        for name in ("payment_method", "change_tier", "cancel", "cancel_preview"):
+            if isinstance(step.get(name), dict):  # the day it is asked (a cancellation with notice before its last day)
+                day = step[name].get("requested_on") or step[name].get("on") or day
         if day:
             return datetime.combine(date.fromisoformat(str(day)), time(12), tzinfo=UTC)
     except (TypeError, ValueError, OverflowError):
@@ -108,7 +117,8 @@ def _run_step(app: Keepwell, step: dict, ids: dict[str, str], company: str) -> d
     if "enroll" in step:
         e = dict(step["enroll"])
         result = memberships.enroll(app, company, ids[e["customer"]], e["plan"], date.fromisoformat(str(e["on"])),
-                                    tier=e.get("tier"), key=e.get("id"))
+                                    tier=e.get("tier"), key=e.get("id"), cadence=e.get("cadence"),
+                                    payment_method=ids.get(e.get("payment_method"), e.get("payment_method")))
         if e.get("as") and result.get("membership"):
             ids[e["as"]] = result["membership"]
         return result
@@ -128,4 +138,38 @@ def _run_step(app: Keepwell, step: dict, ids: dict[str, str], company: str) -> d
         return m
     if "points" in step:
         return rewards.points(app, company, ids.get(step["points"], step["points"]))
+    return _billing_step(app, step, ids, company)
+
+
+def _billing_step(app: Keepwell, step: dict, ids: dict[str, str], company: str) -> dict:
+    """Steps of a member's billing: cards, billing runs, changes of tier, cancellations, invoices."""
+    def day(d: dict, name: str = "on") -> date:
+        return date.fromisoformat(str(d[name]))
+
+    if "payment_method" in step:
+        p = dict(step["payment_method"])
+        pm = billing.add_test_card(app, company, ids[p["customer"]], p["test_card"], bool(p.get("default")))
+        if p.get("as"):
+            ids[p["as"]] = pm["id"]
+        return pm
+    if "billing_run" in step:
+        return billing.run(app, company, date.fromisoformat(str(step["billing_run"])))
+    if "change_tier" in step:
+        c = dict(step["change_tier"])
+        changed = memberships.change_tier(app, company, ids.get(c["membership"], c["membership"]), c["tier"], day(c),
+                                          c.get("at"))
+        if c.get("as"):
+            ids[c["as"]] = changed.membership
+        return changed.to_dict()
+    if "cancel" in step:
+        c = dict(step["cancel"])
+        return memberships.cancel(app, company, ids.get(c["membership"], c["membership"]), day(c), c.get("at"))
+    if "cancel_preview" in step:
+        c = dict(step["cancel_preview"])
+        return memberships.cancel_preview(app, company, ids.get(c["membership"], c["membership"]), day(c), c.get("at"))
+    if "invoices" in step:
+        owner = ids.get(step["invoices"], step["invoices"])
+        found = (billing.invoices_of(app, company, membership=owner) if owner.startswith("mem_")
+                 else billing.invoices_of(app, company, customer=owner))
+        return {"invoices": found, "count": len(found)}
     raise InvalidDocument.field("steps", f"unknown step {sorted(step)}", f"unknown step {sorted(step)}")

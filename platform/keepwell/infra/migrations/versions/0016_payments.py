@@ -23,6 +23,7 @@ def upgrade() -> None:
         t.add_column(sa.Column('payment_method_id', sa.String(length=40), nullable=True))
         t.add_column(sa.Column('change_to_tier', sa.String(length=64), nullable=True))
         t.add_column(sa.Column('ends_on', sa.Date(), nullable=True))
+        t.add_column(sa.Column('ends_refund', sa.String(length=20), nullable=True))
         t.add_column(sa.Column('replaces', sa.String(length=40), nullable=True))
     with op.batch_alter_table('invoices') as t:
         t.add_column(sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'))
@@ -123,5 +124,5 @@ def downgrade() -> None:
         for c in ('refunded_cents', 'paid_on', 'failed_on', 'next_attempt_on', 'attempts'):
             t.drop_column(c)
     with op.batch_alter_table('billing_schedules') as t:
-        for c in ('replaces', 'ends_on', 'change_to_tier', 'payment_method_id'):
+        for c in ('replaces', 'ends_refund', 'ends_on', 'change_to_tier', 'payment_method_id'):
             t.drop_column(c)
