@@ -50,7 +50,7 @@ def test_a_member_joining_mid_month_pays_the_days_to_the_billing_day_then_each_m
     assert (first["number"], first["status"], first["total"], first["amount_due"], first["currency"]) == (
         1, "open", "16.45", "16.45", "USD")
     assert first["lines"] == [{"kind": "proration", "description": "Comfort Club (Standard), monthly: 2026-03-15 to 2026-03-31 "
-                               "(17 of 31 days)", "amount": "16.45", "period_start": "2026-03-15",
+                               "(17 of 31 days)", "amount": "16.45", "tax": "0.00", "period_start": "2026-03-15",
                                "period_end": "2026-03-31"}]
     assert (second["number"], second["period_start"], second["period_end"], second["total"]) == (
         2, "2026-04-01", "2026-04-30", "30.00")

@@ -161,3 +161,33 @@ def test_notice_days_are_asked_for(cli, tmp_path):
     _cid, mid = start(cli, tmp_path, plan)
     r = cli("membership", "cancel", mid, "--on", "2026-11-10", expect=None)
     assert r.exit_code != 0 and "30 days' notice" in r.output
+
+
+def test_sales_tax_at_the_members_location_is_worked_out_per_line_and_refunded_with_what_it_was_on(cli, tmp_path):
+    loc = cli.out("locations", "add", "Denver", "--tax-rate", "8.81", "--tax-name", "Denver sales tax")
+    assert loc.startswith("loc_") and [x["tax_rate"] for x in cli.json("locations", "list")] == ["8.81"]
+    plan = copy.deepcopy(PLAN)
+    plan["spec"]["cancellation"] = {"refund": "prorated"}
+    cid, basic = start(cli, tmp_path, plan, on="2026-10-16")
+    cli("customers", "set", cid, "--location", "Denver", "--address", "1 Elm St, Denver CO")
+    bill(cli, "2026-11-01")
+    stub, november = cli.json("invoices", "list", basic)
+    # 10.00 x 16/31 = 5.16; tax 8.81% of 5.16 = 0.4546 -> 0.45, half-up on the line.
+    assert (stub["subtotal"], stub["tax"], stub["total"], stub["tax_rate"], stub["lines"][0]["tax"]) == (
+        "5.16", "0.45", "5.61", "8.81", "0.45")
+    assert (november["tax"], november["total"]) == ("0.88", "10.88")  # 0.881 -> 0.88
+    # An upgrade on 16 Nov: credit 5.00, charge 10.00, each line taxed on its own:
+    # 10.00 -> 0.881 -> 0.88 and -5.00 -> -0.4405 -> -0.44; due now 5.00 + 0.44.
+    moved = cli.json("membership", "change-tier", basic, "premium", "--on", "2026-11-16")
+    assert (moved["credit"], moved["charge"], moved["due_now"], moved["computed"]["tax"]) == (
+        "5.00", "10.00", "5.44", "0.44")
+    change = cli.json("invoices", "list", moved["membership"])[0]
+    assert [(x["amount"], x["tax"]) for x in change["lines"]] == [("10.00", "0.88"), ("-5.00", "-0.44")]
+    assert change["total"] == "5.44"
+    # Cancelling on the 20th gives back 10 of the 15 days invoiced (10.00 x 10/15 = 6.67) and
+    # the tax charged on them (8.81% of 6.67 = 0.5876 -> 0.59): 7.26, from the newest invoices first.
+    bill(cli, "2026-11-16")
+    done = cli.json("membership", "cancel", moved["membership"], "--on", "2026-11-20")
+    assert (done["refund"], done["refund_computed"]["tax"]) == ("7.26", "0.59")
+    assert [n["refunded"] for n in done["credit_notes"]] == ["5.44", "1.82"]
+    assert cli.json("customers", "list")[0]["service_address"] == "1 Elm St, Denver CO"

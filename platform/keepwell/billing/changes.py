@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from ..events import pipeline
 from ..infra.context import Ctx
 from ..kernel.errors import Declined
-from ..kernel.money import format_cents, share_of, to_cents
+from ..kernel.money import format_cents, share_of, tax_of, to_cents
 from ..memberships.terms import PlanTerms
 from . import invoices, refunds, schedule
 from .models import BillingSchedule, Invoice
@@ -75,8 +75,18 @@ def preview(ctx: Ctx, membership_id: str, old: PlanTerms, new: PlanTerms, on: da
         credit = share_of(charged, unused, inv_days)
         how.update(invoice=inv.number, invoiced=format_cents(charged), invoice_days=inv_days, days_unused=unused)
     charge = share_of(to_cents(price), (end - on).days + 1, (end - start).days + 1)
+    # With sales tax: each line of the change's invoice taxed on its own; a refund gives the
+    # tax charged on it back.
+    place = invoices.location_of(ctx, s.customer_id)
+    rate = place.tax_rate if place is not None else "0"
+    applied = min(credit, charge)
+    tax = tax_of(charge, rate) + tax_of(-applied, rate)
+    back = credit - charge + (tax_of(credit - charge, inv.tax_rate) if inv is not None and inv.tax_rate else 0)
+    if tax or (inv is not None and inv.tax_rate):
+        how.update(tax_rate=rate, tax=format_cents(tax))
     return {"credit": format_cents(credit), "charge": format_cents(charge),
-            "due_now": format_cents(max(charge - credit, 0)), "refund": format_cents(max(credit - charge, 0)),
+            "due_now": format_cents(max(charge - applied + tax, 0)), "refund": format_cents(max(back, 0)),
+            "refund_cents": max(back, 0),
             "currency": s.currency, "computed": how, "credit_cents": credit, "charge_cents": charge,
             "period_end": end, "invoice": inv}
 
@@ -102,7 +112,7 @@ def bill_change(ctx: Ctx, old_id: str, new_id: str, old: PlanTerms, new: PlanTer
     s_old.next_bill_on = NEVER
     out = {"invoice": inv.number if inv else None}
     if credit > charge and found["invoice"] is not None:
-        notes = refunds.pay_back(ctx, old_id, credit - charge, on, f"downgrade to {new.tier_name}", "tier",
+        notes = refunds.pay_back(ctx, old_id, found["refund_cents"], on, f"downgrade to {new.tier_name}", "tier",
                                  [found["invoice"].number])
         out["credit_notes"] = notes
     return out

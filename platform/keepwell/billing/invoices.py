@@ -8,11 +8,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..customers import locations
 from ..customers.models import Customer
 from ..infra.context import Ctx
 from ..infra.database import is_postgres
 from ..kernel.errors import InvalidDocument, NotFound
-from ..kernel.money import format_cents
+from ..kernel.money import format_cents, tax_of
 from ..messaging import outbox
 from . import documents, payments
 from .models import CreditNote, Invoice, InvoiceCounter, InvoiceLine, Payment
@@ -36,18 +37,30 @@ def next_number(ctx: Ctx) -> int:
     return row.last_number
 
 
+def location_of(ctx: Ctx, customer_id: str) -> Any:
+    """The location a customer is served at (its sales tax), if any."""
+    who = ctx.session.get(Customer, customer_id)
+    return locations.of_customer(ctx, who.location_id if who is not None else None)
+
+
 def issue(ctx: Ctx, key: str, membership_id: str, customer_id: str, currency: str, issued_on: date,
           lines: list[dict[str, Any]]) -> Invoice | None:
     """A finalised invoice of these lines (None when it exists already: billing twice bills once)."""
     if ctx.session.scalar(sa.select(Invoice.id).where(Invoice.company_id == ctx.company.id, Invoice.key == key)):
         return None
     subtotal = sum(line["amount_cents"] for line in lines)
-    tax = 0  # taxes per location come with locations
+    who = ctx.session.get(Customer, customer_id)
+    place = location_of(ctx, customer_id)
+    # Tax per line, at the rate of the location the member is served at, each rounded on its own.
+    rate = place.tax_rate if place is not None else "0"
+    lines = [{**line, "tax_cents": tax_of(line["amount_cents"], rate)} for line in lines]
+    tax = sum(line["tax_cents"] for line in lines)
     inv = Invoice(company_id=ctx.company.id, key=key, number=next_number(ctx), membership_id=membership_id,
                   customer_id=customer_id, status="open", currency=currency, issued_on=issued_on,
                   period_start=min(line["period_start"] for line in lines),
                   period_end=max(line["period_end"] for line in lines), subtotal_cents=subtotal, tax_cents=tax,
-                  total_cents=subtotal + tax, amount_due_cents=subtotal + tax)
+                  total_cents=subtotal + tax, amount_due_cents=subtotal + tax,
+                  tax_rate=rate if place is not None else None, tax_name=place.tax_name if place is not None else None)
     payments.start(inv)
     ctx.session.add(inv)
     ctx.session.flush()
@@ -55,7 +68,6 @@ def issue(ctx: Ctx, key: str, membership_id: str, customer_id: str, currency: st
     ctx.session.flush()
     # Sent to the member by email through the outbox, in this transaction (never for an invoice
     # rolled back); a member without an email address gets none (the invoice is there to read).
-    who = ctx.session.get(Customer, customer_id)
     if who is not None and who.email:
         shown = view(ctx, inv)
         outbox.add(ctx, key=f"invoice:{inv.number}", event_id=None, customer_id=customer_id, kind="notification",
@@ -67,8 +79,8 @@ def issue(ctx: Ctx, key: str, membership_id: str, customer_id: str, currency: st
 
 
 def view(ctx: Ctx, inv: Invoice) -> dict[str, Any]:
-    lines = ctx.session.scalars(sa.select(InvoiceLine).where(InvoiceLine.invoice_id == inv.id)
-                                .order_by(InvoiceLine.id))
+    lines = list(ctx.session.scalars(sa.select(InvoiceLine).where(InvoiceLine.invoice_id == inv.id)
+                                     .order_by(InvoiceLine.id)))
     return {"number": inv.number, "status": inv.status, "membership": inv.membership_id, "customer": inv.customer_id,
             "issued_on": inv.issued_on.isoformat() if inv.issued_on else None, "currency": inv.currency,
             "period_start": inv.period_start.isoformat(), "period_end": inv.period_end.isoformat(),
@@ -84,9 +96,12 @@ def view(ctx: Ctx, inv: Invoice) -> dict[str, Any]:
                               "amount": format_cents(n.amount_cents), "refunded": format_cents(n.refunded_cents)}
                              for n in ctx.session.scalars(sa.select(CreditNote).where(CreditNote.invoice_id == inv.id)
                                                           .order_by(CreditNote.number))],
+            "tax_rate": inv.tax_rate, "tax_name": inv.tax_name,
             "lines": [{"kind": x.kind, "description": x.description, "amount": format_cents(x.amount_cents),
+                       "tax": format_cents(x.tax_cents),
                        "period_start": x.period_start.isoformat(), "period_end": x.period_end.isoformat()}
                       for x in lines]}
+
 
 
 def listing(ctx: Ctx, membership: str | None = None, customer: str | None = None) -> list[dict[str, Any]]:

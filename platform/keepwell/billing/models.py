@@ -62,6 +62,8 @@ class Invoice(Base):
     failed_on: Mapped[date | None] = mapped_column(sa.Date)
     paid_on: Mapped[date | None] = mapped_column(sa.Date)
     refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    tax_rate: Mapped[str | None] = mapped_column(sa.String(12))  # percent, at the member's location (None: untaxed)
+    tax_name: Mapped[str | None] = mapped_column(sa.String(60))
 
 
 class InvoiceLine(Base):
@@ -73,6 +75,7 @@ class InvoiceLine(Base):
     amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
     period_start: Mapped[date] = mapped_column(sa.Date)
     period_end: Mapped[date] = mapped_column(sa.Date)
+    tax_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # the line's tax, rounded on its own
 
 
 class InvoiceCounter(Base):

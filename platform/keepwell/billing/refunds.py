@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..infra.context import Ctx
-from ..kernel.money import format_cents, share_of, to_cents
+from ..kernel.money import format_cents, share_of, tax_of, to_cents
 from ..ledger import VISITS
 from ..ledger.models import Account, LedgerEntry
 from ..memberships import memberships
@@ -91,6 +91,10 @@ def preview(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any] | None:
                 how.update(visits_used=taken, value_of_visits=format_cents(value))
                 used = max(used_days, value)
             back = max(invoiced - used, 0)
+        if current.tax_rate and back:  # the tax charged on what is given back goes back with it
+            tax_back = tax_of(back, current.tax_rate)
+            how.update(tax_rate=current.tax_rate, tax=format_cents(tax_back))
+            back += tax_back
     net = back - fee
     return {"refund": format_cents(max(net, 0)), "owed": format_cents(max(-net, 0)), "currency": s.currency,
             "computed": how, "refund_cents": max(net, 0),

@@ -88,6 +88,22 @@ class Customer(Base):
     phone: Mapped[str | None] = mapped_column(sa.String(32))
     external_id: Mapped[str | None] = mapped_column(sa.String(100))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # Where the work is done: the service address, at one of the company's locations (its tax).
+    location_id: Mapped[str | None] = mapped_column(sa.String(40))
+    service_address: Mapped[str | None] = mapped_column(sa.String(300))
+
+
+class Location(Base):
+    """A place a company serves, with the sales tax its invoices charge there (none: no tax)."""
+
+    __tablename__ = "locations"
+    __table_args__ = (sa.UniqueConstraint("company_id", "name", name="uq_locations_company_name"),)
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    company_id: Mapped[int] = mapped_column(BigId, index=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    tax_rate: Mapped[str] = mapped_column(sa.String(12), default="0")  # percent, e.g. "8.25"
+    tax_name: Mapped[str] = mapped_column(sa.String(60), default="Sales tax")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
 class ContactPreference(Base):

@@ -6,17 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..infra.settings import Settings
-from ..usecases import Keepwell
+from ..usecases import Keepwell, billing
 from ..usecases.messaging import Channel, ChannelSettings, channels_from
 
 
 def gateways(settings: Settings) -> dict[str, Any]:
     """The payment gateways beside the sandbox: Stripe when a key is set."""
-    if not settings.stripe_api_key:
-        return {}
-    from ..billing.stripe_gateway import StripeGateway
-
-    return {"stripe": StripeGateway(settings.stripe_api_key, settings.stripe_api_base, settings.http_timeout)}
+    return billing.gateways(settings.stripe_api_key, settings.stripe_api_base, settings.http_timeout)
 
 
 def open_app(settings: Settings) -> Keepwell:

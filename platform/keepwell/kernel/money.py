@@ -40,6 +40,12 @@ def percent_of(cents: int, percent: str | Decimal) -> int:
     return int((Decimal(cents) * Decimal(str(percent)) / 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
+def tax_of(cents: int, rate_percent: str | Decimal) -> int:
+    """Tax at a rate (percent) on one line, rounded once, half-up to the cent (a credit line's
+    tax is the same figure, negative)."""
+    return int((Decimal(cents) * Decimal(str(rate_percent)) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
 def share_of(cents: int, part: int, whole: int) -> int:
     """`part`/`whole` of an amount (days of a period, say), rounded once, half-up, to the cent."""
     if whole <= 0:

@@ -12,8 +12,17 @@ from ..kernel.text import storable
 from . import due
 from .app import Keepwell, reading, use_case
 
-__all__ = ["add_test_card", "invoice", "invoices_of", "payment_methods_of", "remove_payment_method", "run",
-           "set_default_payment_method"]
+__all__ = ["add_card_token", "add_test_card", "gateways", "invoice", "invoice_document", "invoices_of",
+           "payment_methods_of", "remove_payment_method", "run", "set_default_payment_method"]
+
+
+def gateways(stripe_api_key: str | None, stripe_api_base: str, timeout: float) -> dict[str, Any]:
+    """The payment gateways beside the built-in sandbox: Stripe when a key is given."""
+    if not stripe_api_key:
+        return {}
+    from ..billing.stripe_gateway import StripeGateway
+
+    return {"stripe": StripeGateway(stripe_api_key, stripe_api_base, timeout)}
 
 
 def run(app: Keepwell, company: str, as_of: date) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import click
 from ...kernel.errors import Conflict, Declined
 from ...usecases import billing, memberships, rewards
 from ...usecases import customers as customers_uc
+from ...usecases import locations as locations_uc
 from .common import Obj, emit, handled, json_option, parse_date
 
 CHANNELS = click.Choice(["email", "sms", "webhook"])
@@ -28,11 +29,15 @@ def customers() -> None:
 @click.option("--email", default=None)
 @click.option("--phone", default=None, help="For SMS, e.g. +15551234567.")
 @click.option("--external-id", default=None, help="The id another system (your POS) knows them by.")
+@click.option("--location", default=None, help="The location they are served at (id or name): its sales tax.")
+@click.option("--address", "service_address", default=None, help="The service address.")
 @click.pass_obj
 @handled
-def customers_add(obj: Obj, name: str, email: str | None, phone: str | None, external_id: str | None) -> None:
+def customers_add(obj: Obj, name: str, email: str | None, phone: str | None, external_id: str | None,
+                  location: str | None, service_address: str | None) -> None:
     """Add a customer; prints its id."""
-    click.echo(customers_uc.add_customer(obj.app, obj.company, name, email, phone, external_id))
+    click.echo(customers_uc.add_customer(obj.app, obj.company, name, email, phone, external_id, location,
+                                         service_address))
 
 
 @customers.command("set")
@@ -43,13 +48,17 @@ def customers_add(obj: Obj, name: str, email: str | None, phone: str | None, ext
 @click.option("--opt-out", "opt_out", multiple=True, type=CHANNELS, help="Stop messages on a channel.")
 @click.option("--opt-in", "opt_in", multiple=True, type=CHANNELS, help="Allow a channel again.")
 @click.option("--external-id", default=None, help="The id another system (your POS) knows them by.")
+@click.option("--location", default=None, help="The location they are served at (id or name; \"\" for none).")
+@click.option("--address", "service_address", default=None, help="The service address.")
 @click.pass_obj
 @handled
 def customers_set(obj: Obj, customer: str, name: str | None, email: str | None, phone: str | None,
-                  opt_out: tuple[str, ...], opt_in: tuple[str, ...], external_id: str | None) -> None:
-    """Change a customer's contact details, external id and channel preferences."""
+                  opt_out: tuple[str, ...], opt_in: tuple[str, ...], external_id: str | None, location: str | None,
+                  service_address: str | None) -> None:
+    """Change a customer's contact details, external id, location, address and channel preferences."""
     click.echo(customers_uc.update_customer(obj.app, obj.company, customer, name=name, email=email, phone=phone,
-                                            opt_out=opt_out, opt_in=opt_in, external_id=external_id))
+                                            opt_out=opt_out, opt_in=opt_in, external_id=external_id,
+                                            location=location, service_address=service_address))
 
 
 @customers.command("list")
@@ -402,4 +411,32 @@ def payment_methods_remove(obj: Obj, payment_method: str, as_json: bool) -> None
     emit(billing.remove_payment_method(obj.app, obj.company, payment_method), as_json, _card_line)
 
 
-COMMANDS = [customers, enroll, membership, points, statement, billing_group, invoices_group, payment_methods_group]
+@click.group("locations")
+def locations_group() -> None:
+    """The places the company serves, each with its sales tax."""
+
+
+@locations_group.command("add")
+@click.argument("name")
+@click.option("--tax-rate", default="0", show_default=True, help="Sales tax in percent, e.g. 8.25.")
+@click.option("--tax-name", default=None, help="What invoices call the tax (default: Sales tax).")
+@json_option
+@click.pass_obj
+@handled
+def locations_add(obj: Obj, name: str, tax_rate: str, tax_name: str | None, as_json: bool) -> None:
+    """Add a location; prints its id."""
+    emit(locations_uc.add_location(obj.app, obj.company, name, tax_rate, tax_name), as_json,
+         lambda r: click.echo(r["id"]))
+
+
+@locations_group.command("list")
+@json_option
+@click.pass_obj
+@handled
+def locations_list(obj: Obj, as_json: bool) -> None:
+    emit(locations_uc.list_locations(obj.app, obj.company), as_json, lambda rows: [
+        click.echo(f"{r['id']}  {r['name']}  {r['tax_name']} {r['tax_rate']}%") for r in rows])
+
+
+COMMANDS = [locations_group, customers, enroll, membership, points, statement, billing_group, invoices_group,
+            payment_methods_group]

@@ -26,6 +26,7 @@ from ...usecases import (
     customers,
     events,
     idempotency,
+    locations,
     memberships,
     messaging,
     packs,
@@ -226,7 +227,7 @@ def _event_answer(result: dict[str, Any]) -> Response:
 def add_customer() -> ResponseReturnValue:
     body = validated("CustomerIn", _body())
     cid = customers.add_customer(keepwell(), g.company, body["name"], body.get("email"), body.get("phone"),
-                                 body.get("external_id"))
+                                 body.get("external_id"), body.get("location"), body.get("service_address"))
     return jsonify(customers.get_customer(keepwell(), g.company, cid)), 201
 
 
@@ -259,7 +260,8 @@ def update_customer(customer_id: str) -> ResponseReturnValue:
     body = validated("CustomerUpdate", _body())
     customers.update_customer(keepwell(), g.company, customer_id, name=body.get("name"), email=body.get("email"),
                               phone=body.get("phone"), external_id=body.get("external_id"),
-                              opt_out=tuple(body.get("opt_out") or ()), opt_in=tuple(body.get("opt_in") or ()))
+                              opt_out=tuple(body.get("opt_out") or ()), opt_in=tuple(body.get("opt_in") or ()),
+                              location=body.get("location"), service_address=body.get("service_address"))
     return jsonify(customers.get_customer(keepwell(), g.company, customer_id))
 
 
@@ -357,6 +359,21 @@ def default_payment_method(payment_method_id: str) -> ResponseReturnValue:
 @needs("customers:write")
 def remove_payment_method(payment_method_id: str) -> ResponseReturnValue:
     return jsonify(billing.remove_payment_method(keepwell(), g.company, payment_method_id))
+
+
+@bp.get("/locations")
+@needs("read")
+def list_locations() -> ResponseReturnValue:
+    return jsonify({"locations": locations.list_locations(keepwell(), g.company)})
+
+
+@bp.post("/locations")
+@needs("admin")
+@idempotent
+def add_location() -> ResponseReturnValue:
+    body = validated("LocationIn", _body())
+    return jsonify(locations.add_location(keepwell(), g.company, body["name"], body.get("tax_rate", "0"),
+                                          body.get("tax_name"))), 201
 
 
 @bp.post("/billing/run")

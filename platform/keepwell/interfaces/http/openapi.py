@@ -32,7 +32,9 @@ PROBLEM = {
 CUSTOMER = {"type": "object", "required": ["id", "name"], "properties": {
     "id": {"type": "string"}, "name": {"type": "string"}, "email": {"type": ["string", "null"]},
     "phone": {"type": ["string", "null"], "description": "E.164"},
-    "external_id": {"type": ["string", "null"], "description": "The id another system knows them by"}}}
+    "external_id": {"type": ["string", "null"], "description": "The id another system knows them by"},
+    "location": {"type": ["string", "null"], "description": "The location they are served at (its sales tax)"},
+    "service_address": {"type": ["string", "null"]}}}
 CUSTOMER_PAGE = {"type": "object", "required": ["customers", "limit"], "properties": {
     "customers": {"type": "array", "items": {"$ref": "#/components/schemas/Customer"}},
     "limit": {"type": "integer"}, "has_more": {"type": "boolean"},

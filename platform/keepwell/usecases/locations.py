@@ -1,0 +1,21 @@
+"""Locations: the places a company serves, with their sales tax."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..customers import locations
+from ..infra.context import Ctx
+from .app import reading, use_case
+
+__all__ = ["add_location", "list_locations"]
+
+
+@use_case
+def add_location(ctx: Ctx, name: str, tax_rate: str = "0", tax_name: str | None = None) -> dict[str, Any]:
+    return locations.view(locations.add(ctx, name, tax_rate, tax_name))
+
+
+@reading
+def list_locations(ctx: Ctx) -> list[dict[str, Any]]:
+    return locations.listing(ctx)
