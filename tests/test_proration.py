@@ -159,8 +159,10 @@ def test_notice_days_are_asked_for(cli, tmp_path):
     plan = copy.deepcopy(PLAN)
     plan["spec"]["cancellation"] = {"notice_days": 30}
     _cid, mid = start(cli, tmp_path, plan)
-    r = cli("membership", "cancel", mid, "--on", "2026-11-10", expect=None)
+    today = cli.json("clock", "show")["today"]
+    r = cli("membership", "cancel", mid, "--on", today, expect=None)
     assert r.exit_code != 0 and "30 days' notice" in r.output
+    assert cli.json("membership", "show", mid)["status"] == "active"
 
 
 def test_sales_tax_at_the_members_location_is_worked_out_per_line_and_refunded_with_what_it_was_on(cli, tmp_path):

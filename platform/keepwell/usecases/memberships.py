@@ -56,11 +56,12 @@ def _at(at: str | None, default: str) -> str:
 
 
 def _notice(ctx: Ctx, m: Any, on: date) -> None:
-    """A plan asking for notice: the last day is at least that many days after today."""
+    """A plan asking for notice: the last day is at least that many days after today. (A last
+    day already past is the contractor recording a cancellation that happened: no notice.)"""
     terms = memberships.plan_of(ctx, m)[1]
     days = int(terms.cancellation.get("notice_days", 0))
     earliest = ctx.today() + timedelta(days=days)
-    if days and on < earliest:
+    if days and ctx.today() <= on < earliest:
         raise Declined("notice_required", f"{terms.plan_name} asks for {days} days' notice to cancel: the earliest "
                        f"last day is {earliest.isoformat()}")
 
