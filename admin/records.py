@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from keepwell.kernel.errors import InvalidDocument, KeepwellError, NotFound
 from keepwell.kernel.exports import csv_text
-from keepwell.usecases import Keepwell, companies, customers, lists, memberships
+from keepwell.usecases import Keepwell, billing, companies, customers, lists, memberships
 from keepwell.usecases.lists import ListQuery, Page
 from keepwell.usecases.users import SignedIn
 
@@ -99,6 +99,12 @@ def _link(endpoint: str, text: str, **values: Any) -> Markup:
     return Markup('<a href="{}">{}</a>').format(url_for(endpoint, **values), text)
 
 
+TEST_CARDS = (("success", "Always succeeds (4242)"), ("decline", "Declined, retried (0002)"),
+              ("insufficient_funds", "Insufficient funds, retried (9995)"), ("expired", "Expired, never retried (0069)"),
+              ("hard_decline", "Stolen card, never retried (0019)"),
+              ("network_error", "Charged, answer lost (0259)"))
+
+
 class CustomersView(ListView):
     title = "Customers"
     fetch = staticmethod(lists.customers)
@@ -122,10 +128,36 @@ class CustomersView(ListView):
     @expose("/details/")
     def details_view(self) -> Any:
         found = self._customer(request.args.get("id", ""))
-        return self.render("keepwell/details.html", title="Customers", record=found, name=found["name"],
-                           back=url_for(".index_view"),
+        user = self.user()
+        cards = billing.payment_methods_of(keepwell(), user.company_slug, found["id"])
+        invoices = billing.invoices_of(keepwell(), user.company_slug, customer=found["id"])
+        return self.render("keepwell/customer.html", title="Customers", record=found, name=found["name"],
+                           back=url_for(".index_view"), cards=cards, invoices=invoices, user=user,
+                           test_cards=TEST_CARDS,
                            links=[("Memberships", url_for("memberships.index_view", customer=found["id"]))],
-                           edit=url_for(".edit_view", id=found["id"]) if self.user().can_edit else None)
+                           edit=url_for(".edit_view", id=found["id"]) if user.can_edit else None)
+
+    @expose("/cards/<customer_id>", methods=["POST"])
+    @editor_only
+    def cards(self, customer_id: str) -> Any:
+        """Add a sandbox test card, make a card the default, or remove one."""
+        user, action = self.user(), request.form.get("action", "")
+        try:
+            if action == "add":
+                pm = billing.add_test_card(keepwell(), user.company_slug, customer_id, request.form.get("card", ""),
+                                           bool(request.form.get("default")))
+                flash(f"Card added: {pm['label']}.", "success")
+            elif action == "default":
+                pm = billing.set_default_payment_method(keepwell(), user.company_slug, request.form.get("pm", ""))
+                flash(f"{pm['label']} is the default card.", "success")
+            elif action == "remove":
+                pm = billing.remove_payment_method(keepwell(), user.company_slug, request.form.get("pm", ""))
+                flash(f"{pm['label']} removed.", "success")
+        except NotFound:
+            abort(404)
+        except KeepwellError as exc:
+            flash(f"Not done: {exc.message}", "error")
+        return redirect(url_for(".details_view", id=customer_id))
 
     @expose("/new/", methods=["GET", "POST"])
     def create_view(self) -> Any:
@@ -203,16 +235,63 @@ class MembershipsView(ListView):
             today = companies.today(keepwell(), user.company_slug)
             tiers = memberships.tiers_in_force(keepwell(), user.company_slug, membership_id, today) \
                 if view["status"] == "active" else []
+            invoices = billing.invoices_of(keepwell(), user.company_slug, membership=membership_id)
         except NotFound:
             abort(404)
-        return self.render("keepwell/membership.html", m=view, user=user, tiers=tiers, today=today.isoformat())
+        return self.render("keepwell/membership.html", m=view, user=user, tiers=tiers, today=today.isoformat(),
+                           invoices=invoices)
+
+    @expose("/invoice/<int:number>.pdf")
+    def invoice_pdf(self, number: int) -> Any:
+        """An invoice (a receipt once paid) as a PDF, to download or print."""
+        try:
+            pdf = billing.invoice_document(keepwell(), self.user().company_slug, number, "pdf")
+        except NotFound:
+            abort(404)
+        return Response(pdf, mimetype="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="invoice-{number}.pdf"'})
+
+    @expose("/cancel/<membership_id>", methods=["GET"])
+    @editor_only
+    def cancel_confirm(self, membership_id: str) -> Any:
+        """What cancelling would do and refund, shown before it is confirmed."""
+        user = self.user()
+        on, at = self._on(), request.args.get("at") or "now"
+        if on is None:
+            return redirect(url_for(".show", membership_id=membership_id))
+        try:
+            preview = memberships.cancel_preview(keepwell(), user.company_slug, membership_id, on, at)
+        except NotFound:
+            abort(404)
+        except KeepwellError as exc:
+            flash(f"Not possible: {exc.message}", "error")
+            return redirect(url_for(".show", membership_id=membership_id))
+        return self.render("keepwell/cancel_confirm.html", p=preview, on=on.isoformat(), at=at,
+                           membership_id=membership_id)
+
+    @expose("/upgrade/<membership_id>", methods=["GET"])
+    @editor_only
+    def upgrade_confirm(self, membership_id: str) -> Any:
+        """What changing tier would credit, charge and ask now, shown before it is confirmed."""
+        user = self.user()
+        on, at, tier = self._on(), request.args.get("at") or None, request.args.get("tier", "")
+        if on is None:
+            return redirect(url_for(".show", membership_id=membership_id))
+        try:
+            preview = memberships.change_tier_preview(keepwell(), user.company_slug, membership_id, tier, on, at)
+        except NotFound:
+            abort(404)
+        except KeepwellError as exc:
+            flash(f"Not possible: {exc.message}", "error")
+            return redirect(url_for(".show", membership_id=membership_id))
+        return self.render("keepwell/tier_confirm.html", p=preview, on=on.isoformat(), membership_id=membership_id)
 
     @expose("/enroll", methods=["GET", "POST"])
     def enroll(self) -> Any:
         user = self.user()
         today = companies.today(keepwell(), user.company_slug)
         form = {"customer": request.values.get("customer", ""), "plan": request.values.get("plan", ""),
-                "on": request.values.get("on", today.isoformat())}
+                "on": request.values.get("on", today.isoformat()), "cadence": request.values.get("cadence", "")}
         errors: dict[str, str] = {}
         on = today
         if request.method == "POST":
@@ -228,7 +307,7 @@ class MembershipsView(ListView):
             if not errors:
                 try:
                     result = memberships.enroll(keepwell(), user.company_slug, form["customer"], plan, on,
-                                                tier=tier or None)
+                                                tier=tier or None, cadence=form["cadence"] or None)
                 except InvalidDocument as exc:  # each problem beside its field
                     for p in exc.problems:
                         errors[p.path if p.path in form else "form"] = p.message
@@ -236,7 +315,8 @@ class MembershipsView(ListView):
                     errors["form"] = exc.message
                 else:
                     if result.get("status") == "declined":
-                        errors["form"] = result.get("message") or result.get("reason") or "declined"
+                        where = "cadence" if result.get("reason") == "cadence_not_offered" else "form"
+                        errors[where] = result.get("message") or result.get("reason") or "declined"
                     else:
                         flash(f"Enrolled: membership {result['membership']}.", "success")
                         return redirect(url_for(".show", membership_id=result["membership"]))
@@ -246,7 +326,7 @@ class MembershipsView(ListView):
 
     def _on(self) -> date | None:
         try:
-            return date.fromisoformat(request.form.get("on") or
+            return date.fromisoformat(request.values.get("on") or
                                       companies.today(keepwell(), self.user().company_slug).isoformat())
         except ValueError:
             flash("Enter a date (YYYY-MM-DD).", "error")
@@ -259,7 +339,8 @@ class MembershipsView(ListView):
         on = self._on()
         if on is not None:
             try:
-                result = memberships.cancel(keepwell(), user.company_slug, membership_id, on)
+                result = memberships.cancel(keepwell(), user.company_slug, membership_id, on,
+                                            request.form.get("at") or None)
             except NotFound:
                 abort(404)
             except KeepwellError as exc:
@@ -267,8 +348,12 @@ class MembershipsView(ListView):
             else:
                 if result.get("status") == "declined":
                     flash(f"Not done: {result.get('message') or result.get('reason')}", "error")
+                elif result.get("ends_on") and result.get("status") == "active":
+                    flash(f"The membership ends on {result['ends_on']}.", "success")
                 else:
-                    flash("Membership cancelled.", "success")
+                    refund = result.get("refund")
+                    flash("Membership cancelled." + (f" Refunded {refund} {result.get('currency', '')} to the card."
+                                                     if refund and refund != "0.00" else ""), "success")
         return redirect(url_for(".show", membership_id=membership_id))
 
     @expose("/upgrade/<membership_id>", methods=["POST"])
@@ -282,13 +367,18 @@ class MembershipsView(ListView):
             return redirect(url_for(".show", membership_id=membership_id))
         try:
             changed = memberships.change_tier(keepwell(), user.company_slug, membership_id,
-                                              request.form.get("tier", ""), on)
+                                              request.form.get("tier", ""), on, request.form.get("at") or None)
         except NotFound:
             abort(404)
         except KeepwellError as exc:
             flash(f"Not done: {exc.message}", "error")
         else:
-            flash(f"Moved to tier {changed.tier}.", "success")
+            if changed.cancelled is None:
+                flash(f"Moves to tier {changed.tier} on {changed.effective_on}, when the billing period ends.",
+                      "success")
+                return redirect(url_for(".show", membership_id=membership_id))
+            due = (changed.billing or {}).get("due_now")
+            flash(f"Moved to tier {changed.tier}." + (f" Due now: {due}." if due else ""), "success")
             return redirect(url_for(".show", membership_id=changed.membership))
         return redirect(url_for(".show", membership_id=membership_id))
 

@@ -437,3 +437,41 @@ def test_simulate_a_saved_draft_over_an_uploaded_sample_file(site):
     bad = b.client.post(url, data={"from": "2026-01-01", "to": "2026-03-01", "csrf_token": b.token(url),
                                    "events": (io.BytesIO(b"{not json"), "bad.jsonl")}, content_type="multipart/form-data")
     assert "could not be read" in bad.get_data(as_text=True)
+
+
+def test_billing_in_the_admin_cards_invoices_and_what_cancelling_refunds_before_confirming(site):
+    app, svc = site
+    install_hvac(svc)
+    cid = svc.add_customer("Bea Billing", "bea@example.com")
+    b = signed_in(app)
+    page = f"/admin/customers/details/?id={cid}"
+    assert "No card on file" in b.get(page).get_data(as_text=True)
+    b.post(f"/admin/customers/cards/{cid}", {"action": "add", "card": "success"}, token_from=page)
+    shown = b.get(page).get_data(as_text=True)
+    assert "Visa ending 4242" in shown and "default" in shown
+    on = date(2026, 10, 16).isoformat()
+    r = b.post("/admin/memberships/enroll", {"customer": cid, "plan": "hvac-comfort-club|basic", "on": on,
+                                             "cadence": "monthly"}, token_from="/admin/memberships/enroll")
+    assert r.status_code == 302
+    mid = r.headers["Location"].rsplit("/", 1)[1]
+    from keepwell.usecases import billing
+    billing.run(svc, "default", date(2026, 11, 1))
+    m_page = b.get(f"/admin/memberships/show/{mid}").get_data(as_text=True)
+    assert 'id="invoices"' in m_page and "Paid" in m_page
+    pdf = b.get("/admin/memberships/invoice/1.pdf")
+    assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"
+    # Cancelling shows the refund first (nothing changes), then does it on confirmation.
+    preview = b.get(f"/admin/memberships/cancel/{mid}?on=2026-11-10&at=now").get_data(as_text=True)
+    # Within 30 days of joining (16 Oct) the Comfort Club gives back everything: 7.72 for 16-31 Oct
+    # (14.95 x 16/31) and 14.95 for November.
+    found = re.search(r"id=\"refund\">([^<]*)<", preview)
+    assert found is not None, re.findall(r"alert[^>]*>[^<]*", preview)
+    assert found.group(1) == "22.67 USD" and "In full (within the days after joining)" in preview
+    assert svc.membership(mid)["status"] == "active"
+    r = b.post(f"/admin/memberships/cancel/{mid}", {"on": "2026-11-10", "at": "now"},
+               token_from=f"/admin/memberships/cancel/{mid}?on=2026-11-10&at=now")
+    assert svc.membership(mid)["status"] == "cancelled"
+    shown = b.get(f"/admin/memberships/show/{mid}").get_data(as_text=True)
+    assert "Refunded 22.67" in shown and "cancelled" in shown
+    other = signed_in(app, "owner@other.example")
+    assert other.get("/admin/memberships/invoice/1.pdf").status_code == 404
