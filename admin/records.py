@@ -100,7 +100,8 @@ def _link(endpoint: str, text: str, **values: Any) -> Markup:
 
 
 TEST_CARDS = (("success", "Always succeeds (4242)"), ("decline", "Declined, retried (0002)"),
-              ("insufficient_funds", "Insufficient funds, retried (9995)"), ("expired", "Expired, never retried (0069)"),
+              ("insufficient_funds", "Insufficient funds, retried (9995)"),
+              ("expired", "Expired, never retried (0069)"),
               ("hard_decline", "Stolen card, never retried (0019)"),
               ("network_error", "Charged, answer lost (0259)"))
 
