@@ -193,3 +193,22 @@ def test_sales_tax_at_the_members_location_is_worked_out_per_line_and_refunded_w
     assert (done["refund"], done["refund_computed"]["tax"]) == ("7.26", "0.59")
     assert [n["refunded"] for n in done["credit_notes"]] == ["5.44", "1.82"]
     assert cli.json("customers", "list")[0]["service_address"] == "1 Elm St, Denver CO"
+
+
+def test_changing_tier_counts_what_was_used_this_period(cli, tmp_path):
+    plan = copy.deepcopy(PLAN)
+    plan["spec"]["allowance"]["overdraft"] = {"limit": "20.00"}
+    plan["spec"]["tiers"][0]["allowance_amount"] = "150.00"  # basic: more allowance than premium's 100.00
+    cid, basic = start(cli, tmp_path, plan)
+    cli.post(event("till-1", "purchase", cid, "2026-11-05", amount="120.00", pay_with="membership"),
+             event("visit-1", "service_completed", cid, "2026-11-06", service_code="TUNE"))
+    moved = cli.json("membership", "change-tier", basic, "premium", "--on", "2026-11-16")
+    now = cli.json("membership", "show", moved["membership"])
+    # Premium's 100.00 less the 120.00 spent on Basic: nothing left, 20.00 carried as overdraft used.
+    a = now["allowance"]
+    assert (a["balance"], a["overdraft_used"], a["overdraft_left"]) == ("0.00", "20.00", "0.00")
+    assert [(s["code"], s["used"], s["left"]) for s in now["services"]] == [("TUNE", 1, 1)]
+    # Changing back does not hand out Basic's 150.00 again: 150.00 less the 120.00 spent.
+    back = cli.json("membership", "change-tier", moved["membership"], "basic", "--on", "2026-11-20")
+    again = cli.json("membership", "show", back["membership"])["allowance"]
+    assert (again["balance"], again["overdraft_used"]) == ("30.00", "0.00")

@@ -14,7 +14,7 @@ from ..kernel.money import format_cents, percent_of, to_cents
 from ..kernel.periods import period_start
 from ..ledger import Posting, book
 from ..rulesets.event_types import EVENT_TYPES, REASON, STRING, common, data_schema
-from . import allowance, entitlements, memberships, moves, renewal
+from . import allowance, carry, entitlements, memberships, moves, renewal
 from .models import Membership
 from .terms import PlanTerms
 
@@ -214,8 +214,16 @@ def enrolled(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str
     m = memberships.enroll(ctx, customer(ctx, event.customer_id), data["plan"], data.get("tier"), local, event.id,
                            allow_second=bool(data.get("allow_second")))
     ctx.unit.set(event, "membership_id", m.id)
-    return {"membership": m.id, "plan": memberships.plan_of(ctx, m)[0], "tier": m.tier,
-            "expires_on": m.expires_on.isoformat()}
+    out = {"membership": m.id, "plan": memberships.plan_of(ctx, m)[0], "tier": m.tier,
+           "expires_on": m.expires_on.isoformat()}
+    if data.get("replaces"):  # a change of tier: what was used this period on the old tier counts
+        old = memberships.get(ctx, data["replaces"])
+        if old.customer_id != event.customer_id:
+            raise Declined("wrong_customer", f"membership {old.id} belongs to another customer")
+        plan_ref, terms = memberships.plan_of(ctx, m)
+        out["carried"] = carry.carry_usage(ctx, old, memberships.plan_of(ctx, old)[1], m, terms,
+                                           Posting(event.id, plan_ref, "", local, m.current_period))
+    return out
 
 
 def _own_membership(ctx: Ctx, event: PendingEvent, data: dict) -> Membership:
