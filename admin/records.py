@@ -148,6 +148,10 @@ class CustomersView(ListView):
                 pm = billing.add_test_card(keepwell(), user.company_slug, customer_id, request.form.get("card", ""),
                                            bool(request.form.get("default")))
                 flash(f"Card added: {pm['label']}.", "success")
+            elif action == "token":  # back from the sandbox's card page, with its token
+                pm = billing.add_card_token(keepwell(), user.company_slug, customer_id, "sandbox",
+                                            request.form.get("token", ""))
+                flash(f"Card added: {pm['label']}.", "success")
             elif action == "default":
                 pm = billing.set_default_payment_method(keepwell(), user.company_slug, request.form.get("pm", ""))
                 flash(f"{pm['label']} is the default card.", "success")

@@ -93,6 +93,9 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
     )
     csrf.init_app(app)
     csrf.exempt(api_bp)  # bearer keys, no cookies: CSRF cannot ride on them
+    # The sandbox's card page stands for a payment provider's own page: it changes nothing here
+    # (a card becomes a token, handed back to the page that asked, whose form carries the CSRF token).
+    csrf.exempt("keepwell.interfaces.http.sandbox.card_page")
     app.register_error_handler(CSRFError, lambda e: (render_template(
         "keepwell/error.html", title="This form has expired",
         message="The page was open too long or came from elsewhere. Go back, reload it and try again."), 400))

@@ -475,3 +475,27 @@ def test_billing_in_the_admin_cards_invoices_and_what_cancelling_refunds_before_
     assert "Refunded 22.67" in shown and "cancelled" in shown
     other = signed_in(app, "owner@other.example")
     assert other.get("/admin/memberships/invoice/1.pdf").status_code == 404
+
+
+def test_a_card_typed_on_the_sandbox_card_page_comes_back_as_a_token(site):
+    app, svc = site
+    cid = svc.add_customer("Cy Card")
+    b = signed_in(app)
+    page = b.get(f"/admin/customers/details/?id={cid}").get_data(as_text=True)
+    link = re.search(r'href="(/sandbox/card\?[^"]+)" id="card-page"', page).group(1).replace("&amp;", "&")
+    form = b.get(link).get_data(as_text=True)
+    assert 'name="number"' in form
+    fields = dict(re.findall(r'<input type="hidden" name="(return_to|state)" value="([^"]*)"', form))
+    bad = b.client.post("/sandbox/card", data={**fields, "number": "4242 4242 4242 4241", "exp_month": "12",
+                                               "exp_year": "2031", "cvc": "123"})
+    assert bad.status_code == 422 and "not a valid card number" in bad.get_data(as_text=True)
+    ok = b.client.post("/sandbox/card", data={**fields, "number": "4000 0000 0000 9995", "exp_month": "12",
+                                              "exp_year": "2031", "cvc": "123"}).get_data(as_text=True)
+    assert "Visa ending 9995" in ok and "value=\"4000" not in ok  # the number is not sent back
+    action = re.search(r'<form method="post" action="([^"]+)"', ok).group(1)
+    back = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', ok))
+    r = b.client.post(action, data=back)
+    assert r.status_code == 302
+    shown = b.get(f"/admin/customers/details/?id={cid}").get_data(as_text=True)
+    assert "Visa ending 9995, expires 12/2031" in shown
+    assert b.client.get("/sandbox/card?return_to=https://evil.example/x").status_code == 400

@@ -13,7 +13,7 @@ from . import due
 from .app import Keepwell, reading, use_case
 
 __all__ = ["add_card_token", "add_test_card", "gateways", "invoice", "invoice_document", "invoices_of",
-           "payment_methods_of", "remove_payment_method", "run", "set_default_payment_method"]
+           "payment_methods_of", "remove_payment_method", "run", "sandbox_card", "set_default_payment_method"]
 
 
 def gateways(stripe_api_key: str | None, stripe_api_base: str, timeout: float) -> dict[str, Any]:
@@ -79,3 +79,15 @@ def invoice_document(ctx: Ctx, number: int, kind: str = "pdf") -> bytes:
     """An invoice as a PDF (or its HTML): a paid one is its receipt."""
     shown = invoices.by_number(ctx, number)
     return documents.invoice_pdf(ctx, shown) if kind == "pdf" else documents.invoice_html(ctx, shown).encode()
+
+
+def sandbox_card(number: str, exp_month: int, exp_year: int) -> dict[str, Any]:
+    """The sandbox card page: a typed test card as a token (the number goes no further)."""
+    from ..billing.sandbox import SandboxGateway
+
+    if not 1 <= exp_month <= 12 or not 2000 <= exp_year <= 2100:
+        from ..kernel.errors import InvalidDocument
+
+        raise InvalidDocument.field("exp", "Enter the expiry as a month (1-12) and a year, like 12 and 2030.")
+    card = SandboxGateway().tokenize(number, exp_month, exp_year)
+    return {"token": card.reference, "last4": card.last4, "brand": card.brand}

@@ -54,6 +54,9 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
     limiter = limits.make_limiter(app, settings)
     limits.limit_api(limiter, bp, settings)
     app.register_blueprint(bp)
+    from .sandbox import bp as sandbox_bp
+
+    app.register_blueprint(sandbox_bp)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
