@@ -38,9 +38,12 @@ no funds; see the README). Nothing is charged.</small></p>
 <input type="hidden" name="return_to" value="{{ return_to }}"><input type="hidden" name="state" value="{{ state }}">
 <label for="number">Card number</label><input id="number" name="number" inputmode="numeric" autocomplete="cc-number">
 {% if errors.number %}<p class="err" id="number-error">{{ errors.number }}</p>{% endif %}
-<div class="row"><div><label for="exp_month">Expiry month</label><input id="exp_month" name="exp_month" inputmode="numeric" value="12"></div>
-<div><label for="exp_year">Expiry year</label><input id="exp_year" name="exp_year" inputmode="numeric" value="2034"></div>
-<div><label for="cvc">Security code</label><input id="cvc" name="cvc" inputmode="numeric" autocomplete="cc-csc"></div></div>
+<div class="row"><div><label for="exp_month">Expiry month</label>
+<input id="exp_month" name="exp_month" inputmode="numeric" value="12"></div>
+<div><label for="exp_year">Expiry year</label>
+<input id="exp_year" name="exp_year" inputmode="numeric" value="2034"></div>
+<div><label for="cvc">Security code</label>
+<input id="cvc" name="cvc" inputmode="numeric" autocomplete="cc-csc"></div></div>
 {% if errors.exp %}<p class="err">{{ errors.exp }}</p>{% endif %}
 <button type="submit" id="save-card">Save card</button></form>
 {% endif %}
