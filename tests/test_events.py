@@ -331,7 +331,8 @@ def test_other_company_cannot_see_or_post_for_first_companys_records(cli, member
     assert "no ruleset" in cli("--company", "other", "rulesets", "show", "care-club", expect=1).stderr
     assert "no ruleset" in cli("--company", "other", "enroll", theirs, "care-club", "--on", "2020-02-01", expect=1).stderr
     assert cli.json("--company", "other", "customers", "list") == [{"id": theirs, "name": "Mallory", "email": None,
-                                                               "phone": None, "external_id": None}]
+                                                               "phone": None, "external_id": None, "location": None,
+                                                               "service_address": None}]
     assert [c["id"] for c in cli.json("customers", "list")] == [customer]
     assert snapshot(cli, customer, m) == before
 
