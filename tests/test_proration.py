@@ -212,3 +212,22 @@ def test_changing_tier_counts_what_was_used_this_period(cli, tmp_path):
     back = cli.json("membership", "change-tier", moved["membership"], "basic", "--on", "2026-11-20")
     again = cli.json("membership", "show", back["membership"])["allowance"]
     assert (again["balance"], again["overdraft_used"]) == ("30.00", "0.00")
+
+
+def test_a_leap_february_and_a_start_on_the_31st_by_hand(cli, tmp_path):
+    cid, leap = start(cli, tmp_path, on="2024-02-10")
+    bill(cli, "2024-02-10")
+    # 20 of leap February's 29 days: 10.00 x 20/29 = 6.896... -> 6.90.
+    assert totals(cli, cid) == [("2024-02-10", "6.90", "paid")]
+    moved = cli.json("membership", "change-tier", leap, "premium", "--on", "2024-02-15", "--preview")
+    # From the 15th, 15 of the 20 invoiced days are unused: 6.90 x 15/20 = 5.175 -> 5.18 back;
+    # 20.00 x 15/29 = 10.344... -> 10.34 charged; 5.16 due.
+    assert (moved["credit"], moved["charge"], moved["due_now"]) == ("5.18", "10.34", "5.16")
+    other = cli.out("customers", "add", "--name", "Dee Month-End")
+    cli("payment-methods", "add", other, "--test-card", "success")
+    late = cli.out("enroll", other, "club", "--tier", "basic", "--on", "2026-01-31", "--cadence", "monthly")
+    bill(cli, "2026-03-01")
+    # One day of January (10.00 x 1/31 = 0.32), then February and March in full.
+    assert [(i["period_start"], i["period_end"], i["total"]) for i in cli.json("invoices", "list", late)] == [
+        ("2026-01-31", "2026-01-31", "0.32"), ("2026-02-01", "2026-02-28", "10.00"),
+        ("2026-03-01", "2026-03-31", "10.00")]
