@@ -9,7 +9,7 @@ import platform
 import sys
 import time
 
-from . import due_work, http_load, ingest, memory, rule_eval, validation
+from . import billing, due_work, http_load, ingest, memory, rule_eval, validation
 
 BENCHMARKS = {
     "rule_eval": lambda quick: rule_eval.run(quick),
@@ -19,6 +19,8 @@ BENCHMARKS = {
     "memory": lambda quick: memory.run(quick),
     "due_work_sqlite": lambda quick: due_work.run("sqlite", quick),
     "due_work_postgresql": lambda quick: due_work.run("postgresql", quick),
+    "billing_sqlite": lambda quick: billing.run("sqlite", quick),
+    "billing_postgresql": lambda quick: billing.run("postgresql", quick),
     "http_load_postgresql": lambda quick: http_load.run("postgresql", quick),
     "http_load_sqlite": lambda quick: http_load.run("sqlite", quick),
 }
@@ -49,6 +51,10 @@ def summary(name: str, res: dict) -> list[tuple[str, str, str, str]]:
         return [(f"{name} {n} memberships", f"{v['seconds']} s ({v['per_s']:,}/s)", f"one UPDATE {v['update_seconds']} s",
                  f"{v['ratio_vs_update']}x slower") for n, v in res["sizes"].items()] + [
                 (f"{name} linearity", "cost per membership, large / small", "1.0 = linear", str(res["linearity"]))]
+    if name.startswith("billing"):
+        return [(f"{name} {res['memberships']} invoiced and charged", f"{res['run_seconds']} s ({res['per_s']:,}/s)",
+                 f"INSERT of the rows {res['insert_seconds']} s", f"{res['ratio_vs_insert']}x slower "
+                 f"(lost {res['lost']}, doubled {res['doubled']})")]
     if name == "validation":
         return [("event validation (is it valid?)", f"{res['fast_check_per_s']:,} ev/s (jsonschema-rs)",
                  f"jsonschema {res['full_validator_per_s']:,} ev/s", f"{res['speedup_vs_full_validator']}x faster")]
