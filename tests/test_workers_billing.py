@@ -10,23 +10,14 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from mailserver import MailServer, wait_until
 from support import Cli
+from test_payments import sql
 from test_workers import PLAN, burst, pg, redis_server, redis_url, today, worker_env  # noqa: F401
 
 pytestmark = pytest.mark.postgres_only
 CARDS = ("success", "insufficient_funds", "network_error")
-
-
-def rows(url: str, query: str) -> list[tuple]:
-    eng = sa.create_engine(url)
-    try:
-        with eng.connect() as c:
-            return [tuple(r) for r in c.execute(sa.text(query))]
-    finally:
-        eng.dispose()
 
 
 def enrol_three(cli: Cli, company: str | None = None) -> dict[str, str]:
@@ -64,7 +55,7 @@ def test_workers_bill_charge_and_retry_as_the_embedded_billing_run_does(pg, post
             "network_error": [("paid", "0.00", [("succeeded", None)])]}
         assert pg.json("membership", "show", ms["insufficient_funds"])["status"] == "past_due"
         # The lost answer was looked up: the sandbox took that card once.
-        assert rows(postgres_url, "SELECT count(*) FROM sandbox_charges WHERE kind = 'charge' AND token LIKE "
+        assert sql(postgres_url, "SELECT count(*) FROM sandbox_charges WHERE kind = 'charge' AND token LIKE "
                     "'sbx_network_error%'") == [(1,)]
 
         # The next day the declined card is tried again (retry_days starts at 1).
