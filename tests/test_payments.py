@@ -136,3 +136,14 @@ def test_cards_are_a_customers_own(cli, tmp_path):
     assert [c["default"] for c in cli.json("payment-methods", "list", cid)] == [False, True]
     cli("payment-methods", "remove", second)
     assert [(c["id"], c["default"]) for c in cli.json("payment-methods", "list", cid)] == [(pm, True)]
+
+
+def test_payment_webhooks_are_queued_for_endpoints_that_want_them(cli, tmp_path, db_url):
+    cli("webhooks", "add", "https://billing.example/hooks", "--events", "payment.failed,payment.succeeded")
+    cid, mid, _pm = setup(cli, tmp_path, "decline")
+    bill(cli, "2026-03-01")
+    cli("payment-methods", "add", cid, "--test-card", "success", "--default")
+    today = cli.json("clock", "show")["today"]
+    bill(cli, today)
+    queued = sql(db_url, "SELECT rule FROM outbox WHERE kind = 'webhook' ORDER BY id")
+    assert [r for (r,) in queued][:2] == ["payment.failed", "payment.succeeded"]

@@ -34,9 +34,14 @@ TYPES: dict[str, str] = {
     "points.earned": "Points were earned (the answer names the rule behind each entry).",
     "points.redeemed": "Points were redeemed.",
     "points.expired": "Points expired.",
+    "payment.succeeded": "A membership invoice was paid by card (after failures, the membership is active again).",
+    "payment.failed": "Charging a membership invoice failed: when it is tried again, and the membership's standing.",
+    "membership.suspended": "A membership unpaid past its plan's grace days is on hold until the invoice is paid.",
 }
 _SIMPLE = {"enrolled": "membership.enrolled", "renewed": "membership.renewed", "expired": "membership.expired",
-           "cancelled": "membership.cancelled", "redemption": "points.redeemed"}
+           "cancelled": "membership.cancelled", "redemption": "points.redeemed",
+           "payment_succeeded": "payment.succeeded", "payment_failed": "payment.failed",
+           "membership_suspended": "membership.suspended"}
 
 
 def types_of(event: PendingEvent, data: dict[str, Any], result: dict[str, Any]) -> list[str]:
