@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import date
 
 import sqlalchemy as sa
 import yaml
@@ -231,3 +232,34 @@ def test_a_leap_february_and_a_start_on_the_31st_by_hand(cli, tmp_path):
     assert [(i["period_start"], i["period_end"], i["total"]) for i in cli.json("invoices", "list", late)] == [
         ("2026-01-31", "2026-01-31", "0.32"), ("2026-02-01", "2026-02-28", "10.00"),
         ("2026-03-01", "2026-03-31", "10.00")]
+
+
+def test_the_same_figures_through_the_api(app, tmp_path):
+    from keepwell.app import create_app
+    from keepwell.usecases import apikeys, billing
+
+    app.publish(PLAN, "test", date(2020, 1, 1))
+    c = create_app({"TESTING": True}, service=app).test_client()
+    h = {"Authorization": f"Bearer {apikeys.create(app, 'default', 'api', ['admin'])}"}
+    cid = c.post("/api/v1/customers", headers=h, json={"name": "Api Member"}).json["id"]
+    assert c.post(f"/api/v1/customers/{cid}/payment_methods", headers=h,
+                  json={"test_card": "success"}).status_code == 201
+    mid = c.post("/api/v1/enrollments", headers=h, json={"customer": cid, "plan": "club", "tier": "basic",
+                                                         "on": "2026-11-01", "cadence": "monthly"}).json["membership"]
+    assert c.post("/api/v1/billing/run", headers=h, json={"as_of": "2026-11-01"}).json["charged"] == 1
+    preview = c.get(f"/api/v1/memberships/{mid}/tier_preview?tier=premium&on=2026-11-16", headers=h).json
+    assert (preview["credit"], preview["charge"], preview["due_now"]) == ("5.00", "10.00", "5.00")
+    moved = c.post(f"/api/v1/memberships/{mid}/tier", headers=h, json={"tier": "premium", "on": "2026-11-16"})
+    assert moved.status_code == 201 and moved.json["due_now"] == "5.00"
+    new = moved.json["membership"]
+    refund = c.get(f"/api/v1/memberships/{new}/cancel_preview?on=2026-11-20", headers=h).json
+    # 10 of the 15 days invoiced unused: 10.00 x 10/15 = 6.67.
+    assert (refund["refund"], refund["refund_computed"]["days_unused"], refund["refund_computed"]["visits_used"]) == (
+        "6.67", 10, 0)
+    done = c.post(f"/api/v1/memberships/{new}/cancel", headers=h, json={"on": "2026-11-20"}).json
+    assert done["refund"] == "6.67"
+    # The change's 5.00 was not charged yet: the refund takes it off (void), and pays the other
+    # 1.67 back to the card from November's paid invoice.
+    first, change = billing.invoices_of(app, "default", customer=cid)
+    assert (first["status"], first["refunded"], change["status"], change["amount_due"]) == (
+        "paid", "1.67", "void", "0.00")

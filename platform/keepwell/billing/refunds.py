@@ -85,10 +85,11 @@ def preview(ctx: Ctx, membership_id: str, on: date) -> dict[str, Any] | None:
         else:
             used_days = invoiced - share_of(invoiced, unused, days)
             used = used_days
+            # The visits taken are always shown; only a usage basis lets them count.
+            taken = visits_taken(ctx, membership_id, current.period_start, on)
+            value = taken * to_cents(c.get("visit_value", "0"))
+            how.update(visits_used=taken, value_of_visits=format_cents(value))
             if how["basis"] == "usage":
-                taken = visits_taken(ctx, membership_id, current.period_start, on)
-                value = taken * to_cents(c.get("visit_value", "0"))
-                how.update(visits_used=taken, value_of_visits=format_cents(value))
                 used = max(used_days, value)
             back = max(invoiced - used, 0)
         if current.tax_rate and back:  # the tax charged on what is given back goes back with it
