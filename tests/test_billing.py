@@ -199,7 +199,8 @@ def test_cancelling_shows_a_prorated_refund_by_days_with_the_fee_taken_and_chang
     # 21 of March's 31 days unused after the 10th: 30.00 x 21/31 = 20.32; less the 5.00 fee.
     assert (p["refund"], p["owed"], p["currency"]) == ("15.32", "0.00", "USD")
     assert p["refund_computed"] == {"policy": "prorated", "basis": "days", "fee": "5.00", "invoice": 1,
-                                    "invoiced": "30.00", "days_in_period": 31, "days_unused": 21}
+                                    "invoiced": "30.00", "days_in_period": 31, "days_unused": 21,
+                                    "visits_used": 0, "value_of_visits": "0.00"}
     assert cli.json("membership", "show", mid)["status"] == "active"  # a preview changes nothing
 
 
