@@ -32,7 +32,7 @@ from ..infra.context import Ctx
 from ..kernel.money import format_cents
 from ..memberships import memberships
 from .gateways import GatewayUnavailable, Outcome, gateway
-from .models import BillingSchedule, Invoice, Payment
+from .models import BillingSchedule, Invoice, Payment, PaymentMethod
 from .payment_methods import to_charge
 
 MOST_STEPS = 40  # steps one unit takes for one invoice (lookups, retries, changes of standing)
@@ -116,8 +116,6 @@ def step(ctx: Ctx, inv: Invoice, day: date, tally: dict[str, Any]) -> bool:
 
 
 def _gateway_of(ctx: Ctx, pay: Payment) -> str:
-    from .models import PaymentMethod
-
     pm = ctx.session.get(PaymentMethod, pay.payment_method_id)
     return pm.gateway if pm is not None else "sandbox"
 

@@ -25,7 +25,9 @@ from ..kernel.money import format_cents, share_of, tax_of, to_cents
 from ..ledger import VISITS
 from ..ledger.models import Account, LedgerEntry
 from ..memberships import memberships
-from .models import BillingSchedule, CreditNote, Invoice, InvoiceCounter, InvoiceLine, Payment
+from .gateways import gateway
+from .invoices import counter
+from .models import BillingSchedule, CreditNote, Invoice, InvoiceCounter, InvoiceLine, Payment, PaymentMethod
 
 
 def service_cents(ctx: Ctx, inv: Invoice) -> int:
@@ -165,8 +167,6 @@ def _credited_unpaid(ctx: Ctx, inv: Invoice) -> int:
 
 
 def next_credit_number(ctx: Ctx) -> int:
-    from .invoices import counter
-
     row: InvoiceCounter = counter(ctx)
     row.last_credit_note += 1
     return row.last_credit_note
@@ -197,9 +197,6 @@ def credit(ctx: Ctx, inv: Invoice, amount: int, on: date, reason: str, key: str)
 
 def _refund(ctx: Ctx, inv: Invoice, amount: int, key: str) -> int:
     """Pay `amount` back to the card charge that paid the invoice; what the gateway refunded."""
-    from .gateways import gateway
-    from .models import PaymentMethod
-
     paid = ctx.session.scalar(sa.select(Payment).where(Payment.invoice_id == inv.id, Payment.kind == "charge",
                                                        Payment.status == "succeeded"))
     if paid is None:  # paid elsewhere (cash, another system): the credit note says what is owed back
