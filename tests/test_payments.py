@@ -147,3 +147,10 @@ def test_payment_webhooks_are_queued_for_endpoints_that_want_them(cli, tmp_path,
     bill(cli, today)
     queued = sql(db_url, "SELECT rule FROM outbox WHERE kind = 'webhook' ORDER BY id")
     assert [r for (r,) in queued][:2] == ["payment.failed", "payment.succeeded"]
+
+
+def test_memberships_are_listed_by_their_standing(cli, tmp_path):
+    _cid, mid, _pm = setup(cli, tmp_path, "decline")
+    bill(cli, "2026-03-01")
+    assert [m["id"] for m in cli.json("membership", "list", "--status", "past_due")] == [mid]
+    assert cli.json("membership", "list", "--status", "suspended") == []

@@ -260,7 +260,9 @@ def page(ctx: Ctx, limit: int, after: str | None = None, customer: str | None = 
     stmt = sa.select(Membership).where(Membership.company_id == ctx.company.id)
     if customer:
         stmt = stmt.where(Membership.customer_id == customer)
-    if status:
+    if status in ("past_due", "suspended"):  # active, with billing's say on its standing
+        stmt = stmt.where(Membership.status == "active", Membership.standing == status)
+    elif status:
         stmt = stmt.where(Membership.status == status)
     if plan:
         stmt = stmt.where(Membership.plan_version_id.in_(

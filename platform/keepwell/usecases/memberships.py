@@ -205,7 +205,7 @@ def show(ctx: Ctx, membership_id: str) -> dict[str, Any]:
     return memberships.view(ctx, memberships.get(ctx, membership_id))
 
 
-STATUSES = ("active", "cancelled", "expired")
+STATUSES = ("active", "past_due", "suspended", "cancelled", "expired")
 
 
 @reading

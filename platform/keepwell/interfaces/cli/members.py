@@ -121,7 +121,9 @@ AT_CHOICE = click.Choice(["now", "period_end"])
 @membership.command("list")
 @click.option("--customer", default=None, help="Only this customer's memberships.")
 @click.option("--plan", default=None, help="Only memberships of this plan (any version).")
-@click.option("--status", default=None, type=click.Choice(["active", "cancelled", "expired"]))
+@click.option("--status", default=None,
+              type=click.Choice(["active", "past_due", "suspended", "cancelled", "expired"]),
+              help="past_due and suspended: active memberships whose payment failed.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
 @click.option("--after", default=None, help="The last membership id of the previous page.")
 @json_option

@@ -241,7 +241,8 @@ ENDPOINTS = (
                                                "The last membership id of the previous page"),
                                               ("customer", {"type": "string"}, "One customer's"),
                                               ("plan", {"type": "string"}, "One plan's (any version)"),
-                                              ("status", {"enum": ["active", "cancelled", "expired"]}, "Status")),
+                                              ("status", {"enum": ["active", "past_due", "suspended",
+                                                                   "cancelled", "expired"]}, "Status")),
              answers={200: "MembershipPage", 422: "Problem"}),
     Endpoint("get", "/memberships/{membership_id}/cancel_preview", "cancel_preview", "What cancelling on a day "
              "would do and refund (nothing changes)", "read",
