@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..infra.context import Ctx
-from ..kernel.errors import Conflict, InvalidDocument, NotFound
+from ..kernel.errors import Conflict, InvalidDocument
 from ..kernel.ids import new_id
 from ..kernel.text import storable
 from .models import Location
@@ -51,11 +51,13 @@ def listing(ctx: Ctx) -> list[dict[str, Any]]:
 
 
 def find(ctx: Ctx, ref: str) -> Location:
-    """A location by id or by name."""
+    """A location by id or by name (a customer's `location` field)."""
+    ref = storable("location", ref.strip()) or ""
     loc = ctx.session.scalar(sa.select(Location).where(Location.company_id == ctx.company.id,
                                                        sa.or_(Location.id == ref, Location.name == ref)))
     if loc is None:
-        raise NotFound(f"no location {ref[:60]!r}")
+        known = ", ".join(x["name"] for x in listing(ctx)[:10]) or "none yet (keepwell locations add)"
+        raise InvalidDocument.field("location", f"There is no location {ref[:60]!r}: the locations are {known}")
     return loc
 
 

@@ -181,6 +181,14 @@ def _int_arg(name: str, default: int) -> int:
     return int(raw)
 
 
+def _limit() -> int:
+    """A page size: 50 unless asked, at most 500 (as the contract says)."""
+    limit = _int_arg("limit", 50)
+    if limit > 500:
+        raise InvalidDocument("bad query", [Problem("limit", f"a page holds at most 500 (asked for {limit})")])
+    return limit
+
+
 @bp.post("/events")
 def post_events() -> ResponseReturnValue:
     """One event object, or {"events": [...]} through the batched path (200, results in order,
@@ -237,7 +245,7 @@ def list_customers() -> ResponseReturnValue:
     """Customers in the order they were added, a page at a time: `limit` (at most 500) and the
     cursor `starting_after` (the `next` link gives both); lookups by `email`, `phone` or `q`
     (part of the name). `offset` still pages the old way."""
-    limit = min(_int_arg("limit", 50), 500)
+    limit = _limit()
     after = _cursor()  # checked even when `offset` pages instead
     if "offset" in request.args:
         offset = _int_arg("offset", 0)
@@ -275,7 +283,7 @@ def customer_memberships(customer_id: str) -> ResponseReturnValue:
 @needs("read")
 def list_events() -> ResponseReturnValue:
     """Stored events, oldest first: `limit`, the cursor `starting_after`, `customer`, `type`."""
-    limit = min(_int_arg("limit", 50), 500)
+    limit = _limit()
     filters = {"customer": request.args.get("customer") or None, "type": request.args.get("type") or None}
     found = events.list_events(keepwell(), g.company, limit, _cursor(), filters["customer"], filters["type"])
     return _page("events", ".list_events", found, limit, filters)
@@ -405,7 +413,7 @@ def _day(body: dict[str, Any], name: str) -> date:
 @needs("read")
 def list_memberships() -> ResponseReturnValue:
     """Memberships oldest first: `limit`, the cursor `starting_after`, `customer`, `plan`, `status`."""
-    limit = min(_int_arg("limit", 50), 500)
+    limit = _limit()
     filters = {k: request.args.get(k) or None for k in ("customer", "plan", "status")}
     found = memberships.list_memberships(keepwell(), g.company, limit, _cursor(), **filters)
     return _page("memberships", ".list_memberships", found, limit, filters)
@@ -645,7 +653,7 @@ def replay_webhooks(endpoint_id: int) -> ResponseReturnValue:
 @bp.get("/webhook_endpoints/<int:endpoint_id>/deliveries")
 @needs("admin")
 def webhook_deliveries(endpoint_id: int) -> ResponseReturnValue:
-    limit = min(_int_arg("limit", 50), 500)
+    limit = _limit()
     return jsonify({"deliveries": webhooks.deliveries(keepwell(), g.company, endpoint_id, limit)})
 
 

@@ -218,10 +218,10 @@ ENDPOINTS = (
              answers={200: "object", 404: "Problem"}),
     Endpoint("post", "/customers/{customer_id}/payment_methods", "add_payment_method", "Add a card: a sandbox test "
              "card, or a gateway's token", "customers:write", "PaymentMethodIn",
-             answers={201: "object", 404: "Problem", 422: "Problem"}, idempotent=True),
+             answers={201: "object", 402: "Problem", 404: "Problem", 422: "Problem"}, idempotent=True),
     Endpoint("post", "/payment_methods/{payment_method_id}/default", "default_payment_method", "Make a card its "
              "customer's default (unpaid invoices are charged to it at the next run)", "customers:write",
-             answers={200: "object", 404: "Problem", 422: "Problem"}, idempotent=True),
+             answers={200: "object", 402: "Problem", 404: "Problem", 422: "Problem"}, idempotent=True),
     Endpoint("delete", "/payment_methods/{payment_method_id}", "remove_payment_method", "Stop charging a card",
              "customers:write", answers={200: "object", 404: "Problem"}),
     Endpoint("get", "/locations", "list_locations", "The company's locations and their sales tax", "read"),
@@ -321,7 +321,7 @@ ENDPOINTS = (
              answers={200: "object", 404: "Problem", 422: "Problem"}, idempotent=True),
     Endpoint("get", "/webhook_endpoints/{endpoint_id}/deliveries", "webhook_deliveries", "The endpoint's delivery "
              "log: every message, newest first, with each attempt", "admin", query=PAGE,
-             answers={200: "object", 404: "Problem"}),
+             answers={200: "object", 404: "Problem", 422: "Problem"}),
     Endpoint("post", "/simulations", "simulate", "What a draft ruleset would change (202: runs on a worker)",
              "read", "SimulationIn", answers={200: "object", 202: "object", 409: "Problem", 422: "Problem"},
              idempotent=True),
