@@ -118,25 +118,23 @@ def bill_change(ctx: Ctx, old_id: str, new_id: str, old: PlanTerms, new: PlanTer
     return out
 
 
-def _noon(ctx: Ctx, on: date) -> str:
-    return (ctx.start_of(on) + timedelta(hours=12)).isoformat()
+def _done(result: dict[str, Any]) -> dict[str, Any]:
+    """An event's answer, or the refusal it holds as an error (undoing the caller's transaction)."""
+    if result["status"] == "declined":
+        raise Declined(result.get("reason") or "declined", result.get("message") or "declined")
+    return result
 
 
 def move(ctx: Ctx, m: Any, plan: str, tier: str, on: date) -> dict[str, Any]:
     """The membership ends and one on `tier` starts on `on`, billing going on from it: two events
     in the caller's transaction (a refusal of either undoes both)."""
-    ended = pipeline.post(ctx, {"id": f"admin:cancelled:{m.id}:{on.isoformat()}:upgrade:{tier}", "type": "cancelled",
-                                "customer": m.customer_id, "occurred_at": _noon(ctx, on),
+    _done(pipeline.post(ctx, {"id": f"admin:cancelled:{m.id}:{on.isoformat()}:upgrade:{tier}", "type": "cancelled",
+                                "customer": m.customer_id, "occurred_at": ctx.midday_of(on),
                                 "data": {"membership": m.id, "reason": f"changed to tier {tier}", "refund": "none"}},
-                          trusted=True)
-    if ended["status"] == "declined":
-        raise Declined(ended.get("reason") or "declined", ended.get("message") or "declined")
-    started = pipeline.post(ctx, {"id": f"upgrade:{m.id}:{tier}:{on.isoformat()}", "type": "enrolled",
-                                  "customer": m.customer_id, "occurred_at": _noon(ctx, on),
-                                  "data": {"plan": plan, "tier": tier, "replaces": m.id}}, trusted=True)
-    if started["status"] == "declined":
-        raise Declined(started.get("reason") or "declined", started.get("message") or "declined")
-    return started
+                        trusted=True))
+    return _done(pipeline.post(ctx, {"id": f"upgrade:{m.id}:{tier}:{on.isoformat()}", "type": "enrolled",
+                                  "customer": m.customer_id, "occurred_at": ctx.midday_of(on),
+                                  "data": {"plan": plan, "tier": tier, "replaces": m.id}}, trusted=True))
 
 
 def at_period_end(ctx: Ctx, s: BillingSchedule, m: Any) -> dict[str, Any] | None:
@@ -148,7 +146,7 @@ def at_period_end(ctx: Ctx, s: BillingSchedule, m: Any) -> dict[str, Any] | None
         refund = s.ends_refund or "none"
         why = "cancelled at the billing period's end" if refund == "none" else "cancelled with notice"
         return pipeline.post(ctx, {"id": f"period_end:cancelled:{m.id}:{s.ends_on.isoformat()}", "type": "cancelled",
-                                   "customer": m.customer_id, "occurred_at": _noon(ctx, s.ends_on),
+                                   "customer": m.customer_id, "occurred_at": ctx.midday_of(s.ends_on),
                                    "data": {"membership": m.id, "reason": why, "refund": refund}}, trusted=True)
     if s.change_to_tier:
         tier, s.change_to_tier = s.change_to_tier, None

@@ -66,10 +66,7 @@ def _period(ctx: Ctx, s: BillingSchedule, m: Any) -> tuple[date, date, list[dict
         lines = [{"kind": "proration", "description": f"{plan}: {start} to {end} ({how})", "amount_cents": amount,
                   "period_start": start, "period_end": end}] if amount else []
         return start, end, lines
-    k = 0
-    while schedule.period_of(s.anchor_on, s.anchor_day, s.cadence, k)[0] < s.next_bill_on:
-        k += 1
-    start, end = schedule.period_of(s.anchor_on, s.anchor_day, s.cadence, k)
+    start, end = changes.billing_period(s, s.next_bill_on)  # next_bill_on is always a period's first day
     return start, end, [{"kind": "membership_fee", "description": f"{plan}: {start} to {end}",
                          "amount_cents": s.price_cents, "period_start": start, "period_end": end}]
 

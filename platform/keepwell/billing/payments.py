@@ -140,7 +140,7 @@ def _settled(ctx: Ctx, m: Any, inv: Invoice, pay: Payment, outcome: Outcome, day
              tally: dict[str, Any]) -> bool:
     pay.status, pay.reference = outcome.status, outcome.reference
     pay.decline_code, pay.retryable = outcome.decline_code, outcome.retryable
-    moment = (ctx.start_of(day) + timedelta(hours=12)).isoformat()
+    moment = ctx.midday_of(day)
     if outcome.status == "succeeded":
         tally["charged"] += 1
         inv.status, inv.paid_on, inv.amount_due_cents, inv.next_attempt_on = "paid", day, 0, None
@@ -167,7 +167,7 @@ def _standing(ctx: Ctx, m: Any, inv: Invoice, day: date, policy: Dunning) -> Non
     assert inv.failed_on is not None
     suspend_on = inv.failed_on + timedelta(days=policy.suspend_after_days)
     cancel_on = inv.failed_on + timedelta(days=policy.cancel_after_days)
-    moment = (ctx.start_of(day) + timedelta(hours=12)).isoformat()
+    moment = ctx.midday_of(day)
     if day >= cancel_on:
         inv.status, inv.next_attempt_on = "uncollectible", None
         if m.status != "active":

@@ -4,7 +4,7 @@ works for, the rules engine and the clock. Built by the use-case layer, one per 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -58,6 +58,11 @@ class Ctx:
 
     def start_of(self, day: date) -> datetime:
         return datetime.combine(day, time.min, tzinfo=self.tz)
+
+    def midday_of(self, day: date) -> str:
+        """Noon of a day in the company's time zone, as ISO text: an action dated `day` lands on
+        that day whatever the time zone."""
+        return (self.start_of(day) + timedelta(hours=12)).isoformat()
 
     def today(self) -> date:
         """Today in the company's time zone, by the clock."""

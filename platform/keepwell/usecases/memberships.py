@@ -20,11 +20,6 @@ from ..rulesets import versions
 from .app import Keepwell, reading, use_case
 
 
-def _noon(ctx: Ctx, on: date) -> str:
-    """Midday of a date in the company's time zone: an action dated `on` lands on that day."""
-    return (ctx.start_of(on) + timedelta(hours=12)).isoformat()
-
-
 @use_case
 def enroll(ctx: Ctx, customer: str, plan: str, on: date, tier: str | None = None, key: str | None = None,
            allow_second: bool = False, cadence: str | None = None, payment_method: str | None = None) -> dict[str, Any]:
@@ -66,16 +61,25 @@ def _notice(ctx: Ctx, m: Any, on: date) -> None:
                        f"last day is {earliest.isoformat()}")
 
 
-def _scheduled(ctx: Ctx, m: Any, on: date) -> dict[str, Any] | None:
-    """A last day beyond the days events may be dated ahead (notice given): a billed membership
-    ends then, refunded by its plan's terms; None when `on` can be done now."""
+def _last_day_ahead(ctx: Ctx, m: Any, on: date) -> bool:
+    """Whether a last day lies beyond the days events may be dated ahead — fine for a billed
+    membership (notice given: it ends then); any other day outside the window is refused."""
     try:
         limits.check_day(ctx.company, ctx.today(), on, "on")
-        return None
+        return False
     except InvalidDocument:
-        s = changes.schedule_of(ctx, m.id)
-        if s is None or on <= ctx.today():
+        if changes.schedule_of(ctx, m.id) is None or on <= ctx.today():
             raise
+        return True
+
+
+def _scheduled(ctx: Ctx, m: Any, on: date) -> dict[str, Any] | None:
+    """A last day ahead (notice given): a billed membership ends then, refunded by its plan's
+    terms; None when `on` can be done now."""
+    if not _last_day_ahead(ctx, m, on):
+        return None
+    s = changes.schedule_of(ctx, m.id)
+    assert s is not None
     s.ends_on, s.ends_refund = on, "policy"
     return {"membership": m.id, "status": m.status, "ends_on": on.isoformat(), "at": "now", "scheduled": True,
             "currency": s.currency, "note": f"it stays active until {on.isoformat()}, then ends and is refunded by "
@@ -106,7 +110,7 @@ def cancel(ctx: Ctx, membership_id: str, on: date, at: str | None = None) -> dic
                 "refund": "0.00", "currency": s.currency,
                 "note": "it stays active to the end of the billing period it has paid for, then ends"}
     return pipeline.post(ctx, {"id": f"admin:cancelled:{m.id}:{on.isoformat()}", "type": "cancelled",
-                               "customer": m.customer_id, "occurred_at": _noon(ctx, on),
+                               "customer": m.customer_id, "occurred_at": ctx.midday_of(on),
                                "data": {"membership": m.id}}, trusted=True)
 
 
@@ -226,11 +230,7 @@ def cancel_preview(ctx: Ctx, membership_id: str, on: date, at: str | None = None
     it ends, what is left unused then (it does not carry over: a cancelled membership grants and
     charges nothing more), and what it gives back and how that is computed."""
     m = memberships.get(ctx, membership_id)
-    try:
-        limits.check_day(ctx.company, ctx.today(), on, "on")
-    except InvalidDocument:  # a last day ahead (notice) is fine for a billed membership
-        if changes.schedule_of(ctx, m.id) is None or on <= ctx.today():
-            raise
+    _last_day_ahead(ctx, m, on)
     if m.status != "active":
         raise Declined("not_active", f"membership {m.id} is {m.status}")
     at = _at(at, "now")
