@@ -88,3 +88,13 @@ def test_a_card_number_goes_nowhere(db_url, tmp_path, caplog):
     assert not SEEN.search("\n".join(rec.getMessage() for rec in caplog.records))
     assert not SEEN.search("\n".join(shown))
     svc.close()
+
+
+def test_digits_inside_an_id_or_a_word_are_not_a_card_number():
+    from keepwell.kernel.cards import has_pan, mask
+
+    # Random hex ids hold long digit runs now and then; this one's 51473614734694 passes Luhn.
+    for text in ("cus_51473614734694df", "enroll:cus_51473614734694df:care-club:2020-01-01", "ref4111111111111111x"):
+        assert not has_pan(text) and mask(text) == text
+    for text in (PAN, SPACED, DASHED, f"/memberships/{PAN}", f"q={PAN}&x=1", f"({SPACED})"):
+        assert has_pan(text) and "1111" not in mask(text)

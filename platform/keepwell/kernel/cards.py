@@ -1,14 +1,17 @@
 """Card numbers (PANs) never enter Keepwell: found in what comes in, they are refused; found in
 an error message or a log line, they are masked. A card number here is 13 to 19 digits (spaces
-or dashes between them allowed) with a card network's prefix that passes the Luhn check —
-which a phone number, an amount or an id practically never does."""
+or dashes between them allowed), standing on its own (not inside a word or an id), with a card
+network's prefix that passes the Luhn check — which a phone number or an amount practically
+never does."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-_RUN = re.compile(r"\d+(?:[ -]\d+)*")  # digits, groups of them one space or dash apart
+# Digits, groups of them one space or dash apart, standing on their own: a run inside a word or
+# an id (cus_51473614734694df, random hex) is part of that, not a card number someone typed.
+_RUN = re.compile(r"(?<![A-Za-z0-9_])\d+(?:[ -]\d+)*(?![A-Za-z0-9_])")
 _NETWORK = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|4[4-9]|5)|35|62)")
 MASK = "[card number removed]"
 REFUSED = "looks like a card number: Keepwell never takes card numbers (cards are added through the payment gateway)"
