@@ -111,8 +111,18 @@ def react(order: int) -> Callable[[Reaction], Reaction]:
 
 
 def member_snapshot(fn: Snapshot) -> Snapshot:
-    _snapshot[:] = [fn]
+    """What an area tells the rules of the member (memberships: tier, plan, status; rewards:
+    the loyalty tier); the snapshot is all of them together."""
+    if fn not in _snapshot:
+        _snapshot.append(fn)
     return fn
+
+
+def snapshot_of(ctx: Ctx, event: PendingEvent) -> dict:
+    out: dict = {}
+    for fn in _snapshot:
+        out.update(fn(ctx, event))
+    return out
 
 
 def after_each(fn: After) -> After:
@@ -142,7 +152,7 @@ def run_reactions(ctx: Ctx, event: PendingEvent, data: dict, local: date, result
 
     def member() -> dict:  # taken once, and only if some reaction asks (some rule may fire)
         if not box:
-            box.append(_snapshot[0](ctx, event) if _snapshot else {})
+            box.append(snapshot_of(ctx, event))
         return box[0]
 
     for _order, fn in _reactions:

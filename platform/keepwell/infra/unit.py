@@ -163,6 +163,21 @@ class Unit:
         setattr(obj, attr, value)
         self._undo.append(lambda: setattr(obj, attr, old))
 
+    def add(self, obj: Any) -> None:
+        """Add an ORM object to the session so that `rollback` takes it out again (deleting its
+        row if a flush wrote it meanwhile)."""
+        self.session.add(obj)
+
+        def undo() -> None:
+            state = sa.inspect(obj)
+            if state.persistent:
+                self.session.delete(obj)
+                self.session.flush()
+            elif state.pending:
+                self.session.expunge(obj)
+
+        self._undo.append(undo)
+
     def append(self, items: list[Any], item: Any) -> None:
         items.append(item)
         self._undo.append(items.pop)

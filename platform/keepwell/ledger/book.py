@@ -65,13 +65,19 @@ class Lot:
     """A points lot as the book sees it."""
 
     __slots__ = ("id", "company_id", "account_id", "entry_id", "points", "remaining", "earned_on", "expires_on",
-                 "stored")
+                 "unlocks_on", "stored")
 
     def __init__(self, id: int, company_id: int, account_id: int, entry_id: int, points: int, remaining: int,
-                 earned_on: date, expires_on: date | None, stored: int | None):
+                 earned_on: date, expires_on: date | None, stored: int | None, unlocks_on: date | None = None):
         self.id, self.company_id, self.account_id, self.entry_id = id, company_id, account_id, entry_id
         self.points, self.remaining, self.earned_on, self.expires_on = points, remaining, earned_on, expires_on
+        self.unlocks_on = unlocks_on  # held (not spendable) before this day; None: spendable at once
         self.stored = stored  # remaining in the database; None: not inserted yet
+
+    def usable_on(self, day: date) -> bool:
+        """Whether the lot's points can be spent that day: unlocked and not past their last day."""
+        return (self.unlocks_on is None or self.unlocks_on <= day) and (
+            self.expires_on is None or self.expires_on >= day)
 
 
 class Book:
@@ -164,22 +170,46 @@ class Book:
         found = self.lots.get(account_id)
         if found is None:
             found = self.lots[account_id] = [
-                Lot(r.id, r.company_id, r.account_id, r.entry_id, r.points, r.remaining, r.earned_on, r.expires_on,
-                    r.remaining)
-                for r in self.session.execute(sa.select(_LOTS).where(_LOTS.c.account_id == account_id,
-                                                                     _LOTS.c.remaining > 0).order_by(_LOTS.c.id))]
+                self._lot(r) for r in self.session.execute(
+                    sa.select(_LOTS).where(_LOTS.c.account_id == account_id, _LOTS.c.remaining > 0)
+                    .order_by(_LOTS.c.id))]
             found += [lot for lot in self.new_lots if lot.account_id == account_id]
         return found
 
-    def new_lot(self, acc: Acct, entry: dict[str, Any], points: int, earned_on: date, expires_on: date | None) -> Lot:
+    def _lot(self, r: Any) -> Lot:
+        return Lot(r.id, r.company_id, r.account_id, r.entry_id, r.points, r.remaining, r.earned_on, r.expires_on,
+                   r.remaining, r.unlocks_on)
+
+    def lots_drawn_by(self, account_id: int, entry_id: int) -> list[tuple[Lot, int]]:
+        """The lots an entry (a redemption) drew from, and how many points from each, net of what
+        was given back since; the lots are the book's own objects, whatever they hold now."""
+        drawn: dict[int, int] = {}
+        for lot_id, n in self.session.execute(sa.select(_DRAWS.c.lot_id, _DRAWS.c.points)
+                                              .where(_DRAWS.c.entry_id == entry_id)):
+            drawn[lot_id] = drawn.get(lot_id, 0) + n
+        for row in self.unit.rows.get(_DRAWS.name, []):
+            if row["entry_id"] == entry_id:
+                drawn[row["lot_id"]] = drawn.get(row["lot_id"], 0) + row["points"]
+        known = {lot.id: lot for lot in self.open_lots(account_id)}
+        missing = [i for i in drawn if i not in known]
+        if missing:
+            for r in self.session.execute(sa.select(_LOTS).where(_LOTS.c.id.in_(missing))):
+                lot = known[r.id] = self._lot(r)
+                self.unit.append(self.lots[account_id], lot)
+        return [(known[i], n) for i, n in sorted(drawn.items()) if n]
+
+    def new_lot(self, acc: Acct, entry: dict[str, Any], points: int, earned_on: date, expires_on: date | None,
+                unlocks_on: date | None = None) -> Lot:
         lot = Lot(self.unit.ids.take(_LOTS), acc.company_id, acc.id, entry["id"], points, points, earned_on, expires_on,
-                  None)
+                  None, unlocks_on)
         if acc.id in self.lots:  # else loading them will find it among the new ones
             self.unit.append(self.lots[acc.id], lot)
         self.unit.append(self.new_lots, lot)
         return lot
 
     def draw(self, lot: Lot, points: int, entry_id: int) -> None:
+        """Take points from a lot for an entry; a negative draw gives them back (a cancelled
+        redemption), to the same lot with its own expiry."""
         old = lot.remaining
         lot.remaining = old - points
         self.unit.on_undo(lambda: setattr(lot, "remaining", old))
@@ -197,7 +227,8 @@ class Book:
         for lot in self.new_lots:
             self.unit.add_row(_LOTS, {"id": lot.id, "company_id": lot.company_id, "account_id": lot.account_id,
                                       "entry_id": lot.entry_id, "points": lot.points, "remaining": lot.remaining,
-                                      "earned_on": lot.earned_on, "expires_on": lot.expires_on})
+                                      "earned_on": lot.earned_on, "expires_on": lot.expires_on,
+                                      "unlocks_on": lot.unlocks_on})
 
     def after_flush(self, writes: bulk.Writes) -> None:
         for a in self.new_accounts:

@@ -64,6 +64,8 @@ class PointsLot(Base):
     remaining: Mapped[int] = mapped_column(sa.BigInteger)
     earned_on: Mapped[date] = mapped_column(sa.Date)
     expires_on: Mapped[date | None] = mapped_column(sa.Date, index=True)
+    # Points held for a purchase's return window: not spendable before this day (None: at once).
+    unlocks_on: Mapped[date | None] = mapped_column(sa.Date, index=True)
 
 
 class LotDraw(Base):

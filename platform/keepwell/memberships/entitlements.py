@@ -32,12 +32,11 @@ def close_period(ctx: Ctx, m: AnyMembership, terms: PlanTerms, why: Posting, ren
 
 
 def draw(ctx: Ctx, m: Membership, terms: PlanTerms, code: str, why: Posting) -> bool:
-    """Use one included visit; False when the code is not covered or none is left this period."""
-    if terms.service(code) is None:
-        return False
+    """Use one included visit; False when the code is not covered or none is left this period.
+    A visit the plan does not include can still be covered by an extra one (a reward)."""
     b = book(ctx)
-    acc = b.account(m.id, VISITS, code)
-    if acc.balance <= 0:
+    acc = b.find_account(m.id, VISITS, code) if terms.service(code) is None else b.account(m.id, VISITS, code)
+    if acc is None or acc.balance <= 0:
         return False
     b.post(acc, "debit", -1, why.with_rule(f"plan.services.{code}.used"))
     return True
@@ -49,6 +48,13 @@ def usage(ctx: Ctx, m: Membership, terms: PlanTerms) -> list[dict]:
     for svc in terms.included_services:
         left = b.balance(m.id, VISITS, svc.code)
         rows.append({"code": svc.code, "name": svc.name, "quantity": svc.quantity,
-                     "used": max(svc.quantity - left, 0), "left": left})
+                     "used": max(svc.quantity - left, 0), "left": left, "extra": max(left - svc.quantity, 0)})
+    planned = {svc.code for svc in terms.included_services}
+    b.find_account(m.id, VISITS)  # loads the membership's accounts
+    for (owner, unit, code), acc in sorted(b.accounts.items()):
+        if owner == m.id and unit == VISITS and code not in planned and acc.balance > 0:
+            # an extra visit the plan does not include (a reward): shown with the included ones
+            rows.append({"code": code, "name": code, "quantity": 0, "used": 0, "left": acc.balance,
+                         "extra": acc.balance})
     return rows
 

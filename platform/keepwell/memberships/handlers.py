@@ -13,7 +13,7 @@ from ..kernel.errors import Declined, NotFound
 from ..kernel.money import format_cents, percent_of, to_cents
 from ..kernel.periods import period_start
 from ..ledger import Posting, book
-from ..rulesets.event_types import EVENT_TYPES, REASON, STRING, common, data_schema
+from ..rulesets.event_types import EVENT_TYPES, REASON, REFERRAL_CODE, STRING, common, data_schema
 from . import allowance, carry, entitlements, memberships, moves, renewal
 from .models import Membership
 from .terms import PlanTerms
@@ -120,7 +120,8 @@ def receipt(ctx: Ctx, m: Membership) -> dict[str, Any]:
     membership=MEMBERSHIP,
     category={"title": "Category", "description": "Purchase category, e.g. \"parts\".", "type": "string"},
     apply_discount={"title": "Apply the member discount", "description": "Take the membership's member discount "
-                    "off the amount (the till sends the list price).", "type": "boolean", "default": False}))
+                    "off the amount (the till sends the list price).", "type": "boolean", "default": False},
+    referral_code=REFERRAL_CODE))
 def purchase(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
     cents = to_cents(data["amount"])
     if data.get("pay_with") != "membership":
@@ -169,7 +170,7 @@ def _member_discount(cents: int, terms: PlanTerms, day: date) -> dict[str, Any]:
                        amount={"title": "Amount", "description": "Amount charged for the service.",
                                **common("nonneg_money")},
                        technician={"title": "Technician", "description": "Who did the work.", "type": "string"},
-                       membership=MEMBERSHIP))
+                       membership=MEMBERSHIP, referral_code=REFERRAL_CODE))
 def service_completed(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
     m = membership_for(ctx, event, data, local, required=False, service_code=data["service_code"])
     out: dict[str, Any] = {"service_code": data["service_code"], "covered": False, "membership": m.id if m else None}
@@ -209,7 +210,8 @@ def service_completed(ctx: Ctx, event: PendingEvent, data: dict, local: date) ->
               "goes on from it, on the same billing day, cadence and card.", **MEMBERSHIP},
     allow_second={"title": "Allow a second membership",
                   "description": "Enrol even though the customer already has an active membership of this plan.",
-                  "type": "boolean", "default": False}))
+                  "type": "boolean", "default": False},
+    referral_code=REFERRAL_CODE))
 def enrolled(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
     m = memberships.enroll(ctx, customer(ctx, event.customer_id), data["plan"], data.get("tier"), local, event.id,
                            allow_second=bool(data.get("allow_second")))

@@ -73,6 +73,9 @@ class CompiledRules:
     expiry_months: int | None = None
     point_value: str | None = None
     date_triggers: tuple[dict, ...] = ()  # "N days before renewal/expiry": due work, not engine rules
+    # The program's policies beside the rules (expiry order, pending points, refunds, referrals,
+    # loyalty tiers): the EarningRules spec without its rules, read by the rewards area.
+    policies: dict = field(default_factory=dict)
 
 
 def fact_key(data_field: str) -> str:
@@ -88,6 +91,8 @@ def compile_document(doc: dict, ref: str) -> CompiledRules:
     elif kind == "NotificationTriggers":
         items = [t for t in spec.get("triggers") or [] if "on" in t]
         path = "spec.triggers"
+    elif kind == "RewardCatalog":  # who may redeem each reward: a condition on a redemption
+        items, path = [r for r in spec.get("rewards") or [] if r.get("eligible")], "spec.rewards"
     else:
         raise CompileError(f"{kind} documents have no engine rules", [Problem("kind", f"cannot compile {kind!r}")])
 
@@ -105,25 +110,25 @@ def compile_document(doc: dict, ref: str) -> CompiledRules:
     earn: dict[str, EarnRule] = {}
     triggers: dict[str, Trigger] = {}
     referenced: set[str] = set()
-    all_items = spec.get("rules") if kind == "EarningRules" else spec.get("triggers") or []
+    all_items = {"EarningRules": spec.get("rules"), "RewardCatalog": spec.get("rewards")}.get(
+        kind, spec.get("triggers")) or []
     for index, item in enumerate(all_items or []):
         where = f"{path}[{index}]"
         rid = item.get("id") or f"rule{index}"
         if rid in definition:
             problems.append(Problem(f"{where}.id", f"duplicate rule id {rid!r}"))
             continue
-        when = item.get("when") if kind == "EarningRules" else item.get("on")
-        if when is None:  # a date-offset trigger: due work, not an engine rule
+        when, part = _when_of(kind, item)
+        if when is None:  # a date-offset trigger (due work), or a reward anyone may redeem
             continue
-        test = _compile_when(
-            when, item.get("window"), f"{where}.{'when' if kind == 'EarningRules' else 'on'}", problems, referenced
-        )
+        test = _compile_when(when, item.get("window") if kind == "EarningRules" else None, f"{where}.{part}",
+                             problems, referenced)
         if test is None:
             continue
         definition[rid] = {"all": [{"m": test}]}
         if kind == "EarningRules":
             earn[rid] = _compile_earn(item, where, problems)
-        else:
+        elif kind == "NotificationTriggers":
             triggers[rid] = Trigger(rid, item["template"], item["channel"], item.get("audience", "customer"))
 
     base = len(_base_fact_fields())
@@ -149,7 +154,18 @@ def compile_document(doc: dict, ref: str) -> CompiledRules:
         date_triggers=tuple(t for t in spec.get("triggers") or [] if "before" in t)
         if kind == "NotificationTriggers"
         else (),
+        policies={k: v for k, v in spec.items() if k != "rules"} if kind == "EarningRules" else {},
     )
+
+
+def _when_of(kind: str, item: dict) -> tuple[dict | None, str]:
+    """What a rule of this kind matches, and where in the item it is written."""
+    if kind == "EarningRules":
+        return item.get("when"), "when"
+    if kind == "RewardCatalog":
+        eligible = item.get("eligible")
+        return ({"event": "redemption", **eligible} if eligible else None), "eligible"
+    return item.get("on"), "on"
 
 
 def _compile_when(

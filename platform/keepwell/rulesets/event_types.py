@@ -29,6 +29,9 @@ def data_schema(required: list[str], **properties: Any) -> dict[str, Any]:
 
 
 REASON = {"title": "Reason", "description": "Why it happened.", "type": "string", "minLength": 1}
+REFERRAL_CODE = {"title": "Referral code", "description": "The code of the customer who referred this one "
+                 "(the referee gives it once; both are rewarded when the referral qualifies).", "type": "string",
+                 "minLength": 4, "maxLength": 20}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from ..messaging import notifications as _notifications  # noqa: F401
 from ..messaging import webhooks as _webhooks  # noqa: F401
 from ..rewards import due as _rewards_due  # noqa: F401
 from ..rewards import handlers as _rewards_events  # noqa: F401
+from ..rewards import models as _reward_models  # noqa: F401
 from ..rulesets import models as _ruleset_models  # noqa: F401
 from .app import Keepwell, reading, use_case
 

@@ -39,12 +39,13 @@ class DueRun:
     charged: int = 0  # invoices paid by card
     failed: int = 0  # card payments that failed
     retried: int = 0  # attempts after a failure (whatever their outcome)
+    by_kind: dict[str, int] | None = None  # units done, per kind of due work
 
     def to_dict(self) -> dict[str, Any]:
         return {"as_of": self.as_of.isoformat(), "units": self.units, "periods_closed": self.periods_closed,
                 "points_expired": self.points_expired, "reminders_queued": self.reminders_queued,
                 "invoices_issued": self.invoices_issued, "charged": self.charged, "failed": self.failed,
-                "retried": self.retried}
+                "retried": self.retried, "by_kind": dict(self.by_kind or {})}
 
 
 def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int], None] | None = None,
@@ -56,6 +57,7 @@ def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int],
     units = periods = points = reminders = invoices = 0
     paid = {"charged": 0, "failed": 0, "retried": 0}
     seen: set[str] = set()
+    by_kind: dict[str, int] = {}
     while True:
         todo = [u for u in plan(app, company, as_of) if u.key not in seen and (kinds is None or u.kind in kinds)]
         if not todo:
@@ -71,6 +73,8 @@ def run(app: Keepwell, company: str, as_of: date, progress: Callable[[int, int],
                 for k in paid:
                     paid[k] += r.get(k, 0)
             seen.update(u.key for u in part)
+            for u in part:
+                by_kind[u.kind] = by_kind.get(u.kind, 0) + 1
             if progress:
                 progress(min(i + chunk, len(todo)), len(todo))
-    return DueRun(as_of, units, periods, points, reminders, invoices, **paid)
+    return DueRun(as_of, units, periods, points, reminders, invoices, **paid, by_kind=by_kind)

@@ -22,7 +22,8 @@ from .app import Keepwell, reading, use_case
 
 @use_case
 def enroll(ctx: Ctx, customer: str, plan: str, on: date, tier: str | None = None, key: str | None = None,
-           allow_second: bool = False, cadence: str | None = None, payment_method: str | None = None) -> dict[str, Any]:
+           allow_second: bool = False, cadence: str | None = None, payment_method: str | None = None,
+           referral_code: str | None = None) -> dict[str, Any]:
     """Enrol a customer (the idempotency key defaults to enroll:CUSTOMER:PLAN:DATE); the
     answer is the `enrolled` event's result, with the new membership's id."""
     limits.check_day(ctx.company, ctx.today(), on, "on")
@@ -33,6 +34,8 @@ def enroll(ctx: Ctx, customer: str, plan: str, on: date, tier: str | None = None
         data["cadence"] = cadence  # billed at this cadence, among the plan's prices
     if payment_method:
         data["payment_method"] = payment_method
+    if referral_code:
+        data["referral_code"] = referral_code
     # A second membership is a request of its own: asked for after a refusal, it is not a replay of it.
     default_key = f"enroll:{customer}:{plan}:{on.isoformat()}" + (":second" if allow_second else "")
     payload = {"id": key or default_key, "type": "enrolled", "customer": customer,

@@ -67,6 +67,27 @@ def _open(source: str) -> IO[str]:
                                     f"cannot read {source}: {exc.strerror or exc}") from None
 
 
+@events.command("list")
+@click.option("--customer", default=None, help="Only this customer's events.")
+@click.option("--type", "type_", default=None, help="Only events of this type.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--after", default=None, help="The last event id of the previous page.")
+@json_option
+@click.pass_obj
+@handled
+def events_list(obj: Obj, customer: str | None, type_: str | None, limit: int, after: str | None,
+                as_json: bool) -> None:
+    """Stored events, oldest first, a page at a time."""
+
+    def human(d: dict[str, Any]) -> None:
+        for e in d["events"]:
+            click.echo(f"{e['local_date']}  {e['type']:<22} {e['status']:<10} {e['id']}")
+        if d["has_more"]:
+            click.echo(f"(more: --after {d['last']})")
+
+    emit(events_uc.list_events(obj.app, obj.company, limit, after, customer, type_), as_json, human)
+
+
 @events.command("import")
 @click.argument("source")
 @click.option("--parts", type=click.IntRange(1, 256), default=8, show_default=True,

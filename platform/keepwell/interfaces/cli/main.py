@@ -30,9 +30,10 @@ def main(ctx: Any, company: str | None) -> None:
 
 
 def _register() -> None:
-    from . import events, members, operations, rulesets, setup
+    from . import events, members, operations, rewards, rulesets, setup
 
-    for module in (setup, rulesets, members, events, operations):
+    members.points.add_command(rewards.points_liability_command())
+    for module in (setup, rulesets, members, rewards, events, operations):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -84,13 +84,15 @@ def customers_list(obj: Obj, as_json: bool, limit: int, offset: int) -> None:
               help="Bill the member at this cadence (one the plan prices for the tier); leave out if billed elsewhere.")
 @click.option("--payment-method", "payment_method", default=None,
               help="Charge the membership to this card (pm_...; default: the customer's default card).")
+@click.option("--referral-code", "referral_code", default=None,
+              help="The referral code of the customer who referred this one.")
 @click.pass_obj
 @handled
 def enroll(obj: Obj, customer: str, plan: str, tier: str | None, on: date, key: str | None, allow_second: bool,
-           cadence: str | None, payment_method: str | None) -> None:
+           cadence: str | None, payment_method: str | None, referral_code: str | None) -> None:
     """Enroll CUSTOMER on PLAN (id or id@version); prints the membership id."""
     result = memberships.enroll(obj.app, obj.company, customer, plan, on, tier=tier, key=key, allow_second=allow_second,
-                                cadence=cadence, payment_method=payment_method)
+                                cadence=cadence, payment_method=payment_method, referral_code=referral_code)
     if result.get("warning") or result.get("type") != "enrolled":
         # The key names an earlier, different event: its membership (if any) is not this one's.
         raise Conflict(f"key {result['event']!r} was already used for a different event; nothing enrolled "
@@ -238,19 +240,26 @@ def points() -> None:
 
 @points.command("show")
 @click.argument("customer")
+@click.option("--on", "on", callback=parse_date, default=None,
+              help="What is pending, available and expired on this day (today).")
 @json_option
 @click.pass_obj
 @handled
-def points_show(obj: Obj, customer: str, as_json: bool) -> None:
+def points_show(obj: Obj, customer: str, on: date | None, as_json: bool) -> None:
     """Points balance and lots (with their expiry) of a customer."""
 
     def human(d: dict[str, Any]) -> None:
-        click.echo(f"{d['customer']['name']}: {d['balance']} points")
+        held = f", {d['pending']} pending" if d["pending"] else ""
+        click.echo(f"{d['customer']['name']}: {d['balance']} points ({d['available']} available{held})")
+        if d.get("tier"):
+            t = d["tier"]
+            click.echo(f"  loyalty tier: {t['name'] or 'none yet'}"
+                       + (f" ({t['next']['needs']} more for {t['next']['name']})" if t.get("next") else ""))
         for lot in d["lots"]:
             click.echo(f"  lot {lot['lot']}: {lot['remaining']}/{lot['points']} earned {lot['earned_on']}, "
-                       f"expires {lot['expires_on'] or 'never'}")
+                       f"expires {lot['expires_on'] or 'never'} [{lot['status']}]")
 
-    emit(rewards.points(obj.app, obj.company, customer), as_json, human)
+    emit(rewards.points(obj.app, obj.company, customer, on), as_json, human)
 
 
 @click.command()
