@@ -18,6 +18,8 @@ from support import make_app
 PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "vip", "name": "VIP"},
         "spec": {"allowance": {"amount": "100.00", "period": "monthly"}, "price": {"monthly": "10.00"},
                  "tiers": [{"id": "standard", "name": "Standard"}, {"id": "gold", "name": "Gold"}]}}
+CATALOG = {"apiVersion": "keepwell/v1", "kind": "RewardCatalog", "metadata": {"id": "gifts", "name": "Gifts"},
+           "spec": {"rewards": [{"id": "mug", "name": "Mug", "type": "merchandise", "points": 1, "inventory": 5}]}}
 TODAY = datetime.now(UTC).date().isoformat()
 # A body each operation accepts (so that what answers is the rule under test, not validation).
 BODIES = {
@@ -36,10 +38,11 @@ BODIES = {
     "replay_webhooks": {"from": TODAY, "to": TODAY},
     "simulate": {"draft": PLAN, "from": TODAY, "to": TODAY},
     "add_payment_method": {"test_card": "success"}, "run_billing": {"as_of": TODAY},
+    "redeem_reward": {"customer": "{customer_id}", "reward": "mug"},
 }
 # Paths of a company's own things: another company's key must not find them.
 OWNED = {"customer_id", "membership_id", "event_id", "key", "endpoint_id", "key_id", "job_id", "number",
-         "payment_method_id"}
+         "payment_method_id", "redemption_id"}
 
 
 @pytest.fixture
@@ -47,6 +50,7 @@ def world(db_url):
     svc = make_app(db_url)
     svc.add_company("other", "Other Co")
     svc.publish(PLAN, "test", date(1970, 1, 1))
+    svc.publish(CATALOG, "test", date(1970, 1, 1))
     c = create_app({"TESTING": True}, service=svc, settings=Settings.from_env({"KEEPWELL_SECRET_KEY": "k"})).test_client()
     admin = {"Authorization": f"Bearer {apikeys.create(svc, 'default', 'mine', ['admin'])}"}
     cid = c.post("/api/v1/customers", headers=admin, json={"name": "Ann"}).json["id"]
@@ -55,11 +59,17 @@ def world(db_url):
     pm = c.post(f"/api/v1/customers/{cid}/payment_methods", headers=admin, json={"test_card": "success"}).json["id"]
     billing.run(svc, "default", datetime.now(UTC).date())  # invoice 1
     c.post("/api/v1/events", headers=admin, json={**BODIES["post_events"], "customer": cid})
+    c.post("/api/v1/events", headers=admin, json={"id": "adj-1", "type": "adjustment", "customer": cid,
+                                                  "occurred_at": f"{TODAY}T12:00:00+00:00",
+                                                  "data": {"unit": "points", "amount": "10", "reason": "welcome"}})
+    redemption = c.post("/api/v1/rewards/redemptions", headers=admin, json={"customer": cid, "reward": "mug"})
+    assert redemption.status_code == 201, redemption.get_json()
     endpoint = c.post("/api/v1/webhook_endpoints", headers=admin, json=BODIES["add_webhook_endpoint"]).json["id"]
     key_id = max(k["id"] for k in c.get("/api/v1/api_keys", headers=admin).json["api_keys"])
     ids = {"customer_id": cid, "membership_id": mid, "event_id": "t-1", "key": "vip", "version": "1",
            "endpoint_id": str(endpoint), "key_id": str(key_id), "job_id": "no-such-job", "name": "hvac",
-           "number": "1", "payment_method_id": pm}
+           "number": "1", "payment_method_id": pm, "redemption_id": redemption.json["redemption"],
+           "action": "fulfil"}
     yield svc, c, admin, ids
     svc.close()
 

@@ -38,8 +38,9 @@ def test_packs_are_listed(cli):
     rows = {p["name"]: p for p in cli.json("packs", "list")}
     assert set(PACKS) <= set(rows)
     for name in PACKS:
-        assert rows[name]["version"] == "1.0.0"
-        assert rows[name]["rulesets"] == ["earning_rules.yaml", "notifications.yaml", "plan.yaml"]
+        assert rows[name]["version"] == ("1.1.0" if name == "hvac" else "1.0.0")
+        catalog = ["catalog.yaml"] if name == "hvac" else []  # 1.1.0: a reward catalog and a referral program
+        assert rows[name]["rulesets"] == catalog + ["earning_rules.yaml", "notifications.yaml", "plan.yaml"]
 
 
 def test_a_pack_with_a_broken_ruleset_is_rejected_with_file_and_path(cli, tmp_path):
@@ -73,7 +74,7 @@ def test_install_publishes_every_ruleset(cli):
 @pytest.mark.parametrize("name", PACKS)
 def test_packs_show_lists_the_parameters(offline, name):
     d = offline.json("packs", "show", name)
-    assert d["name"] == name and d["version"] == "1.0.0" and d["keepwell"] == ">=0.1" and d["description"]
+    assert d["name"] == name and d["version"] == ("1.1.0" if name == "hvac" else "1.0.0") and d["keepwell"] == ">=0.1" and d["description"]
     params = {p["name"]: p for p in d["parameters"]}
     assert "referral_points" in params and "points_expiry_months" in params
     assert {p["type"] for p in params.values()} >= {"money", "integer", "percent"}
@@ -120,14 +121,16 @@ def test_metadata_ids_are_unique_across_packs_and_prefixed():
 
 def test_all_packs_install_side_by_side_in_one_company(cli):
     refs = [r for name in PACKS for r in cli.out("packs", "install", name).splitlines()]
-    assert len(refs) == 15 and len(set(refs)) == 15 and all(r.endswith("@1") for r in refs)
-    assert len(cli.json("rulesets", "list")) == 15
+    # three rulesets a pack, and the HVAC pack's reward catalog
+    assert len(refs) == 16 and len(set(refs)) == 16 and all(r.endswith("@1") for r in refs)
+    assert len(cli.json("rulesets", "list")) == 16
 
 
 def test_install_with_set_publishes_the_new_values(cli):
     refs = cli.out("packs", "install", "hvac", "--set", "premium_allowance=750.00", "--set", "referral_points=800",
                    "--set", "premium_discount=25", "--set", "preseason_to=2027-04-15").splitlines()
-    assert sorted(refs) == ["hvac-comfort-club@1", "hvac-comfort-notices@1", "hvac-comfort-rewards@1"]
+    assert sorted(refs) == ["hvac-comfort-club@1", "hvac-comfort-notices@1", "hvac-comfort-rewards-catalog@1",
+                            "hvac-comfort-rewards@1"]
 
     plan = cli.json("rulesets", "show", "hvac-comfort-club")["content"]["spec"]
     premium = next(t for t in plan["tiers"] if t["id"] == "premium")

@@ -24,6 +24,7 @@ SCOPES = {
     "customers:write": "add customers",
     "memberships:write": "enrol customers in plans",
     "adjustments:write": "post manual adjustments of allowance or points (up to the company's limit)",
+    "rewards:write": "redeem catalog rewards for customers; fulfil, ship, deliver or cancel redemptions",
     "admin": "everything, the above included",
 }
 DEFAULT_SCOPES = ("read", "events:write", "customers:write", "memberships:write")

@@ -113,6 +113,10 @@ class Declined(KeepwellError):
         super().__init__(message, **details)
         self.reason = reason
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "reason": self.reason, **{k: v for k, v in super().to_dict().items()
+                                                            if k != "code"}}
+
 
 class Unauthorized(KeepwellError):
     code = "unauthorized"

@@ -21,6 +21,10 @@ Billing steps: `payment_method: {customer, test_card, default, on, as}` (a sandb
 `billing_run: DATE`, `change_tier: {membership, tier, on, at, as}`, `cancel: {membership, on,
 at, requested_on}` (the day it is asked, for notice), `cancel_preview: {...}` and
 `invoices: MEMBERSHIP|CUSTOMER` (answers `invoices` and `count`).
+
+Rewards steps: `referral_code: {customer, as}` (the code, for an enrolment's `referral_code`),
+`redeem: {customer, reward, quantity, membership, on, as}`, `redemption: {redemption, status,
+on}` (fulfil with status next, or cancel), `points: CUSTOMER` or `points: {customer, on}`.
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ def _moment_of(step: dict, current: datetime) -> datetime:
             return datetime.fromisoformat(str(step["event"]["occurred_at"])).astimezone(UTC)
         day = (step.get("enroll") or {}).get("on") if isinstance(step.get("enroll"), dict) else step.get("run_due")
         day = day or step.get("billing_run")
-        for name in ("payment_method", "change_tier", "cancel", "cancel_preview"):
+        for name in ("payment_method", "change_tier", "cancel", "cancel_preview", "redeem", "redemption", "points"):
             if isinstance(step.get(name), dict):  # the day it is asked (a cancellation with notice before its last day)
                 day = step[name].get("requested_on") or step[name].get("on") or day
         if day:
@@ -118,7 +122,8 @@ def _run_step(app: Keepwell, step: dict, ids: dict[str, str], company: str) -> d
         e = dict(step["enroll"])
         result = memberships.enroll(app, company, ids[e["customer"]], e["plan"], date.fromisoformat(str(e["on"])),
                                     tier=e.get("tier"), key=e.get("id"), cadence=e.get("cadence"),
-                                    payment_method=ids.get(e.get("payment_method"), e.get("payment_method")))
+                                    payment_method=ids.get(e.get("payment_method"), e.get("payment_method")),
+                                    referral_code=ids.get(e.get("referral_code"), e.get("referral_code")))
         if e.get("as") and result.get("membership"):
             ids[e["as"]] = result["membership"]
         return result
@@ -126,8 +131,9 @@ def _run_step(app: Keepwell, step: dict, ids: dict[str, str], company: str) -> d
         payload = dict(step["event"])
         payload["customer"] = ids.get(payload.get("customer"), payload.get("customer"))
         data = dict(payload.get("data") or {})
-        if data.get("membership") in ids:
-            data["membership"] = ids[data["membership"]]
+        for name in ("membership", "referral_code"):
+            if data.get(name) in ids:
+                data[name] = ids[data[name]]
         payload["data"] = data
         return events.post_event(app, company, payload)
     if "run_due" in step:
@@ -136,9 +142,35 @@ def _run_step(app: Keepwell, step: dict, ids: dict[str, str], company: str) -> d
         m = memberships.show(app, company, ids.get(step["membership"], step["membership"]))
         m["services"] = {s["code"]: s for s in m["services"]}
         return m
-    if "points" in step:
-        return rewards.points(app, company, ids.get(step["points"], step["points"]))
+    if any(k in step for k in ("points", "redeem", "redemption", "referral_code")):
+        return _rewards_step(app, step, ids, company)
     return _billing_step(app, step, ids, company)
+
+
+def _rewards_step(app: Keepwell, step: dict, ids: dict[str, str], company: str) -> dict:
+    """Steps of the rewards program: points, redemptions and their fulfilment, referral codes."""
+    def day(d: dict) -> date | None:
+        return date.fromisoformat(str(d["on"])) if d.get("on") else None
+
+    if "points" in step:
+        p = step["points"] if isinstance(step["points"], dict) else {"customer": step["points"]}
+        return rewards.points(app, company, ids.get(p["customer"], p["customer"]), day(p))
+    if "redeem" in step:
+        r = dict(step["redeem"])
+        done = rewards.redeem(app, company, ids[r["customer"]], r["reward"], int(r.get("quantity", 1)), day(r),
+                              ids.get(r.get("membership"), r.get("membership")), r.get("ship_to"), r.get("id"))
+        if r.get("as"):
+            ids[r["as"]] = done["redemption"]
+        return done
+    if "redemption" in step:
+        r = dict(step["redemption"])
+        return rewards.change_redemption(app, company, ids.get(r["redemption"], r["redemption"]),
+                                         r.get("status", "next"), r.get("tracking"), r.get("reason"), day(r))
+    c = dict(step["referral_code"])
+    code = rewards.referral_code(app, company, ids[c["customer"]])
+    if c.get("as"):
+        ids[c["as"]] = code
+    return {"code": code}
 
 
 def _billing_step(app: Keepwell, step: dict, ids: dict[str, str], company: str) -> dict:

@@ -313,7 +313,83 @@ def get_event(event_id: str) -> ResponseReturnValue:
 @bp.get("/customers/<customer_id>/points")
 @needs("read")
 def customer_points(customer_id: str) -> ResponseReturnValue:
-    return jsonify(rewards.points(keepwell(), g.company, customer_id))
+    return jsonify(rewards.points(keepwell(), g.company, customer_id, _day_arg("on")))
+
+
+def _day_arg(name: str) -> date | None:
+    raw = request.args.get(name)
+    return _iso_date(raw, name) if raw else None
+
+
+@bp.post("/customers/<customer_id>/referral_code")
+@needs("customers:write")
+def referral_code(customer_id: str) -> ResponseReturnValue:
+    return jsonify({"customer": customer_id, "code": rewards.referral_code(keepwell(), g.company, customer_id)})
+
+
+@bp.get("/customers/<customer_id>/referrals")
+@needs("read")
+def customer_referrals(customer_id: str) -> ResponseReturnValue:
+    return jsonify(rewards.referrals_of(keepwell(), g.company, customer_id))
+
+
+@bp.get("/rewards")
+@needs("read")
+def list_rewards() -> ResponseReturnValue:
+    return jsonify({"rewards": rewards.catalog_list(keepwell(), g.company, _day_arg("on"))})
+
+
+@bp.post("/rewards/redemptions")
+@needs("rewards:write")
+@idempotent
+def redeem_reward() -> ResponseReturnValue:
+    body = validated("RedemptionIn", _body())
+    on = _iso_date(body["on"], "on") if body.get("on") else None
+    result = rewards.redeem(keepwell(), g.company, body["customer"], body["reward"], int(body.get("quantity", 1)),
+                            on, body.get("membership"), body.get("ship_to"), body.get("id"))
+    return jsonify(result), 200 if result.get("duplicate") else 201
+
+
+@bp.get("/rewards/redemptions")
+@needs("read")
+def list_redemptions() -> ResponseReturnValue:
+    limit = _limit()
+    status = request.args.get("status") or None
+    if status is not None and status not in ("open", "pending", "ordered", "shipped", "delivered", "fulfilled",
+                                             "cancelled"):
+        raise InvalidDocument.field("status", "Status must be one of open, pending, ordered, shipped, delivered, "
+                                    "fulfilled, cancelled")
+    offset = _int_arg("offset", 0)
+    rows = rewards.list_redemptions(keepwell(), g.company, status, request.args.get("customer") or None, limit,
+                                    offset)
+    return jsonify({"redemptions": rows, "limit": limit, "offset": offset})
+
+
+@bp.get("/rewards/redemptions/<redemption_id>")
+@needs("read")
+def get_redemption(redemption_id: str) -> ResponseReturnValue:
+    return jsonify(rewards.get_redemption(keepwell(), g.company, redemption_id))
+
+
+_ACTIONS = {"fulfil": "next", "ship": "shipped", "deliver": "delivered", "cancel": "cancelled"}
+
+
+@bp.post("/rewards/redemptions/<redemption_id>/<action>")
+@needs("rewards:write")
+@idempotent
+def change_redemption(redemption_id: str, action: str) -> ResponseReturnValue:
+    if action not in _ACTIONS:
+        raise NotFound(f"no action {action!r}: use {', '.join(_ACTIONS)}")
+    body = validated("RedemptionChangeIn", _body() if request.get_data() else {})
+    on = _iso_date(body["on"], "on") if body.get("on") else None
+    return jsonify(rewards.change_redemption(keepwell(), g.company, redemption_id, _ACTIONS[action],
+                                             body.get("tracking"), body.get("reason"), on))
+
+
+@bp.get("/points/liability")
+@needs("read")
+def points_liability() -> ResponseReturnValue:
+    return jsonify(rewards.liability(keepwell(), g.company, _day_arg("from"), _day_arg("to")))
 
 
 @bp.post("/enrollments")
@@ -324,7 +400,7 @@ def enroll() -> ResponseReturnValue:
     on = _iso_date(body["on"], "on")
     result = memberships.enroll(keepwell(), g.company, body["customer"], body["plan"], on, tier=body.get("tier"),
                                 key=body.get("id"), allow_second=bool(body.get("allow_second")),
-                                cadence=body.get("cadence"))
+                                cadence=body.get("cadence"), referral_code=body.get("referral_code"))
     return jsonify(result), 201 if result.get("status") == "processed" else 200
 
 

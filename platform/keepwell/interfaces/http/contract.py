@@ -53,7 +53,22 @@ BODIES: dict[str, dict[str, Any]] = {
                                         "the same plan is refused unless true"},
                        "cadence": {"enum": ["monthly", "quarterly", "yearly"],
                                    "description": "Bill the member at this cadence (one the plan prices for the "
-                                                  "tier); leave out for a membership billed elsewhere"}}},
+                                                  "tier); leave out for a membership billed elsewhere"},
+                       "referral_code": {"type": "string", "minLength": 4, "maxLength": 20,
+                                         "description": "The code of the customer who referred this one"}}},
+    "RedemptionIn": {
+        "type": "object", "required": ["customer", "reward"], "additionalProperties": False,
+        "properties": {"customer": ID, "reward": {**ID, "description": "The catalog reward's id"},
+                       "quantity": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+                       "on": {**DAY, "description": "Day of the redemption (default: today)"},
+                       "membership": {**ID, "description": "The membership a free service or a credit goes to"},
+                       "ship_to": {"type": "string", "minLength": 1, "maxLength": 300},
+                       "id": {**ID, "description": "Idempotency key (default: a new one)"}}},
+    "RedemptionChangeIn": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"tracking": {"type": "string", "minLength": 1, "maxLength": 120},
+                       "reason": {"type": "string", "minLength": 1, "maxLength": 400},
+                       "on": {**DAY, "description": "Day of the change (default: today)"}}},
     "SimulationIn": {
         "type": "object", "required": ["draft", "from", "to"],
         "properties": {"draft": {"description": "A ruleset document, or a list of them",
@@ -231,8 +246,35 @@ ENDPOINTS = (
              "as due work)", "admin", "BillingRunIn", answers={200: "object", 422: "Problem"}, idempotent=True),
     Endpoint("get", "/customers/{customer_id}/memberships", "customer_memberships", "A customer's memberships",
              "read", answers={200: "MembershipList", 404: "Problem"}),
-    Endpoint("get", "/customers/{customer_id}/points", "customer_points", "Points balance, lots and history",
-             "read", answers={200: "object", 404: "Problem"}),
+    Endpoint("get", "/customers/{customer_id}/points", "customer_points", "Points balance, pending and available "
+             "points, lots with their status, loyalty tier", "read", query=(("on", DAY, "As of this day (today)"),),
+             answers={200: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("post", "/customers/{customer_id}/referral_code", "referral_code", "The customer's referral code "
+             "(made on first ask)", "customers:write", answers={200: "object", 404: "Problem"}),
+    Endpoint("get", "/customers/{customer_id}/referrals", "customer_referrals", "Who joined with the customer's "
+             "code, and where each referral stands", "read", answers={200: "object", 404: "Problem"}),
+    Endpoint("get", "/rewards", "list_rewards", "The reward catalog in force, with stock left", "read",
+             query=(("on", DAY, "The catalog in force on this day (today)"),), answers={200: "object", 422: "Problem"}),
+    Endpoint("post", "/rewards/redemptions", "redeem_reward", "Redeem a catalog reward for a customer",
+             "rewards:write", "RedemptionIn", answers={201: "object", 200: "object", 402: "Problem",
+                                                       404: "Problem", 422: "Problem"}, idempotent=True),
+    Endpoint("get", "/rewards/redemptions", "list_redemptions", "Redemptions, newest first (status open: the "
+             "fulfilment queue)", "read",
+             query=PAGE + (("status", {"enum": ["open", "pending", "ordered", "shipped", "delivered", "fulfilled",
+                                                "cancelled"]}, "Status"),
+                           ("customer", {"type": "string"}, "One customer's"),
+                           ("offset", {"type": "integer", "minimum": 0, "maximum": 999_999_999}, "Rows to skip")),
+             answers={200: "object", 422: "Problem"}),
+    Endpoint("get", "/rewards/redemptions/{redemption_id}", "get_redemption", "One redemption", "read",
+             answers={200: "object", 404: "Problem"}),
+    Endpoint("post", "/rewards/redemptions/{redemption_id}/{action}", "change_redemption", "Fulfil (one step on), "
+             "ship, deliver or cancel a redemption (cancel: points back to the same lots)", "rewards:write",
+             "RedemptionChangeIn", answers={200: "object", 402: "Problem", 404: "Problem", 422: "Problem"},
+             idempotent=True),
+    Endpoint("get", "/points/liability", "points_liability", "Points outstanding and their liability; earned, "
+             "redeemed and expired per month; breakage", "read",
+             query=(("from", DAY, "First day (12 months back)"), ("to", DAY, "Last day (today)")),
+             answers={200: "object", 422: "Problem"}),
     Endpoint("post", "/enrollments", "enroll", "Enrol a customer in a plan", "memberships:write", "EnrollmentIn",
              answers={201: "object", 200: "object", 402: "Problem", 404: "Problem", 409: "Problem", 422: "Problem"},
              idempotent=True),
