@@ -13,7 +13,7 @@ from typing import Any
 from flask import Response
 from werkzeug.exceptions import HTTPException
 
-from ...kernel.errors import InvalidDocument, KeepwellError
+from ...kernel.errors import Declined, InvalidDocument, KeepwellError
 
 STATUS = {
     "not_found": 404,
@@ -70,7 +70,8 @@ def from_error(exc: KeepwellError) -> Response:
         errors = [{"pointer": pointer(p.path), "path": p.path, "message": p.message, "file": p.file or None}
                   for p in exc.problems]
     title = exc.code.replace("_", " ").capitalize()
-    return problem(status, exc.code, title, exc.message, errors, **exc.details)
+    reason = {"reason": exc.reason} if isinstance(exc, Declined) else {}  # why it was declined: a stable code
+    return problem(status, exc.code, title, exc.message, errors, **reason, **exc.details)
 
 
 def from_http(exc: HTTPException) -> Response:
