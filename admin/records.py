@@ -16,10 +16,11 @@ from markupsafe import Markup
 
 from keepwell.kernel.errors import InvalidDocument, KeepwellError, NotFound
 from keepwell.kernel.exports import csv_text
-from keepwell.usecases import Keepwell, billing, companies, customers, lists, memberships
+from keepwell.usecases import Keepwell, billing, companies, customers, lists, memberships, rewards
 from keepwell.usecases.lists import ListQuery, Page
 from keepwell.usecases.users import SignedIn
 
+from . import rewards as rewards_admin
 from .auth import current_user, editor_only, require_editor
 from .site import SignedInOnly, keepwell
 
@@ -128,15 +129,39 @@ class CustomersView(ListView):
 
     @expose("/details/")
     def details_view(self) -> Any:
-        found = self._customer(request.args.get("id", ""))
+        return self._details(request.args.get("id", ""))
+
+    def _details(self, customer_id: str, **points: Any) -> Any:
+        """The customer page; `points` are the Points panel's form as typed, its errors, a code."""
+        found = self._customer(customer_id)
         user = self.user()
         cards = billing.payment_methods_of(keepwell(), user.company_slug, found["id"])
         invoices = billing.invoices_of(keepwell(), user.company_slug, customer=found["id"])
+        panel = rewards_admin.panel(keepwell(), user.company_slug, found["id"], **points)
         return self.render("keepwell/customer.html", title="Customers", record=found, name=found["name"],
                            back=url_for(".index_view"), cards=cards, invoices=invoices, user=user,
-                           test_cards=TEST_CARDS,
-                           links=[("Memberships", url_for("memberships.index_view", customer=found["id"]))],
+                           test_cards=TEST_CARDS, p=panel,
+                           links=[("Memberships", url_for("memberships.index_view", customer=found["id"])),
+                                  ("Points", "#points")],
                            edit=url_for(".edit_view", id=found["id"]) if user.can_edit else None)
+
+    @expose("/redeem/<customer_id>", methods=["POST"])
+    def redeem(self, customer_id: str) -> Any:
+        """Redeem a catalog reward at the counter: done, back to the page with what it cost;
+        declined, the page again with why beside the form."""
+        self._customer(customer_id)
+        form = rewards_admin.redeem_form()
+        errors = rewards_admin.redeem(keepwell(), self.user().company_slug, customer_id, form)
+        if not errors:
+            return redirect(url_for(".details_view", id=customer_id, _anchor="points"))
+        return self._details(customer_id, form=form, errors=errors)
+
+    @expose("/referral-code/<customer_id>", methods=["POST"])
+    def referral_code(self, customer_id: str) -> Any:
+        """The customer's referral code, made the first time it is asked for."""
+        self._customer(customer_id)
+        code = rewards.referral_code(keepwell(), self.user().company_slug, customer_id)
+        return self._details(customer_id, referral_code=code)
 
     @expose("/cards/<customer_id>", methods=["POST"])
     @editor_only
@@ -241,10 +266,11 @@ class MembershipsView(ListView):
             tiers = memberships.tiers_in_force(keepwell(), user.company_slug, membership_id, today) \
                 if view["status"] == "active" else []
             invoices = billing.invoices_of(keepwell(), user.company_slug, membership=membership_id)
+            points = rewards.points(keepwell(), user.company_slug, view["customer"]["id"], today)
         except NotFound:
             abort(404)
         return self.render("keepwell/membership.html", m=view, user=user, tiers=tiers, today=today.isoformat(),
-                           invoices=invoices)
+                           invoices=invoices, points=points)
 
     @expose("/invoice/<int:number>.pdf")
     def invoice_pdf(self, number: int) -> Any:

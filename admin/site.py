@@ -109,6 +109,7 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
                   theme=Bootstrap4Theme(base_template="keepwell/base.html", fluid=True))
     from .packs import PacksView
     from .records import CustomersView, EventsView, LedgerView, MembershipsView
+    from .rewards import CatalogView, EconomyView, RedemptionsView
     from .rulesets import RulesetsView
     from .users import UsersView
     from .webhooks import WebhooksView
@@ -117,6 +118,12 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
     admin.add_view(PacksView(name="Template packs", endpoint="packs", url="/admin/packs"))
     admin.add_view(CustomersView(name="Customers", endpoint="customers", url="/admin/customers"))
     admin.add_view(MembershipsView(name="Memberships", endpoint="memberships", url="/admin/memberships"))
+    admin.add_view(CatalogView(name="Catalog", category="Rewards", endpoint="rewards_catalog",
+                               url="/admin/rewards/catalog"))
+    admin.add_view(RedemptionsView(name="Redemptions", category="Rewards", endpoint="redemptions",
+                                   url="/admin/rewards/redemptions"))
+    admin.add_view(EconomyView(name="Points economy", category="Rewards", endpoint="points_economy",
+                               url="/admin/rewards/economy"))
     admin.add_view(LedgerView(name="Ledger", endpoint="ledger", url="/admin/ledger"))
     admin.add_view(EventsView(name="Events", endpoint="events", url="/admin/events"))
     admin.add_view(UsersView(name="Users", endpoint="users", url="/admin/users"))

@@ -37,11 +37,17 @@ TYPES: dict[str, str] = {
     "payment.succeeded": "A membership invoice was paid by card (after failures, the membership is active again).",
     "payment.failed": "Charging a membership invoice failed: when it is tried again, and the membership's standing.",
     "membership.suspended": "A membership unpaid past its plan's grace days is on hold until the invoice is paid.",
+    "redemption.changed": "A catalog redemption was fulfilled, shipped, delivered or cancelled (points given back).",
+    "points.clawed_back": "A refunded purchase's points were taken back (or its pending points cancelled).",
+    "referral.rewarded": "A referral paid out: one for the referrer and one for the referee (data.role).",
+    "loyalty.tier_changed": "A customer's loyalty status tier changed (up at once, or down at the review).",
 }
 _SIMPLE = {"enrolled": "membership.enrolled", "renewed": "membership.renewed", "expired": "membership.expired",
            "cancelled": "membership.cancelled", "redemption": "points.redeemed",
            "payment_succeeded": "payment.succeeded", "payment_failed": "payment.failed",
-           "membership_suspended": "membership.suspended"}
+           "membership_suspended": "membership.suspended", "redemption_changed": "redemption.changed",
+           "purchase_refunded": "points.clawed_back", "referral_rewarded": "referral.rewarded",
+           "loyalty_tier_changed": "loyalty.tier_changed"}
 
 
 def types_of(event: PendingEvent, data: dict[str, Any], result: dict[str, Any]) -> list[str]:

@@ -126,10 +126,10 @@ def redemption(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[s
     if not data.get("points"):
         raise NotFound(f"no reward {data.get('reward')!r} in the catalog on {local.isoformat()}"
                        if data.get("reward") else "a redemption names a reward of the catalog or a number of points")
-    _entry, drawn = points.redeem(ctx, event.customer_id, int(data["points"]),
-                                  Posting(event.id, points_ref(ctx, local), "points.redeem", local),
-                                  memo=data.get("reward"), order=program(ctx, local).order)
-    return {"redeemed": int(data["points"]), "reward": data.get("reward"), "lots": points.drawn_view(drawn)}
+    points.redeem(ctx, event.customer_id, int(data["points"]),
+                  Posting(event.id, points_ref(ctx, local), "points.redeem", local), memo=data.get("reward"),
+                  order=program(ctx, local).order)
+    return {"redeemed": int(data["points"]), "reward": data.get("reward")}
 
 
 def _in_catalog(ctx: Ctx, reward_id: str, local: date) -> bool:
