@@ -338,9 +338,30 @@ LOYALTY = """\
 """
 
 
-def test_loyalty_tier_is_reached_at_once_multiplies_and_is_lost_at_review(cli, club):
+NOTICES = textwrap.dedent("""\
+    apiVersion: keepwell/v1
+    kind: NotificationTriggers
+    metadata: {id: club-notices, name: Club notices}
+    spec:
+      triggers:
+        - id: tier-up
+          on:
+            event: loyalty_tier_changed
+            all: [{field: data.direction, eq: up}]
+          template: tier-up
+          channel: email
+      templates:
+        tier-up:
+          subject: "Welcome to {{ data.to_name }}, {{ customer.name }}"
+          email: "You have reached {{ data.to_name }} status."
+    """)
+
+
+def test_loyalty_tier_is_reached_at_once_multiplies_and_is_lost_at_review(cli, club, tmp_path):
     club(extra=LOYALTY)
-    c, _ = customer(cli, "Tia Tier")
+    (tmp_path / "notices.yaml").write_text(NOTICES)
+    cli("rulesets", "publish", str(tmp_path / "notices.yaml"), "--effective-from", "2020-01-01")
+    c = cli.out("customers", "add", "--name", "Tia Tier", "--email", "tia@example.com")
     r = buy(cli, "p1", c, "2020-02-01", "120.00")      # 120 in 12 months: Silver
     assert (r["loyalty_tier"]["to"], r["loyalty_tier"]["direction"]) == ("silver", "up")
     r = buy(cli, "p2", c, "2020-03-01", "200.00")      # 320: Gold
@@ -351,6 +372,8 @@ def test_loyalty_tier_is_reached_at_once_multiplies_and_is_lost_at_review(cli, c
     assert (shown["id"], shown["name"], shown["qualifying"]) == ("gold", "Gold", 340)
     types = [e["type"] for e in cli.json("events", "list", "--customer", c)["events"]]
     assert types.count("loyalty_tier_changed") == 2
+    # each step up is a message through the notification triggers
+    assert [(m["template"], m["channel"]) for m in cli.json("outbox", "list")] == [("tier-up", "email")] * 2
     # review on 2021-01-01: the last 12 months (2020-01-02..2021-01-01) still hold 340: Gold stays
     cli.json("run-due", "--as-of", "2021-01-01")
     assert cli.json("points", "show", c, "--on", "2021-01-01")["tier"]["id"] == "gold"
