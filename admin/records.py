@@ -156,6 +156,18 @@ class CustomersView(ListView):
             return redirect(url_for(".details_view", id=customer_id, _anchor="points"))
         return self._details(customer_id, form=form, errors=errors)
 
+    @expose("/adjust-points/<customer_id>", methods=["POST"])
+    @editor_only
+    def adjust_points(self, customer_id: str) -> Any:
+        """A manual points adjustment with its reason, recorded in the signed-in user's name."""
+        self._customer(customer_id)
+        form = rewards_admin.adjust_form()
+        user = self.user()
+        errors = rewards_admin.adjust(keepwell(), user.company_slug, customer_id, form, f"{user.email} (admin)")
+        if not errors:
+            return redirect(url_for(".details_view", id=customer_id, _anchor="points"))
+        return self._details(customer_id, adjust_form=form, adjust_errors=errors)
+
     @expose("/referral-code/<customer_id>", methods=["POST"])
     def referral_code(self, customer_id: str) -> Any:
         """The customer's referral code, made the first time it is asked for."""

@@ -57,7 +57,8 @@ def empty_form() -> dict[str, str]:
 
 
 def panel(app: Keepwell, company: str, customer_id: str, form: dict[str, str] | None = None,
-          errors: dict[str, str] | None = None, referral_code: str | None = None) -> dict[str, Any]:
+          errors: dict[str, str] | None = None, referral_code: str | None = None,
+          adjust_form: dict[str, str] | None = None, adjust_errors: dict[str, str] | None = None) -> dict[str, Any]:
     """What the customer page's Points panel shows: the balance, tier, lots, points history,
     redemptions, referrals, and the redeem form (as typed, with its errors)."""
     pts = rewards.points(app, company, customer_id)
@@ -70,7 +71,8 @@ def panel(app: Keepwell, company: str, customer_id: str, form: dict[str, str] | 
     code = referral_code or next((r["code"] for r in refs), None)
     return {"points": pts, "catalog": catalog, "memberships": mems, "referrals": refs, "referral_code": code,
             "history": history, "redemptions": mine, "redeem_form": form or empty_form(),
-            "redeem_errors": errors or {}, **labels()}
+            "redeem_errors": errors or {}, "adjust_form": adjust_form or {"amount": "", "reason": ""},
+            "adjust_errors": adjust_errors or {}, **labels()}
 
 
 def redeem_form() -> dict[str, str]:
@@ -102,6 +104,28 @@ def redeem(app: Keepwell, company: str, customer_id: str, form: dict[str, str]) 
     except KeepwellError as exc:
         return {"form": _sentence(exc.message)}
     flash(redeemed_text(app, company, customer_id, done), "success")
+    return {}
+
+
+def adjust_form() -> dict[str, str]:
+    return {k: request.form.get(k, "").strip() for k in ("amount", "reason")}
+
+
+def adjust(app: Keepwell, company: str, customer_id: str, form: dict[str, str], by: str) -> dict[str, str]:
+    """A manual points adjustment from the form, in the signed-in user's name; {} when done,
+    else the errors to show beside the fields."""
+    try:
+        amount = int(form["amount"])
+    except ValueError:
+        return {"amount": "Points must be a whole number, like 50 or -50."}
+    try:
+        done = rewards.adjust_points(app, company, customer_id, amount, form["reason"], by)
+    except InvalidDocument as exc:
+        return {p.path if p.path in form else "form": p.message for p in exc.problems} or {"form": exc.message}
+    except KeepwellError as exc:
+        return {"form": _sentence(exc.message)}
+    flash(f"Adjusted {done['adjusted']:+d} points ({done['reason']}). Points balance now {done['balance']}.",
+          "success")
     return {}
 
 

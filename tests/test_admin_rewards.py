@@ -304,3 +304,23 @@ def test_the_rewards_menu_and_an_empty_economy(site):
     catalog = text(b.page("/admin/rewards/catalog/"), "catalog")
     assert "Comfort Club mug Merchandise shipped 30 2 left of 2 1 per year per customer Available" in catalog
     assert "$25 off a filter change Service FILTER_CHANGE: 25.00 off Service discount 50 Unlimited" in catalog
+
+
+def test_a_manual_adjustment_needs_a_reason_and_names_the_staff_member(site):
+    app, svc, today = site
+    ann = svc.add_customer("Ann Adjusted", "ann@example.com")
+    b = signed_in(app)
+    url = f"/admin/customers/details/?id={ann}"
+    page = b.post(f"/admin/customers/adjust-points/{ann}", {"amount": "75", "reason": ""}).get_data(as_text=True)
+    assert "Give a reason for the adjustment" in text(page, "adjust")
+    page = b.post(f"/admin/customers/adjust-points/{ann}", {"amount": "lots", "reason": "x"}).get_data(as_text=True)
+    assert "Points must be a whole number" in text(page, "adjust")
+    r = b.post(f"/admin/customers/adjust-points/{ann}", {"amount": "75", "reason": "Missed visit, sorry"})
+    page = b.page(r.headers["Location"])
+    assert "Adjusted +75 points (Missed visit, sorry). Points balance now 75." in flashes(page)
+    assert "Missed visit, sorry (by owner@heat.example (admin))" in text(page, "points-history")
+    page = b.post(f"/admin/customers/adjust-points/{ann}", {"amount": "-100", "reason": "typo"}).get_data(as_text=True)
+    assert "100 points asked, 75 available" in text(page, "adjust")
+    staff = signed_in(app, "staff@heat.example")  # staff read the panel but do not adjust
+    assert 'id="adjust"' not in staff.page(url)
+    assert staff.post(f"/admin/customers/adjust-points/{ann}", {"amount": "5", "reason": "x"}).status_code == 403

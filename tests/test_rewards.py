@@ -396,3 +396,17 @@ def test_points_liability_and_breakage(cli, club):
     assert months["2020-01"]["earned"] == 100 and months["2020-02"]["earned"] == 50
     assert months["2020-02"]["redeemed"] == 50 and months["2021-01"]["expired"] == 50
     assert got["breakage_rate"] == "0.5000"          # 50 expired of 100 used up
+
+
+def test_manual_points_adjustment_needs_a_reason_and_names_who_made_it(cli, club):
+    club()
+    c, _ = customer(cli, "Al Adjust")
+    done = cli.json("points", "adjust", c, "120", "--reason", "Welcome gift", "--by", "sam@acme.example",
+                    "--on", "2020-02-01")
+    assert (done["adjusted"], done["balance"], done["by"]) == (120, 120, "sam@acme.example")
+    res = cli("points", "adjust", "--reason", "typo", "--on", "2020-02-01", c, "--", "-500", expect=1)
+    assert "500 points asked, 120 available" in res.output
+    res = cli("points", "adjust", c, "0", "--reason", "nothing", expect=1)
+    assert "other than 0" in res.output
+    [e] = [e for e in cli.json("events", "list", "--customer", c, "--type", "adjustment")["events"]]
+    assert e["result"]["entries"][0]["memo"] == "Welcome gift (by sam@acme.example)"

@@ -111,3 +111,17 @@ def test_referral_through_the_api_rewards_both_sides(api):
     assert (liability["outstanding_points"], liability["liability"]) == (750, "7.50")
     r = c.get("/api/v1/points/liability?from=2026-11-03&to=2026-11-01", headers=auth)
     assert r.status_code == 422
+
+
+def test_a_points_adjustment_names_the_key_that_made_it(api):
+    svc, c, auth = api
+    cid = _customer(c, auth, "Kim Key")
+    key = {"Authorization": f"Bearer {apikeys.create(svc, 'default', 'front desk', ['adjustments:write', 'read'])}"}
+    r = c.post(f"/api/v1/customers/{cid}/points/adjustments", headers=key,
+               json={"amount": 40, "reason": "goodwill", "on": DAY})
+    assert r.status_code == 201 and (r.json["balance"], r.json["by"]) == (40, "API key front desk")
+    r = c.post(f"/api/v1/customers/{cid}/points/adjustments", headers=key, json={"amount": 5})
+    assert r.status_code == 422 and "reason" in r.json["errors"][0]["message"]
+    r = c.post(f"/api/v1/customers/{cid}/points/adjustments", headers=auth | {"Authorization": "Bearer nope"},
+               json={"amount": 5, "reason": "x"})
+    assert r.status_code == 401

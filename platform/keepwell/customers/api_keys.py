@@ -37,6 +37,7 @@ class KeyGrant:
 
     company: str
     scopes: frozenset[str]
+    name: str = ""  # what the key is for ("front desk POS"): named on the adjustments it makes
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -78,9 +79,10 @@ def issue_api_key(session: Session, company: Company, name: str,
 
 def grant_for_key(session: Session, digest: str) -> KeyGrant | None:
     """The company and scopes of the live key with this digest."""
-    row = session.execute(sa.select(Company.slug, ApiKey.scopes).join(ApiKey, ApiKey.company_id == Company.id)
+    row = session.execute(sa.select(Company.slug, ApiKey.scopes, ApiKey.name)
+                          .join(ApiKey, ApiKey.company_id == Company.id)
                           .where(ApiKey.digest == digest, ApiKey.revoked_at.is_(None))).first()
-    return None if row is None else KeyGrant(row.slug, frozenset(row.scopes.split()))
+    return None if row is None else KeyGrant(row.slug, frozenset(row.scopes.split()), row.name)
 
 
 def list_keys(session: Session, company: Company) -> list[dict[str, Any]]:

@@ -225,13 +225,16 @@ def points_unlocked(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> d
     return out
 
 
-@event_type("adjustment", title="Adjustment", description="Details of a adjustment event.", data={
+@event_type("adjustment", title="Adjustment", description="A manual correction of points or allowance, with its "
+            "reason and who made it.", data={
     **data_schema(["unit", "amount", "reason"],
             unit={"title": "Unit", "description": "What is adjusted: \"points\" or \"allowance\".", "type": "string",
                   "enum": ["points", "allowance"]},
             amount={"title": "Amount", "description": "Change, negative to deduct: whole points such as \"-50\" for "
                     "unit points, or a money amount such as \"25.00\" for unit allowance.", "type": "string"},
-            reason=REASON),
+            reason=REASON,
+            by={"title": "By", "description": "The staff user or API key that made the adjustment.",
+                "type": "string", "minLength": 1, "maxLength": 200}),
     "allOf": [{"if": {"required": ["unit"], "properties": {"unit": {"const": "points"}}},
                "then": {"properties": {"amount": {"pattern": "^-?[0-9]{1,12}$"}}}},
               {"if": {"required": ["unit"], "properties": {"unit": {"const": "allowance"}}},

@@ -111,6 +111,26 @@ def get_redemption(ctx: Ctx, redemption_id: str) -> dict[str, Any]:
 
 
 @use_case
+def adjust_points(ctx: Ctx, customer: str, amount: int, reason: str, by: str, on: date | None = None,
+                  key: str | None = None) -> dict[str, Any]:
+    """A manual points adjustment (negative to deduct): it needs a reason and names who made it
+    (the staff user or the API key); at most the company's adjustment limit."""
+    day = on or ctx.today()
+    limits.check_day(ctx.company, ctx.today(), day, "on")
+    problems = [Problem("reason", "Give a reason for the adjustment")] if not (reason or "").strip() else []
+    if amount == 0:
+        problems.append(Problem("amount", "Amount must be a whole number of points other than 0, like 50 or -50"))
+    if problems:
+        raise InvalidDocument("adjustment rejected", problems)
+    res = _event(ctx, key or new_id("adjust"), "adjustment", customer, day,
+                 {"unit": "points", "amount": str(amount), "reason": reason.strip(), "by": by[:200]})
+    if res.get("status") == "declined":
+        raise Declined(res.get("reason", "declined"), res.get("message", "declined"))
+    return {"event": res["event"], "adjusted": amount, "balance": points_area.balance(ctx, customer),
+            "by": by, "reason": reason.strip(), "duplicate": res.get("duplicate", False)}
+
+
+@use_case
 def referral_code(ctx: Ctx, customer: str) -> str:
     """The customer's referral code (made on first ask)."""
     return referrals.code_for(ctx, customer)

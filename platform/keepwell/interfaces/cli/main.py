@@ -33,6 +33,7 @@ def _register() -> None:
     from . import events, members, operations, rewards, rulesets, setup
 
     members.points.add_command(rewards.points_liability_command())
+    members.points.add_command(rewards.points_adjust_command())
     for module in (setup, rulesets, members, rewards, events, operations):
         for command in module.COMMANDS:
             main.add_command(command)

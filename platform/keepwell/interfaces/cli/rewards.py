@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -138,6 +140,27 @@ def referrals_list(obj: Obj, customer: str, as_json: bool) -> None:
     emit(rewards.referrals_of(obj.app, obj.company, customer), as_json, human)
 
 
+def points_adjust_command() -> click.Command:
+    @click.command("adjust")
+    @click.argument("customer")
+    @click.argument("amount", type=int)
+    @click.option("--reason", required=True, help="Why (shown on the customer's points history).")
+    @click.option("--by", default=None, help="Who makes it (default: your login name).")
+    @click.option("--on", "on", callback=parse_date, default=None, help="Day of the adjustment (today).")
+    @click.option("--key", default=None, help="Idempotency key (a new one by default).")
+    @json_option
+    @click.pass_obj
+    @handled
+    def adjust(obj: Obj, customer: str, amount: int, reason: str, by: str | None, on: date | None, key: str | None,
+               as_json: bool) -> None:
+        """Add AMOUNT points to CUSTOMER (negative to deduct: `-- -50`), with a reason; names who made it."""
+        who = by or f"{getpass.getuser()} (command line)"
+        emit(rewards.adjust_points(obj.app, obj.company, customer, amount, reason, who, on, key), as_json,
+             lambda d: click.echo(f"{d['adjusted']:+d} points ({d['reason']}, by {d['by']}): balance {d['balance']}"))
+
+    return adjust
+
+
 def points_liability_command() -> click.Command:
     @click.command("liability")
     @click.option("--from", "start", callback=parse_date, default=None, help="First day (12 months back).")
@@ -154,7 +177,7 @@ def points_liability_command() -> click.Command:
             for m in d["months"]:
                 click.echo(f"  {m['month']}: earned {m['earned']}, redeemed {m['redeemed']}, expired {m['expired']}")
             if d["breakage_rate"]:
-                click.echo(f"  breakage rate {float(d['breakage_rate']):.1%}")
+                click.echo(f"  breakage rate {Decimal(d['breakage_rate']) * 100:.1f}%")
 
         emit(rewards.liability(obj.app, obj.company, start, end), as_json, human)
 

@@ -321,6 +321,18 @@ def _day_arg(name: str) -> date | None:
     return _iso_date(raw, name) if raw else None
 
 
+@bp.post("/customers/<customer_id>/points/adjustments")
+@needs("adjustments:write")
+@idempotent
+def adjust_points(customer_id: str) -> ResponseReturnValue:
+    body = validated("PointsAdjustmentIn", _body())
+    on = _iso_date(body["on"], "on") if body.get("on") else None
+    by = f"API key {g.grant.name}" if g.grant.name else "an API key"
+    result = rewards.adjust_points(keepwell(), g.company, customer_id, int(body["amount"]), body["reason"], by, on,
+                                   body.get("id"))
+    return jsonify(result), 200 if result["duplicate"] else 201
+
+
 @bp.post("/customers/<customer_id>/referral_code")
 @needs("customers:write")
 def referral_code(customer_id: str) -> ResponseReturnValue:

@@ -64,6 +64,12 @@ BODIES: dict[str, dict[str, Any]] = {
                        "membership": {**ID, "description": "The membership a free service or a credit goes to"},
                        "ship_to": {"type": "string", "minLength": 1, "maxLength": 300},
                        "id": {**ID, "description": "Idempotency key (default: a new one)"}}},
+    "PointsAdjustmentIn": {
+        "type": "object", "required": ["amount", "reason"], "additionalProperties": False,
+        "properties": {"amount": {"type": "integer", "minimum": -10**9, "maximum": 10**9,
+                                  "description": "Points to add, negative to deduct"},
+                       "reason": {"type": "string", "minLength": 1, "maxLength": 300},
+                       "on": DAY, "id": {**ID, "description": "Idempotency key (default: a new one)"}}},
     "RedemptionChangeIn": {
         "type": "object", "additionalProperties": False,
         "properties": {"tracking": {"type": "string", "minLength": 1, "maxLength": 120},
@@ -249,6 +255,10 @@ ENDPOINTS = (
     Endpoint("get", "/customers/{customer_id}/points", "customer_points", "Points balance, pending and available "
              "points, lots with their status, loyalty tier", "read", query=(("on", DAY, "As of this day (today)"),),
              answers={200: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("post", "/customers/{customer_id}/points/adjustments", "adjust_points", "A manual points adjustment "
+             "with its reason (the key's name is recorded as who made it)", "adjustments:write", "PointsAdjustmentIn",
+             answers={201: "object", 200: "object", 402: "Problem", 404: "Problem", 422: "Problem"},
+             idempotent=True),
     Endpoint("post", "/customers/{customer_id}/referral_code", "referral_code", "The customer's referral code "
              "(made on first ask)", "customers:write", answers={200: "object", 404: "Problem"}),
     Endpoint("get", "/customers/{customer_id}/referrals", "customer_referrals", "Who joined with the customer's "
