@@ -33,7 +33,10 @@ def earn(ctx: Ctx, customer_id: str, points: int, why: Posting, expiry_months: i
         return 0
     b = book(ctx)
     acc = b.account(customer_id, POINTS)
-    owed = debt(ctx, acc)
+    # Only a negative balance can owe what the new lot must repay; looking at the lots otherwise
+    # would cost every earning a query. (A debt beside held points is still subtracted from
+    # what can be spent: `usable`.)
+    owed = debt(ctx, acc) if acc.balance < 0 else 0
     entry = b.post(acc, "earn", points, why, memo=memo)
     assert entry is not None
     unlocks = why.effective_date + timedelta(days=held_days) if held_days > 0 else None
