@@ -219,9 +219,11 @@ def test_stock_limits_dates_and_eligibility_decline_with_reasons(cli, club):
 
 def test_merchandise_goes_ordered_shipped_delivered_each_an_event(cli, club):
     club()
-    c, _ = customer(cli, "Sid Ship")
+    c = cli.out("customers", "add", "--name", "Sid Ship", "--address", "12 Elm St, Denver CO")
     buy(cli, "p1", c, "2020-01-10", "100.00")
     r = cli.json("rewards", "redeem", c, "mug", "--on", "2020-01-11")
+    [queued] = cli.json("rewards", "redemptions", "--status", "open")
+    assert queued["ship_to"] == "12 Elm St, Denver CO"   # the service address on file
     assert [x["redemption"] for x in cli.json("rewards", "redemptions", "--status", "open")] == [r["redemption"]]
     assert cli.json("rewards", "fulfil", r["redemption"], "--tracking", "1Z999")["status"] == "shipped"
     res = cli("rewards", "cancel", r["redemption"], expect=1)

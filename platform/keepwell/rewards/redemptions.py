@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..events import pipeline
 from ..events.registry import PendingEvent, snapshot_of
 from ..infra.context import Ctx
 from ..infra.tables import utcnow
@@ -64,11 +65,14 @@ def redeem(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, 
     if m is not None:
         given = _give(ctx, m, reward, quantity, Posting(event.id, rules.ref, f"reward.{reward.id}", local,
                                                         m.current_period))
+    ship_to = data.get("ship_to")
+    if ship_to is None and _ships(reward):
+        ship_to = pipeline.customer(ctx, event.customer_id).service_address  # the address on file
     r = Redemption(id=new_id("rdm"), company_id=ctx.company.id, customer_id=event.customer_id,
                    membership_id=m.id if m else None, catalog=rules.ref, reward_id=reward.id,
                    reward_name=reward.name, reward_type=reward.type, quantity=quantity, points=cost,
                    status=reward.initial_status(), stock_key=reward.stock_key, event_id=event.id,
-                   redeemed_on=local, ship_to=data.get("ship_to"))
+                   redeemed_on=local, ship_to=ship_to)
     ctx.unit.add(r)
     # (the event's own "status" and "points" keys are the pipeline's: processed, points earned)
     return {"redemption": r.id, "redemption_status": r.status, "reward": reward.id, "reward_name": reward.name,
@@ -88,6 +92,10 @@ def _give(ctx: Ctx, m: Any, reward: catalog.Reward, quantity: int, why: Posting)
     terms = memberships.plan_of(ctx, m)[1]
     b.post(b.account(m.id, ALLOWANCE, currency=terms.currency), "credit", cents, why, memo=f"reward {reward.name}")
     return {"membership": m.id, "credit": format_cents(cents)}
+
+
+def _ships(reward: catalog.Reward) -> bool:
+    return reward.initial_status() == "ordered"
 
 
 def get(ctx: Ctx, redemption_id: str, lock: bool = False) -> Redemption:
