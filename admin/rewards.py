@@ -207,34 +207,29 @@ class RedemptionsView(SignedInOnly, BaseView):
     @expose("/<redemption_id>/next", methods=["POST"])
     def move_on(self, redemption_id: str) -> Any:
         """One step on: fulfil what is to fulfil, ship what is ordered, deliver what is shipped."""
-        user = _user()
-        try:
-            done = rewards.change_redemption(keepwell(), user.company_slug, redemption_id, "next",
-                                             tracking=request.form.get("tracking", "").strip() or None)
-        except NotFound:
-            abort(404)
-        except KeepwellError as exc:
-            flash(f"Not done: {_sentence(exc.message)}", "error")
-        else:
-            flash(f"{done['reward_name']} for {done['customer']['name']}: "
-                  f"{STATUS.get(done['status'], done['status']).lower()}.", "success")
-        return redirect(_back(url_for(".index")))
+        return self._change(redemption_id, "next", lambda d: f"{d['reward_name']} for {d['customer']['name']}: "
+                            f"{STATUS.get(d['status'], d['status']).lower()}.",
+                            tracking=request.form.get("tracking", "").strip() or None)
 
     @expose("/<redemption_id>/cancel", methods=["POST"])
     @editor_only
     def cancel(self, redemption_id: str) -> Any:
         """Cancel: the points go back to the lots they came from, stock back on the shelf."""
+        return self._change(redemption_id, "cancelled", lambda d: f"{d['reward_name']} for {d['customer']['name']} "
+                            f"cancelled: {d.get('points_returned', 0)} points given back.",
+                            reason=request.form.get("reason", "").strip() or None)
+
+    def _change(self, redemption_id: str, status: str, said: Any, **details: Any) -> Any:
+        """Move a redemption and say what happened (or why not), back on the list it came from."""
         user = _user()
         try:
-            done = rewards.change_redemption(keepwell(), user.company_slug, redemption_id, "cancelled",
-                                             reason=request.form.get("reason", "").strip() or None)
+            done = rewards.change_redemption(keepwell(), user.company_slug, redemption_id, status, **details)
         except NotFound:
             abort(404)
         except KeepwellError as exc:
             flash(f"Not done: {_sentence(exc.message)}", "error")
         else:
-            flash(f"{done['reward_name']} for {done['customer']['name']} cancelled: "
-                  f"{done.get('points_returned', 0)} points given back.", "success")
+            flash(said(done), "success")
         return redirect(_back(url_for(".index")))
 
 
