@@ -38,11 +38,23 @@ def run(session: Session, company_id: int | None = None) -> dict[str, Any]:
             drift.append({"lot": lot.id, "points": lot.points, "drawn": int(drawn), "remaining": lot.remaining})
     # The overdraft facility is never exceeded and allowances never go below zero.
     negative = session.execute(
-        sa.select(Account).where(Account.unit.in_(("allowance", "visits", "points")), Account.balance < 0)
+        sa.select(Account).where(Account.unit.in_(("allowance", "visits")), Account.balance < 0)
     ).scalars().all()
     for acc in negative:
         if company_id is None or acc.company_id == company_id:
             drift.append({"account": acc.id, "owner": acc.owner, "unit": acc.unit, "negative_balance": acc.balance})
+    # A points balance is what its lots hold less a refund's debt (policy allow_negative): never
+    # more than the lots hold, and below zero only once every lot is empty (a debt is repaid first).
+    held = (sa.select(PointsLot.account_id, sa.func.sum(PointsLot.remaining).label("held"))
+            .group_by(PointsLot.account_id).subquery())
+    pq = (sa.select(Account, sa.func.coalesce(held.c.held, 0)).outerjoin(held, held.c.account_id == Account.id)
+          .where(Account.unit == "points"))
+    if company_id is not None:
+        pq = pq.where(Account.company_id == company_id)
+    for acc, in_lots in session.execute(pq):
+        if acc.balance > int(in_lots) or (acc.balance < 0 and int(in_lots) > 0):
+            drift.append({"account": acc.id, "owner": acc.owner, "unit": acc.unit, "balance": acc.balance,
+                          "in_lots": int(in_lots)})
     # One currency per account: no entry in another currency than its account's.
     mixed = (sa.select(LedgerEntry.id, Account.id, Account.currency, LedgerEntry.currency)
              .join(Account, Account.id == LedgerEntry.account_id)

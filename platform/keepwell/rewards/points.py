@@ -33,10 +33,9 @@ def earn(ctx: Ctx, customer_id: str, points: int, why: Posting, expiry_months: i
         return 0
     b = book(ctx)
     acc = b.account(customer_id, POINTS)
-    # Only a negative balance can owe what the new lot must repay; looking at the lots otherwise
-    # would cost every earning a query. (A debt beside held points is still subtracted from
-    # what can be spent: `usable`.)
-    owed = debt(ctx, acc) if acc.balance < 0 else 0
+    # A debt exists only once every lot is empty (a clawback takes what the lots hold first), so
+    # the debt is the negative balance: no lots need looking at.
+    owed = -acc.balance if acc.balance < 0 else 0
     entry = b.post(acc, "earn", points, why, memo=memo)
     assert entry is not None
     unlocks = why.effective_date + timedelta(days=held_days) if held_days > 0 else None
@@ -115,6 +114,7 @@ def give_back(ctx: Ctx, customer_id: str, entry_id: int, why: Posting, memo: str
     expiry (a lot past its last day expires again at the next expiry run)."""
     b = book(ctx)
     acc = b.account(customer_id, POINTS)
+    owed = -acc.balance if acc.balance < 0 else 0
     drawn = b.lots_drawn_by(acc.id, entry_id)
     total = sum(n for _lot, n in drawn)
     entry = b.post(acc, "redeem_cancelled", total, why, memo=memo)
@@ -122,6 +122,8 @@ def give_back(ctx: Ctx, customer_id: str, entry_id: int, why: Posting, memo: str
         return []
     for lot, n in drawn:
         b.draw(lot, -n, entry["id"])
+    if owed:  # a refund's debt is repaid first from what comes back
+        _draw(ctx, [lot for lot, _n in drawn], min(owed, total), entry["id"])
     return drawn
 
 
@@ -139,7 +141,11 @@ def clawback(ctx: Ctx, customer_id: str, earned_by: int, points: int, why: Posti
     own_entries |= {e["id"] for e, a in b.entries_of.get(earned_by, ()) if a is acc and e["kind"] == "earn"}
     lots = b.open_lots(acc.id)
     own = [lot for lot in lots if lot.entry_id in own_entries and lot.remaining > 0]
-    others = [lot for lot in _spendable(ctx, acc.id, why.effective_date, order) if lot not in own]
+    # then the spendable lots in the program's order, then the rest (held for another purchase's
+    # return window, or past their day and not expired yet): a debt is left only when all are empty
+    spendable = _spendable(ctx, acc.id, why.effective_date, order)
+    others = [lot for lot in spendable if lot not in own] + in_order(
+        [lot for lot in lots if lot.remaining > 0 and lot not in own and lot not in spendable], order)
     from_own = min(points, sum(lot.remaining for lot in own))
     from_others = min(points - from_own, max(sum(lot.remaining for lot in others) - debt(ctx, acc), 0))
     owed = points - from_own - from_others if allow_negative else 0

@@ -23,7 +23,7 @@ from ..kernel.money import format_cents
 from ..ledger import ALLOWANCE, VISITS, Posting, book
 from ..memberships import memberships
 from ..memberships.handlers import membership_for
-from . import catalog, points
+from . import catalog, points, refunds
 from .models import Redemption
 from .program import program
 
@@ -134,10 +134,15 @@ def _cancel(ctx: Ctx, event: PendingEvent, r: Redemption, local: date) -> dict[s
         _take_back(ctx, r, why)
     entry = _entry_of(ctx, r)
     drawn = points.give_back(ctx, r.customer_id, entry, why, memo=f"cancelled: {r.quantity} x {r.reward_name}")
+    settled = refunds.settle(ctx, r.customer_id, {lot.entry_id for lot, _n in drawn}, why)
     catalog.release(ctx, r.stock_key, r.quantity)
     ctx.unit.on_undo(lambda: catalog.release(ctx, r.stock_key, -r.quantity))  # a declined cancel keeps the units
-    return {"points_returned": sum(n for _lot, n in drawn), "lots": points.drawn_view(drawn),
-            "balance": points.balance(ctx, r.customer_id)}
+    out = {"points_returned": sum(n for _lot, n in drawn), "lots": points.drawn_view(drawn),
+           "balance": points.balance(ctx, r.customer_id)}
+    if settled:  # owed to refunds of the purchases they were earned on: purchase -> points
+        out["points_clawed_back"] = sum(settled.values())
+        out["clawed_back_for"] = settled
+    return out
 
 
 def _take_back(ctx: Ctx, r: Redemption, why: Posting) -> None:

@@ -73,3 +73,29 @@ def _points_of(ctx: Ctx, customer_id: str, purchase_id: int) -> tuple[int, int]:
     earned += sum(r["amount"] for r in ctx.unit.rows.get(LedgerEntry.__tablename__, [])
                   if r["account_id"] == acc.id and r["kind"] == "earn" and r["event_id"] == purchase_id)
     return earned, taken
+
+
+def settle(ctx: Ctx, customer_id: str, lot_entries: set[int], why: Posting) -> dict[str, int]:
+    """Points given back to lots of purchases refunded since (a cancelled redemption): what those
+    refunds could not take back then is taken now, so a refund and a cancel never leave the
+    customer the points of a purchase they were refunded. Answers the points taken per purchase."""
+    earned_by = dict(ctx.session.execute(sa.select(LedgerEntry.id, LedgerEntry.event_id)
+                                         .where(LedgerEntry.id.in_(sorted(lot_entries)))).all()) if lot_entries else {}
+    taken: dict[str, int] = {}
+    prog = program(ctx, why.effective_date)
+    for purchase_id in sorted(set(earned_by.values())):
+        bought = ctx.session.get(Event, purchase_id)
+        if bought is None or bought.type != "purchase" or bought.company_id != ctx.company.id:
+            continue
+        refunded = _refunded_before(ctx, customer_id, bought.key)
+        if not refunded:
+            continue
+        earned, clawed = _points_of(ctx, customer_id, bought.id)
+        paid = to_cents(bought.payload["data"]["amount"])
+        short = (earned * refunded // paid if paid else earned) - clawed
+        if short > 0:
+            n = points.clawback(ctx, customer_id, bought.id, short, why.with_rule(f"refund:{bought.id}"),
+                                allow_negative=prog.clawback == ALLOW_NEGATIVE, order=prog.order)["taken"]
+            if n:
+                taken[bought.key] = n
+    return taken
