@@ -40,8 +40,8 @@ def test_fresh_membership_has_every_included_service(cli, member):
     _customer, m = member
     shown = cli.json("membership", "show", m)
     assert shown["services"] == [
-        {"code": "AC_TUNE", "name": "A/C tune-up", "quantity": 2, "used": 0, "left": 2},
-        {"code": "FURNACE_TUNE", "name": "Furnace tune-up", "quantity": 1, "used": 0, "left": 1},
+        {"code": "AC_TUNE", "name": "A/C tune-up", "quantity": 2, "used": 0, "left": 2, "extra": 0},
+        {"code": "FURNACE_TUNE", "name": "Furnace tune-up", "quantity": 1, "used": 0, "left": 1, "extra": 0},
     ]
     assert shown["discount_percent"] == "10"
     assert shown["allowance"] is None
@@ -53,7 +53,7 @@ def test_covered_service_costs_nothing_and_is_counted(cli, member):
     [r] = cli.post(event("job-1", "service_completed", customer, "2020-04-01", service_code="AC_TUNE", amount="150.00"))
     assert (r["status"], r["covered"], r["charge"], r["membership"]) == ("processed", True, "0.00", m)
     assert "discount" not in r
-    assert r["services"] == [{"code": "AC_TUNE", "name": "A/C tune-up", "quantity": 2, "used": 1, "left": 1}]
+    assert r["services"] == [{"code": "AC_TUNE", "name": "A/C tune-up", "quantity": 2, "used": 1, "left": 1, "extra": 0}]
     [e] = r["entries"]
     assert (e["account"], e["kind"], e["amount"], e["balance_after"], e["rule"], e["ruleset"]) == (
         "visits:AC_TUNE", "debit", -1, 1, "plan.services.AC_TUNE.used", "tune-club@1")

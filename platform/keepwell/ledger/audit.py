@@ -45,9 +45,10 @@ def run(session: Session, company_id: int | None = None) -> dict[str, Any]:
             drift.append({"account": acc.id, "owner": acc.owner, "unit": acc.unit, "negative_balance": acc.balance})
     # A points balance is what its lots hold less a refund's debt (policy allow_negative): never
     # more than the lots hold, and below zero only once every lot is empty (a debt is repaid first).
-    held = (sa.select(PointsLot.account_id, sa.func.sum(PointsLot.remaining).label("held"))
+    in_lots_q = (sa.select(PointsLot.account_id, sa.func.sum(PointsLot.remaining).label("held"))
             .group_by(PointsLot.account_id).subquery())
-    pq = (sa.select(Account, sa.func.coalesce(held.c.held, 0)).outerjoin(held, held.c.account_id == Account.id)
+    pq = (sa.select(Account, sa.func.coalesce(in_lots_q.c.held, 0))
+          .outerjoin(in_lots_q, in_lots_q.c.account_id == Account.id)
           .where(Account.unit == "points"))
     if company_id is not None:
         pq = pq.where(Account.company_id == company_id)
