@@ -39,6 +39,7 @@ BODIES = {
     "simulate": {"draft": PLAN, "from": TODAY, "to": TODAY},
     "add_payment_method": {"test_card": "success"}, "run_billing": {"as_of": TODAY},
     "redeem_reward": {"customer": "{customer_id}", "reward": "mug"},
+    "adjust_points": {"amount": 5, "reason": "goodwill"},
 }
 # Paths of a company's own things: another company's key must not find them.
 OWNED = {"customer_id", "membership_id", "event_id", "key", "endpoint_id", "key_id", "job_id", "number",
