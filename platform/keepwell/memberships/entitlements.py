@@ -51,10 +51,10 @@ def usage(ctx: Ctx, m: Membership, terms: PlanTerms) -> list[dict]:
                      "used": max(svc.quantity - left, 0), "left": left, "extra": max(left - svc.quantity, 0)})
     planned = {svc.code for svc in terms.included_services}
     b.find_account(m.id, VISITS)  # loads the membership's accounts
-    for (owner, unit, code), acc in sorted(b.accounts.items()):
-        if owner == m.id and unit == VISITS and code not in planned and acc.balance > 0:
-            # an extra visit the plan does not include (a reward): shown with the included ones
-            rows.append({"code": code, "name": code, "quantity": 0, "used": 0, "left": acc.balance,
-                         "extra": acc.balance})
+    extras = [(code, acc) for (owner, unit, code), acc in b.accounts.items()
+              if owner == m.id and unit == VISITS and code not in planned and acc.balance > 0]
+    for code, acc in sorted(extras, key=lambda e: e[0]):
+        # an extra visit the plan does not include (a reward): shown with the included ones
+        rows.append({"code": code, "name": code, "quantity": 0, "used": 0, "left": acc.balance, "extra": acc.balance})
     return rows
 
