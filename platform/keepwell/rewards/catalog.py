@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..infra.context import Ctx
-from ..kernel.errors import CompileError, Declined, NotFound, Problem
+from ..kernel.errors import CompileError, Declined, Problem
 from ..kernel.money import format_cents, to_cents
 from ..rulesets import kinds
 from ..rulesets.compiler import CompiledRules, compile_document, make_fact
@@ -88,11 +88,9 @@ def _content(ctx: Ctx, rules: CompiledRules) -> dict:
     return {}
 
 
-def find(ctx: Ctx, reward_id: str, day: date) -> tuple[Reward, CompiledRules]:
-    for reward, rules in rewards_on(ctx, day):
-        if reward.id == reward_id:
-            return reward, rules
-    raise NotFound(f"no reward {reward_id!r} in the catalog on {day.isoformat()}")
+def lookup(ctx: Ctx, reward_id: str, day: date) -> tuple[Reward, CompiledRules] | None:
+    """The reward of the catalog in force on `day`, with its catalog; None if it has none such."""
+    return next(((reward, rules) for reward, rules in rewards_on(ctx, day) if reward.id == reward_id), None)
 
 
 def eligible(ctx: Ctx, reward: Reward, rules: CompiledRules, day: date, data: dict, member: dict) -> bool:

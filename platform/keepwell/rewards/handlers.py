@@ -18,7 +18,7 @@ from ..memberships.handlers import membership_for, receipt
 from ..rulesets import kinds
 from ..rulesets.event_types import EVENT_TYPES, REASON, STRING, common, data_schema
 from ..rulesets.in_force import evaluate
-from . import loyalty, points, redemptions, referrals, refunds
+from . import catalog, loyalty, points, redemptions, referrals, refunds
 from .program import BUILTIN, program
 
 kinds.register("EarningRules", "earning_rules.schema.json", "Points rules", compiled=True)
@@ -121,8 +121,9 @@ def referral(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str
     ship_to={"title": "Ship to", "description": "Where shipped merchandise goes (default: the service address).",
              "type": "string", "minLength": 1, "maxLength": 300}))
 def redemption(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
-    if data.get("reward") and _in_catalog(ctx, data["reward"], local):
-        return redemptions.redeem(ctx, event, data, local)
+    found = catalog.lookup(ctx, data["reward"], local) if data.get("reward") else None
+    if found is not None:
+        return redemptions.redeem(ctx, event, data, local, *found)
     if not data.get("points"):
         raise NotFound(f"no reward {data.get('reward')!r} in the catalog on {local.isoformat()}"
                        if data.get("reward") else "a redemption names a reward of the catalog or a number of points")
@@ -130,12 +131,6 @@ def redemption(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[s
                   Posting(event.id, points_ref(ctx, local), "points.redeem", local), memo=data.get("reward"),
                   order=program(ctx, local).order)
     return {"redeemed": int(data["points"]), "reward": data.get("reward")}
-
-
-def _in_catalog(ctx: Ctx, reward_id: str, local: date) -> bool:
-    from .catalog import rewards_on
-
-    return any(r.id == reward_id for r, _rules in rewards_on(ctx, local))
 
 
 @event_type("redemption_changed", title="Redemption status changed",

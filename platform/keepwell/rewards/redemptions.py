@@ -23,6 +23,7 @@ from ..kernel.money import format_cents
 from ..ledger import ALLOWANCE, VISITS, Posting, book
 from ..memberships import memberships
 from ..memberships.handlers import membership_for
+from ..rulesets.compiler import CompiledRules
 from . import catalog, points, refunds
 from .models import Redemption
 from .program import program
@@ -33,8 +34,9 @@ MOVES = {"pending": ("fulfilled", "cancelled"), "ordered": ("shipped", "cancelle
 NEXT = {"pending": "fulfilled", "ordered": "shipped", "shipped": "delivered"}
 
 
-def redeem(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
-    reward, rules = catalog.find(ctx, data["reward"], local)
+def redeem(ctx: Ctx, event: PendingEvent, data: dict, local: date, reward: catalog.Reward,
+           rules: CompiledRules) -> dict[str, Any]:
+    """Redeem `reward` of the catalog `rules` (found by the caller, `catalog.lookup`)."""
     quantity = int(data.get("quantity", 1))
     if not reward.available_on(local):
         raise Declined("not_available", f"{reward.name} cannot be redeemed on {local.isoformat()} "
