@@ -5,6 +5,7 @@ calls a use case, scoped to the signed-in user's company: another company's ids 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -138,8 +139,9 @@ class CustomersView(ListView):
         cards = billing.payment_methods_of(keepwell(), user.company_slug, found["id"])
         invoices = billing.invoices_of(keepwell(), user.company_slug, customer=found["id"])
         panel = rewards_admin.panel(keepwell(), user.company_slug, found["id"], **points)
+        held = memberships.of_customer(keepwell(), user.company_slug, found["id"])
         return self.render("keepwell/customer.html", title="Customers", record=found, name=found["name"],
-                           back=url_for(".index_view"), cards=cards, invoices=invoices, user=user,
+                           back=url_for(".index_view"), cards=cards, invoices=invoices, user=user, held=held,
                            test_cards=TEST_CARDS, p=panel,
                            links=[("Memberships", url_for("memberships.index_view", customer=found["id"])),
                                   ("Points", "#points")],
@@ -270,7 +272,8 @@ class MembershipsView(ListView):
         return redirect(url_for(".show", membership_id=request.args.get("id", "")))
 
     @expose("/show/<membership_id>")
-    def show(self, membership_id: str) -> Any:
+    def show(self, membership_id: str, charge_form: dict[str, str] | None = None,
+             charge_errors: dict[str, str] | None = None) -> Any:
         user = self.user()
         try:
             view = memberships.show(keepwell(), user.company_slug, membership_id)
@@ -281,8 +284,72 @@ class MembershipsView(ListView):
             points = rewards.points(keepwell(), user.company_slug, view["customer"]["id"], today)
         except NotFound:
             abort(404)
+        charge = charge_form or {"amount": "", "description": "", "on": today.isoformat()}
+        charge["key"] = charge.get("key") or f"admin-charge-{secrets.token_hex(8)}"  # one charge per form shown
         return self.render("keepwell/membership.html", m=view, user=user, tiers=tiers, today=today.isoformat(),
-                           invoices=invoices, points=points)
+                           invoices=invoices, points=points, charge=charge, charge_errors=charge_errors or {})
+
+    @expose("/charge/<membership_id>", methods=["POST"])
+    @editor_only
+    def charge(self, membership_id: str) -> Any:
+        """Charge the allowance at the counter; past the balance the overdraft pays, past both it is
+        declined and nothing is charged. The form's key makes a second click the same charge."""
+        user, form = self.user(), {k: request.form.get(k, "").strip() for k in ("amount", "description", "on", "key")}
+        errors: dict[str, str] = {}
+        try:
+            on = date.fromisoformat(form["on"])
+        except ValueError:
+            errors["on"] = "Date must be a date like 2025-03-01."
+        if not errors:
+            try:
+                result = memberships.charge_allowance(keepwell(), user.company_slug, membership_id, form["amount"],
+                                                      on, form["key"] or f"admin-charge-{secrets.token_hex(8)}",
+                                                      form["description"])
+            except NotFound:
+                abort(404)
+            except InvalidDocument as exc:
+                for p in exc.problems:
+                    errors["amount" if p.path.endswith("amount") else "form"] = p.message
+            except KeepwellError as exc:
+                errors["form"] = exc.message
+            else:
+                if result.get("status") == "declined":
+                    errors["amount"] = f"Not charged: {result.get('message') or result.get('reason')}"
+                else:
+                    over = result.get("from_overdraft", "0.00")
+                    flash(f"Charged {result.get('charged', form['amount'])}"
+                          + (f", of which {over} from the overdraft" if over not in ("0.00", None) else "")
+                          + f". Balance {result.get('balance')}, overdraft left {result.get('overdraft_left')}.",
+                          "success")
+                    return redirect(url_for(".show", membership_id=membership_id))
+        return self.show(membership_id, charge_form=form, charge_errors=errors)
+
+    @expose("/statement/<membership_id>")
+    def statement(self, membership_id: str) -> Any:
+        """The membership statement of a date range (the current period by default), on screen or
+        (?format=pdf) as the PDF a member keeps."""
+        user = self.user()
+        try:
+            view = memberships.show(keepwell(), user.company_slug, membership_id)
+            start = date.fromisoformat(request.args.get("from") or view["period"]["start"])
+            end = date.fromisoformat(request.args.get("to") or companies.today(keepwell(), user.company_slug)
+                                     .isoformat())
+        except NotFound:
+            abort(404)
+        except ValueError:
+            flash("From and to must be dates like 2025-03-01.", "error")
+            return redirect(url_for(".statement", membership_id=membership_id))
+        try:
+            if request.args.get("format") == "pdf":
+                pdf = memberships.statement_document(keepwell(), user.company_slug, start, end,
+                                                     membership_id=membership_id)
+                return Response(pdf, mimetype="application/pdf", headers={
+                    "Content-Disposition": f'inline; filename="statement-{membership_id}-{start}-{end}.pdf"'})
+            shown = memberships.statement(keepwell(), user.company_slug, membership_id, start, end)
+        except KeepwellError as exc:
+            flash(exc.message, "error")
+            return redirect(url_for(".show", membership_id=membership_id))
+        return self.render("keepwell/statement.html", st=shown, m=view, start=start.isoformat(), end=end.isoformat())
 
     @expose("/invoice/<int:number>.pdf")
     def invoice_pdf(self, number: int) -> Any:

@@ -16,6 +16,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from markupsafe import Markup
 
+from keepwell.kernel.calendar_words import day as _day
 from keepwell.kernel.errors import InvalidDocument, KeepwellError, NotFound, Problem
 from keepwell.usecases import companies
 from keepwell.usecases import rulesets as uc
@@ -137,13 +138,15 @@ class RulesetsView(SignedInOnly, BaseView):
     @expose("/")
     def index(self) -> Any:
         rows = uc.list_rulesets(keepwell(), _company())
-        return self.render("keepwell/rulesets.html", rows=rows, kinds=kinds(), user=current_user())
+        return self.render("keepwell/rulesets.html", rows=rows, kinds=kinds(), kind_titles=dict(uc.kind_names()),
+                           user=current_user())
 
     @expose("/r/<key>")
     def history(self, key: str) -> Any:
         h = self._or_404(lambda: uc.history(keepwell(), _company(), key))
         return self.render("keepwell/ruleset.html", key=key, rows=h.rows, in_force=h.in_force, has_draft=h.has_draft,
-                           kind=h.kind, user=current_user(), today=_today().isoformat())
+                           kind=h.kind, kind_titles=dict(uc.kind_names()), name=h.name, user=current_user(),
+                           today=_today().isoformat())
 
     @expose("/r/<key>/v/<int:version>")
     def version(self, key: str, version: int) -> Any:
@@ -220,31 +223,44 @@ class RulesetsView(SignedInOnly, BaseView):
             flash("Draft saved." + (" It has problems to fix before it can be published." if problems else ""),
                   "warning" if problems else "success")
             return redirect(url_for(".edit", key=new_key, mode=ed.mode)) if not problems else self._editor(ed, new_key)
-        if action == "publish":
+        if action == "simulate":  # "Simulate first": the draft is saved, then simulated as it stands
+            try:
+                uc.save_draft(keepwell(), user.company_slug, ed.doc, user.email)
+            except KeepwellError as exc:
+                flash(exc.message, "error")
+                return self._editor(ed, key)
+            return redirect(url_for(".simulate", key=new_key))
+        if action in ("publish", "publish:confirmed"):
             if problems:
                 flash("Not published: fix the problems marked below.", "error")
                 return self._editor(ed, key)
             try:
                 on = date.fromisoformat(request.form.get("effective_from") or _today().isoformat())
             except ValueError:
-                flash("Effective from: enter a date (YYYY-MM-DD).", "error")
+                flash("In force from: enter a date like 2025-03-01.", "error")
                 return self._editor(ed, key)
+            if action == "publish":  # first the question: this version, these changes, a note
+                preview = uc.publish_preview(keepwell(), user.company_slug, ed.doc)
+                return self._editor(ed, key, confirm=preview, effective_from=on.isoformat())
+            note = (request.form.get("note") or "").strip()[:500] or None
             try:
-                published = uc.save_and_publish(keepwell(), user.company_slug, ed.doc, user.email, on)
+                published = uc.save_and_publish(keepwell(), user.company_slug, ed.doc, user.email, on, note)
             except InvalidDocument as exc:
                 ed.problems = list(exc.problems)
                 if ed.mode == "form":
                     schema_forms.attach_errors(ed.form, ed.problems)
                 flash(exc.message, "error")
                 return self._editor(ed, key)
-            flash(f"Published {published.ref}, in force from {on.isoformat()}." if published.created else
-                  f"Nothing new to publish: {published.ref} already has this content.", "success")
+            flash(f"Published version {published.version}, in force from {_day(on)}." if published.created else
+                  f"Nothing new to publish: version {published.version} already has this content.", "success")
             return redirect(url_for(".history", key=new_key))
         abort(400)
 
-    def _editor(self, ed: Editor, key: str | None, is_draft: bool = False):
+    def _editor(self, ed: Editor, key: str | None, is_draft: bool = False, confirm: Any = None,
+                effective_from: str | None = None):
         return self.render("keepwell/editor.html", ed=ed, key=key, is_draft=is_draft, kinds=kinds(),
-                           user=current_user(), today=_today().isoformat())
+                           kind_titles=dict(uc.kind_names()), user=current_user(),
+                           today=effective_from or _today().isoformat(), confirm=confirm)
 
     @expose("/r/<key>/rollback", methods=["POST"])
     def rollback(self, key):

@@ -743,7 +743,7 @@ def attach_errors(form: SchemaForm, problems: Iterable[Problem]) -> None:
     for p in problems:
         tokens = _parse_path(p.path)
         if tokens is None:
-            form.form_errors.append(f"{p.path}: {p.message}")
+            form.form_errors.append(p.message)
             continue
         f, holder, used = _locate(form, tokens)
         rest = tokens[used:]

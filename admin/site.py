@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from keepwell.infra.settings import Settings
 from keepwell.interfaces.http.api import bp as api_bp
+from keepwell.kernel import calendar_words
 from keepwell.usecases import lists
 
 from .auth import bp as auth_bp
@@ -103,6 +104,8 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
     throttle_sign_in(app, limiter, settings.signin_limit_account, settings.signin_limit_address)
     app.jinja_env.globals["kw_user"] = current_user
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+    app.jinja_env.filters["day"] = calendar_words.day  # {{ v.effective_from|day }} -> "2 Mar 2025"
+    app.jinja_env.filters["since"] = calendar_words.since  # the same, "from the start" for a demo's 1970
 
     admin = Admin(app, name="Keepwell", url="/admin", csp_nonce_generator=csp_nonce,
                   index_view=Home(name="Home", url="/admin"),

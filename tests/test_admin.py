@@ -170,11 +170,11 @@ def test_edit_yaml_see_each_error_with_its_path_fix_and_publish(site):
                       "effective_from": "2026-01-01"}, token_from=edit)
     assert "Not published" in r.get_data(as_text=True)
     fixed = yaml_text.replace("amount: '250.00'", "amount: '275.00'")
-    r = b.post(edit, {"_mode": "yaml", "_kind": "Plan", "yaml": fixed, "_action": "publish",
+    r = b.post(edit, {"_mode": "yaml", "_kind": "Plan", "yaml": fixed, "_action": "publish:confirmed",
                       "effective_from": "2026-01-01"}, token_from=edit)
     assert r.status_code == 302, r.get_data(as_text=True)
     history = b.get("/admin/rulesets/r/hvac-comfort-club").get_data(as_text=True)
-    assert "hvac-comfort-club@2" in history
+    assert "Version 2</a>" in history
     diff = b.get("/admin/rulesets/r/hvac-comfort-club/diff?a=1&b=2").get_data(as_text=True)
     assert 'class="diff_add"' in diff or 'class="diff_sub"' in diff  # highlighted, side by side
     cells = [htmlmod.unescape(re.sub(r"<[^>]+>", "", c)).replace("\xa0", " ")
@@ -347,7 +347,7 @@ def test_the_form_editor_adds_a_tier_switches_to_yaml_and_back_and_publishes(sit
     r = b.post(edit, {"_mode": "yaml", "_kind": "Plan", "yaml": yaml_text, "_action": "show:form"}, token_from=edit)
     assert re.search(r'name="spec-allowance-amount"[^>]*value="260.00"', r.get_data(as_text=True)) or \
         re.search(r'value="260.00"[^>]*name="spec-allowance-amount"', r.get_data(as_text=True))
-    r = _form_post(b, edit, changed, "Plan", "publish", effective_from="2026-01-01")
+    r = _form_post(b, edit, changed, "Plan", "publish:confirmed", effective_from="2026-01-01")
     assert r.status_code == 302, r.get_data(as_text=True)[-3000:]
     assert _published(svc, "hvac-comfort-club@2") == changed
     assert build_form("Plan", changed).to_document() == changed
@@ -363,7 +363,8 @@ def test_form_errors_show_next_to_their_fields(site):
     r = _form_post(b, edit, bad, "Plan", "validate")
     text = r.get_data(as_text=True)
     error = re.search(r'<ul class="kw-errors" id="spec-allowance-amount-errors"[^>]*>(.*?)</ul>', text, re.S)
-    assert error and "-5" in error.group(1)
+    assert error and "Allowance amount must be an amount like 250.00" in error.group(1)
+    assert re.search(r'name="spec-allowance-amount"[^>]*value="-5"|value="-5"[^>]*name="spec-allowance-amount"', text)
     assert 'aria-invalid="true"' in text
     # A condition typed as YAML that cannot be read keeps its text and shows where the problem is.
     rules_edit = "/admin/rulesets/r/hvac-comfort-rewards/edit"
@@ -391,9 +392,11 @@ def test_a_new_ruleset_from_the_blank_form(site):
     assert page.status_code == 200
     doc = {"apiVersion": "keepwell/v1", "kind": "EarningRules", "metadata": {"id": "referrals", "name": "Referrals"},
            "spec": {"rules": [{"id": "refer", "when": {"event": "referral"}, "earn": {"points": 500}}]}}
-    r = _form_post(b, "/admin/rulesets/new?kind=EarningRules", doc, "EarningRules", "publish", effective_from="2026-01-01")
+    r = _form_post(b, "/admin/rulesets/new?kind=EarningRules", doc, "EarningRules", "publish:confirmed",
+                   effective_from="2026-01-01")
     if r.status_code != 302:  # the schema may want more: the page lists exactly what
-        problems = re.findall(r"<li><code>(.*?)</code>", r.get_data(as_text=True))
+        problems = re.findall(r'<div class="alert alert-danger" role="alert" id="problems">(.*?)</div>',
+                              r.get_data(as_text=True), re.S)
         pytest.fail(f"blank-form publish refused: {problems}")
     assert _published(svc, "referrals@1") == doc
     staff = signed_in(app, "staff@heat.example")

@@ -118,7 +118,7 @@ def test_a_contractor_sets_up_a_program_and_another_company_cannot_see_it(server
     shot("04-pack-install")
     page.locator("#install").click()
     page.wait_for_url(re.compile(r".*/admin/rulesets/$"))
-    assert "hvac-comfort-club@1" in page.locator("#rulesets").inner_text()
+    assert "Comfort Club hvac-comfort-club\tMembership plans\tVersion 1" in page.locator("#rulesets").inner_text()
     shot("05-rulesets")
 
     # Change the allowance amount in the form generated from the schema: a bad value first.
@@ -128,8 +128,10 @@ def test_a_contractor_sets_up_a_program_and_another_company_cannot_see_it(server
     amount.fill("12.3.4")
     page.locator("#validate").click()
     error = page.locator("#spec-allowance-amount-errors")
-    assert error.is_visible() and error.inner_text().strip()
-    assert "spec.allowance.amount" in page.locator("#problems").inner_text()
+    # In words, beside the field; no pattern, no path.
+    assert error.is_visible() and error.inner_text().strip() == "Allowance amount must be an amount like 250.00"
+    summary = page.locator("#problems").inner_text()
+    assert "Allowance amount must be an amount like 250.00" in summary and "spec." not in summary
     shot("06-editor-error")
     page.locator('[name="spec-allowance-amount"]').fill("300.00")
     page.locator("#validate").click()
@@ -142,8 +144,12 @@ def test_a_contractor_sets_up_a_program_and_another_company_cannot_see_it(server
     assert page.locator('[name="spec-allowance-amount"]').input_value() == "300.00"
     page.locator("#effective_from").fill("2026-01-01")
     page.locator("#publish").click()
+    assert "Publish version 2" in page.locator("#confirm-publish").inner_text()
+    page.locator("#note").fill("Allowance up to 300.00")
+    page.locator("#publish-confirmed").click()
     page.wait_for_url(re.compile(r".*/admin/rulesets/r/hvac-comfort-club$"))
-    assert "hvac-comfort-club@2" in page.locator("#versions").inner_text()
+    versions = page.locator("#versions").inner_text()
+    assert "Version 2" in versions and "Allowance up to 300.00" in versions
     shot("08-ruleset-history")
     page.goto(server + "/admin/rulesets/r/hvac-comfort-club/diff?a=1&b=2")
     assert "300.00" in page.content()

@@ -121,7 +121,8 @@ def test_a_points_adjustment_names_the_key_that_made_it(api):
                json={"amount": 40, "reason": "goodwill", "on": DAY})
     assert r.status_code == 201 and (r.json["balance"], r.json["by"]) == (40, "API key front desk")
     r = c.post(f"/api/v1/customers/{cid}/points/adjustments", headers=key, json={"amount": 5})
-    assert r.status_code == 422 and "reason" in r.json["errors"][0]["message"]
+    assert r.status_code == 422 and r.json["errors"][0]["pointer"] == "/reason"
+    assert r.json["errors"][0]["message"] == "Reason is required"
     r = c.post(f"/api/v1/customers/{cid}/points/adjustments", headers=auth | {"Authorization": "Bearer nope"},
                json={"amount": 5, "reason": "x"})
     assert r.status_code == 401

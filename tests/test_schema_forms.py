@@ -324,7 +324,8 @@ def test_bad_allowance_amount_is_shown_at_the_amount(app):
     html = render(app, form)
     i = html.index('id="spec-allowance-amount-errors"')
     assert html.index('for="spec-allowance-amount"') < i < html.index('for="spec-allowance-period"')
-    assert "does not match" in html[i:i + 300]
+    assert "Allowance amount must be an amount like 250.00" in html[i:i + 300]
+    assert "^[0-9]" not in html  # no regular expression shown to a contractor
     assert 'aria-describedby="spec-allowance-amount-help spec-allowance-amount-errors"' in html
     assert 'aria-invalid="true"' in html
 
@@ -335,12 +336,12 @@ def test_bad_tier_fields_and_missing_tier_name(app):
     del doc["spec"]["tiers"][2]["name"]
     doc["spec"]["tiers"][0]["included_services"] = [{"code": "lower", "quantity": 1}]
     problems = validate_ruleset(doc)
-    assert {p.path for p in problems} == {"spec.tiers[1].priority", "spec.tiers[2]",
+    assert {p.path for p in problems} == {"spec.tiers[1].priority", "spec.tiers[2].name",
                                           "spec.tiers[0].included_services[0].code"}
     form = build_form("Plan", doc)
     attach_errors(form, problems)
-    assert field_for_path(form, "spec.tiers[1].priority").errors == ["9 is greater than the maximum of 5"]
-    assert field_for_path(form, "spec.tiers[2].name").errors == ["'name' is a required property"]
+    assert field_for_path(form, "spec.tiers[1].priority").errors == ["Scheduling priority must be at most 5"]
+    assert field_for_path(form, "spec.tiers[2].name").errors == ["Tier name is required"]
     assert field_for_path(form, "spec.tiers[0].included_services[0].code").errors
     assert not form.form_errors
     html = render(app, form)
@@ -367,9 +368,9 @@ def test_bad_earning_rule(app):
     problems = validate_ruleset(doc)
     form = build_form("EarningRules", doc)
     attach_errors(form, problems)
-    assert {p.path for p in problems} >= {"spec.rules[1].earn.points", "spec.rules[3].earn"}
+    assert {p.path for p in problems} >= {"spec.rules[1].earn.points", "spec.rules[3].earn.of"}
     assert field_for_path(form, "spec.rules[1].earn.points").errors
-    assert field_for_path(form, "spec.rules[3].earn.of").errors == ["'of' is a dependency of 'per'"]
+    assert field_for_path(form, "spec.rules[3].earn.of").errors == ["Of field is required when For every is set"]
     when = form["spec"].form["rules"].entries[2].form["when"]
     assert any(e.startswith("all[0]: ") for e in when.errors)  # a path inside a YAML subtree
     html = render(app, form)

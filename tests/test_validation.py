@@ -51,7 +51,8 @@ def test_every_error_is_listed_with_file_path_and_reason(cli, tmp_path):
     paths = sorted(line.split(": ")[1] for line in lines)
     assert paths == ["metadata.id", "spec.allowance.amount", "spec.allowance.overdraft.limit",
                      "spec.allowance.period", "spec.tiers[0].priority"]
-    assert any("'weekly' is not one of" in line for line in lines)
+    assert any("Allowance period must be one of: monthly, quarterly, half_yearly, yearly (not “weekly”)" in line
+               for line in lines)
 
 
 def test_json_documents_and_several_files(cli, tmp_path):
@@ -73,7 +74,7 @@ def test_json_documents_and_several_files(cli, tmp_path):
         """)
     res = cli("rulesets", "validate", str(good), bad, expect=1)
     lines = res.stdout.strip().splitlines()
-    assert lines[0].startswith(f"{bad}: spec.rules[1].when.event: 'purchse' is not one of")
+    assert lines[0].startswith(f"{bad}: spec.rules[1].when.event: Event “purchse” is not one of the")
     # Fixing the schema error reveals what the compiler checks: unknown fields, duplicate ids.
     text = (tmp_path / "rules.yaml").read_text().replace("purchse", "purchase")
     (tmp_path / "rules.yaml").write_text(text)
@@ -153,7 +154,8 @@ def test_validate_json_output(cli, tmp_path):
         """)
     rows = cli.json("rulesets", "validate", f, expect=1)
     assert rows == [{"file": f, "path": "spec.allowance.period",
-                     "message": "'daily' is not one of ['monthly', 'quarterly', 'half_yearly', 'yearly']"}]
+                     "message": "Allowance period must be one of: monthly, quarterly, half_yearly, yearly "
+                                "(not “daily”)"}]
 
 
 def test_a_kind_that_is_not_a_string_is_a_problem_not_a_crash():

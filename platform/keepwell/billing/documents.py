@@ -6,22 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-
 from ..customers.models import Customer
 from ..infra.context import Ctx
-from ..infra.pdf import html_to_pdf
+from ..infra.pdf import html_to_pdf, render_html
 
-_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                   autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+TEMPLATES = Path(__file__).parent / "templates"
 WORDS = {"open": "Due", "paid": "Paid", "void": "Void", "uncollectible": "Written off", "draft": "Draft"}
 
 
 def invoice_html(ctx: Ctx, shown: dict[str, Any]) -> str:
     """An invoice (as `invoices.view` shows it) as an HTML page."""
     customer = ctx.session.get(Customer, shown["customer"])
-    return _env.get_template("invoice.html").render(
-        inv=shown, company=ctx.company, customer=customer, title="Receipt" if shown["status"] == "paid" else "Invoice",
+    return render_html(
+        TEMPLATES, "invoice.html", inv=shown, company=ctx.company, customer=customer,
+        title="Receipt" if shown["status"] == "paid" else "Invoice",
         status_words=WORDS.get(shown["status"], shown["status"]))
 
 

@@ -3,6 +3,27 @@ a document may reference only what it embeds)."""
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from ..kernel import calendar_words
+
+
+@cache
+def _templates(folder: str) -> Environment:
+    env = Environment(loader=FileSystemLoader(folder), autoescape=select_autoescape(["html"]), trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["day"] = calendar_words.day
+    return env
+
+
+def render_html(folder: Path, name: str, **values: Any) -> str:
+    """A document template of an area (its `templates` folder), filled in: HTML escaped."""
+    return _templates(str(folder)).get_template(name).render(**values)
+
 
 def _no_fetch(url: str, *args: object, **kwargs: object) -> dict[str, object]:
     raise ValueError(f"documents embed what they show: {url[:80]} is not fetched")

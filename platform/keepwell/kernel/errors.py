@@ -32,6 +32,7 @@ class Problem:
     path: str
     message: str
     file: str = ""
+    label: str = ""  # the field's name in words, when the message starts with it ("Allowance amount")
 
     def __post_init__(self) -> None:  # a card number quoted back is masked
         object.__setattr__(self, "path", mask(self.path))

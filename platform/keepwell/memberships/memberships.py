@@ -253,6 +253,13 @@ def view(ctx: Ctx, m: Membership) -> dict[str, Any]:
     }
 
 
+def of_plan(ctx: Ctx, plan: str) -> sa.ColumnElement[bool]:
+    """The condition "a membership of plan `plan`, on any of its versions"."""
+    return Membership.plan_version_id.in_(
+        sa.select(RulesetVersion.id).join(Ruleset, Ruleset.id == RulesetVersion.ruleset_id)
+        .where(Ruleset.company_id == ctx.company.id, Ruleset.key == plan))
+
+
 def page(ctx: Ctx, limit: int, after: str | None = None, customer: str | None = None, plan: str | None = None,
          status: str | None = None) -> tuple[list[Membership], bool]:
     """Memberships oldest first, after the membership `after` (a cursor), of one customer, plan
@@ -265,9 +272,7 @@ def page(ctx: Ctx, limit: int, after: str | None = None, customer: str | None = 
     elif status:
         stmt = stmt.where(Membership.status == status)
     if plan:
-        stmt = stmt.where(Membership.plan_version_id.in_(
-            sa.select(RulesetVersion.id).join(Ruleset, Ruleset.id == RulesetVersion.ruleset_id)
-            .where(Ruleset.company_id == ctx.company.id, Ruleset.key == plan)))
+        stmt = stmt.where(of_plan(ctx, plan))
     if after:
         mark = ctx.session.execute(sa.select(Membership.created_at, Membership.id).where(
             Membership.company_id == ctx.company.id, Membership.id == after)).first()

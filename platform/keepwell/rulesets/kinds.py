@@ -21,6 +21,7 @@ class Kind:
     title: str  # what contractors call it
     compiled: bool = False  # has rules for the engine (checked by compiling them)
     checks: list[Check] = field(default_factory=list)
+    warnings: list[Check] = field(default_factory=list)  # worth a look before publishing; never block it
 
 
 _KINDS: dict[str, Kind] = {}
@@ -37,6 +38,12 @@ def add_check(name: str, check: Check) -> None:
     """A check across fields of documents of `name`, run once the schema passes."""
     if check not in _KINDS[name].checks:
         _KINDS[name].checks.append(check)
+
+
+def add_warning(name: str, check: Check) -> None:
+    """Something to show before publishing a document of `name` (a description quoting an old price)."""
+    if check not in _KINDS[name].warnings:
+        _KINDS[name].warnings.append(check)
 
 
 def get(name: object) -> Kind | None:

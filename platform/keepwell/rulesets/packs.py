@@ -23,7 +23,8 @@ from pathlib import Path
 from ..infra.resources import rulesets_dir
 from ..kernel.errors import InvalidDocument, NotFound, Problem
 from ..kernel.money import MoneyError, to_cents
-from .documents import content_hash, load_file, parse_text, to_yaml
+from .documents import content_hash, load_file, parse_text
+from .key_order import ruleset_yaml
 from .validation import validate_ruleset
 
 MANIFEST = "pack.yaml"
@@ -37,6 +38,11 @@ class Parameter:
     type: str
     default: object
     help: str = ""
+    label: str = ""  # what the install form calls it; the name in words when the manifest gives none
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,8 @@ class Pack:
             "rulesets": [f.name for f in self.ruleset_files],
             "samples": [f.name for f in self.scenario_files],
             "parameters": [
-                {"name": p.name, "type": p.type, "default": p.default, "help": p.help} for p in self.parameters
+                {"name": p.name, "label": p.title, "type": p.type, "default": p.default, "help": p.help}
+                for p in self.parameters
             ],
         }
 
@@ -85,7 +92,8 @@ def _load(path: Path) -> Pack:
                 Problem(f"parameters.{name}.type", f"must be one of {', '.join(PARAM_TYPES)}", str(manifest))
             )
             continue
-        params.append(Parameter(name, spec["type"], spec.get("default"), spec.get("help", "")))
+        params.append(Parameter(name, spec["type"], spec.get("default"), spec.get("help", ""),
+                                str(spec.get("label", ""))))
     if problems:
         raise InvalidDocument(f"pack manifest {manifest} is not valid", problems)
     return Pack(doc.get("name", path.name), path, str(doc.get("version", "0")), doc.get("description", ""),
@@ -119,7 +127,7 @@ def resolve_values(pack: Pack, overrides: dict[str, str] | None = None) -> dict[
         text = "" if raw is None else str(raw).lower() if isinstance(raw, bool) else str(raw)
         err = _type_error(p.type, text)
         if err:
-            problems.append(Problem(f"--set {p.name}", f"{text!r}: {err}"))
+            problems.append(Problem(f"--set {p.name}", f"{p.title} {err}"))
         values[p.name] = text
     if problems:
         raise InvalidDocument(f"pack {pack.name}: bad parameter values", problems)
@@ -127,46 +135,50 @@ def resolve_values(pack: Pack, overrides: dict[str, str] | None = None) -> dict[
 
 
 def _type_error(kind: str, text: str) -> str | None:
+    """What is wrong with a parameter's value, as the end of a sentence that starts with its label."""
     if kind == "money":
         try:
             return "must not be negative" if to_cents(text) < 0 else None
-        except MoneyError as exc:
-            return str(exc)
+        except MoneyError:
+            return "must be an amount like 250.00"
     if kind == "integer":
-        return None if re.fullmatch(r"-?\d+", text) else "not a whole number"
+        return None if re.fullmatch(r"-?\d+", text) else "must be a whole number"
     if kind == "percent":
         try:
             return None if 0 <= to_cents(text) <= 10000 else "must be between 0 and 100"
-        except MoneyError as exc:
-            return str(exc)
+        except MoneyError:
+            return "must be a percentage between 0 and 100, like 10 or 12.5"
     if kind == "boolean":
-        return None if text in ("true", "false") else "must be true or false"
+        return None if text in ("true", "false") else "must be yes or no"
     return None
 
 
-def render(pack: Pack, path: Path, values: dict[str, str]) -> object:
+def render(pack: Pack, path: Path, values: dict[str, str], placed: dict[str, set[str]] | None = None) -> object:
     """A ruleset file with its ${parameters} filled in. The file is parsed first and values go
     into the parsed strings, so a value can never change the document's structure; a string
-    that is exactly one placeholder takes the parameter's type (a whole number stays a number)."""
+    that is exactly one placeholder takes the parameter's type (a whole number stays a number).
+    `placed`, when given, learns which parameters went where (document path -> names)."""
     doc = parse_text(path.read_text(encoding="utf-8"), str(path))
     used: set[str] = set()
     types = {p.name: p.type for p in pack.parameters}
 
-    def fill(node):
+    def fill(node, at: str):
         if isinstance(node, dict):
-            return {k: fill(v) for k, v in node.items()}
+            return {k: fill(v, f"{at}.{k}" if at else str(k)) for k, v in node.items()}
         if isinstance(node, list):
-            return [fill(v) for v in node]
+            return [fill(v, f"{at}[{i}]") for i, v in enumerate(node)]
         if not isinstance(node, str) or "${" not in node:
             return node
         names = [m.group(1) for m in _PLACEHOLDER.finditer(node)]
         used.update(names)
+        if placed is not None:
+            placed.setdefault(at, set()).update(names)
         whole = _PLACEHOLDER.fullmatch(node)
         if whole and whole.group(1) in values:
             return _typed(types[whole.group(1)], values[whole.group(1)])
         return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), node)
 
-    filled = fill(doc)
+    filled = fill(doc, "")
     unknown = sorted(used - set(values))
     if unknown:
         raise InvalidDocument(f"{path} uses undeclared parameters",
@@ -184,11 +196,28 @@ def _typed(kind: str, text: str):
 
 def documents(pack: Pack, overrides: dict[str, str] | None = None) -> list[tuple[str, dict]]:
     values = resolve_values(pack, overrides)
-    docs = [(str(f), render(pack, f, values)) for f in pack.ruleset_files]
-    problems = [p for f, d in docs for p in validate_ruleset(d, f)]
+    docs, problems = [], []
+    for f in pack.ruleset_files:
+        placed: dict[str, set[str]] = {}
+        doc = render(pack, f, values, placed)
+        docs.append((str(f), doc))
+        problems.extend(_on_parameter(p, placed, pack) for p in validate_ruleset(doc, str(f)))
     if problems:
         raise InvalidDocument(f"pack {pack.name} has invalid rulesets", problems)
     return docs
+
+
+def _on_parameter(problem: Problem, placed: dict[str, set[str]], pack: Pack) -> Problem:
+    """A problem where a parameter's value went is that parameter's (the install form shows it
+    beside the parameter's field, the CLI names its --set); others stay with the file."""
+    names = placed.get(problem.path, set())
+    if len(names) != 1:
+        return problem
+    (name,) = names
+    param = next(p for p in pack.parameters if p.name == name)
+    own = problem.label and problem.message.startswith(problem.label + " ")
+    phrase = problem.message[len(problem.label) + 1:] if own else f"is not right here: {problem.message}"
+    return Problem(f"--set {name}", f"{param.title} {phrase}", problem.file, param.title)
 
 
 def changes(pack: Pack, docs: list[tuple[str, dict]], current: dict[str, tuple[str, int, dict]]) -> list[dict]:
@@ -209,8 +238,8 @@ def changes(pack: Pack, docs: list[tuple[str, dict]], current: dict[str, tuple[s
             continue
         diff = "".join(
             difflib.unified_diff(
-                to_yaml(content).splitlines(keepends=True),
-                to_yaml(doc).splitlines(keepends=True),
+                ruleset_yaml(content).splitlines(keepends=True),
+                ruleset_yaml(doc).splitlines(keepends=True),
                 fromfile=ref,
                 tofile=f"{key}@{version + 1} ({pack.name} {pack.version})",
             )

@@ -12,12 +12,15 @@ import copy
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from ..infra.resources import schemas_dir
+
+if TYPE_CHECKING:  # the resolver's class is not exported by name
+    from referencing._core import Resolver
 from .event_types import EVENT_TYPES
 
 BASE_URI = "https://keepwell.dev/schemas/"
@@ -75,6 +78,13 @@ def validator(name: str) -> Draft202012Validator:
         found = state["validators"][name] = Draft202012Validator(
             state["schemas"][name], registry=state["registry"], format_checker=Draft202012Validator.FORMAT_CHECKER)
     return found  # type: ignore[no-any-return]
+
+
+def resolver(name: str) -> Resolver:
+    """Follows the $refs of schema `name` (for the words of its validation messages)."""
+    state = _state()
+    registry: Registry = state["registry"]
+    return registry.resolver(base_uri=state["schemas"][name].get("$id", BASE_URI + name))
 
 
 def fast_event_validator() -> Any:

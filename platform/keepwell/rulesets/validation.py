@@ -6,27 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..kernel import schema_messages
 from ..kernel.errors import CompileError, Problem
 from ..kernel.text import nul_problems
 from . import kinds
-from .schemas import EVENT_SCHEMA, fast_event_validator, validator
-
-
-def _path(error: Any) -> str:
-    # "$.spec.rules[2].when" reads better without the leading "$." for contractors.
-    p = error.json_path
-    return "(document)" if p == "$" else p[2:] if p.startswith("$.") else p
+from .schemas import EVENT_SCHEMA, fast_event_validator, resolver, validator
 
 
 def schema_problems(name: str, doc: object, file: str = "") -> list[Problem]:
-    problems = []
-    for error in sorted(validator(name).iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
-        if error.context:  # oneOf/anyOf: the branch errors say more than "is not valid under any"
-            best = max(error.context, key=lambda e: len(e.absolute_path))
-            problems.append(Problem(_path(best), best.message, file))
-        else:
-            problems.append(Problem(_path(error), error.message, file))
-    return problems
+    """Every way `doc` breaks schema `name`, in words (see messages), each with its path."""
+    return schema_messages.problems(validator(name), doc, resolver(name), "(document)", file)
 
 
 def validate_ruleset(doc: object, file: str = "") -> list[Problem]:
@@ -56,6 +45,14 @@ def semantic_problems(kind: kinds.Kind, doc: dict[str, Any]) -> list[Problem]:
     for check in kind.checks:
         problems.extend(check(doc))
     return problems
+
+
+def publish_warnings(doc: object) -> list[Problem]:
+    """What is worth a second look before `doc` is published (it can be published all the same)."""
+    kind = kinds.get(doc.get("kind")) if isinstance(doc, dict) else None
+    if kind is None:
+        return []
+    return [w for check in kind.warnings for w in check(doc)]  # type: ignore[arg-type]
 
 
 def is_valid_event(payload: object) -> bool:

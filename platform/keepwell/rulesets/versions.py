@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from ..infra.unit import unit_of
 from ..kernel.errors import InvalidDocument, NotFound, Problem
-from .documents import content_hash, to_yaml
+from .documents import content_hash
+from .key_order import in_schema_order, ruleset_yaml
 from .models import Ruleset, RulesetDraft, RulesetVersion
 from .validation import validate_ruleset
 
@@ -50,6 +51,7 @@ def publish(
     problems = validate_ruleset(doc, file)
     if problems:
         raise InvalidDocument(f"{file or _name_of(doc)} is not valid", problems)
+    doc = in_schema_order(doc)
     key = doc["metadata"]["id"]
     rs = _ruleset(session, company_id, key)
     if rs is None:
@@ -162,8 +164,8 @@ def diff(session: Session, company_id: int, a: str, b: str) -> str:
     rb, vb = get_version(session, company_id, b)
     return "".join(
         difflib.unified_diff(
-            to_yaml(va.content).splitlines(keepends=True),
-            to_yaml(vb.content).splitlines(keepends=True),
+            ruleset_yaml(va.content).splitlines(keepends=True),
+            ruleset_yaml(vb.content).splitlines(keepends=True),
             fromfile=ref(ra, va),
             tofile=ref(rb, vb),
         )
@@ -191,6 +193,7 @@ def save_draft(session: Session, company_id: int, doc: dict, author: str) -> lis
         session.flush()
     elif rs.kind != kind and latest_version(session, rs.id) is None:
         rs.kind = kind  # nothing published yet: the draft may still change its kind
+    doc = in_schema_order(doc)
     draft = session.scalar(sa.select(RulesetDraft).where(RulesetDraft.ruleset_id == rs.id))
     if draft is None:
         session.add(RulesetDraft(ruleset_id=rs.id, content=doc, author=author))
@@ -208,9 +211,10 @@ def get_draft(session: Session, company_id: int, key: str) -> RulesetDraft:
     return draft
 
 
-def publish_draft(session: Session, company_id: int, key: str, author: str, effective_from: date) -> Published:
+def publish_draft(session: Session, company_id: int, key: str, author: str, effective_from: date,
+                  note: str | None = None) -> Published:
     draft = get_draft(session, company_id, key)
-    published = publish(session, company_id, draft.content, author, effective_from)
+    published = publish(session, company_id, draft.content, author, effective_from, note=note)
     session.delete(draft)
     return published
 

@@ -13,7 +13,7 @@ from ..events import pipeline
 from ..infra.context import Ctx
 from ..kernel.errors import Declined, InvalidDocument, NotFound
 from ..kernel.money import format_cents, to_cents
-from ..memberships import memberships, moves, renewal
+from ..memberships import memberships, moves, renewal, statements
 from ..memberships.statements import statement as membership_statement
 from ..memberships.terms import resolve, tiers
 from ..rulesets import versions
@@ -40,6 +40,24 @@ def enroll(ctx: Ctx, customer: str, plan: str, on: date, tier: str | None = None
     default_key = f"enroll:{customer}:{plan}:{on.isoformat()}" + (":second" if allow_second else "")
     payload = {"id": key or default_key, "type": "enrolled", "customer": customer,
                "occurred_at": ctx.start_of(on).isoformat(), "data": data}
+    return pipeline.post(ctx, payload)
+
+
+@use_case
+def charge_allowance(ctx: Ctx, membership_id: str, amount: str, on: date, key: str, description: str = "",
+                     apply_discount: bool = False) -> dict[str, Any]:
+    """A purchase paid from the membership's allowance (and its overdraft past the balance), as a
+    till would send it: the `purchase` event's result, declined when even the overdraft is not
+    enough. `key` makes a repeated submission one charge."""
+    limits.check_day(ctx.company, ctx.today(), on, "on")
+    m = memberships.get(ctx, membership_id)
+    data: dict[str, Any] = {"amount": amount, "pay_with": "membership", "membership": m.id}
+    if description:
+        data["description"] = description
+    if apply_discount:
+        data["apply_discount"] = True
+    payload = {"id": key, "type": "purchase", "customer": m.customer_id,
+               "occurred_at": ctx.midday_of(on), "data": data}
     return pipeline.post(ctx, payload)
 
 
@@ -272,10 +290,31 @@ def of_customer(ctx: Ctx, customer_id: str) -> list[dict[str, Any]]:
 
 @reading
 def statement(ctx: Ctx, membership_id: str, start: date, end: date) -> dict[str, Any]:
+    _range(start, end)
+    return membership_statement(ctx, membership_id, start, end)
+
+
+@reading
+def statement_document(ctx: Ctx, start: date, end: date, membership_id: str | None = None, plan: str | None = None,
+                       fmt: str = "pdf") -> bytes:
+    """The statement of one membership, or of every membership of a plan in the range, as PDF
+    (or HTML): opening balance, every line, the overdraft payments, closing balance."""
+    _range(start, end)
+    if membership_id:
+        shown = [membership_statement(ctx, membership_id, start, end)]
+    elif plan:
+        shown = statements.of_plan(ctx, plan, start, end)
+        if not shown:
+            raise NotFound(f"no membership of plan {plan!r} between {start} and {end}")
+    else:
+        raise InvalidDocument.field("membership", "name a membership or a plan")
+    return statements.document(ctx, shown, start, end, fmt)
+
+
+def _range(start: date, end: date) -> None:
     if start > end:
         raise InvalidDocument.field("from", "the statement's range ends before it starts",
                                     f"the range {start} .. {end} ends before it starts")
-    return membership_statement(ctx, membership_id, start, end)
 
 
 @reading

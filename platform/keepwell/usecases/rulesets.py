@@ -9,9 +9,10 @@ from typing import Any
 from ..infra.context import Ctx
 from ..kernel.errors import InvalidDocument, NotFound, Problem
 from ..rulesets import kinds, versions
-from ..rulesets.documents import load_file, parse_text, to_yaml
+from ..rulesets.documents import load_file, parse_text
+from ..rulesets.key_order import ruleset_yaml as to_yaml  # a ruleset's YAML in its schema's key order
 from ..rulesets.schemas import BASE_URI, schema
-from ..rulesets.validation import validate_ruleset
+from ..rulesets.validation import publish_warnings, validate_ruleset
 from ..rulesets.versions import Published
 from .app import reading, use_case
 
@@ -30,6 +31,8 @@ __all__ = [
     "publish",
     "publish_all",
     "publish_draft",
+    "publish_preview",
+    "PublishPreview",
     "rollback",
     "save_and_publish",
     "save_draft",
@@ -130,16 +133,18 @@ def save_draft(ctx: Ctx, doc: dict[str, Any], author: str) -> list[Problem]:
 
 
 @use_case
-def publish_draft(ctx: Ctx, key: str, author: str, effective_from: date) -> Published:
-    return versions.publish_draft(ctx.session, ctx.company.id, key, author, effective_from)
+def publish_draft(ctx: Ctx, key: str, author: str, effective_from: date, note: str | None = None) -> Published:
+    return versions.publish_draft(ctx.session, ctx.company.id, key, author, effective_from, note)
 
 
 @use_case
-def save_and_publish(ctx: Ctx, doc: dict[str, Any], author: str, effective_from: date) -> Published:
-    """What the editor's Publish does: the document becomes the draft, and the draft a version."""
+def save_and_publish(ctx: Ctx, doc: dict[str, Any], author: str, effective_from: date,
+                     note: str | None = None) -> Published:
+    """What the editor's Publish does: the document becomes the draft, and the draft a version
+    (with the change note, shown in the history)."""
     versions.save_draft(ctx.session, ctx.company.id, doc, author)
     key = (doc.get("metadata") or {}).get("id") or ""
-    return versions.publish_draft(ctx.session, ctx.company.id, key, author, effective_from)
+    return versions.publish_draft(ctx.session, ctx.company.id, key, author, effective_from, note)
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ class History:
     rows: list[dict[str, Any]]
     in_force: int | None  # the version in force today
     has_draft: bool
+    name: str = ""  # what the contractor named it
 
 
 @reading
@@ -164,7 +170,7 @@ def history(ctx: Ctx, key: str) -> History:
         has_draft = True
     except NotFound:
         has_draft = False
-    return History(key, rs.kind, rows, number, has_draft)
+    return History(key, rs.kind, rows, number, has_draft, rs.name)
 
 
 @dataclass(frozen=True)
@@ -186,3 +192,32 @@ def editable(ctx: Ctx, key: str) -> Editable:
         if v is None:
             return Editable(rs.kind, {}, False, "nothing yet")
         return Editable(rs.kind, v.content, False, f"{key}@{v.version} (latest published)")
+
+
+@dataclass(frozen=True)
+class PublishPreview:
+    """What the editor's "Publish" asks to confirm: which version it makes and what changes."""
+
+    version: int  # the number the new version gets
+    current: str | None  # the newest published version now (id@N), if any
+    diff: str  # unified diff of the YAML against it, in the schema's key order
+    lines_changed: int
+    warnings: list[Problem]  # worth a look (a tier description quoting an old price); publishing is allowed
+
+
+@reading
+def publish_preview(ctx: Ctx, doc: dict[str, Any]) -> PublishPreview:
+    import difflib
+
+    key = (doc.get("metadata") or {}).get("id") or ""
+    try:
+        rs = versions.get_ruleset(ctx.session, ctx.company.id, key)
+        latest = versions.latest_version(ctx.session, rs.id)
+    except NotFound:
+        latest = None
+    before = to_yaml(latest.content).splitlines(keepends=True) if latest else []
+    lines = list(difflib.unified_diff(before, to_yaml(doc).splitlines(keepends=True),
+                                      f"{key}@{latest.version}" if latest else "(nothing published)", "this draft"))
+    changed = sum(1 for line in lines if line[:1] in "+-" and not line.startswith(("+++", "---")))
+    return PublishPreview((latest.version + 1) if latest else 1, f"{key}@{latest.version}" if latest else None,
+                          "".join(lines), changed, publish_warnings(doc))

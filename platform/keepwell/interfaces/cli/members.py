@@ -263,14 +263,31 @@ def points_show(obj: Obj, customer: str, on: date | None, as_json: bool) -> None
 
 
 @click.command()
-@click.argument("membership_id")
+@click.argument("membership_id", required=False)
 @click.option("--from", "start", callback=parse_date, required=True)
 @click.option("--to", "end", callback=parse_date, required=True)
+@click.option("--plan", default=None, help="With --pdf/--html: the statements of every member of this plan.")
+@click.option("--pdf", "pdf", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the statement as a PDF (house-account style) to this file.")
+@click.option("--html", "html", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write it as an HTML page to this file.")
 @json_option
 @click.pass_obj
 @handled
-def statement(obj: Obj, membership_id: str, start: date, end: date, as_json: bool) -> None:
-    """Every entry of a membership's accounts between two dates, with why it happened."""
+def statement(obj: Obj, membership_id: str | None, start: date, end: date, plan: str | None, pdf: str | None,
+              html: str | None, as_json: bool) -> None:
+    """Every entry of a membership's accounts between two dates, with why it happened; with
+    --pdf/--html, the statement a member reads (of one membership, or of a whole --plan)."""
+    if pdf or html:
+        for path, kind in ((pdf, "pdf"), (html, "html")):
+            if path:
+                document = memberships.statement_document(obj.app, obj.company, start, end, membership_id, plan, kind)
+                with open(path, "wb") as f:
+                    f.write(document)
+                click.echo(path)
+        return
+    if not membership_id:
+        raise click.UsageError("name a membership (or --plan with --pdf/--html)")
 
     def human(d: dict[str, Any]) -> None:
         m = d["membership"]

@@ -563,6 +563,15 @@ def statement(membership_id: str) -> ResponseReturnValue:
     return jsonify(memberships.statement(keepwell(), g.company, membership_id, _date_arg("from"), _date_arg("to")))
 
 
+@bp.get("/memberships/<membership_id>/statement.pdf")
+@needs("read")
+def statement_pdf(membership_id: str) -> ResponseReturnValue:
+    pdf = memberships.statement_document(keepwell(), g.company, _date_arg("from"), _date_arg("to"),
+                                         membership_id=membership_id)
+    return Response(pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="statement-{membership_id}.pdf"'})
+
+
 @bp.get("/rulesets")
 @needs("read")
 def list_rulesets() -> ResponseReturnValue:

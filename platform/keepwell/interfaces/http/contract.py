@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
-from ...kernel.errors import InvalidDocument, Problem
+from ...kernel import schema_messages
+from ...kernel.errors import InvalidDocument
 from ...usecases.webhooks import TYPES as WEBHOOK_TYPES
 
 MONEY = {"type": "string", "pattern": "^-?[0-9]{1,12}(\\.[0-9]{1,2})?$", "examples": ["250.00"]}
@@ -326,6 +329,10 @@ ENDPOINTS = (
     Endpoint("get", "/memberships/{membership_id}/statement", "statement", "Statement lines of a date range",
              "read", query=(("from", DAY, "First day"), ("to", DAY, "Last day")),
              answers={200: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("get", "/memberships/{membership_id}/statement.pdf", "statement_pdf", "The membership statement of a "
+             "date range as PDF (opening balance, every line, overdraft payments, closing balance)", "read",
+             query=(("from", DAY, "First day"), ("to", DAY, "Last day")),
+             answers={200: "pdf", 404: "Problem", 422: "Problem"}),
     Endpoint("get", "/rulesets", "list_rulesets", "The company's rulesets", "read"),
     Endpoint("get", "/rulesets/{key}", "ruleset_versions", "A ruleset's versions, newest first", "read",
              answers={200: "object", 404: "Problem"}),
@@ -386,24 +393,25 @@ ENDPOINTS = (
 QUERY_NAMES: dict[str, frozenset[str]] = {e.operation: frozenset(n for n, _s, _d in e.query) for e in ENDPOINTS}
 
 
-def _validator(name: str) -> Draft202012Validator:
+def _validator(name: str) -> tuple[Draft202012Validator, Any]:
     from .openapi import document  # the components the bodies refer to
 
     doc = document()
-    return Draft202012Validator({**BODIES[name], "components": doc["components"]},
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    schema = {**BODIES[name], "components": doc["components"]}
+    uri = f"urn:keepwell:body:{name}"
+    resolver = Registry().with_resource(uri, Resource(schema, DRAFT202012)).resolver(base_uri=uri)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER), resolver
 
 
-_validators: dict[str, Draft202012Validator] = {}
+_validators: dict[str, tuple[Draft202012Validator, Any]] = {}
 
 
 def validated(name: str, body: Any) -> Any:
-    """The body when it matches its schema; else every problem, each with its path."""
-    v = _validators.get(name)
-    if v is None:
-        v = _validators[name] = _validator(name)
-    problems = [Problem(".".join(map(str, e.absolute_path)) or "(body)", e.message)
-                for e in sorted(v.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))]
+    """The body when it matches its schema; else every problem in words, each with its path."""
+    found = _validators.get(name)
+    if found is None:
+        found = _validators[name] = _validator(name)
+    problems = schema_messages.problems(found[0], body, found[1], "(body)")
     if problems:
         raise InvalidDocument("request body rejected", problems)
     return body

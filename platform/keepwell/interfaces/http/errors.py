@@ -67,8 +67,8 @@ def from_error(exc: KeepwellError) -> Response:
     status = status_of(exc)
     errors = None
     if isinstance(exc, InvalidDocument):
-        errors = [{"pointer": pointer(p.path), "path": p.path, "message": p.message, "file": p.file or None}
-                  for p in exc.problems]
+        errors = [{"pointer": pointer(p.path), "path": p.path, "message": p.message, "field": p.label or None,
+                   "file": p.file or None} for p in exc.problems]
     title = exc.code.replace("_", " ").capitalize()
     reason = {"reason": exc.reason} if isinstance(exc, Declined) else {}  # why it was declined: a stable code
     return problem(status, exc.code, title, exc.message, errors, **reason, **exc.details)

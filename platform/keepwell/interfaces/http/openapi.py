@@ -24,7 +24,9 @@ PROBLEM = {
         "code": {"type": "string", "description": "Stable: not_found, invalid, declined, forbidden, rate_limited..."},
         "errors": {"type": "array", "items": {"type": "object", "required": ["pointer", "message"], "properties": {
             "pointer": {"type": "string", "description": "JSON pointer to the field"},
-            "path": {"type": "string"}, "message": {"type": "string"}}}},
+            "path": {"type": "string"},
+            "message": {"type": "string", "description": "In words, starting with the field's label"},
+            "field": {"type": ["string", "null"], "description": "The field's label, e.g. \"Allowance amount\""}}}},
         "reason": {"type": "string", "description": "Why a charge was declined"},
         "needed_scope": {"type": "string", "description": "The scope a key lacked (403)"},
     },
@@ -137,6 +139,10 @@ def _operation(e: contract.Endpoint) -> dict[str, Any]:
     for status, shape in e.answers.items():
         if shape == "empty":
             responses[str(status)] = {"description": "Done; no content"}
+            continue
+        if shape == "pdf":
+            responses[str(status)] = {"description": "The document, as PDF", "content": {
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}
             continue
         media = "application/problem+json" if shape == "Problem" else "application/json"
         schema = {"type": "object"} if shape == "object" else {"$ref": f"#/components/schemas/{shape}"}
