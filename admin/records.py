@@ -526,8 +526,11 @@ class EventsView(ListView):
     def cell(self, key: str, row: dict[str, Any]) -> Any:
         if key == "key":
             return _link(".details_view", row["key"], id=row["id"])
-        if key == "result":
-            return Markup("<code class='kw-json'>{}</code>").format(row["result"])
+        if key == "result":  # the whole result on demand; the summary column says it in one line
+            return Markup("<details><summary>Details</summary><code class='kw-json'>{}</code></details>").format(
+                row["result"])
+        if key == "customer_name" and row.get("customer_name"):
+            return _link("customers.details_view", row["customer_name"], id=row["customer_id"])
         return row.get(key, "")
 
     @expose("/details/")

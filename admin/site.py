@@ -70,7 +70,8 @@ class Home(SignedInOnly, AdminIndexView):
     @expose("/")
     def index(self) -> Any:
         user = current_user()
-        return self.render("keepwell/home.html", user=user, counts=lists.dashboard(keepwell(), user.company_slug))
+        return self.render("keepwell/home.html", user=user, counts=lists.dashboard(keepwell(), user.company_slug),
+                           business=lists.business(keepwell(), user.company_slug))
 
 
 def csp_nonce() -> str:

@@ -67,7 +67,7 @@ def test_bad_event_is_422_with_paths(api):
     errors = r.json["error"]["errors"]
     assert sorted({e["path"] for e in errors}) == ["data.amount", "occurred_at"]
     assert [e["message"] for e in errors if e["path"] == "occurred_at"] == [
-        "Occurred at must be a date and time like 2025-03-01T09:30:00Z"]
+        "Occurred at must be a date and time with its UTC offset, like 2025-03-01T09:30:00-05:00 or 2025-03-01T14:30:00Z"]
 
 
 def test_another_companys_ids_are_not_found(api):

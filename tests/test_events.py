@@ -120,11 +120,13 @@ def _malformed(customer: str) -> list[tuple[str, str, str, str]]:
         return json.dumps(e)
 
     return [
-        ("no_utc_offset", variant(occurred_at="2020-03-02T10:00:00"), "occurred_at", "2020-03-02T10:00:00"),
-        ("amount_is_number", variant(data={"amount": 10.0, "pay_with": "membership"}), "data.amount", "string"),
+        ("no_utc_offset", variant(occurred_at="2020-03-02T10:00:00"), "occurred_at", "with its UTC offset"),
+        ("amount_is_number", variant(data={"amount": 10.0, "pay_with": "membership"}), "data.amount",
+         'Amount must be an amount written as text, like "250.00"'),
         ("unknown_type", variant(type="refund"), "type", "refund"),
-        ("missing_amount", variant(data={"pay_with": "membership"}), "data", "amount"),
-        ("extra_data_field", variant(data={"amount": "10.00", "pay_with": "membership", "tip": "2.00"}), "data", "tip"),
+        ("missing_amount", variant(data={"pay_with": "membership"}), "data.amount", "Amount is required"),
+        ("extra_data_field", variant(data={"amount": "10.00", "pay_with": "membership", "tip": "2.00"}), "data.tip",
+         "has no setting “tip”"),
     ]
 
 

@@ -11,14 +11,14 @@ import html as html_lib
 import re
 import shutil
 import subprocess
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 import yaml
 
 from keepwell.rulesets import packs as packs_core
 from keepwell.rulesets.validation import validate_event, validate_ruleset
-from keepwell.usecases import apikeys, packs
+from keepwell.usecases import apikeys, companies, packs
 from keepwell.usecases.rulesets import parse_text, to_yaml
 from test_admin import Browser, install_hvac, signed_in, site  # noqa: F401  (fixtures)
 
@@ -54,7 +54,7 @@ def test_event_messages_read_the_data_fields_of_the_events_own_type():
     bad = {"id": "e1", "type": "purchase", "customer": "c1", "occurred_at": "2025-13-01", "data": {"amount": "x"}}
     assert {p.path: p.message for p in validate_event(bad)} == {
         "data.amount": "Amount must be an amount like 250.00",
-        "occurred_at": "Occurred at must be a date and time like 2025-03-01T09:30:00Z",  # once, not per keyword
+        "occurred_at": "Occurred at must be a date and time with its UTC offset, like 2025-03-01T09:30:00-05:00 or 2025-03-01T14:30:00Z",  # once, not per keyword
     }
     missing = {"id": "e2", "type": "purchase", "customer": "c1", "occurred_at": "2025-01-01T10:00:00Z", "data": {}}
     assert [(p.path, p.message, p.label) for p in validate_event(missing)] == [
@@ -282,3 +282,65 @@ def test_versions_read_in_words_on_the_rulesets_pages(site):
 def test_cli_keeps_unknown_membership_usage_clear(cli):
     res = cli("statement", "--from", "2025-01-01", "--to", "2025-01-31", expect=2)
     assert "name a membership" in res.output
+
+
+def test_lists_find_members_by_name_or_email_and_show_names_in_date_order(site):
+    app, svc = site
+    packs.install(svc, "default", packs.find("hvac"), author="test", effective_from=date(2020, 1, 1))
+    olive = svc.add_customer("Olive Overdraft", "olive@example.com")
+    pete = svc.add_customer("Pete Prepaid", "pete@example.com")
+    mo = svc.enroll(olive, "hvac-comfort-club", date(2025, 1, 10), tier="basic")["membership"]
+    svc.enroll(pete, "hvac-comfort-club", date(2025, 1, 12), tier="basic")
+    for key, day, amount in (("late", "2025-03-05", "20.00"), ("early", "2025-02-01", "10.00")):  # sent out of order
+        r = svc.post_event({"id": key, "type": "purchase", "customer": olive, "occurred_at": f"{day}T10:00:00Z",
+                            "data": {"amount": amount, "pay_with": "membership", "membership": mo}})
+        assert r["status"] == "approved", r
+    b = signed_in(app)
+    found = b.get("/admin/memberships/?q=olive@example").get_data(as_text=True)
+    assert "Olive Overdraft" in found and "Pete Prepaid" not in found
+    ledger = b.get("/admin/ledger/?q=Olive").get_data(as_text=True)
+    dates = re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>\s*<td>Olive Overdraft</td>", ledger)
+    assert dates == sorted(dates, reverse=True) and dates[0] == "2025-03-05" and "2025-02-01" in dates
+    assert "Pete Prepaid" not in ledger
+    events = b.get("/admin/events/?q=Olive").get_data(as_text=True)
+    rows = re.findall(r'<tr>(.*?)</tr>', events, re.S)
+    late = next(row for row in rows if ">late<" in row)
+    assert "charged 20.00" in late and "Olive Overdraft" in late and "<details>" in late
+    assert events.index(">late<") < events.index(">early<")  # the later day first
+
+
+def test_the_dashboard_shows_the_business_and_links_each_tile_to_its_list(site):
+    app, svc = site
+    b = signed_in(app)
+    home = b.get("/admin/").get_data(as_text=True)
+    assert re.search(r'<li data-done="no">[^✓]*Install an industry template pack', home)
+    packs.install(svc, "default", packs.find("hvac"), author="test", effective_from=date(2020, 1, 1))
+    ada = svc.add_customer("Ada Renewing", "ada@example.com")
+    bo = svc.add_customer("Bo New", "bo@example.com")
+    today = companies.today(svc, "default")
+    # Enrolled a year ago less 17 days: the membership year ends within 30 days.
+    soon = svc.enroll(ada, "hvac-comfort-club", today - timedelta(days=365 - 17), tier="basic")["membership"]
+    svc.enroll(bo, "hvac-comfort-club", today.replace(day=1), tier="premium")
+    r = svc.post_event({"id": "till-1", "type": "purchase", "customer": ada, "occurred_at": f"{today}T09:00:00Z",
+                        "data": {"amount": "280.00", "pay_with": "membership", "membership": soon}})
+    assert r["status"] == "approved" and r["from_overdraft"] == "30.00", r
+    home = b.get("/admin/").get_data(as_text=True)
+
+    def tile(name: str) -> str:
+        return re.sub(r"<[^>]+>", "", re.search(rf'id="tile-{name}"[^>]*>(.*?)</a>', home, re.S).group(1)).strip()
+
+    assert tile("active") == "2 active members"
+    assert tile("new") == "1 new this month"
+    assert tile("renewals-30") == "1 renew or expire in 30 days"
+    assert tile("overdraft") == "30.00 overdraft used by members"
+    assert tile("allowance") == "500.00 allowance left to members"  # Bo's premium 500.00; Ada's is spent
+    points = sum(svc.points(c)["balance"] for c in (ada, bo))
+    assert tile("points").startswith(f"{points} points outstanding") and points > 0
+    link = re.search(r'id="tile-renewals-30" href="([^"]+)"', home).group(1).replace("&amp;", "&")
+    listed = b.get(link).get_data(as_text=True)
+    assert "Ada Renewing" in listed and "Bo New" not in listed
+    for chart in ("chart-over-time", "chart-by-plan"):
+        svg = re.search(rf'id="{chart}"[^>]*>(.*?)</figure>', home, re.S).group(1)
+        assert svg.lstrip().startswith("<svg") and "<script" not in svg and "http://kozea" not in svg
+    assert re.search(r'<li data-done="yes">✓ <a[^>]*>Install an industry template pack', home)
+    assert re.search(r'<li data-done="no">Create an API key', home)

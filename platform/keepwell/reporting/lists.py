@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from ..customers.models import Customer
 from ..events.models import Event
@@ -100,7 +101,8 @@ def memberships(ctx: Ctx, q: ListQuery) -> Page:
         .join(Ruleset, Ruleset.id == RulesetVersion.ruleset_id)
         .outerjoin(allowance, allowance.c.owner == Membership.id)
         .where(Membership.company_id == ctx.company.id),
-        search=(Membership.id, Membership.customer_id, Membership.tier, Customer.name),
+        search=(Membership.id, Membership.customer_id, Membership.tier, Customer.name, Customer.email,
+                Customer.phone),
         filters={"status": Membership.status, "tier": Membership.tier, "period": Membership.period,
                  "customer": Membership.customer_id, "plan": Ruleset.key},
         date_filters={"issued_on": Membership.issued_on, "expires_on": Membership.expires_on},
@@ -120,26 +122,34 @@ def memberships(ctx: Ctx, q: ListQuery) -> Page:
 
 # --- the ledger -----------------------------------------------------------------------------------
 
-LEDGER_COLUMNS = [("effective_date", "Date"), ("owner", "Owner"), ("unit", "Unit"), ("code", "Service"),
-                  ("kind", "Kind"), ("amount", "Amount"), ("balance_after", "Balance after"),
+LEDGER_COLUMNS = [("effective_date", "Date"), ("member", "Member"), ("owner", "Owner"), ("unit", "Unit"),
+                  ("code", "Service"), ("kind", "Kind"), ("amount", "Amount"), ("balance_after", "Balance after"),
                   ("ruleset", "Ruleset version"), ("rule", "Rule"), ("event", "Event"), ("period", "Period"),
                   ("memo", "Memo")]
 
 
 def ledger(ctx: Ctx, q: ListQuery) -> Page:
+    """Entries newest day first (by id within a day), with the member's name: an account belongs
+    to a membership or, for points, to the customer."""
+    owned = aliased(Membership)
+    member = aliased(Customer)
     listing = Listing(
-        sa.select(LedgerEntry.id, LedgerEntry.effective_date, Account.owner, Account.unit, Account.code,
-                  LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.balance_after, LedgerEntry.ruleset,
-                  LedgerEntry.rule, Event.key.label("event"), LedgerEntry.period, LedgerEntry.memo)
+        sa.select(LedgerEntry.id, LedgerEntry.effective_date, member.name.label("member"), Account.owner,
+                  Account.unit, Account.code, LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.balance_after,
+                  LedgerEntry.ruleset, LedgerEntry.rule, Event.key.label("event"), LedgerEntry.period,
+                  LedgerEntry.memo)
         .join(Account, Account.id == LedgerEntry.account_id)
         .join(Event, Event.id == LedgerEntry.event_id)
+        .outerjoin(owned, sa.and_(owned.id == Account.owner, owned.company_id == ctx.company.id))
+        .outerjoin(member, sa.and_(member.id == sa.func.coalesce(owned.customer_id, Account.owner),
+                                   member.company_id == ctx.company.id))
         .where(LedgerEntry.company_id == ctx.company.id),
-        search=(LedgerEntry.rule, LedgerEntry.ruleset, LedgerEntry.memo),
+        search=(LedgerEntry.rule, LedgerEntry.ruleset, LedgerEntry.memo, member.name, member.email),
         filters={"owner": Account.owner, "unit": Account.unit, "kind": LedgerEntry.kind,
                  "ruleset": LedgerEntry.ruleset, "rule": LedgerEntry.rule, "event": Event.key},
         date_filters={"effective_date": LedgerEntry.effective_date},
         sorts={"id": LedgerEntry.id, "effective_date": LedgerEntry.effective_date},
-        default_sort="id")
+        default_sort="effective_date", tiebreak=LedgerEntry.id)
 
     def row(r: Any) -> dict[str, Any]:
         out = {k: _text(r[k]) for k, _ in LEDGER_COLUMNS}
@@ -153,23 +163,41 @@ def ledger(ctx: Ctx, q: ListQuery) -> Page:
 
 # --- events ---------------------------------------------------------------------------------------
 
-EVENT_COLUMNS = [("received_at", "Received"), ("key", "Event id"), ("type", "Type"), ("customer_id", "Customer"),
-                 ("membership_id", "Membership"), ("local_date", "Date"), ("status", "Status"), ("result", "Result")]
+EVENT_COLUMNS = [("received_at", "Received"), ("key", "Event id"), ("type", "Type"), ("customer_name", "Customer"),
+                 ("customer_id", "Customer id"), ("membership_id", "Membership"), ("local_date", "Date"),
+                 ("status", "Status"), ("summary", "What happened"), ("result", "Result")]
+# What an event's result says first, in this order (the rest is a click away).
+_SUMMARY_KEYS = ("message", "reason", "charged", "from_overdraft", "membership", "plan", "tier", "points",
+                 "balance", "refund", "status")
+
+
+def summary(result: Any) -> str:
+    """An event's result in one line: its telling values, "key value; key value"."""
+    if not isinstance(result, dict):
+        return ""
+    parts = [f"{k.replace('_', ' ')} {result[k]}" for k in _SUMMARY_KEYS
+             if isinstance(result.get(k), (str, int)) and not isinstance(result.get(k), bool) and result.get(k) != ""]
+    return "; ".join(parts[:4])
 
 
 def events(ctx: Ctx, q: ListQuery) -> Page:
+    """Events newest day first (by arrival within a day), with the customer's name and a line
+    saying what each did."""
     listing = Listing(
-        sa.select(Event.id, Event.received_at, Event.key, Event.type, Event.customer_id, Event.membership_id,
-                  Event.local_date, Event.status, Event.result).where(Event.company_id == ctx.company.id),
-        search=(Event.key, Event.customer_id, Event.membership_id),
+        sa.select(Event.id, Event.received_at, Event.key, Event.type, Customer.name.label("customer_name"),
+                  Event.customer_id, Event.membership_id, Event.local_date, Event.status, Event.result)
+        .outerjoin(Customer, sa.and_(Customer.id == Event.customer_id, Customer.company_id == ctx.company.id))
+        .where(Event.company_id == ctx.company.id),
+        search=(Event.key, Event.customer_id, Event.membership_id, Customer.name, Customer.email),
         filters={"type": Event.type, "status": Event.status, "customer": Event.customer_id,
                  "membership": Event.membership_id, "key": Event.key},
         date_filters={"local_date": Event.local_date},
         sorts={"id": Event.id, "local_date": Event.local_date},
-        default_sort="id")
+        default_sort="local_date", tiebreak=Event.id)
 
     def row(r: Any) -> dict[str, Any]:
-        out = {k: _text(r[k]) for k, _ in EVENT_COLUMNS if k != "result"}
+        out = {k: _text(r[k]) for k, _ in EVENT_COLUMNS if k not in ("result", "summary")}
+        out["summary"] = summary(r["result"])
         out["result"] = json.dumps(r["result"], sort_keys=True)
         out["id"] = r["id"]
         return out

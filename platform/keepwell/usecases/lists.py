@@ -6,11 +6,13 @@ from typing import Any
 
 from ..infra.context import Ctx
 from ..infra.paging import ListQuery
-from ..reporting import lists
+from ..reporting import charts, lists
+from ..reporting import dashboard as business_dashboard
 from ..reporting.lists import Page
 from .app import reading
 
-__all__ = ["ListQuery", "Page", "customer", "customers", "dashboard", "event", "events", "ledger", "memberships"]
+__all__ = ["ListQuery", "Page", "business", "customer", "customers", "dashboard", "event", "events", "ledger",
+           "memberships"]
 
 
 @reading
@@ -46,3 +48,19 @@ def event(ctx: Ctx, event_id: int) -> dict[str, Any]:
 @reading
 def dashboard(ctx: Ctx) -> dict[str, int]:
     return lists.dashboard(ctx)
+
+
+@reading
+def business(ctx: Ctx) -> dict[str, Any]:
+    """The home page's figures (reporting.dashboard) and its charts, as SVG, as of today."""
+    figures = business_dashboard.dashboard(ctx, ctx.today())
+    months = [m["month"] for m in figures["over_time"]]
+    figures["charts"] = {"over_time": charts.line("Members at the end of each month", [m[2:] for m in months],
+                                                   {"Members": [m["members"] for m in figures["over_time"]]})}
+    plans = sorted({(r["plan"], r["plan_name"]) for r in figures["by_plan"]})
+    if plans:
+        tiers = sorted({r["tier"] for r in figures["by_plan"]})
+        counts = {(r["plan"], r["tier"]): r["members"] for r in figures["by_plan"]}
+        figures["charts"]["by_plan"] = charts.bars("Active members by plan and tier", [name for _k, name in plans],
+                                                   {t: [counts.get((k, t), 0) for k, _n in plans] for t in tiers})
+    return figures

@@ -336,8 +336,20 @@ def plan_choices(ctx: Ctx, on: date) -> list[tuple[str, str]]:
             _rs, v = memberships.plan_version(ctx, rs.key, on)
         except NotFound:
             continue  # only drafts, or nothing in force yet on that date
-        out += [(f"{rs.key}|{t['id']}", f"{rs.name} — {t.get('name', t['id'])}") for t in tiers(v.content)]
+        spec = v.content.get("spec") or {}
+        out += [(f"{rs.key}|{t['id']}",
+                 f"{rs.name} — {t.get('name', t['id'])}{_prices(t.get('price') or spec.get('price'))}")
+                for t in tiers(v.content)]
     return out
+
+
+_PER = {"monthly": "a month", "quarterly": "a quarter", "yearly": "a year"}
+
+
+def _prices(price: dict[str, str] | None) -> str:
+    """ " (14.95 a month · 149.00 a year)": what a tier costs at each cadence it is sold at."""
+    shown = [f"{price[c]} {words}" for c, words in _PER.items() if price and price.get(c)]
+    return f" ({' · '.join(shown)})" if shown else ""
 
 
 @use_case
