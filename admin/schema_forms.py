@@ -44,6 +44,7 @@ from wtforms.form import BaseForm
 from wtforms.widgets import DateInput
 
 from keepwell.kernel.errors import InvalidDocument, Problem
+from keepwell.kernel.schema_messages import words_of
 from keepwell.usecases.rulesets import BASE_URI, kind_schemas, parse_text, to_yaml
 from keepwell.usecases.rulesets import schema as load_schema
 
@@ -98,11 +99,6 @@ class Node:
         if not self.has_default:
             return ""
         return _yaml_text(self.default).strip() if self.kind == "yaml" else _scalar_text(self.default)
-
-
-def _humanize(key: str) -> str:
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).replace("_", " ").replace("-", " ").strip()
-    return (words[:1].upper() + words[1:]) if words else key
 
 
 class _Resolver:
@@ -199,7 +195,7 @@ def _looks_decimal(s: dict) -> bool:
 def _compile(raw: Any, base: str, key: str, required: bool, res: _Resolver, seen: tuple = (),
              depth: int = 0) -> Node:
     s, base, seen = res.resolve(raw, base, seen)
-    node = Node("yaml", key, s.get("title") or _humanize(key), s.get("description", ""), required,
+    node = Node("yaml", key, s.get("title") or words_of(key), s.get("description", ""), required,
                 s.get("default", _MISSING), schema=s)
     if depth > 12:
         return node
@@ -232,7 +228,7 @@ def _compile(raw: Any, base: str, key: str, required: bool, res: _Resolver, seen
         if not isinstance(items, dict) or "prefixItems" in s or "contains" in s:
             return node
         item = _compile(items, base, f"{key}_item", True, res, seen, depth + 1)
-        if not items.get("title") and item.title == _humanize(f"{key}_item"):
+        if not items.get("title") and item.title == words_of(f"{key}_item"):
             item.title = node.title[:-1] if node.title.endswith("s") else f"{node.title} item"
         if item.kind == "group":
             node.kind, node.item = "repeat", item
@@ -509,7 +505,7 @@ def _unbound(node: Node):
         if k == "boolean":
             opts = [("true", "Yes"), ("false", "No")]
         else:
-            opts = [(t, _humanize(t) if isinstance(v, str) else t) for t, v in node.choices.items()]
+            opts = [(t, words_of(t) if isinstance(v, str) else t) for t, v in node.choices.items()]
         if node.has_default:
             d = node.default
             shown = dict(opts).get(_scalar_text(d) if not isinstance(d, str) else d, _scalar_text(d))
@@ -732,14 +728,10 @@ def _add_error(field, message: str) -> None:
     field.errors = [*field.errors, message] if isinstance(field.errors, (list, tuple)) else [message]
 
 
-_REQUIRED = re.compile(r"^'(.+)' is a required property$")
-_DEPENDENT = re.compile(r"^'(.+)' is a dependency of '(.+)'$")
-
-
 def attach_errors(form: SchemaForm, problems: Iterable[Problem]) -> None:
     """Put each Problem next to its field: the deepest field its JSON path reaches (the rest of
-    the path prefixes the message); "required property" errors go to the missing field; paths
-    the form does not have go to the form-level errors of the deepest object (`form_errors`)."""
+    the path prefixes the message; a missing field's problem has the missing field's path);
+    paths the form does not have go to the form-level errors of the deepest object (`form_errors`)."""
     for p in problems:
         tokens = _parse_path(p.path)
         if tokens is None:
@@ -751,14 +743,7 @@ def attach_errors(form: SchemaForm, problems: Iterable[Problem]) -> None:
         if isinstance(f, FieldList):
             _add_error(f, message)
         elif f is None or isinstance(f, FormField):
-            m = (_REQUIRED.match(p.message) or _DEPENDENT.match(p.message)) if not rest else None
-            if m and m.group(1) in holder._fields:
-                target = holder._fields[m.group(1)]
-                if isinstance(target, FormField):
-                    target.form.form_errors.append(p.message)
-                else:
-                    _add_error(target, p.message)
-            elif rest and holder._fields[EXTRA].data:
+            if rest and holder._fields[EXTRA].data:
                 _add_error(holder._fields[EXTRA], message)  # a key kept in the YAML leftovers
             else:
                 holder.form_errors.append(message)

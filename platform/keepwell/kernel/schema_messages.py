@@ -35,6 +35,16 @@ _FORMAT_PHRASES = {
     "uri": "must be a web address like https://example.com/hook",
     "time": "must be a time like 09:30",
 }
+# Phrases that only quote the keyword's value; a limit of one reads better in words.
+_LIMITS = {
+    "minimum": "must be at least {}", "maximum": "must be at most {}", "exclusiveMinimum": "must be more than {}",
+    "exclusiveMaximum": "must be less than {}", "multipleOf": "must be a multiple of {}",
+    "minLength": "must be at least {} characters long", "maxLength": "must be at most {} characters long",
+    "minItems": "needs at least {} entries", "maxItems": "can have at most {} entries",
+    "minProperties": "needs at least {} settings", "maxProperties": "can have at most {} settings",
+}
+_ONE_OR_MANY = {"minLength": "must not be empty", "minItems": "needs at least one entry",
+                "minProperties": "needs at least one setting"}
 _REQUIRED = re.compile(r"^'(.+)' is a required property$")
 _DEPENDENT = re.compile(r"^'(.+)' is a dependency of '(.+)'$")
 
@@ -87,7 +97,7 @@ def _explain(error: ValidationError, root: dict[str, Any], instance: Any, resolv
 
 
 def _phrase(keyword: str, error: ValidationError, field: dict[str, Any]) -> str:
-    custom = {**field.get("x-messages", {})}
+    custom = field.get("x-messages", {})
     if keyword in custom:
         return str(custom[keyword])
     value = error.validator_value
@@ -110,30 +120,12 @@ def _phrase(keyword: str, error: ValidationError, field: dict[str, Any]) -> str:
         return f"“{error.instance}” is not one of the {len(choices)} choices"
     if keyword == "const":
         return f"must be {value if isinstance(value, str) else json.dumps(value)}"
-    if keyword == "minimum":
-        return f"must be at least {value}"
-    if keyword == "maximum":
-        return f"must be at most {value}"
-    if keyword == "exclusiveMinimum":
-        return f"must be more than {value}"
-    if keyword == "exclusiveMaximum":
-        return f"must be less than {value}"
-    if keyword == "multipleOf":
-        return f"must be a multiple of {value}"
-    if keyword == "minLength":
-        return "must not be empty" if value == 1 else f"must be at least {value} characters long"
-    if keyword == "maxLength":
-        return f"must be at most {value} characters long"
-    if keyword == "minItems":
-        return "needs at least one entry" if value == 1 else f"needs at least {value} entries"
-    if keyword == "maxItems":
-        return f"can have at most {value} entries"
+    if keyword in _ONE_OR_MANY and value == 1:
+        return _ONE_OR_MANY[keyword]
+    if keyword in _LIMITS:
+        return _LIMITS[keyword].format(value)
     if keyword == "uniqueItems":
         return "lists the same entry twice"
-    if keyword in ("minProperties",):
-        return "needs at least one setting" if value == 1 else f"needs at least {value} settings"
-    if keyword in ("maxProperties",):
-        return f"can have at most {value} settings"
     if keyword in ("oneOf", "anyOf"):
         return "does not match any of the forms it can take"
     if keyword in ("not", "False"):
@@ -147,8 +139,13 @@ def _label(field: dict[str, Any], key: str) -> str:
         return str(title)
     if not key or key.isdigit():
         return "This value" if not key else "Entry"
+    return words_of(key)
+
+
+def words_of(key: str) -> str:
+    """A key as words for a label: "anchor_day" -> "Anchor day", "tierPrice" -> "Tier price"."""
     words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).replace("_", " ").replace("-", " ").strip()
-    return words[:1].upper() + words[1:]
+    return (words[:1].upper() + words[1:]) if words else key
 
 
 def _path(steps: list[Any], root_path: str) -> str:

@@ -126,9 +126,9 @@ def _owed(ctx: Ctx, today: date) -> dict[str, Any]:
                        .where(Account.company_id == ctx.company.id, Account.unit == unit,
                               Account.balance > 0 if positive else Account.balance < 0, *_live(ctx)))
 
-    points = economy.liability(ctx, today.replace(day=1), today)
+    points, worth = economy.outstanding(ctx, today)
     return {"allowance": format_cents(total(ALLOWANCE, True)), "overdraft_used": format_cents(-total(OVERDRAFT, False)),
-            "points": points["outstanding_points"], "points_liability": points["liability"]}
+            "points": points, "points_liability": worth}
 
 
 def _to_chase(ctx: Ctx) -> dict[str, Any]:

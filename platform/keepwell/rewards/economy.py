@@ -21,10 +21,18 @@ COLUMNS = {"earn": "earned", "redeem": "redeemed", "redeem_cancelled": "redeemed
            "adjust": "adjusted", "clawback": "clawed_back"}
 
 
+def outstanding(ctx: Ctx, on: date) -> tuple[int, str | None]:
+    """Points customers hold now, and what they are worth at the point value in force on `on`
+    (None when the program gives points no value)."""
+    points = int(ctx.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Account.balance), 0)).where(
+        Account.company_id == ctx.company.id, Account.unit == POINTS, Account.balance > 0)) or 0)
+    value = program(ctx, on).point_value
+    return points, format_cents(_cents(points, value)) if value else None
+
+
 def liability(ctx: Ctx, start: date, end: date) -> dict[str, Any]:
     cid = ctx.company.id
-    outstanding = int(ctx.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Account.balance), 0)).where(
-        Account.company_id == cid, Account.unit == POINTS, Account.balance > 0)) or 0)
+    points, worth = outstanding(ctx, end)
     held = int(ctx.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(PointsLot.remaining), 0)).where(
         PointsLot.company_id == cid, PointsLot.remaining > 0, PointsLot.unlocks_on > end)) or 0)
     customers = int(ctx.session.scalar(sa.select(sa.func.count()).select_from(Account).where(
@@ -46,11 +54,10 @@ def liability(ctx: Ctx, start: date, end: date) -> dict[str, Any]:
         row[column] += sign * int(amount)
     totals = {c: sum(r[c] for r in months.values()) for c in dict.fromkeys(COLUMNS.values())}
     used = totals["redeemed"] + totals["expired"]
-    value = program(ctx, end).point_value
     out: dict[str, Any] = {
-        "from": start.isoformat(), "to": end.isoformat(), "outstanding_points": outstanding,
-        "pending_points": held, "customers_with_points": customers, "point_value": value,
-        "liability": format_cents(_cents(outstanding, value)) if value else None,
+        "from": start.isoformat(), "to": end.isoformat(), "outstanding_points": points,
+        "pending_points": held, "customers_with_points": customers, "point_value": program(ctx, end).point_value,
+        "liability": worth,
         "months": [{"month": k, **v} for k, v in sorted(months.items())], "totals": totals,
         "breakage_rate": f"{Decimal(totals['expired']) / used:.4f}" if used else None,
     }

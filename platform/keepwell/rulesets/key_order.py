@@ -5,6 +5,7 @@ their place after the known ones."""
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from ..kernel.schema_paths import child, resolved
@@ -16,6 +17,12 @@ from .schemas import resolver, schema
 def ruleset_yaml(doc: Any) -> str:
     """The YAML people read, save and compare: in the schema's key order."""
     return to_yaml(in_schema_order(doc))
+
+
+def ruleset_diff(before: Any, after: Any, from_name: str, to_name: str) -> str:
+    """Unified diff of two rulesets' YAML in the schema's key order (`before` None: nothing yet)."""
+    old = ruleset_yaml(before).splitlines(keepends=True) if before is not None else []
+    return "".join(difflib.unified_diff(old, ruleset_yaml(after).splitlines(keepends=True), from_name, to_name))
 
 
 def in_schema_order(doc: Any) -> Any:

@@ -24,7 +24,7 @@ from ..infra.resources import rulesets_dir
 from ..kernel.errors import InvalidDocument, NotFound, Problem
 from ..kernel.money import MoneyError, to_cents
 from .documents import content_hash, load_file, parse_text
-from .key_order import ruleset_yaml
+from .key_order import ruleset_diff
 from .validation import validate_ruleset
 
 MANIFEST = "pack.yaml"
@@ -223,7 +223,6 @@ def _on_parameter(problem: Problem, placed: dict[str, set[str]], pack: Pack) -> 
 def changes(pack: Pack, docs: list[tuple[str, dict]], current: dict[str, tuple[str, int, dict]]) -> list[dict]:
     """What installing `docs` would publish against what is published now (`current`: ruleset
     id -> (ref, version, content) of its newest version): new, unchanged, or a diff."""
-    import difflib
 
     rows = []
     for f, doc in docs:
@@ -236,14 +235,7 @@ def changes(pack: Pack, docs: list[tuple[str, dict]], current: dict[str, tuple[s
         if content_hash(content) == content_hash(doc):
             rows.append({"file": f, "id": key, "change": "unchanged", "current": ref, "diff": ""})
             continue
-        diff = "".join(
-            difflib.unified_diff(
-                ruleset_yaml(content).splitlines(keepends=True),
-                ruleset_yaml(doc).splitlines(keepends=True),
-                fromfile=ref,
-                tofile=f"{key}@{version + 1} ({pack.name} {pack.version})",
-            )
-        )
+        diff = ruleset_diff(content, doc, ref, f"{key}@{version + 1} ({pack.name} {pack.version})")
         rows.append({"file": f, "id": key, "change": "changed", "current": ref, "diff": diff})
     return rows
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from datetime import date
 
@@ -12,7 +11,7 @@ from sqlalchemy.orm import Session
 from ..infra.unit import unit_of
 from ..kernel.errors import InvalidDocument, NotFound, Problem
 from .documents import content_hash
-from .key_order import in_schema_order, ruleset_yaml
+from .key_order import in_schema_order, ruleset_diff
 from .models import Ruleset, RulesetDraft, RulesetVersion
 from .validation import validate_ruleset
 
@@ -162,14 +161,7 @@ def diff(session: Session, company_id: int, a: str, b: str) -> str:
     """Unified diff of two versions' canonical YAML (`id@1` vs `id@2`; a bare id is the newest)."""
     ra, va = get_version(session, company_id, a)
     rb, vb = get_version(session, company_id, b)
-    return "".join(
-        difflib.unified_diff(
-            ruleset_yaml(va.content).splitlines(keepends=True),
-            ruleset_yaml(vb.content).splitlines(keepends=True),
-            fromfile=ref(ra, va),
-            tofile=ref(rb, vb),
-        )
-    )
+    return ruleset_diff(va.content, vb.content, ref(ra, va), ref(rb, vb))
 
 
 def rollback(

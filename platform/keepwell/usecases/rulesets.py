@@ -10,6 +10,7 @@ from ..infra.context import Ctx
 from ..kernel.errors import InvalidDocument, NotFound, Problem
 from ..rulesets import kinds, versions
 from ..rulesets.documents import load_file, parse_text
+from ..rulesets.key_order import ruleset_diff
 from ..rulesets.key_order import ruleset_yaml as to_yaml  # a ruleset's YAML in its schema's key order
 from ..rulesets.schemas import BASE_URI, schema
 from ..rulesets.validation import publish_warnings, validate_ruleset
@@ -207,17 +208,12 @@ class PublishPreview:
 
 @reading
 def publish_preview(ctx: Ctx, doc: dict[str, Any]) -> PublishPreview:
-    import difflib
-
     key = (doc.get("metadata") or {}).get("id") or ""
     try:
-        rs = versions.get_ruleset(ctx.session, ctx.company.id, key)
-        latest = versions.latest_version(ctx.session, rs.id)
+        latest = versions.latest_version(ctx.session, versions.get_ruleset(ctx.session, ctx.company.id, key).id)
     except NotFound:
         latest = None
-    before = to_yaml(latest.content).splitlines(keepends=True) if latest else []
-    lines = list(difflib.unified_diff(before, to_yaml(doc).splitlines(keepends=True),
-                                      f"{key}@{latest.version}" if latest else "(nothing published)", "this draft"))
-    changed = sum(1 for line in lines if line[:1] in "+-" and not line.startswith(("+++", "---")))
-    return PublishPreview((latest.version + 1) if latest else 1, f"{key}@{latest.version}" if latest else None,
-                          "".join(lines), changed, publish_warnings(doc))
+    current = f"{key}@{latest.version}" if latest else None
+    diff = ruleset_diff(latest.content if latest else None, doc, current or "(nothing published)", "this draft")
+    changed = sum(1 for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---")))
+    return PublishPreview((latest.version + 1) if latest else 1, current, diff, changed, publish_warnings(doc))
