@@ -26,6 +26,7 @@ from flask import (
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
+from keepwell.kernel.errors import InvalidDocument, NotFound
 from keepwell.usecases import Keepwell, users
 from keepwell.usecases.users import SignedIn
 
@@ -122,6 +123,31 @@ def login():
             return redirect(_safe_next(request.args.get("next")))
     return render_template("keepwell/login.html", error=error, email=request.form.get("email", "")), (
         401 if error else 200)
+
+
+@bp.route("/link/<token>", methods=["GET", "POST"])
+def take_link(token: str):
+    """An emailed invitation or password-reset link: choose a password, then sign in."""
+    try:
+        who = users.link_for(keepwell(), token)
+    except NotFound as exc:
+        return render_template("keepwell/error.html", title="This link no longer works", message=exc.message), 404
+    error = None
+    if request.method == "POST":
+        password = request.form.get("password", "")
+        if password != request.form.get("confirm", ""):
+            error = "The two passwords are not the same."
+        else:
+            try:
+                email = users.take_link(keepwell(), token, password)
+                session.clear()
+                flash(f"Your password is set. Sign in as {email}.", "success")
+                return redirect(url_for("keepwell_auth.login"))
+            except InvalidDocument as exc:
+                error = "Password " + "; ".join(p.message for p in exc.problems)
+            except NotFound as exc:
+                error = exc.message
+    return render_template("keepwell/choose_password.html", who=who, error=error), 400 if error else 200
 
 
 @bp.post("/logout")

@@ -11,13 +11,23 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, request, url_for
 from flask_admin import BaseView, expose
 from markupsafe import Markup
 
 from keepwell.kernel.errors import InvalidDocument, KeepwellError, NotFound
 from keepwell.kernel.exports import csv_text
-from keepwell.usecases import Keepwell, billing, companies, customers, lists, memberships, rewards
+from keepwell.usecases import (
+    Keepwell,
+    billing,
+    companies,
+    customers,
+    lists,
+    locations,
+    memberships,
+    messaging,
+    rewards,
+)
 from keepwell.usecases.lists import ListQuery, Page
 from keepwell.usecases.users import SignedIn
 
@@ -32,8 +42,11 @@ PAGE_SIZES = (20, 50, 100, 200)
 class Filter:
     name: str
     label: str
-    kind: str = "text"  # text | date (a from/to pair)
+    kind: str = "text"  # text | date (a from/to pair) | location (the company's locations)
     choices: tuple[str, ...] = ()
+
+
+BY_LOCATION = Filter("location", "Location", "location")
 
 
 class ListView(SignedInOnly, BaseView):
@@ -85,8 +98,10 @@ class ListView(SignedInOnly, BaseView):
         q = self.query()
         page = self.page()
         args = {k: v for k, v in request.args.items() if k != "page"}
+        places = locations.list_locations(keepwell(), self.user().company_slug) \
+            if any(f.kind == "location" for f in self.filters) else []
         return self.render("keepwell/list.html", view=self, page=page, q=q, args=args, sizes=PAGE_SIZES,
-                           user=self.user())
+                           user=self.user(), places=places)
 
     @expose("/export/csv/")
     def export(self) -> Any:
@@ -111,7 +126,7 @@ TEST_CARDS = (("success", "Always succeeds (4242)"), ("decline", "Declined, retr
 class CustomersView(ListView):
     title = "Customers"
     fetch = staticmethod(lists.customers)
-    filters = (Filter("name", "Name"), Filter("email", "Email"), Filter("created_at", "Added", "date"))
+    filters = (Filter("name", "Name"), Filter("email", "Email"), BY_LOCATION, Filter("created_at", "Added", "date"))
     export_name = "customers"
     actions = (("customers.create_view", "Add a customer"),)
 
@@ -140,9 +155,12 @@ class CustomersView(ListView):
         invoices = billing.invoices_of(keepwell(), user.company_slug, customer=found["id"])
         panel = rewards_admin.panel(keepwell(), user.company_slug, found["id"], **points)
         held = memberships.of_customer(keepwell(), user.company_slug, found["id"])
-        return self.render("keepwell/customer.html", title="Customers", record=found, name=found["name"],
+        sent = messaging.sent_to(keepwell(), user.company_slug, found["id"])
+        shown = {k: v for k, v in found.items() if k != "location_id"}
+        return self.render("keepwell/customer.html", title="Customers", record=shown, name=found["name"],
                            back=url_for(".index_view"), cards=cards, invoices=invoices, user=user, held=held,
-                           test_cards=TEST_CARDS, p=panel,
+                           test_cards=TEST_CARDS, p=panel, sent=sent,
+                           today=companies.today(keepwell(), user.company_slug).isoformat(),
                            links=[("Memberships", url_for("memberships.index_view", customer=found["id"])),
                                   ("Points", "#points")],
                            edit=url_for(".edit_view", id=found["id"]) if user.can_edit else None)
@@ -203,43 +221,78 @@ class CustomersView(ListView):
             flash(f"Not done: {exc.message}", "error")
         return redirect(url_for(".details_view", id=customer_id))
 
+    @expose("/lookup")
+    def lookup(self) -> Any:
+        """Customers matching what is typed (name, email or phone), for the enrolment picker."""
+        return jsonify([{"id": c["id"], "label": _picked(c)} for c in _matches(self.user(), request.args.get("q", ""))])
+
     @expose("/new/", methods=["GET", "POST"])
     def create_view(self) -> Any:
         user = self.user()  # staff add customers at the counter too
         form, errors = _customer_form(), {}
+        alike: list[dict[str, Any]] = []
         if request.method == "POST":
-            try:
-                cid = customers.add_customer(keepwell(), user.company_slug, form["name"], form["email"] or None,
-                                             form["phone"] or None)
-            except KeepwellError as exc:
-                errors = _errors(exc)
-            else:
-                flash(f"Customer added: {form['name']}.", "success")
-                return redirect(url_for(".details_view", id=cid))
-        return self.render("keepwell/customer_form.html", form=form, errors=errors, title="Add a customer")
+            # Someone with this email or phone is there already: most likely the same person. Say
+            # who, and add a second only when asked to ("Add anyway").
+            if not request.form.get("proceed"):
+                alike = customers.look_alikes(keepwell(), user.company_slug, form["email"] or None,
+                                              form["phone"] or None)
+            if not alike:
+                try:
+                    cid = customers.add_customer(keepwell(), user.company_slug, form["name"], form["email"] or None,
+                                                 form["phone"] or None, None, form["location"] or None,
+                                                 form["service_address"] or None)
+                except KeepwellError as exc:
+                    errors = _errors(exc)
+                else:
+                    flash(f"Customer added: {form['name']}.", "success")
+                    return redirect(url_for(".details_view", id=cid))
+        return self.render("keepwell/customer_form.html", form=form, errors=errors, title="Add a customer",
+                           alike=alike, places=locations.list_locations(keepwell(), user.company_slug))
 
     @expose("/edit/", methods=["GET", "POST"])
     def edit_view(self) -> Any:
         found = self._customer(request.args.get("id", ""))
         user = require_editor()
         form, errors = _customer_form(found), {}
+        alike: list[dict[str, Any]] = []
         if request.method == "POST":
-            try:
-                customers.update_customer(keepwell(), user.company_slug, found["id"], name=form["name"],
-                                          email=form["email"] or None, phone=form["phone"] or None)
-            except KeepwellError as exc:
-                errors = _errors(exc)
-            else:
-                flash("Saved.", "success")
-                return redirect(url_for(".details_view", id=found["id"]))
-        return self.render("keepwell/customer_form.html", form=form, errors=errors, title=f"Edit {found['name']}")
+            if not request.form.get("proceed"):
+                alike = customers.look_alikes(keepwell(), user.company_slug, form["email"] or None,
+                                              form["phone"] or None, found["id"])
+            if not alike:
+                try:
+                    customers.update_customer(keepwell(), user.company_slug, found["id"], name=form["name"],
+                                              email=form["email"] or None, phone=form["phone"] or None,
+                                              location=form["location"], service_address=form["service_address"])
+                except KeepwellError as exc:
+                    errors = _errors(exc)
+                else:
+                    flash("Saved.", "success")
+                    return redirect(url_for(".details_view", id=found["id"]))
+        return self.render("keepwell/customer_form.html", form=form, errors=errors, title=f"Edit {found['name']}",
+                           alike=alike, places=locations.list_locations(keepwell(), user.company_slug))
+
+
+CUSTOMER_FIELDS = ("name", "email", "phone", "location", "service_address")
 
 
 def _customer_form(found: dict[str, str] | None = None) -> dict[str, str]:
     found = found or {}
     if request.method == "POST":
-        return {k: request.form.get(k, "").strip() for k in ("name", "email", "phone")}
-    return {k: found.get(k, "") for k in ("name", "email", "phone")}
+        return {k: request.form.get(k, "").strip() for k in CUSTOMER_FIELDS}
+    return {**{k: found.get(k, "") for k in CUSTOMER_FIELDS}, "location": found.get("location_id", "")}
+
+
+def _matches(user: SignedIn, typed: str, limit: int = 25) -> list[dict[str, Any]]:
+    """Customers whose name, email or phone holds what is typed (the newest when nothing is)."""
+    return lists.customers(keepwell(), user.company_slug,
+                           ListQuery(search=typed.strip()[:100], page_size=limit)).rows
+
+
+def _picked(c: dict[str, Any]) -> str:
+    """A customer as a picker shows one: the name, then what tells two of that name apart."""
+    return " · ".join(x for x in (c["name"], c.get("email") or c.get("phone") or "", c["id"]) if x)
 
 
 def _errors(exc: KeepwellError) -> dict[str, str]:
@@ -255,7 +308,7 @@ class MembershipsView(ListView):
     fetch = staticmethod(lists.memberships)
     filters = (Filter("status", "Status", choices=("active", "cancelled", "expired")), Filter("plan", "Plan"),
                Filter("tier", "Tier"), Filter("customer", "Customer id"), Filter("expires_on", "Expires", "date"),
-               Filter("issued_on", "Issued", "date"))
+               Filter("issued_on", "Issued", "date"), BY_LOCATION)
     aliases = {"status": "status", "customer_id": "customer", "tier": "tier", "period": "period"}
     export_name = "memberships"
     actions = (("memberships.enroll", "Enroll a customer"),)
@@ -430,9 +483,20 @@ class MembershipsView(ListView):
                     else:
                         flash(f"Enrolled: membership {result['membership']}.", "success")
                         return redirect(url_for(".show", membership_id=result["membership"]))
-        people = lists.customers(keepwell(), user.company_slug, ListQuery(sort="name", descending=False, page_size=0))
+        typed = request.values.get("find", "")
+        people = [{"id": c["id"], "label": _picked(c)} for c in _matches(user, typed)]
+        chosen = None
+        if form["customer"]:
+            try:
+                chosen = lists.customer(keepwell(), user.company_slug, form["customer"])
+            except NotFound:
+                errors.setdefault("customer", "There is no such customer: find them by name, email or phone.")
+        if chosen and all(p["id"] != chosen["id"] for p in people):
+            people.insert(0, {"id": chosen["id"], "label": _picked(chosen)})
+        cards = billing.payment_methods_of(keepwell(), user.company_slug, chosen["id"]) if chosen else []
         plans = memberships.plan_choices(keepwell(), user.company_slug, on)
-        return self.render("keepwell/enroll.html", customers=people.rows, plans=plans, form=form, errors=errors)
+        return self.render("keepwell/enroll.html", customers=people, plans=plans, form=form, errors=errors,
+                           find=typed, chosen=chosen, card=next((c for c in cards if c.get("default")), None))
 
     def _on(self) -> date | None:
         try:
@@ -500,7 +564,7 @@ class LedgerView(ListView):
     fetch = staticmethod(lists.ledger)
     filters = (Filter("owner", "Owner"), Filter("unit", "Unit", choices=("allowance", "overdraft", "visits", "points")),
                Filter("kind", "Kind"), Filter("ruleset", "Ruleset version"), Filter("rule", "Rule"),
-               Filter("event", "Event id"), Filter("effective_date", "Date", "date"))
+               Filter("event", "Event id"), Filter("effective_date", "Date", "date"), BY_LOCATION)
     aliases = {"account_owner": "owner", "account_unit": "unit", "kind": "kind", "ruleset": "ruleset", "rule": "rule",
                "event_key": "event"}
     export_name = "ledger"
@@ -518,7 +582,7 @@ class EventsView(ListView):
     fetch = staticmethod(lists.events)
     filters = (Filter("type", "Type"), Filter("status", "Status", choices=("processed", "declined")),
                Filter("customer", "Customer id"), Filter("membership", "Membership id"), Filter("key", "Event id"),
-               Filter("local_date", "Date", "date"))
+               Filter("local_date", "Date", "date"), BY_LOCATION)
     aliases = {"type": "type", "status": "status", "customer_id": "customer", "membership_id": "membership",
                "key": "key"}
     export_name = "events"

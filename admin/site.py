@@ -17,7 +17,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from keepwell.infra.settings import Settings
 from keepwell.interfaces.http.api import bp as api_bp
 from keepwell.kernel import calendar_words
-from keepwell.usecases import lists
+from keepwell.usecases import lists, locations
 
 from .auth import bp as auth_bp
 from .auth import current_user, keepwell, throttle_sign_in
@@ -70,8 +70,11 @@ class Home(SignedInOnly, AdminIndexView):
     @expose("/")
     def index(self) -> Any:
         user = current_user()
+        places = locations.list_locations(keepwell(), user.company_slug)
+        at = request.args.get("location", "")
+        at = at if any(p["id"] == at for p in places) else None
         return self.render("keepwell/home.html", user=user, counts=lists.dashboard(keepwell(), user.company_slug),
-                           business=lists.business(keepwell(), user.company_slug))
+                           business=lists.business(keepwell(), user.company_slug, at), places=places)
 
 
 def csp_nonce() -> str:
@@ -111,6 +114,7 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
     admin = Admin(app, name="Keepwell", url="/admin", csp_nonce_generator=csp_nonce,
                   index_view=Home(name="Home", url="/admin"),
                   theme=Bootstrap4Theme(base_template="keepwell/base.html", fluid=True))
+    from .locations import LocationsView
     from .packs import PacksView
     from .records import CustomersView, EventsView, LedgerView, MembershipsView
     from .rewards import CatalogView, EconomyView, RedemptionsView
@@ -130,6 +134,7 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
                                url="/admin/rewards/economy"))
     admin.add_view(LedgerView(name="Ledger", endpoint="ledger", url="/admin/ledger"))
     admin.add_view(EventsView(name="Events", endpoint="events", url="/admin/events"))
-    admin.add_view(UsersView(name="Users", endpoint="users", url="/admin/users"))
-    admin.add_view(WebhooksView(name="Webhooks", endpoint="webhooks", url="/admin/webhooks"))
+    admin.add_view(UsersView(name="Team", category="Company", endpoint="users", url="/admin/users"))
+    admin.add_view(LocationsView(name="Locations", category="Company", endpoint="locations", url="/admin/locations"))
+    admin.add_view(WebhooksView(name="Webhooks", category="Company", endpoint="webhooks", url="/admin/webhooks"))
     return admin

@@ -40,10 +40,11 @@ BODIES = {
     "add_payment_method": {"test_card": "success"}, "run_billing": {"as_of": TODAY},
     "redeem_reward": {"customer": "{customer_id}", "reward": "mug"},
     "adjust_points": {"amount": 5, "reason": "goodwill"},
+    "add_location": {"name": "Boulder"}, "update_location": {"tax_rate": "4.5"},
 }
 # Paths of a company's own things: another company's key must not find them.
 OWNED = {"customer_id", "membership_id", "event_id", "key", "endpoint_id", "key_id", "job_id", "number",
-         "payment_method_id", "redemption_id"}
+         "payment_method_id", "redemption_id", "location_id"}
 
 
 @pytest.fixture
@@ -66,11 +67,12 @@ def world(db_url):
     redemption = c.post("/api/v1/rewards/redemptions", headers=admin, json={"customer": cid, "reward": "mug"})
     assert redemption.status_code == 201, redemption.get_json()
     endpoint = c.post("/api/v1/webhook_endpoints", headers=admin, json=BODIES["add_webhook_endpoint"]).json["id"]
+    location = c.post("/api/v1/locations", headers=admin, json={"name": "Denver", "timezone": "America/Denver"}).json["id"]
     key_id = max(k["id"] for k in c.get("/api/v1/api_keys", headers=admin).json["api_keys"])
     ids = {"customer_id": cid, "membership_id": mid, "event_id": "t-1", "key": "vip", "version": "1",
            "endpoint_id": str(endpoint), "key_id": str(key_id), "job_id": "no-such-job", "name": "hvac",
            "number": "1", "payment_method_id": pm, "redemption_id": redemption.json["redemption"],
-           "action": "fulfil"}
+           "action": "fulfil", "location_id": location}
     yield svc, c, admin, ids
     svc.close()
 

@@ -85,6 +85,8 @@ def update_company(company: Company, **fields: Any) -> None:
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise InvalidDocument.field("phone_region", f"{region!r} is not a country code such as US, CA or GB")
         company.phone_region = region
+    if fields.get("receipt_shows_balance") is not None:
+        company.receipt_shows_balance = bool(fields["receipt_shows_balance"])
     if fields.get("webhook_url") is not None:  # a URL set again is a working endpoint again
         company.webhook_disabled_at = company.webhook_disabled_reason = None
     for k in ("name", "email", "webhook_url", "webhook_secret", "timezone"):

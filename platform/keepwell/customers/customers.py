@@ -17,6 +17,23 @@ from .models import Company, ContactPreference, Customer
 CHANNELS = ("email", "sms", "webhook")
 
 
+def same_contact(session: Session, company: Company, email: str | None, phone: str | None,
+                 other_than: str | None = None, limit: int = 5) -> list[Customer]:
+    """Customers who already have this email (in any case) or phone number, as stored: most
+    likely the same person added twice. Invalid values find nobody (the form reports them)."""
+    found = []
+    if email:
+        found.append(sa.func.lower(Customer.email) == (_lookup(clean_email, email) or "").lower())
+    if phone:
+        found.append(Customer.phone == _lookup(clean_phone, phone, company.phone_region))
+    if not found:
+        return []
+    stmt = sa.select(Customer).where(Customer.company_id == company.id, sa.or_(*found))
+    if other_than:
+        stmt = stmt.where(Customer.id != other_than)
+    return list(session.scalars(stmt.order_by(Customer.created_at, Customer.id).limit(limit)))
+
+
 def add_customer(session: Session, company: Company, name: str, email: str | None = None,
                  phone: str | None = None, external_id: str | None = None) -> Customer:
     customer = Customer(id=new_id("cus"), company_id=company.id, name=clean_name(name), email=clean_email(email),

@@ -43,6 +43,9 @@ class Company(Base):
     max_periods_per_event: Mapped[int] = mapped_column(sa.Integer, default=120, server_default="120")
     adjustment_limit_cents: Mapped[int] = mapped_column(sa.BigInteger, default=100_000, server_default="100000")
     adjustment_limit_points: Mapped[int] = mapped_column(sa.BigInteger, default=100_000, server_default="100000")
+    # Whether what a POS prints for a member (memberships.handlers.receipt) shows the allowance
+    # left and the overdraft: some contractors hand receipts to a tenant, not the member.
+    receipt_shows_balance: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
 
 
 class ApiKey(Base):
@@ -75,12 +78,19 @@ class User(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # A session holds the version it signed in under; bumping it ends every session of the user.
     session_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # An emailed link (an invitation, or a password reset an owner sent): only its SHA-256 is
+    # kept, it works once, until `link_expires_at`.
+    link_digest: Mapped[str | None] = mapped_column(sa.String(64), unique=True, index=True)
+    link_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    invited_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    joined_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))  # an invitation taken up
 
 
 class Customer(Base):
     __tablename__ = "customers"
     # The id another system (a POS, the bookkeeping) knows the customer by: one customer each.
-    __table_args__ = (sa.UniqueConstraint("company_id", "external_id", name="uq_customers_external_id"),)
+    __table_args__ = (sa.UniqueConstraint("company_id", "external_id", name="uq_customers_external_id"),
+                      sa.Index("ix_customers_location_id", "company_id", "location_id"))
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -103,6 +113,9 @@ class Location(Base):
     name: Mapped[str] = mapped_column(sa.String(120))
     tax_rate: Mapped[str] = mapped_column(sa.String(12), default="0")  # percent, e.g. "8.25"
     tax_name: Mapped[str] = mapped_column(sa.String(60), default="Sales tax")
+    address: Mapped[str | None] = mapped_column(sa.String(300))
+    # The location's own time zone, when it is not the company's: quiet hours of its customers.
+    timezone: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 

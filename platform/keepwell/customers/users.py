@@ -11,15 +11,18 @@ the user bump it, so every session of that user ends at once, copied cookies inc
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
+from ..infra.tables import aware
 from ..kernel.errors import Conflict, InvalidDocument, NotFound
 from .models import Company, User
 
@@ -108,7 +111,14 @@ def find_user(session: Session, email: str) -> User | None:
 def list_users(session: Session, company: Company) -> list[dict]:
     rows = session.scalars(sa.select(User).where(User.company_id == company.id).order_by(User.email))
     return [{"email": u.email, "role": u.role, "created_at": u.created_at.isoformat(),
-             "disabled": u.disabled_at is not None} for u in rows]
+             "disabled": u.disabled_at is not None, "status": _status(u),
+             "invited_at": u.invited_at.isoformat() if u.invited_at else None} for u in rows]
+
+
+def _status(user: User) -> str:
+    if user.disabled_at is not None:
+        return "disabled"
+    return "invited" if user.invited_at is not None and user.joined_at is None else "active"
 
 
 def check_password(password: str | None, *context: str) -> None:
@@ -156,19 +166,99 @@ def sign_out(session: Session, company: Company, user_id: int) -> None:
         end_sessions(user)
 
 
+def _last_owner(session: Session, company: Company, user: User) -> bool:
+    """Whether the user is the company's only enabled owner: nobody else could manage users."""
+    if user.role != "owner" or user.disabled_at is not None:
+        return False
+    return session.scalar(sa.select(sa.func.count()).select_from(User).where(
+        User.company_id == company.id, User.role == "owner", User.disabled_at.is_(None))) == 1
+
+
 def set_disabled(session: Session, company: Company, email: str, disabled: bool, at: datetime) -> User:
     """Disable a user (every session ends; they cannot sign in) or enable them again. The last
     enabled owner of a company cannot be disabled: nobody could manage its users any more."""
     user = _user(session, company, email)
-    if disabled and user.role == "owner" and user.disabled_at is None:
-        owners = session.scalar(sa.select(sa.func.count()).select_from(User).where(
-            User.company_id == company.id, User.role == "owner", User.disabled_at.is_(None)))
-        if owners == 1:
-            raise Conflict(f"{user.email} is the company's last owner: add another owner first")
+    if disabled and _last_owner(session, company, user):
+        raise Conflict(f"{user.email} is the company's last owner: add another owner first")
     if disabled:
         if user.disabled_at is None:
             user.disabled_at = at
         end_sessions(user)
     else:
         user.disabled_at = None
+    return user
+
+
+# --- emailed links: invitations and password resets --------------------------------------------
+
+LINK_HOURS = {"invite": 72, "reset": 2}
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_link(user: User, purpose: str, now: datetime) -> str:
+    """A fresh single-use link token for the user (any earlier one stops working)."""
+    token = secrets.token_urlsafe(32)
+    user.link_digest = _digest(token)
+    user.link_expires_at = now + timedelta(hours=LINK_HOURS[purpose])
+    return token
+
+
+def invite(session: Session, company: Company, email: str, role: str, now: datetime) -> tuple[User, str]:
+    """A user who sets their own password from an emailed link; until then nobody can sign in
+    as them (the stored hash is of a random secret nobody knows). The answer's token goes in
+    the link; only its digest is kept."""
+    user = add_user(session, company, email, secrets.token_urlsafe(24) + "-Aa1!", role)
+    user.invited_at = now
+    return user, _new_link(user, "invite", now)
+
+
+def reissue(session: Session, company: Company, email: str, now: datetime) -> tuple[User, str, str]:
+    """A new link for a user: the invitation again for one who has not joined yet, else a
+    password reset (their sessions go on until the new password is set)."""
+    user = _user(session, company, email)
+    if user.disabled_at is not None:
+        raise Conflict(f"{user.email} is disabled: enable them first")
+    purpose = "invite" if user.invited_at is not None and user.joined_at is None else "reset"
+    return user, purpose, _new_link(user, purpose, now)
+
+
+def link_user(session: Session, token: str, now: datetime) -> User:
+    """The user an emailed link is for, while it works."""
+    user = session.scalar(sa.select(User).where(User.link_digest == _digest(token or "")))
+    if user is None or user.disabled_at is not None or user.link_expires_at is None \
+            or aware(user.link_expires_at) <= now:
+        raise NotFound("This link has expired or has been used. Ask an owner of your company for a new one.")
+    return user
+
+
+def company_of(session: Session, user: User) -> Company:
+    company = session.get(Company, user.company_id)
+    assert company is not None
+    return company
+
+
+def take_link(session: Session, token: str, password: str, now: datetime) -> User:
+    """Set the password from an emailed link; the link stops working and other sessions end."""
+    user = link_user(session, token, now)
+    check_password(password, user.email, company_of(session, user).name)
+    user.password_hash = generate_password_hash(password)
+    user.link_digest = user.link_expires_at = None
+    if user.joined_at is None:
+        user.joined_at = now
+    end_sessions(user)
+    return user
+
+
+def set_role(session: Session, company: Company, email: str, role: str) -> User:
+    """Another role, in effect on the user's next page (the role is read on every request). The
+    company's last enabled owner keeps the owner role."""
+    if role not in ROLES:
+        raise InvalidDocument.field("role", f"Role must be one of {', '.join(ROLES)}")
+    user = _user(session, company, email)
+    if role != "owner" and _last_owner(session, company, user):
+        raise Conflict(f"{user.email} is the company's last owner: make someone else an owner first")
+    user.role = role
     return user

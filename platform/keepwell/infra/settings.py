@@ -62,6 +62,10 @@ class Settings:
     secret_key: str | None = _setting(
         "KEEPWELL_SECRET_KEY", None, "signs admin session cookies and CSRF tokens; set the same value on every "
         "web machine", shown="generated into `$KEEPWELL_HOME/secret_key`")
+    admin_url: str = _setting(
+        "KEEPWELL_ADMIN_URL", "http://localhost:8000/admin", "where the admin is served, for the invitation and "
+        "password links that `keepwell users invite` and `users send-link` email (the admin's own pages use "
+        "the address they were opened at)")
     https: bool = _setting(
         "KEEPWELL_HTTPS", False, "the app is served over HTTPS (directly or behind a proxy): session cookies are "
         "marked Secure and responses carry HSTS", _flag)

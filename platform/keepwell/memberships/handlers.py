@@ -9,6 +9,7 @@ from typing import Any
 from ..events.pipeline import customer
 from ..events.registry import PendingEvent, before_each, event_type, member_snapshot, preload
 from ..infra.context import Ctx
+from ..kernel.calendar_words import day
 from ..kernel.errors import Declined, NotFound
 from ..kernel.money import format_cents, percent_of, to_cents
 from ..kernel.periods import period_start
@@ -99,12 +100,22 @@ def membership_for(ctx: Ctx, event: PendingEvent, data: dict, local: date, requi
 
 
 def receipt(ctx: Ctx, m: Membership) -> dict[str, Any]:
-    """What a POS shows and prints: name, remaining balance, overdraft left, expiry."""
+    """What a POS shows and prints: name, remaining balance, overdraft left, expiry. The fields
+    are for the till; `receipt_lines` is the text to print, with the allowance left and the
+    overdraft only when the company prints them (`companies set --receipt-balance`)."""
     plan_ref, terms = memberships.plan_of(ctx, m)
     st = allowance.state(ctx, m, terms)
+    lines = [f"{terms.plan_name} member ({terms.tier_name})"]
+    if terms.has_allowance and ctx.company.receipt_shows_balance:
+        lines.append(f"Allowance left: {format_cents(st.balance)} {terms.currency}")
+        if st.overdraft_used:
+            lines.append(f"Overdraft used: {format_cents(st.overdraft_used)} {terms.currency}")
+        if terms.overdraft_limit_cents:
+            lines.append(f"Overdraft available: {format_cents(st.overdraft_left)} {terms.currency}")
+    lines.append(f"{'Renews' if terms.auto_renewal else 'Expires'} on {day(m.expires_on)}")
     return {"membership": m.id, "plan": plan_ref, "tier": m.tier, "balance": format_cents(st.balance),
             "overdraft_left": format_cents(st.overdraft_left), "overdraft_used": format_cents(st.overdraft_used),
-            "expires_on": m.expires_on.isoformat()}
+            "expires_on": m.expires_on.isoformat(), "receipt_lines": lines}
 
 
 # --- the event types -------------------------------------------------------------------------------

@@ -28,7 +28,9 @@ class MessageTemplate(Base):
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_outbox_company_key"),)
+    # The customer page lists a customer's messages, newest first.
+    __table_args__ = (sa.UniqueConstraint("company_id", "key", name="uq_outbox_company_key"),
+                      sa.Index("ix_outbox_customer", "company_id", "customer_id", "created_at"))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     company_id: Mapped[int] = mapped_column(BigId)
     key: Mapped[str] = mapped_column(sa.String(300))

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from ..customers.companies import webhook_secrets
 from ..customers.customers import opted_out
-from ..customers.models import Company
+from ..customers.locations import timezone_of
+from ..customers.models import Company, Customer
 from ..infra.context import Ctx
 from ..infra.database import is_postgres
 from ..infra.sql import chunks, one_of
@@ -131,11 +132,12 @@ def due(session: Session, now: datetime | None = None, limit: int = 500) -> list
     return [(mid, attempts) for mid, attempts in session.execute(q)]
 
 
-def quiet_until(company: Company, now: datetime) -> datetime | None:
-    """When quiet hours are on now (company local time), the moment they end; else None."""
+def quiet_until(company: Company, now: datetime, timezone: str | None = None) -> datetime | None:
+    """When quiet hours are on now, the moment they end; else None. The hours are local time:
+    the customer's location's time zone (`timezone`) when it has one, else the company's."""
     if not (company.quiet_start and company.quiet_end):
         return None
-    local = now.astimezone(ZoneInfo(company.timezone))
+    local = now.astimezone(ZoneInfo(timezone or company.timezone))
     start, end = time.fromisoformat(company.quiet_start), time.fromisoformat(company.quiet_end)
     t = local.time()
     inside = (start <= t < end) if start < end else (t >= start or t < end)
@@ -180,7 +182,8 @@ def claim(session: Session, message_id: int, channels: dict[str, Channel], now: 
             _record(session, msg, "skipped", f"customer opted out of {msg.channel}")
             return Outcome(message_id, "skipped", "opted out")
         if msg.channel in ("email", "sms"):
-            until = quiet_until(company, now)
+            customer = session.get(Customer, msg.customer_id)
+            until = quiet_until(company, now, timezone_of(session, company, customer.location_id if customer else None))
             if until is not None:
                 msg.due_at = until
                 _record(session, msg, "deferred", f"quiet hours until {until.isoformat()}")
@@ -365,3 +368,16 @@ def listing(session: Session, company_id: int, status: str | None, limit: int,
                      "history": [{"at": a.at.isoformat(), "status": a.status, "detail": a.detail} for a in attempts]})
     return rows
 
+
+
+def of_customer(session: Session, company_id: int, customer_id: str, limit: int) -> list[dict[str, Any]]:
+    """The messages written to one customer, newest first, as the customer page lists them:
+    when, how, which message, and what became of it (with the last reason it was not sent)."""
+    q = (sa.select(OutboxMessage).where(OutboxMessage.company_id == company_id,
+                                        OutboxMessage.customer_id == customer_id,
+                                        OutboxMessage.audience == "customer", OutboxMessage.channel != "webhook")
+         .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc()).limit(limit))
+    return [{"id": m.id, "created_at": m.created_at.isoformat(),
+             "sent_at": m.sent_at.isoformat() if m.sent_at else None, "channel": m.channel,
+             "template": m.template or "", "what": (m.template or "message").replace("_", " ").capitalize(),
+             "status": m.status, "why": m.last_error or ""} for m in session.scalars(q)]

@@ -162,7 +162,9 @@ def variables(ctx: Ctx, msg: OutboxMessage) -> dict:
 
 
 def recipient(company: Company, customer: Customer | None, msg: OutboxMessage) -> str:
-    if msg.audience == "company":
+    if msg.audience == "user":  # a person of the company's team: an invitation, a password link
+        to = (msg.payload or {}).get("to") if msg.channel == "email" else None
+    elif msg.audience == "company":
         # A company has an address for email and a URL for webhooks, but no phone number: a
         # company text used to go to its email address.
         to = {"webhook": company.webhook_url, "email": company.email}.get(msg.channel)
@@ -171,7 +173,8 @@ def recipient(company: Company, customer: Customer | None, msg: OutboxMessage) -
     else:
         to = (customer.email if msg.channel == "email" else customer.phone) if customer else None
     if not to:
-        who = "the company" if msg.audience == "company" or msg.channel == "webhook" else "the customer"
+        who = ("the company" if msg.audience == "company" or msg.channel == "webhook"
+               else "the user" if msg.audience == "user" else "the customer")
         raise DeliveryError(f"{who} has no {'address' if msg.channel != 'sms' else 'phone number'} for {msg.channel}",
                             retryable=False)
     return to

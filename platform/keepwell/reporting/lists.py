@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
-from ..customers.models import Customer
+from ..customers.models import Customer, Location
 from ..events.models import Event
 from ..infra.context import Ctx
 from ..infra.paging import Listing, ListQuery, fetch
@@ -49,15 +49,18 @@ def _page(columns: list[tuple[str, str]], rows: list[dict[str, Any]], total: int
 
 # --- customers ------------------------------------------------------------------------------------
 
-CUSTOMER_COLUMNS = [("id", "Id"), ("name", "Name"), ("email", "Email"), ("phone", "Phone"), ("created_at", "Added")]
+CUSTOMER_COLUMNS = [("id", "Id"), ("name", "Name"), ("email", "Email"), ("phone", "Phone"),
+                    ("location", "Location"), ("created_at", "Added")]
 
 
 def customers(ctx: Ctx, q: ListQuery) -> Page:
     listing = Listing(
-        sa.select(Customer.id, Customer.name, Customer.email, Customer.phone, Customer.created_at)
+        sa.select(Customer.id, Customer.name, Customer.email, Customer.phone, Location.name.label("location"),
+                  Customer.created_at)
+        .outerjoin(Location, sa.and_(Location.id == Customer.location_id, Location.company_id == ctx.company.id))
         .where(Customer.company_id == ctx.company.id),
         search=(Customer.name, Customer.email, Customer.phone, Customer.id),
-        filters={"name": Customer.name, "email": Customer.email},
+        filters={"name": Customer.name, "email": Customer.email, "location": Customer.location_id},
         date_filters={"created_at": Customer.created_at},
         sorts={"created_at": Customer.created_at, "name": Customer.name, "email": Customer.email},
         default_sort="created_at", tiebreak=Customer.id)
@@ -68,16 +71,17 @@ def customers(ctx: Ctx, q: ListQuery) -> Page:
 def customer(ctx: Ctx, customer_id: str) -> dict[str, str]:
     found = (
         ctx.session.execute(
-            sa.select(Customer.id, Customer.name, Customer.email, Customer.phone, Customer.created_at).where(
-                Customer.company_id == ctx.company.id, Customer.id == customer_id
-            )
+            sa.select(Customer.id, Customer.name, Customer.email, Customer.phone, Location.name.label("location"),
+                      Customer.created_at, Customer.service_address, Customer.location_id)
+            .outerjoin(Location, sa.and_(Location.id == Customer.location_id, Location.company_id == ctx.company.id))
+            .where(Customer.company_id == ctx.company.id, Customer.id == customer_id)
         )
         .mappings()
         .first()
     )
     if found is None:
         raise NotFound(f"no customer {customer_id!r}")
-    return {k: _text(found[k]) for k, _ in CUSTOMER_COLUMNS}
+    return {k: _text(found[k]) for k in (*(k for k, _ in CUSTOMER_COLUMNS), "service_address", "location_id")}
 
 
 # --- memberships ----------------------------------------------------------------------------------
@@ -104,7 +108,7 @@ def memberships(ctx: Ctx, q: ListQuery) -> Page:
         search=(Membership.id, Membership.customer_id, Membership.tier, Customer.name, Customer.email,
                 Customer.phone),
         filters={"status": Membership.status, "tier": Membership.tier, "period": Membership.period,
-                 "customer": Membership.customer_id, "plan": Ruleset.key},
+                 "customer": Membership.customer_id, "plan": Ruleset.key, "location": Customer.location_id},
         date_filters={"issued_on": Membership.issued_on, "expires_on": Membership.expires_on},
         sorts={"issued_on": Membership.issued_on, "expires_on": Membership.expires_on, "customer": Customer.name,
                "status": Membership.status},
@@ -146,7 +150,8 @@ def ledger(ctx: Ctx, q: ListQuery) -> Page:
         .where(LedgerEntry.company_id == ctx.company.id),
         search=(LedgerEntry.rule, LedgerEntry.ruleset, LedgerEntry.memo, member.name, member.email),
         filters={"owner": Account.owner, "unit": Account.unit, "kind": LedgerEntry.kind,
-                 "ruleset": LedgerEntry.ruleset, "rule": LedgerEntry.rule, "event": Event.key},
+                 "ruleset": LedgerEntry.ruleset, "rule": LedgerEntry.rule, "event": Event.key,
+                 "location": member.location_id},
         date_filters={"effective_date": LedgerEntry.effective_date},
         sorts={"id": LedgerEntry.id, "effective_date": LedgerEntry.effective_date},
         default_sort="effective_date", tiebreak=LedgerEntry.id)
@@ -190,7 +195,7 @@ def events(ctx: Ctx, q: ListQuery) -> Page:
         .where(Event.company_id == ctx.company.id),
         search=(Event.key, Event.customer_id, Event.membership_id, Customer.name, Customer.email),
         filters={"type": Event.type, "status": Event.status, "customer": Event.customer_id,
-                 "membership": Event.membership_id, "key": Event.key},
+                 "membership": Event.membership_id, "key": Event.key, "location": Customer.location_id},
         date_filters={"local_date": Event.local_date},
         sorts={"id": Event.id, "local_date": Event.local_date},
         default_sort="local_date", tiebreak=Event.id)

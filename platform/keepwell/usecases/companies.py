@@ -70,7 +70,7 @@ def details(ctx: Ctx) -> dict[str, Any]:
             "future_hours": c.future_hours, "backdate_days": c.backdate_days,
             "max_periods_per_event": c.max_periods_per_event,
             "adjustment_limit": format_cents(c.adjustment_limit_cents),
-            "adjustment_limit_points": c.adjustment_limit_points}
+            "adjustment_limit_points": c.adjustment_limit_points, "receipt_shows_balance": c.receipt_shows_balance}
 
 
 __all__ = ["NotFound", "add_company", "details", "exists", "init", "rotate_webhook_secret", "slugs", "today",

@@ -70,5 +70,11 @@ def _shown(x: Any) -> dict[str, Any]:
 
 
 @reading
+def look_alikes(ctx: Ctx, email: str | None, phone: str | None, other_than: str | None = None) -> list[dict[str, Any]]:
+    """Customers with the same email or phone: the admin asks before adding a second one."""
+    return [_shown(x) for x in customers.same_contact(ctx.session, ctx.company, email, phone, other_than)]
+
+
+@reading
 def get_customer(ctx: Ctx, customer_id: str) -> dict[str, Any]:
     return _shown(customers.get_customer(ctx.session, ctx.company.id, customer_id))

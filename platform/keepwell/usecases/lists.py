@@ -51,9 +51,10 @@ def dashboard(ctx: Ctx) -> dict[str, int]:
 
 
 @reading
-def business(ctx: Ctx) -> dict[str, Any]:
-    """The home page's figures (reporting.dashboard) and its charts, as SVG, as of today."""
-    figures = business_dashboard.dashboard(ctx, ctx.today())
+def business(ctx: Ctx, location: str | None = None) -> dict[str, Any]:
+    """The home page's figures (reporting.dashboard) and its charts, as SVG, as of today; for
+    one location's customers when it is given (its id)."""
+    figures = business_dashboard.dashboard(ctx, ctx.today(), location or None)
     months = [m["month"] for m in figures["over_time"]]
     figures["charts"] = {"over_time": charts.line("Members at the end of each month", [m[2:] for m in months],
                                                    {"Members": [m["members"] for m in figures["over_time"]]})}

@@ -28,6 +28,7 @@ __all__ = [
     "message_due",
     "remove_template",
     "replay",
+    "sent_to",
     "set_template",
     "templates_list",
 ]
@@ -72,6 +73,12 @@ def counts(app: Keepwell, company: str | None = None) -> dict[str, int]:
     if company is None:
         return app.run_platform(lambda s: outbox.counts(s), read_only=True)
     return app.run(company, lambda c: outbox.counts(c.session, c.company.id), read_only=True)
+
+
+@reading
+def sent_to(ctx: Ctx, customer_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest messages to a customer (email and SMS), newest first."""
+    return outbox.of_customer(ctx.session, ctx.company.id, customer_id, limit)
 
 
 @reading

@@ -448,13 +448,35 @@ def locations_group() -> None:
 @click.argument("name")
 @click.option("--tax-rate", default="0", show_default=True, help="Sales tax in percent, e.g. 8.25.")
 @click.option("--tax-name", default=None, help="What invoices call the tax (default: Sales tax).")
+@click.option("--address", default=None, help="Street, town and postcode.")
+@click.option("--timezone", default=None,
+              help="IANA time zone when not the company's (America/Denver): its customers' quiet hours.")
 @json_option
 @click.pass_obj
 @handled
-def locations_add(obj: Obj, name: str, tax_rate: str, tax_name: str | None, as_json: bool) -> None:
+def locations_add(obj: Obj, name: str, tax_rate: str, tax_name: str | None, address: str | None,
+                  timezone: str | None, as_json: bool) -> None:
     """Add a location; prints its id."""
-    emit(locations_uc.add_location(obj.app, obj.company, name, tax_rate, tax_name), as_json,
+    emit(locations_uc.add_location(obj.app, obj.company, name, tax_rate, tax_name, address, timezone), as_json,
          lambda r: click.echo(r["id"]))
+
+
+@locations_group.command("set")
+@click.argument("location")
+@click.option("--name", default=None, help="A new name.")
+@click.option("--tax-rate", default=None, help="Sales tax in percent; invoices issued from now on charge it.")
+@click.option("--tax-name", default=None, help="What invoices call the tax.")
+@click.option("--address", default=None, help="Street, town and postcode (\"\" clears it).")
+@click.option("--timezone", default=None, help="IANA time zone (\"\": the company's).")
+@json_option
+@click.pass_obj
+@handled
+def locations_set(obj: Obj, location: str, name: str | None, tax_rate: str | None, tax_name: str | None,
+                  address: str | None, timezone: str | None, as_json: bool) -> None:
+    """Change a location (by id or name)."""
+    emit(locations_uc.change_location(obj.app, obj.company, location, name, tax_rate, tax_name, address, timezone),
+         as_json, lambda r: click.echo(f"{r['id']}  {r['name']}  {r['tax_name']} {r['tax_rate']}%"
+                                       f"{'  ' + r['timezone'] if r['timezone'] else ''}"))
 
 
 @locations_group.command("list")
@@ -463,7 +485,9 @@ def locations_add(obj: Obj, name: str, tax_rate: str, tax_name: str | None, as_j
 @handled
 def locations_list(obj: Obj, as_json: bool) -> None:
     emit(locations_uc.list_locations(obj.app, obj.company), as_json, lambda rows: [
-        click.echo(f"{r['id']}  {r['name']}  {r['tax_name']} {r['tax_rate']}%") for r in rows])
+        click.echo(f"{r['id']}  {r['name']}  {r['tax_name']} {r['tax_rate']}%"
+                   f"{'  ' + r['timezone'] if r['timezone'] else ''}{'  ' + r['address'] if r['address'] else ''}")
+        for r in rows])
 
 
 COMMANDS = [locations_group, customers, enroll, membership, points, statement, billing_group, invoices_group,

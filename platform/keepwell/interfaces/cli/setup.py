@@ -55,6 +55,8 @@ def companies_add(obj: Obj, slug: str, name: str, timezone: str) -> None:
               help="How many ended periods one event may close (120); more is left to due work.")
 @click.option("--adjustment-limit", default=None, help="Largest manual allowance adjustment, e.g. 1000.00.")
 @click.option("--adjustment-limit-points", type=int, default=None, help="Largest manual points adjustment (100000).")
+@click.option("--receipt-balance/--no-receipt-balance", "receipt_shows_balance", default=None,
+              help="Whether POS receipts print the member's allowance left and overdraft (they do by default).")
 @click.pass_obj
 @handled
 def companies_set(obj: Obj, **fields: Any) -> None:
@@ -179,8 +181,7 @@ def users_add(obj: Obj, company_slug: str | None, email: str, role: str, passwor
 @handled
 def users_list(obj: Obj, company_slug: str | None, as_json: bool) -> None:
     rows = users.list_users(obj.app, company_slug or obj.company)
-    emit(rows, as_json, lambda rs: [click.echo(f"{r['email']:40} {r['role']:8}{' disabled' if r['disabled'] else ''}")
-                                    for r in rs])
+    emit(rows, as_json, lambda rs: [click.echo(f"{r['email']:40} {r['role']:8} {r['status']}") for r in rs])
 
 
 def _new_password(obj: Obj, generate: bool) -> tuple[str, bool]:
@@ -224,6 +225,41 @@ def users_enable(obj: Obj, email: str) -> None:
     """Let a disabled user sign in again."""
     users.enable(obj.app, obj.company, email)
     click.echo(f"{email} can sign in again")
+
+
+@users_group.command("invite")
+@click.argument("email")
+@click.option("--role", type=click.Choice(list(users.ROLES)), required=True,
+              help="owner and manager edit rulesets and memberships; staff only read rulesets and ledgers.")
+@click.pass_obj
+@handled
+def users_invite(obj: Obj, email: str, role: str) -> None:
+    """Invite a user by email: they choose their password from the link (72 hours, once), at
+    KEEPWELL_ADMIN_URL/link/..."""
+    sent = users.invite(obj.app, obj.company, email, role, obj.settings.admin_url)
+    click.echo(f"invitation to {sent['email']} ({role}) queued; the link works until {sent['expires_at'][:16]} UTC")
+
+
+@users_group.command("send-link")
+@click.argument("email")
+@click.pass_obj
+@handled
+def users_send_link(obj: Obj, email: str) -> None:
+    """Email a user a new link: the invitation again, or (once they have joined) a link to set a
+    new password (2 hours, once). Any earlier link stops working."""
+    sent = users.send_link(obj.app, obj.company, email, obj.settings.admin_url)
+    click.echo(f"{'invitation' if sent['purpose'] == 'invite' else 'password link'} to {sent['email']} queued")
+
+
+@users_group.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(list(users.ROLES)))
+@click.pass_obj
+@handled
+def users_set_role(obj: Obj, email: str, role: str) -> None:
+    """Give a user another role (in effect on their next page)."""
+    users.change_role(obj.app, obj.company, email, role)
+    click.echo(f"{email} is now {role}")
 
 
 @click.group("apikeys")

@@ -469,7 +469,16 @@ def list_locations() -> ResponseReturnValue:
 def add_location() -> ResponseReturnValue:
     body = validated("LocationIn", _body())
     return jsonify(locations.add_location(keepwell(), g.company, body["name"], body.get("tax_rate", "0"),
-                                          body.get("tax_name"))), 201
+                                          body.get("tax_name"), body.get("address"), body.get("timezone"))), 201
+
+
+@bp.patch("/locations/<location_id>")
+@needs("admin")
+def update_location(location_id: str) -> ResponseReturnValue:
+    body = validated("LocationUpdate", _body())
+    if not location_id.startswith("loc_"):  # by id here: a name in the path would be ambiguous
+        raise NotFound(f"no location {location_id!r}")
+    return jsonify(locations.change_location(keepwell(), g.company, location_id, **body))
 
 
 @bp.post("/billing/run")

@@ -18,6 +18,11 @@ from ...usecases.webhooks import TYPES as WEBHOOK_TYPES
 
 MONEY = {"type": "string", "pattern": "^-?[0-9]{1,12}(\\.[0-9]{1,2})?$", "examples": ["250.00"]}
 DAY = {"type": "string", "format": "date", "examples": ["2026-03-01"]}
+# A location's address and own time zone ("" clears either).
+LOCATION_MORE: dict[str, Any] = {
+    "address": {"type": "string", "maxLength": 300, "description": "Street, town and postcode"},
+    "timezone": {"type": "string", "maxLength": 64, "description": "IANA time zone when not the company's, e.g. "
+                 "\"America/Denver\": its customers' quiet hours are kept in it"}}
 ID = {"type": "string", "minLength": 1, "maxLength": 200}
 
 BODIES: dict[str, dict[str, Any]] = {
@@ -102,7 +107,14 @@ BODIES: dict[str, dict[str, Any]] = {
                                   "tax_rate": {"type": "string", "maxLength": 12,
                                                "description": "Sales tax in percent, e.g. \"8.25\" (default 0)"},
                                   "tax_name": {"type": "string", "maxLength": 60,
-                                               "description": "What invoices call it (default \"Sales tax\")"}}},
+                                               "description": "What invoices call it (default \"Sales tax\")"},
+                                  **LOCATION_MORE}},
+    "LocationUpdate": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                       "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 120},
+                                      "tax_rate": {"type": "string", "maxLength": 12,
+                                                   "description": "Sales tax in percent, e.g. \"8.25\"; invoices "
+                                                   "issued from now on charge it"},
+                                      "tax_name": {"type": "string", "maxLength": 60}, **LOCATION_MORE}},
     "BillingRunIn": {"type": "object", "required": ["as_of"], "additionalProperties": False,
                      "properties": {"as_of": {**DAY, "description": "Invoice and collect what is due by this day"}}},
     "CancelIn": {"type": "object", "additionalProperties": False,
@@ -176,7 +188,9 @@ BODIES: dict[str, dict[str, Any]] = {
                        "backdate_days": {"type": "integer", "minimum": 1, "maximum": 36_600},
                        "max_periods_per_event": {"type": "integer", "minimum": 1, "maximum": 1200},
                        "adjustment_limit": {**MONEY, "description": "The largest manual allowance adjustment"},
-                       "adjustment_limit_points": {"type": "integer", "minimum": 1, "maximum": 10**12}}},
+                       "adjustment_limit_points": {"type": "integer", "minimum": 1, "maximum": 10**12},
+                       "receipt_shows_balance": {"type": "boolean", "description": "Whether the receipt lines a "
+                                                 "POS prints for a member show the allowance left and the overdraft"}}},
     "MigrateIn": {
         "type": "object", "required": ["plan", "to"], "additionalProperties": False,
         "properties": {"plan": {**ID, "description": "The Plan ruleset's id"},
@@ -249,8 +263,11 @@ ENDPOINTS = (
     Endpoint("delete", "/payment_methods/{payment_method_id}", "remove_payment_method", "Stop charging a card",
              "customers:write", answers={200: "object", 404: "Problem"}),
     Endpoint("get", "/locations", "list_locations", "The company's locations and their sales tax", "read"),
-    Endpoint("post", "/locations", "add_location", "Add a location with its sales tax", "admin", "LocationIn",
-             answers={201: "object", 409: "Problem", 422: "Problem"}, idempotent=True),
+    Endpoint("post", "/locations", "add_location", "Add a location with its address, time zone and sales tax",
+             "admin", "LocationIn", answers={201: "object", 409: "Problem", 422: "Problem"}, idempotent=True),
+    Endpoint("patch", "/locations/{location_id}", "update_location", "Change a location's name, address, time "
+             "zone or sales tax", "admin", "LocationUpdate",
+             answers={200: "object", 404: "Problem", 409: "Problem", 422: "Problem"}),
     Endpoint("post", "/billing/run", "run_billing", "Invoice and collect what is due by a day (what the workers do "
              "as due work)", "admin", "BillingRunIn", answers={200: "object", 422: "Problem"}, idempotent=True),
     Endpoint("get", "/customers/{customer_id}/memberships", "customer_memberships", "A customer's memberships",
