@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,6 +30,9 @@ class ListQuery:
     page_size: int = 50
 
 
+_PHONE_LIKE = re.compile(r"[0-9 ()+.\-]+")
+
+
 @dataclass(frozen=True)
 class Listing:
     """How one list is read: its SELECT, what search looks in, what it can be filtered and
@@ -36,6 +40,9 @@ class Listing:
 
     select: sa.Select[Any]
     search: tuple[Any, ...] = ()
+    # Phone numbers are stored as +13035550100: what is typed like a phone number ("303-555-0100",
+    # "(303) 555") is looked for in these by its digits.
+    search_digits: tuple[Any, ...] = ()
     filters: Mapping[str, Any] = field(default_factory=dict)
     date_filters: Mapping[str, Any] = field(default_factory=dict)
     sorts: Mapping[str, Any] = field(default_factory=dict)
@@ -50,7 +57,11 @@ def fetch(
     stmt = listing.select
     if q.search.strip() and listing.search:
         like = f"%{q.search.strip()}%"
-        stmt = stmt.where(sa.or_(*[sa.cast(col, sa.String).ilike(like) for col in listing.search]))
+        found = [sa.cast(col, sa.String).ilike(like) for col in listing.search]
+        digits = "".join(ch for ch in q.search if ch.isdigit())
+        if len(digits) >= 4 and _PHONE_LIKE.fullmatch(q.search.strip()):
+            found += [col.like(f"%{digits}%") for col in listing.search_digits]
+        stmt = stmt.where(sa.or_(*found))
     for name, value in q.filters.items():
         if value in (None, ""):
             continue

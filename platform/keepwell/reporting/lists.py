@@ -59,7 +59,7 @@ def customers(ctx: Ctx, q: ListQuery) -> Page:
                   Customer.created_at)
         .outerjoin(Location, sa.and_(Location.id == Customer.location_id, Location.company_id == ctx.company.id))
         .where(Customer.company_id == ctx.company.id),
-        search=(Customer.name, Customer.email, Customer.phone, Customer.id),
+        search=(Customer.name, Customer.email, Customer.phone, Customer.id), search_digits=(Customer.phone,),
         filters={"name": Customer.name, "email": Customer.email, "location": Customer.location_id},
         date_filters={"created_at": Customer.created_at},
         sorts={"created_at": Customer.created_at, "name": Customer.name, "email": Customer.email},
@@ -106,7 +106,7 @@ def memberships(ctx: Ctx, q: ListQuery) -> Page:
         .outerjoin(allowance, allowance.c.owner == Membership.id)
         .where(Membership.company_id == ctx.company.id),
         search=(Membership.id, Membership.customer_id, Membership.tier, Customer.name, Customer.email,
-                Customer.phone),
+                Customer.phone), search_digits=(Customer.phone,),
         filters={"status": Membership.status, "tier": Membership.tier, "period": Membership.period,
                  "customer": Membership.customer_id, "plan": Ruleset.key, "location": Customer.location_id},
         date_filters={"issued_on": Membership.issued_on, "expires_on": Membership.expires_on},
