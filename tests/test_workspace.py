@@ -188,7 +188,7 @@ def test_the_statement_shows_the_overdraft_payment_line_after_the_renewal(cli, m
             for line in h["lines"]]
     assert rows == [
         ("2025-01-10", "Membership allowance", "250.00", "250.00", "0.00"),
-        ("2025-06-02", "Charge", "-280.00", "0.00", "30.00"),
+        ("2025-06-02", "Charge: Blower motor", "-280.00", "0.00", "30.00"),
         ("2026-01-10", "Membership allowance", "250.00", "250.00", "30.00"),
         ("2026-01-10", "Membership Overdraft Payment", "-30.00", "220.00", "0.00"),
     ]

@@ -154,7 +154,11 @@ def purchase(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str
         late = {"late": {"happened_on": local.isoformat(), "period": happened_in,
                          "charged_to_period": m.current_period}}
     discount = _member_discount(cents, terms, local) if data.get("apply_discount") else {}
-    memo = f"purchase of {local.isoformat()} (period {happened_in}), charged to the current period" if late else None
+    # What was bought (the till's description) reads on the member's statement beside the charge.
+    memo = "; ".join(filter(None, (
+        " ".join(str(data.get("description") or "").split())[:120],
+        f"purchase of {local.isoformat()} (period {happened_in}), charged to the current period" if late else ""))) \
+        or None
     # A late charge is dated the first day of the period that pays for it (its statement shows it).
     day = period_start(m.issued_on, m.period, m.current_period) if late else local
     paid = allowance.charge(ctx, m, terms, cents - discount.get("cents", 0),
