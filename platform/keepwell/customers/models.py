@@ -103,6 +103,20 @@ class Customer(Base):
     service_address: Mapped[str | None] = mapped_column(sa.String(300))
 
 
+class MemberLink(Base):
+    """A one-time sign-in link to the member portal, emailed to a customer: only its SHA-256 is
+    kept; it works once (`used_at`), until `expires_at`, for its own company only."""
+
+    __tablename__ = "member_links"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
 class Location(Base):
     """A place a company serves, with the sales tax its invoices charge there (none: no tax)."""
 

@@ -162,7 +162,7 @@ def variables(ctx: Ctx, msg: OutboxMessage) -> dict:
 
 
 def recipient(company: Company, customer: Customer | None, msg: OutboxMessage) -> str:
-    if msg.audience == "user":  # a person of the company's team: an invitation, a password link
+    if msg.audience == "direct":  # one person by address: a team member's invitation, a member's sign-in link
         to = (msg.payload or {}).get("to") if msg.channel == "email" else None
     elif msg.audience == "company":
         # A company has an address for email and a URL for webhooks, but no phone number: a
@@ -174,7 +174,7 @@ def recipient(company: Company, customer: Customer | None, msg: OutboxMessage) -
         to = (customer.email if msg.channel == "email" else customer.phone) if customer else None
     if not to:
         who = ("the company" if msg.audience == "company" or msg.channel == "webhook"
-               else "the user" if msg.audience == "user" else "the customer")
+               else "the recipient" if msg.audience == "direct" else "the customer")
         raise DeliveryError(f"{who} has no {'address' if msg.channel != 'sms' else 'phone number'} for {msg.channel}",
                             retryable=False)
     return to

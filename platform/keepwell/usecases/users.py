@@ -78,7 +78,7 @@ def _send(ctx: Ctx, user: User, purpose: str, token: str, link_base: str) -> dic
     with ctx.unit.scope():  # the outbox row is written when the scope ends, in this transaction
         outbox.add(ctx, key=f"user-link:{user.link_digest}", event_id=None, customer_id=None, kind="notification",
                    channel="email", template="user_invite" if purpose == "invite" else "user_password_reset",
-                   audience="user", ruleset=None, rule=None,
+                   audience="direct", ruleset=None, rule=None,
                    payload={"to": user.email, "data": {"link": link, "role": user.role, "email": user.email,
                                                        "expires_at": expires}})
     return {"email": user.email, "role": user.role, "purpose": purpose, "expires_at": expires}

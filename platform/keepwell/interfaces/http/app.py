@@ -67,6 +67,9 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
     from ..admin import init_admin
 
     init_admin(app, settings, limiter)
+    from . import portal
+
+    portal.install(app, limiter)
 
     @app.get("/")
     def index() -> ResponseReturnValue:

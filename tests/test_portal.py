@@ -1,0 +1,124 @@
+"""The member portal (its own issue): a member asks for a sign-in link, reads it at a real SMTP
+server, signs in with it once and sees their plan, allowance, overdraft, included visits and
+points; the link is bound to its company and single-use; asking tells nobody whether an email
+is a member's; another company's member never sees this company's portal as theirs."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from keepwell.app import create_app
+from keepwell.infra.settings import Settings
+from keepwell.messaging.channels import ChannelSettings, channels_from
+from keepwell.usecases import customers, memberships
+from keepwell.usecases.messaging import deliver_due
+from mailserver import MailServer
+from support import event, make_app
+
+PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "club", "name": "Comfort Club"},
+        "spec": {"allowance": {"amount": "250.00", "period": "monthly", "overdraft": {"limit": "50.00"}},
+                 "discount_percent": "10",
+                 "included_services": [{"code": "TUNEUP", "name": "Tune-up", "quantity": 2}],
+                 "tiers": [{"id": "gold", "name": "Gold"}]}}
+
+
+@pytest.fixture
+def world(db_url):
+    svc = make_app(db_url)
+    svc.add_company("other", "Other Heating")
+    svc.publish(PLAN, "test", date(1970, 1, 1))
+    app = create_app({"TESTING": True}, service=svc,
+                     settings=Settings.from_env({"KEEPWELL_SECRET_KEY": "k", "KEEPWELL_SMTP_HOST": "127.0.0.1"}))
+    today = datetime.now(UTC).date() - timedelta(days=1)
+    olive = customers.add_customer(svc, "default", "Olive Member", "olive@example.com")
+    memberships.enroll(svc, "default", olive, "club", today)
+    svc.post_event(event("till-1", "purchase", olive, today.isoformat(), amount="280.00", pay_with="membership"))
+    outsider = customers.add_customer(svc, "other", "Otto Other", "otto@example.com")
+    yield svc, app, olive, outsider
+    svc.close()
+
+
+def ask_for_link(client, company: str, email: str):
+    page = client.get(f"/portal/{company}/sign-in").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return client.post(f"/portal/{company}/sign-in", data={"email": email, "csrf_token": csrf})
+
+
+def links_emailed(svc, smtp: MailServer, n: int) -> list[tuple[list[str], str]]:
+    deliver_due(svc, channels_from(ChannelSettings(smtp_port=smtp.port)))
+    smtp.wait_for(n, timeout=10)
+    return [(to, re.search(r"http://localhost(/portal/\S+/link/[A-Za-z0-9_-]+)", m.get_content()).group(1))
+            for to, m in smtp.received]
+
+
+def test_a_member_signs_in_with_the_emailed_link_and_sees_their_membership(world):
+    svc, app, olive, _ = world
+    client = app.test_client()
+    assert client.get("/portal/default/").headers["Location"].endswith("/portal/default/sign-in")
+    sent = ask_for_link(client, "default", "Olive@Example.com")
+    assert sent.status_code == 200 and "Check your email" in sent.get_data(as_text=True)
+    with MailServer() as smtp:
+        [(to, path)] = links_emailed(svc, smtp, 1)
+    assert to == ["olive@example.com"]
+    r = client.get(path)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/portal/default/")
+    home = client.get("/portal/default/").get_data(as_text=True)
+    assert "Olive Member" in home and "Comfort Club — Gold" in home
+    assert re.search(r'data-key="balance">0\.00', home)  # 280.00 spent of 250.00
+    assert re.search(r'data-key="overdraft_used">30\.00', home) and re.search(r'data-key="overdraft_left">20\.00', home)
+    assert re.search(r'data-key="discount">10%', home)
+    assert "Tune-up: <strong>2 left</strong>" in home
+    # The link worked once; a used one says so and signs nobody in.
+    fresh = app.test_client()
+    again = fresh.get(path)
+    assert again.status_code == 404 and "has expired or has been used" in again.get_data(as_text=True)
+    assert fresh.get("/portal/default/").status_code == 302
+
+
+def test_asking_for_a_link_tells_nobody_who_is_a_member_and_links_stay_in_their_company(world):
+    svc, app, _olive, _outsider = world
+    client = app.test_client()
+    unknown = ask_for_link(client, "default", "nobody@example.com").get_data(as_text=True)
+    member = ask_for_link(client, "default", "olive@example.com").get_data(as_text=True)
+    def strip(html: str) -> str:  # the email typed and the response's nonce differ; nothing else may
+        return re.sub(r'<strong>[^<]*</strong>|nonce="[^"]+"', "", html)
+    assert strip(unknown) == strip(member)
+    ask_for_link(client, "default", "otto@example.com")  # Otto is a customer of the other company
+    ask_for_link(client, "other", "otto@example.com")
+    with MailServer() as smtp:
+        got = links_emailed(svc, smtp, 2)
+    assert sorted(to[0] for to, _ in got) == ["olive@example.com", "otto@example.com"]
+    otto_path = next(path for to, path in got if to == ["otto@example.com"])
+    assert otto_path.startswith("/portal/other/")
+    # Otto's link at this company's portal signs nobody in.
+    wrong = app.test_client()
+    assert wrong.get(otto_path.replace("/portal/other/", "/portal/default/")).status_code == 404
+    # Signed in at the other company, this company's portal is still closed to Otto.
+    assert wrong.get(otto_path).status_code == 302
+    assert "Otto Other" in wrong.get("/portal/other/").get_data(as_text=True)
+    assert wrong.get("/portal/default/").status_code == 302
+    assert app.test_client().get("/portal/no-such-company/sign-in").status_code == 404
+
+
+def test_asking_for_links_again_and_again_is_throttled(world):
+    _svc, app, _olive, _ = world
+    client = app.test_client()
+    codes = [ask_for_link(client, "default", "olive@example.com").status_code for _ in range(6)]
+    assert codes[:5] == [200] * 5 and codes[5] == 429
+    assert "Too many sign-in links" in ask_for_link(client, "default", "olive@example.com").get_data(as_text=True)
+
+
+def test_signing_out_ends_the_member_session(world):
+    svc, app, _olive, _ = world
+    client = app.test_client()
+    ask_for_link(client, "default", "olive@example.com")
+    with MailServer() as smtp:
+        [(_to, path)] = links_emailed(svc, smtp, 1)
+    client.get(path)
+    home = client.get("/portal/default/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', home).group(1)
+    assert client.post("/portal/default/sign-out", data={"csrf_token": csrf}).status_code == 302
+    assert client.get("/portal/default/").status_code == 302
