@@ -13,7 +13,8 @@ import pytest
 from keepwell.app import create_app
 from keepwell.infra.settings import Settings
 from keepwell.messaging.channels import ChannelSettings, channels_from
-from keepwell.usecases import customers, memberships
+from keepwell.usecases import billing, customers, memberships
+from keepwell.usecases import rewards as rewards_uc
 from keepwell.usecases.messaging import deliver_due
 from mailserver import MailServer
 from support import event, make_app
@@ -122,3 +123,76 @@ def test_signing_out_ends_the_member_session(world):
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', home).group(1)
     assert client.post("/portal/default/sign-out", data={"csrf_token": csrf}).status_code == 302
     assert client.get("/portal/default/").status_code == 302
+
+
+def signed_in(svc, client, company: str = "default", email: str = "olive@example.com"):
+    ask_for_link(client, company, email)
+    with MailServer() as smtp:
+        [(_to, path)] = links_emailed(svc, smtp, 1)
+    assert client.get(path).status_code == 302
+    return client
+
+
+def csrf_of(client, url: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True)).group(1)
+
+
+CATALOG = {"apiVersion": "keepwell/v1", "kind": "RewardCatalog", "metadata": {"id": "gifts", "name": "Gifts"},
+           "spec": {"rewards": [{"id": "mug", "name": "Branded mug", "type": "merchandise", "points": 5,
+                                 "inventory": 3}]}}
+
+
+def test_every_page_of_the_portal_shows_the_members_own_records_and_no_one_elses(world):
+    svc, app, olive, _ = world
+    svc.publish(CATALOG, "test", date(1970, 1, 1))
+    today = datetime.now(UTC).date() - timedelta(days=1)
+    svc.post_event(event("adj-1", "adjustment", olive, today.isoformat(), unit="points", amount="20", reason="welcome"))
+    bob = customers.add_customer(svc, "default", "Bob Neighbour", "bob@example.com")
+    bob_m = memberships.enroll(svc, "default", bob, "club", today)["membership"]
+    client = signed_in(svc, app.test_client())
+
+    history = client.get("/portal/default/history").get_data(as_text=True)
+    assert "Membership allowance" in history and "Closing balance" in history and "welcome" in history
+    pdf_link = re.search(r'href="(/portal/default/statement/mem_[0-9a-f]+\.pdf\?[^"]+)"', history).group(1)
+    pdf = client.get(pdf_link.replace("&amp;", "&"))
+    assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"
+    bobs_pdf = re.sub(r"mem_[0-9a-f]+", bob_m, pdf_link).replace("&amp;", "&")
+    assert client.get(bobs_pdf).status_code == 404  # a neighbour's statement is not found
+
+    rewards = client.get("/portal/default/rewards").get_data(as_text=True)
+    assert "Branded mug" in rewards and 'id="redeem-mug"' in rewards
+    confirm = client.get("/portal/default/rewards?reward=mug").get_data(as_text=True)
+    assert "Spend 5 points on Branded mug?" in confirm
+    key = re.search(r'name="key" value="([^"]+)"', confirm).group(1)
+    csrf = csrf_of(client, "/portal/default/rewards")
+    for _ in range(2):  # a second press of the same form is the same redemption
+        client.post("/portal/default/rewards", data={"reward": "mug", "key": key, "csrf_token": csrf})
+    after = client.get("/portal/default/rewards").get_data(as_text=True)
+    assert re.search(r'data-key="points">15<', after) and after.count("data-redemption=") == 1
+    redemption = re.search(r'data-redemption="([^"]+)"', after).group(1)
+    # Bob's redemption is not Olive's to cancel.
+    svc.post_event(event("adj-2", "adjustment", bob, today.isoformat(), unit="points", amount="20", reason="hi"))
+    bob_redemption = rewards_uc.redeem(svc, "default", bob, "mug")["redemption"]
+    assert client.post(f"/portal/default/redemptions/{bob_redemption}/cancel",
+                       data={"csrf_token": csrf}).status_code == 404
+    client.post(f"/portal/default/redemptions/{redemption}/cancel", data={"csrf_token": csrf})
+    assert re.search(r'data-key="points">20<', client.get("/portal/default/rewards").get_data(as_text=True))
+
+    prefs = client.get("/portal/default/preferences").get_data(as_text=True)
+    assert 'id="channel-sms" checked' in prefs
+    client.post("/portal/default/preferences", data={"email": "on", "csrf_token": csrf})
+    prefs = client.get("/portal/default/preferences").get_data(as_text=True)
+    assert 'id="channel-sms" checked' not in prefs and 'id="channel-email" checked' in prefs
+
+    mine = re.search(r'data-membership="(mem_[0-9a-f]+)"', client.get("/portal/default/").get_data(as_text=True)).group(1)
+    preview = client.get(f"/portal/default/membership/{mine}/cancel").get_data(as_text=True)
+    assert "Cancel your membership?" in preview and "No, keep my membership" in preview
+    assert client.get(f"/portal/default/membership/{bob_m}/cancel").status_code == 404
+    assert client.post(f"/portal/default/membership/{bob_m}/cancel", data={"csrf_token": csrf}).status_code == 404
+    assert memberships.show(svc, "default", bob_m)["status"] == "active"
+
+    billing = client.get("/portal/default/billing").get_data(as_text=True)
+    assert 'id="add-card"' in billing and "/sandbox/card?return_to=" in billing
+    bob_card = billing.add_test_card(svc, "default", bob, "success")
+    assert client.post("/portal/default/billing/cards", data={"action": "remove", "pm": bob_card["id"],
+                                                              "csrf_token": csrf}).status_code == 404

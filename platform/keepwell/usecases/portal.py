@@ -4,17 +4,46 @@ asks for is looked up among that customer's own records."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 
 from ..customers import member_access
-from ..customers.customers import get_customer
+from ..customers.customers import get_customer, opted_out, set_preference
 from ..infra.context import Ctx
+from ..kernel.errors import Declined, NotFound
 from ..memberships import memberships
+from ..memberships.models import Membership
 from ..messaging import outbox
 from ..rewards import points as points_area
+from ..rewards import redemptions as redemptions_area
+from . import billing as billing_uc
+from . import memberships as memberships_uc
+from . import rewards as rewards_uc
 from .app import reading, use_case
 
-__all__ = ["home", "request_link", "sign_in"]
+__all__ = ["billing", "cancel", "cancel_preview", "cancel_redemption", "history", "home", "preferences", "redeem",
+           "remove_card", "request_link", "rewards", "set_channels", "set_default_card", "sign_in", "statement_pdf",
+           "add_card"]
+
+CHANNELS = ("email", "sms")
+# What a member may still call off themselves: nothing has left the shop yet.
+MEMBER_CANCELS = ("pending", "ordered")
+
+
+def _same(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The use case itself, run inside this one's transaction: the portal does what the admin
+    and the API do, for the signed-in member's own records only."""
+    return fn.__wrapped__  # type: ignore[attr-defined, no-any-return]
+
+
+def _own_membership(ctx: Ctx, customer_id: str, membership_id: str) -> Membership:
+    """One of the member's memberships; anyone else's (or none) is not found, as it would be at
+    another company."""
+    m = ctx.session.get(Membership, membership_id)
+    if m is None or m.company_id != ctx.company.id or m.customer_id != customer_id:
+        raise NotFound(f"no membership {membership_id!r}")
+    return m
 
 LIVE = ("active", "past_due", "suspended")
 
@@ -57,3 +86,117 @@ def home(ctx: Ctx, customer_id: str) -> dict[str, Any]:
             "memberships": held, "live": [m for m in held if m["status"] in LIVE],
             "points": {"balance": points_area.balance(ctx, member.id),
                        "available": points_area.usable(ctx, member.id, today), "expiring": lots[:3]}}
+
+
+@reading
+def history(ctx: Ctx, customer_id: str, start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    """The member's statements (each membership's, over the range: the last twelve months to
+    today by default), invoices and receipts."""
+    get_customer(ctx.session, ctx.company.id, customer_id)
+    end = end or ctx.today()
+    start = start or (end - timedelta(days=365))
+    statements = []
+    for m in memberships.of_customer(ctx, customer_id):
+        if m.issued_on <= end and (m.ended_on is None or m.ended_on >= start):
+            statements.append(_same(memberships_uc.statement)(ctx, m.id, max(start, m.issued_on), end))
+    return {"from": start.isoformat(), "to": end.isoformat(), "statements": statements,
+            "invoices": _same(billing_uc.invoices_of)(ctx, customer=customer_id)}
+
+
+@reading
+def statement_pdf(ctx: Ctx, customer_id: str, membership_id: str, start: date, end: date) -> bytes:
+    _own_membership(ctx, customer_id, membership_id)
+    return _same(memberships_uc.statement_document)(ctx, start, end, membership_id=membership_id)  # type: ignore[no-any-return]
+
+
+@reading
+def invoice_pdf(ctx: Ctx, customer_id: str, number: int) -> bytes:
+    if _same(billing_uc.invoice)(ctx, number).get("customer") != customer_id:
+        raise NotFound(f"no invoice {number}")
+    return _same(billing_uc.invoice_document)(ctx, number)  # type: ignore[no-any-return]
+
+
+@reading
+def rewards(ctx: Ctx, customer_id: str) -> dict[str, Any]:
+    """What the member's points buy today, and their redemptions."""
+    today = ctx.today()
+    mine = _same(rewards_uc.list_redemptions)(ctx, customer=customer_id)
+    return {"points": _same(rewards_uc.points)(ctx, customer_id, today),
+            "catalog": _same(rewards_uc.catalog_list)(ctx, today, customer_id),
+            "redemptions": [{**r, "member_can_cancel": r["status"] in MEMBER_CANCELS} for r in mine]}
+
+
+@use_case
+def redeem(ctx: Ctx, customer_id: str, reward: str, quantity: int, key: str) -> dict[str, Any]:
+    """Spend points on a reward (the key makes a second press of the same form the same one)."""
+    return _same(rewards_uc.redeem)(ctx, customer_id, reward, quantity, key=key)  # type: ignore[no-any-return]
+
+
+@use_case
+def cancel_redemption(ctx: Ctx, customer_id: str, redemption_id: str) -> dict[str, Any]:
+    """Cancel one of the member's redemptions before it has gone out (the points come back)."""
+    r = redemptions_area.get(ctx, redemption_id)
+    if r.customer_id != customer_id:
+        raise NotFound(f"no redemption {redemption_id!r}")
+    if r.status not in MEMBER_CANCELS:
+        raise Declined("not_cancellable", f"this redemption is {r.status} already: ask us if it should be undone")
+    return _same(rewards_uc.change_redemption)(ctx, redemption_id, "cancelled",  # type: ignore[no-any-return]
+                                               reason="cancelled by the member")
+
+
+@reading
+def preferences(ctx: Ctx, customer_id: str) -> dict[str, Any]:
+    member = get_customer(ctx.session, ctx.company.id, customer_id)
+    return {"email": member.email, "phone": member.phone,
+            "channels": {ch: not opted_out(ctx.session, member.id, ch) for ch in CHANNELS}}
+
+
+@use_case
+def set_channels(ctx: Ctx, customer_id: str, wanted: dict[str, bool]) -> None:
+    """Which channels the member hears from the company on (email, text messages)."""
+    for ch in CHANNELS:
+        if ch in wanted:
+            set_preference(ctx.session, ctx.company.id, customer_id, ch, not wanted[ch])
+
+
+@reading
+def cancel_preview(ctx: Ctx, customer_id: str, membership_id: str) -> dict[str, Any]:
+    """What cancelling today would refund, changing nothing."""
+    _own_membership(ctx, customer_id, membership_id)
+    return _same(memberships_uc.cancel_preview)(ctx, membership_id, ctx.today())  # type: ignore[no-any-return]
+
+
+@use_case
+def cancel(ctx: Ctx, customer_id: str, membership_id: str) -> dict[str, Any]:
+    _own_membership(ctx, customer_id, membership_id)
+    return _same(memberships_uc.cancel)(ctx, membership_id, ctx.today())  # type: ignore[no-any-return]
+
+
+@reading
+def billing(ctx: Ctx, customer_id: str) -> dict[str, Any]:
+    return {"cards": _same(billing_uc.payment_methods_of)(ctx, customer_id),
+            "invoices": _same(billing_uc.invoices_of)(ctx, customer=customer_id)}
+
+
+@use_case
+def add_card(ctx: Ctx, customer_id: str, token: str) -> dict[str, Any]:
+    """A card the sandbox's card page (the payment provider's page) turned into a token; a card
+    added pays the member's failed invoices at once."""
+    return _same(billing_uc.add_card_token)(ctx, customer_id, "sandbox", token, True)  # type: ignore[no-any-return]
+
+
+def _own_card(ctx: Ctx, customer_id: str, pm: str) -> None:
+    if all(c["id"] != pm for c in _same(billing_uc.payment_methods_of)(ctx, customer_id)):
+        raise NotFound(f"no card {pm!r}")
+
+
+@use_case
+def set_default_card(ctx: Ctx, customer_id: str, pm: str) -> dict[str, Any]:
+    _own_card(ctx, customer_id, pm)
+    return _same(billing_uc.set_default_payment_method)(ctx, pm)  # type: ignore[no-any-return]
+
+
+@use_case
+def remove_card(ctx: Ctx, customer_id: str, pm: str) -> dict[str, Any]:
+    _own_card(ctx, customer_id, pm)
+    return _same(billing_uc.remove_payment_method)(ctx, pm)  # type: ignore[no-any-return]

@@ -6,12 +6,15 @@ there is no id of anyone else's to try. Asking for links is throttled per addres
 
 from __future__ import annotations
 
+import secrets
 import time
+from datetime import date
 from functools import wraps
 from typing import Any
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -28,7 +31,7 @@ from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
 from ...kernel import calendar_words
-from ...kernel.errors import NotFound
+from ...kernel.errors import KeepwellError, NotFound
 from ...usecases import Keepwell, companies, portal
 
 bp = Blueprint("portal", __name__, url_prefix="/portal/<company>", template_folder="templates")
@@ -75,7 +78,144 @@ def members_only(view: Any) -> Any:
 @bp.get("/")
 @members_only
 def home() -> ResponseReturnValue:
-    return render_template("portal/home.html", h=portal.home(keepwell(), g.portal_company, member()))
+    return _page("portal/home.html", h=portal.home(keepwell(), g.portal_company, member()))
+
+
+def _page(template: str, **values: Any) -> ResponseReturnValue:
+    return render_template(template, company_name=_company_name(), **values)
+
+
+@bp.get("/history")
+@members_only
+def history() -> ResponseReturnValue:
+    return _page("portal/history.html", h=portal.history(keepwell(), g.portal_company, member()))
+
+
+@bp.get("/statement/<membership_id>.pdf")
+@members_only
+def statement_pdf(membership_id: str) -> ResponseReturnValue:
+    start, end = _day("from"), _day("to")
+    if start is None or end is None:
+        abort(404)
+    try:
+        pdf = portal.statement_pdf(keepwell(), g.portal_company, member(), membership_id, start, end)
+    except NotFound:
+        abort(404)
+    return _pdf(pdf, f"statement-{start}-{end}.pdf")
+
+
+@bp.get("/invoices/<int:number>.pdf")
+@members_only
+def invoice_pdf(number: int) -> ResponseReturnValue:
+    try:
+        return _pdf(portal.invoice_pdf(keepwell(), g.portal_company, member(), number), f"invoice-{number}.pdf")
+    except NotFound:
+        abort(404)
+
+
+@bp.get("/rewards")
+@members_only
+def rewards() -> ResponseReturnValue:
+    return _page("portal/rewards.html", r=portal.rewards(keepwell(), g.portal_company, member()),
+                 confirm=request.args.get("reward"), key=secrets.token_hex(8))
+
+
+@bp.post("/rewards")
+@members_only
+def redeem() -> ResponseReturnValue:
+    reward = request.form.get("reward", "")
+    try:
+        done = portal.redeem(keepwell(), g.portal_company, member(), reward, 1,
+                             "portal-" + request.form.get("key", "")[:40])
+    except KeepwellError as exc:
+        flash(f"Not redeemed: {exc.message}", "error")
+        return redirect(url_for("portal.rewards"))
+    if done.get("status") == "declined":
+        flash(f"Not redeemed: {done.get('message') or done.get('reason')}", "error")
+    else:
+        flash(f"Redeemed for {done.get('points', '')} points. We will let you know when it is on its way.", "info")
+    return redirect(url_for("portal.rewards"))
+
+
+@bp.post("/redemptions/<redemption_id>/cancel")
+@members_only
+def cancel_redemption(redemption_id: str) -> ResponseReturnValue:
+    try:
+        portal.cancel_redemption(keepwell(), g.portal_company, member(), redemption_id)
+        flash("Cancelled: your points are back.", "info")
+    except NotFound:
+        abort(404)
+    except KeepwellError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("portal.rewards"))
+
+
+@bp.route("/preferences", methods=["GET", "POST"])
+@members_only
+def preferences() -> ResponseReturnValue:
+    if request.method == "POST":
+        portal.set_channels(keepwell(), g.portal_company, member(),
+                            {ch: request.form.get(ch) == "on" for ch in ("email", "sms")})
+        flash("Saved: we will contact you only the ways you chose.", "info")
+        return redirect(url_for("portal.preferences"))
+    return _page("portal/preferences.html", p=portal.preferences(keepwell(), g.portal_company, member()))
+
+
+@bp.route("/membership/<membership_id>/cancel", methods=["GET", "POST"])
+@members_only
+def cancel(membership_id: str) -> ResponseReturnValue:
+    try:
+        if request.method == "POST":
+            portal.cancel(keepwell(), g.portal_company, member(), membership_id)
+            flash("Your membership is cancelled. Any refund goes back to your card.", "info")
+            return redirect(url_for("portal.home"))
+        preview = portal.cancel_preview(keepwell(), g.portal_company, member(), membership_id)
+    except NotFound:
+        abort(404)
+    except KeepwellError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("portal.home"))
+    return _page("portal/cancel.html", p=preview, membership_id=membership_id)
+
+
+@bp.get("/billing")
+@members_only
+def billing() -> ResponseReturnValue:
+    return _page("portal/billing.html", b=portal.billing(keepwell(), g.portal_company, member()))
+
+
+@bp.post("/billing/cards")
+@members_only
+def cards() -> ResponseReturnValue:
+    action, who = request.form.get("action", ""), member()
+    try:
+        if action == "token":  # back from the card page, with its token (no number comes here)
+            card = portal.add_card(keepwell(), g.portal_company, who, request.form.get("token", ""))
+            flash(f"Card added: {card['label']}. It pays any invoice that was waiting.", "info")
+        elif action == "default":
+            card = portal.set_default_card(keepwell(), g.portal_company, who, request.form.get("pm", ""))
+            flash(f"{card['label']} now pays your membership.", "info")
+        elif action == "remove":
+            card = portal.remove_card(keepwell(), g.portal_company, who, request.form.get("pm", ""))
+            flash(f"{card['label']} removed.", "info")
+        else:
+            abort(404)
+    except NotFound:
+        abort(404)
+    except KeepwellError as exc:
+        flash(f"Not done: {exc.message}", "error")
+    return redirect(url_for("portal.billing"))
+
+
+def _day(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _pdf(data: bytes, filename: str) -> ResponseReturnValue:
+    return Response(data, mimetype="application/pdf", headers={"Content-Disposition": f"inline; filename={filename}"})
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
