@@ -13,7 +13,7 @@ import pytest
 from keepwell.app import create_app
 from keepwell.infra.settings import Settings
 from keepwell.messaging.channels import ChannelSettings, channels_from
-from keepwell.usecases import billing, customers, memberships
+from keepwell.usecases import customers, memberships
 from keepwell.usecases import rewards as rewards_uc
 from keepwell.usecases.messaging import deliver_due
 from mailserver import MailServer
@@ -191,8 +191,8 @@ def test_every_page_of_the_portal_shows_the_members_own_records_and_no_one_elses
     assert client.post(f"/portal/default/membership/{bob_m}/cancel", data={"csrf_token": csrf}).status_code == 404
     assert memberships.show(svc, "default", bob_m)["status"] == "active"
 
-    billing = client.get("/portal/default/billing").get_data(as_text=True)
-    assert 'id="add-card"' in billing and "/sandbox/card?return_to=" in billing
+    cards_page = client.get("/portal/default/billing").get_data(as_text=True)
+    assert 'id="add-card"' in cards_page and "/sandbox/card?return_to=" in cards_page
     bob_card = billing.add_test_card(svc, "default", bob, "success")
     assert client.post("/portal/default/billing/cards", data={"action": "remove", "pm": bob_card["id"],
                                                               "csrf_token": csrf}).status_code == 404
