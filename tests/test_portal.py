@@ -13,7 +13,7 @@ import pytest
 from keepwell.app import create_app
 from keepwell.infra.settings import Settings
 from keepwell.messaging.channels import ChannelSettings, channels_from
-from keepwell.usecases import customers, memberships
+from keepwell.usecases import billing, customers, memberships
 from keepwell.usecases import rewards as rewards_uc
 from keepwell.usecases.messaging import deliver_due
 from mailserver import MailServer
