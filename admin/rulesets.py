@@ -65,6 +65,8 @@ class Editor:
     def __init__(self, kind: str, doc: dict, mode: str):
         self.kind, self.doc, self.mode = kind, doc, mode
         self.problems: list[Problem] = []
+        self.opened: list[str] | None = None  # sections open when the page was sent (None: as the schema says)
+        self.focus = ""  # the field an add/remove button changed: its section shows open
         self.yaml_text = to_yaml(doc)
         self.form = schema_forms.build_form(kind, doc)
 
@@ -95,6 +97,8 @@ class Editor:
         form = schema_forms.build_form(kind, None, formdata=request.form)
         ed = cls.__new__(cls)
         ed.kind, ed.mode, ed.form, ed.problems = kind, "form", form, []
+        ed.opened = request.form.getlist("_open") if request.form.get("_sections") else None
+        ed.focus = ""
         ed.read_form()
         return ed
 
@@ -200,6 +204,7 @@ class RulesetsView(SignedInOnly, BaseView):
             if not ed.broken:
                 ed.form = schema_forms.apply_action(ed.form, action)
                 ed.read_form()
+                ed.focus = action.partition(":")[2]
             return self._editor(ed, key)
         if action in ("show:form", "show:yaml"):
             ed.show(action[5:])

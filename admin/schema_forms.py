@@ -50,12 +50,20 @@ from keepwell.usecases.rulesets import schema as load_schema
 
 __all__ = [
     "Node", "SchemaForm", "build_form", "apply_action", "attach_errors", "field_for_path",
-    "form_formdata", "json_path_of", "inline_refs", "EXTRA",
+    "form_formdata", "json_path_of", "inline_refs", "EXTRA", "Section",
 ]
 
 EXTRA = "_extra"  # per object: the YAML of what its fields cannot hold
 _ABSENT = object()
 _MISSING = object()
+# Where a setting shown by another field (x-same-as) was written in the document: "here" (only
+# here), "also" (here and at the field that shows it, with the same value) or "" (not here).
+SAME_HERE, SAME_ALSO = "here", "also"
+
+
+@dataclass(frozen=True)
+class _Same:
+    where: str
 
 SCALAR_KINDS = ("text", "textarea", "money", "date", "integer", "number", "boolean", "enum")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -89,6 +97,9 @@ class Node:
     children: dict[str, Node] = field(default_factory=dict)  # group
     item: Node | None = None  # repeat (a group) / lines (a scalar)
     schema: dict = field(default_factory=dict, repr=False)  # the resolved schema
+    section: str = ""  # x-section: the id of the page section (of the root's x-sections) it is shown in
+    layout: str = ""  # x-layout: "columns" shows a repeatable group as a table, a column per item
+    same_as: str = ""  # x-same-as: the JSON path of the field that shows this setting (kind "same")
 
     @property
     def has_default(self) -> bool:
@@ -196,8 +207,13 @@ def _compile(raw: Any, base: str, key: str, required: bool, res: _Resolver, seen
              depth: int = 0) -> Node:
     s, base, seen = res.resolve(raw, base, seen)
     node = Node("yaml", key, s.get("title") or words_of(key), s.get("description", ""), required,
-                s.get("default", _MISSING), schema=s)
+                s.get("default", _MISSING), schema=s, section=s.get("x-section", ""), layout=s.get("x-layout", ""))
     if depth > 12:
+        return node
+    if isinstance(s.get("x-same-as"), str):
+        # The same setting at a second place of the document (e.g. spec.allowance.auto_renewal and
+        # spec.auto_renewal): one field shows it, this one only remembers where the value was written.
+        node.kind, node.same_as = "same", s["x-same-as"]
         return node
     if "const" in s:
         node.kind, node.const = "const", s["const"]
@@ -280,6 +296,8 @@ def _fits(node: Node, v: Any) -> bool:
     k = node.kind
     if k == "const":
         return type(v) is type(node.const) and v == node.const
+    if k == "same":
+        return isinstance(v, _Same)  # a value of its own (one that disagrees) is kept in the leftovers
     if k in ("text", "money"):
         return _one_line(v)
     if k == "textarea":
@@ -316,6 +334,8 @@ def _to_values(node: Node, v: Any) -> Any:
     k = node.kind
     if k == "const":
         return _scalar_text(node.const)
+    if k == "same":
+        return v.where
     if k == "enum":
         return next((t for t, c in node.choices.items() if type(c) is type(v) and c == v), v)
     if k in SCALAR_KINDS:
@@ -439,6 +459,7 @@ class SchemaForm(Form):
 
     node: Node
     kind: str = ""
+    aliases: tuple = ()  # root form: (x-same-as path, path of the field showing it)
 
     class Meta:
         csrf = False  # CSRFProtect of the app checks the token; these are plain wtforms forms
@@ -465,11 +486,69 @@ class SchemaForm(Form):
         doc = _collect_group(self, self.node, "", problems)
         if problems:
             raise InvalidDocument("the form has YAML that cannot be read", problems)
+        for here, there in self.aliases:  # a setting shown by one field goes back where it was written
+            marker = _field_named(self, "-".join(here))
+            where = marker.data if marker is not None else ""
+            parent = _get(doc, there[:-1])
+            value = parent.get(there[-1], _ABSENT) if isinstance(parent, dict) else _ABSENT
+            if where not in (SAME_HERE, SAME_ALSO) or value is _ABSENT:
+                continue
+            if where == SAME_HERE:
+                del parent[there[-1]]
+            _put(doc, self.node, here, copy.deepcopy(value))
         return doc
 
     @property
     def extra_field(self):
         return self._fields[EXTRA]
+
+    def sections(self, opened: Iterable[str] | None = None, focus: str = "") -> Sections | None:
+        """The page sections of a root form whose schema has `x-sections` (None: no sections).
+
+        Each schema property with an `x-section` is shown in that section; an object without one
+        whose properties have sections is dissolved into them (its problems shown above the
+        sections, its leftovers in "Other settings" at the end, with any field of no section). A
+        section is open when it holds a problem or the field `focus` (the name of the field an
+        add/remove button changed), else when its id is in `opened` (the sections open when the
+        page was sent), else as the schema says (`open`)."""
+        declared = self.node.schema.get("x-sections")
+        if not declared:
+            return None
+        found = Sections()
+        by_id: dict[str, Section] = {}
+        for d in declared:
+            sec = Section(d["id"], d.get("title") or words_of(d["id"]), d.get("description", ""),
+                          bool(d.get("open", False)))
+            by_id[sec.id] = sec
+            found.sections.append(sec)
+        other = Section("other", _EXTRA_NODE_TITLE.replace(" (YAML)", ""), "", True)
+
+        def walk(form: SchemaForm, dissolved: bool) -> None:
+            for key, f in form._fields.items():
+                node = f.node
+                if key == EXTRA:
+                    if dissolved and (f.data or f.errors):
+                        other.fields.append(f)
+                elif node.kind in ("const", "same"):
+                    found.hidden.append(f)
+                elif node.section in by_id:
+                    by_id[node.section].fields.append(f)
+                elif node.kind == "group" and _has_sections(node):
+                    if f.form.form_errors:
+                        found.notes.append(f)
+                    walk(f.form, True)
+                else:
+                    other.fields.append(f)
+
+        walk(self, True)
+        if other.fields:
+            found.sections.append(other)
+        shown = set(opened) if opened is not None else None
+        for sec in found.sections:
+            sec.problems = sum(_problem_count(f) for f in sec.fields)
+            holds_focus = bool(focus) and any(focus == f.name or focus.startswith(f.name + "-") for f in sec.fields)
+            sec.open = bool(sec.problems) or holds_focus or (sec.id in shown if shown is not None else sec.open)
+        return found
 
     def iter_fields(self) -> Iterator:
         """The fields to render: every schema field, and `_extra` only when it holds something."""
@@ -478,11 +557,42 @@ class SchemaForm(Form):
                 yield f
 
 
+@dataclass
+class Section:
+    """One collapsible part of a sectioned form page: its fields, whether it shows open, its problems."""
+
+    id: str
+    title: str
+    description: str = ""
+    open: bool = False
+    fields: list = field(default_factory=list)
+    problems: int = 0
+
+
+@dataclass
+class Sections:
+    sections: list[Section] = field(default_factory=list)
+    hidden: list = field(default_factory=list)  # fixed values and x-same-as markers: hidden inputs
+    notes: list = field(default_factory=list)  # dissolved objects with problems of their own
+
+
+def _has_sections(node: Node) -> bool:
+    return any(c.section or (c.kind == "group" and _has_sections(c)) for c in node.children.values())
+
+
+def _problem_count(f) -> int:
+    if isinstance(f, FieldList):
+        return len(list(f.errors or [])) + sum(_problem_count(e) for e in f.entries)
+    if isinstance(f, FormField):
+        return len(f.form.form_errors) + sum(_problem_count(c) for c in f.form._fields.values())
+    return len(f.errors) if isinstance(f.errors, (list, tuple)) else 0
+
+
 def _unbound(node: Node):
     k = node.kind
     common = dict(label=node.title, description=node.description, node=node)
     ph = {"placeholder": node.placeholder} if node.placeholder else {}
-    if k == "const":
+    if k in ("const", "same"):
         return KwHidden(default="", **common)
     if k == "text":
         return KwString(default="", render_kw=ph, **common)
@@ -563,7 +673,79 @@ def _make_root_class(kind: str, schema: dict | None) -> type[SchemaForm]:
         raise ValueError(f"the schema of {kind} is not an object with properties")
     cls = _form_class(root, f"{kind}Form")
     cls.kind = kind
+    cls.aliases = tuple(_aliases(root, []))
     return cls
+
+
+def _aliases(node: Node, path: list[str]) -> Iterator[tuple[list[str], list[str | int]]]:
+    """(path of each x-same-as field, path of the field that shows it), outside repeatable groups."""
+    for key, child in node.children.items():
+        if child.kind == "same":
+            target = _parse_path(child.same_as)
+            if not target or any(isinstance(t, int) for t in target):
+                raise ValueError(f"x-same-as of {_format_path([*path, key])}: {child.same_as!r} is not a field path")
+            yield [*path, key], target
+        elif child.kind == "group":
+            yield from _aliases(child, [*path, key])
+
+
+def _get(doc: Any, tokens: Iterable[str | int]) -> Any:
+    for t in tokens:
+        if not isinstance(doc, dict) or t not in doc:
+            return _ABSENT
+        doc = doc[t]
+    return doc
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _fold_same(doc: dict, aliases) -> dict:
+    """The document as the form shows it: a setting written at an x-same-as place is shown by
+    the field it names (a value that disagrees with that field's stays where it is, as a leftover)."""
+    if not aliases:
+        return doc
+    doc = copy.deepcopy(doc)
+    for here, there in aliases:
+        holder, target = _get(doc, here[:-1]), _get(doc, there[:-1])
+        if not (isinstance(holder, dict) and here[-1] in holder and isinstance(target, dict)):
+            continue
+        value, shown = holder[here[-1]], target.get(there[-1], _ABSENT)
+        if shown is _ABSENT:
+            target[there[-1]] = value
+            holder[here[-1]] = _Same(SAME_HERE)
+        elif _same_value(shown, value):
+            holder[here[-1]] = _Same(SAME_ALSO)
+    return doc
+
+
+def _node_at(node: Node, tokens: Iterable[str | int]) -> Node | None:
+    for t in tokens:
+        node = node.children.get(t) if isinstance(t, str) else None  # type: ignore[assignment]
+        if node is None:
+            return None
+    return node
+
+
+def _in_schema_order(d: dict, node: Node | None) -> dict:
+    if node is None:
+        return d
+    first = {k: d[k] for k in node.children if k in d}
+    return {**first, **{k: v for k, v in d.items() if k not in first}}
+
+
+def _put(doc: dict, root: Node, tokens: list[str], value: Any) -> None:
+    """Set doc[tokens] = value, making the objects on the way, keeping each object's schema order."""
+    if len(tokens) > 1:
+        inner = doc.get(tokens[0])
+        inner = dict(inner) if isinstance(inner, dict) else {}
+        _put(inner, root.children.get(tokens[0]) or Node("group", tokens[0], tokens[0]), tokens[1:], value)
+        value = inner
+    doc[tokens[0]] = value
+    reordered = _in_schema_order(doc, root)
+    doc.clear()
+    doc.update(reordered)
 
 
 # --------------------------------------------------------------------------------------------
@@ -580,11 +762,13 @@ def build_form(kind: str, doc: dict | None = None, formdata=None, *, schema: dic
     doc = {} if doc is None else doc
     if not isinstance(doc, dict):
         raise ValueError("a ruleset document is a mapping; edit it in the YAML view")
-    return cls(obj=_group_values(cls.node, doc))
+    return cls(obj=_group_values(cls.node, _fold_same(doc, cls.aliases)))
 
 
 def _collect(f, node: Node, path: str, problems: list[Problem]) -> Any:
     k = node.kind
+    if k == "same":
+        return _ABSENT  # written by SchemaForm.to_document from the field that shows the setting
     if k == "group":
         out = _collect_group(f.form, node, path, problems)
         return out if out else _ABSENT
@@ -738,6 +922,11 @@ def attach_errors(form: SchemaForm, problems: Iterable[Problem]) -> None:
             form.form_errors.append(p.message)
             continue
         f, holder, used = _locate(form, tokens)
+        node = getattr(f, "node", None)
+        if node is not None and node.kind == "same":  # shown by another field: the error goes there
+            shown = field_for_path(form, node.same_as)
+            if shown is not None:
+                f, used = shown, len(tokens)
         rest = tokens[used:]
         message = f"{_format_path(rest)}: {p.message}" if rest else p.message
         if isinstance(f, FieldList):

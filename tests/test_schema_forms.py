@@ -5,6 +5,7 @@ the form shows."""
 from __future__ import annotations
 
 import copy
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -514,3 +515,213 @@ def test_new_document_and_unknown_kind():
         build_form("Nope")
     with pytest.raises(ValueError):
         build_form("Plan", ["not", "a", "mapping"])
+
+
+# -- the plan editor's page: sections, the tiers side by side, one "Renews automatically" ----------
+
+PLAN_SECTIONS = ["Plan and price", "Tiers", "Allowance and overdraft", "Included visits", "Discounts and priority",
+                 "Promotions", "Renewal and cancellation"]
+
+
+class Page(HTMLParser):
+    """What a person sees of a rendered form: section titles (and which are open), labels, tables."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.sections: list[tuple[str, bool]] = []
+        self.labels: list[str] = []
+        self.tables: dict[str, list[list[str]]] = {}  # id -> rows of cell kinds ("th" / "td")
+        self._text: list[str] | None = None
+        self._kind = ""
+        self._open = False
+        self._table: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "details" and "kw-section" in (a.get("class") or ""):
+            self._open = "open" in a
+        elif tag == "label" or (tag == "span" and a.get("class") == "kw-section-title"):
+            self._text, self._kind = [], tag
+        elif tag == "table":
+            self._table = a.get("id")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("th", "td") and self._table:
+            self.tables[self._table][-1].append(tag)
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "span" and self._text is not None and self._kind == "span":
+            text = " ".join("".join(self._text).split())
+            self.sections.append((text, self._open))
+            self._text = None
+        elif tag == "label" and self._text is not None:
+            self.labels.append(" ".join("".join(self._text).split()))
+            self._text = None
+        elif tag == "table":
+            self._table = None
+
+
+def page_of(html: str) -> Page:
+    p = Page()
+    p.feed(html)
+    p.close()
+    return p
+
+
+def test_the_plan_form_is_in_sections_a_contractor_thinks_in(app):
+    form = build_form("Plan", _doc("Plan"))
+    page = page_of(render(app, form))
+    assert [title for title, _open in page.sections] == PLAN_SECTIONS
+    # what is edited most is open, the rest one click away
+    assert dict(page.sections) == {"Plan and price": True, "Tiers": True, "Allowance and overdraft": True,
+                                   "Included visits": False, "Discounts and priority": False, "Promotions": False,
+                                   "Renewal and cancellation": False}
+    where = {s.title: [f.name for f in s.fields] for s in form.sections().sections}
+    assert where["Plan and price"] == ["metadata", "spec-currency", "spec-price", "spec-billing"]
+    assert where["Tiers"] == ["spec-tiers"]
+    assert where["Allowance and overdraft"] == ["spec-allowance", "spec-late_charges"]
+    assert where["Included visits"] == ["spec-included_services"]
+    assert where["Discounts and priority"] == ["spec-discount_percent", "spec-priority", "spec-emergency"]
+    assert where["Promotions"] == ["spec-promotions"]
+    assert where["Renewal and cancellation"] == ["spec-period", "spec-auto_renewal", "spec-cancellation"]
+    # the price comes before the tiers now
+    html = render(app, form)
+    assert html.index('name="spec-price-monthly"') < html.index('name="spec-tiers-0-name"')
+
+
+def test_other_kinds_keep_their_plain_form(app):
+    for kind in ("EarningRules", "NotificationTriggers", "RewardCatalog"):
+        form = build_form(kind, _doc(kind))
+        assert form.sections() is None
+        html = render(app, form)
+        assert "kw-section" not in html and "kw-sectioned" not in html
+        assert build_form(kind, None, browser_submit(html)).to_document() == _doc(kind)
+
+
+def test_tiers_are_a_table_with_a_column_per_tier(app):
+    doc = _doc("Plan")
+    form = build_form("Plan", doc)
+    html = render(app, form)
+    table = page_of(html).tables["spec-tiers-table"]
+    n = len(doc["spec"]["tiers"])
+    assert n == 3 and table[0] == ["th"] * (1 + n)  # "Setting", then one header per tier
+    assert all(row == ["th"] + ["td"] * n for row in table[1:])  # a row per setting: its name, then each tier
+    heads = re.findall(r'<span class="kw-col-title">([^<]*)</span>', html)
+    assert heads == ["Tier 1: Basic", "Tier 2: Premium", "Tier 3: Elite"]
+    rows = re.findall(r'<th scope="row" class="kw-row-head" id="spec-tiers-row-([a-z_-]+)"', html)
+    assert rows[:4] == ["id", "name", "description", "price"] and "price-monthly" in rows and "priority" in rows
+    # each cell's input is labelled with its setting and its tier, for screen readers
+    assert '<label class="sr-only" for="spec-tiers-1-priority">Scheduling priority, Tier 2: Premium</label>' in html
+    # a tier more is a column more
+    posted = browser_submit(html, _action="add:spec-tiers")
+    more = apply_action(build_form("Plan", None, posted), posted["_action"])
+    assert page_of(render(app, more)).tables["spec-tiers-table"][0] == ["th"] * (2 + n)
+
+
+def _one_renews_automatically(app, form) -> str:
+    html = render(app, form)
+    labels = page_of(html).labels
+    assert labels.count("Renews automatically") == 1, labels
+    return html
+
+
+@pytest.mark.parametrize("name,doc", [(n, d) for n, d in PACK_DOCS if d["kind"] == "Plan"],
+                         ids=[n for n, d in PACK_DOCS if d["kind"] == "Plan"])
+def test_renews_automatically_is_shown_once_and_stays_where_it_was_written(app, name, doc):
+    from keepwell.memberships.terms import resolve
+
+    form = build_form("Plan", doc)
+    html = _one_renews_automatically(app, form)
+    shown = form["spec"].form["auto_renewal"]
+    assert shown.data == "true"
+    posted = browser_submit(html)
+    assert build_form("Plan", None, posted).to_document() == doc  # written back where it was
+    posted["spec-auto_renewal"] = "false"
+    changed = build_form("Plan", None, posted).to_document()
+    allowance = "auto_renewal" in (doc["spec"].get("allowance") or {})
+    assert ("auto_renewal" in changed["spec"]) == ("auto_renewal" in doc["spec"])
+    assert ("auto_renewal" in (changed["spec"].get("allowance") or {})) == allowance
+    assert all(resolve(changed, t["id"]).auto_renewal is False for t in doc["spec"]["tiers"])
+    assert all(resolve(doc, t["id"]).auto_renewal is True for t in doc["spec"]["tiers"])
+    assert validate_ruleset(changed) == []
+
+
+def test_renews_automatically_at_both_places(app):
+    doc = _doc("Plan")  # hvac: in the allowance only
+    doc["spec"]["auto_renewal"] = True
+    form = build_form("Plan", doc)
+    posted = browser_submit(_one_renews_automatically(app, form))
+    assert build_form("Plan", None, posted).to_document() == doc
+    posted["spec-auto_renewal"] = "false"
+    out = build_form("Plan", None, posted).to_document()
+    assert out["spec"]["auto_renewal"] is False and out["spec"]["allowance"]["auto_renewal"] is False
+    posted["spec-auto_renewal"] = ""  # back to the default: neither place says anything
+    out = build_form("Plan", None, posted).to_document()
+    assert "auto_renewal" not in out["spec"] and "auto_renewal" not in out["spec"]["allowance"]
+    # two places that disagree: the allowance's value is kept aside (nothing lost) and the problem
+    # is shown at the one field
+    doc["spec"]["auto_renewal"] = False
+    problems = validate_ruleset(doc)
+    assert [p.path for p in problems] == ["spec.auto_renewal"]
+    form = build_form("Plan", doc)
+    attach_errors(form, problems)
+    assert form["spec"].form["auto_renewal"].data == "false" and form["spec"].form["auto_renewal"].errors
+    assert parse_text(form["spec"].form["allowance"].form[EXTRA].data) == {"auto_renewal": True}
+    html = _one_renews_automatically(app, form)
+    assert build_form("Plan", None, browser_submit(html)).to_document() == doc
+    assert dict(page_of(html).sections)["Renewal and cancellation"] is True  # its problem opens it
+
+
+def test_a_wrong_value_in_the_allowance_is_shown_at_the_one_field(app):
+    doc = _doc("Plan")
+    doc["spec"]["allowance"]["auto_renewal"] = "yes"
+    problems = validate_ruleset(doc)
+    assert [p.path for p in problems] == ["spec.allowance.auto_renewal"]
+    form = build_form("Plan", doc)
+    attach_errors(form, problems)
+    field = form["spec"].form["auto_renewal"]
+    assert field.data == "yes" and field.errors == [problems[0].message]
+    assert build_form("Plan", None, browser_submit(_one_renews_automatically(app, form))).to_document() == doc
+
+
+def test_a_section_holding_a_problem_opens(app):
+    doc = _doc("Plan")
+    doc["spec"]["cancellation"] = {"refund": "half"}
+    doc["spec"]["promotions"] = [{"id": "spring", "window": {"from": "2025-03-01", "to": "2025-03-31"}, "bonus_points": -1}]
+    form = build_form("Plan", doc)
+    attach_errors(form, validate_ruleset(doc))
+    secs = {s.title: s for s in form.sections().sections}
+    assert secs["Renewal and cancellation"].open and secs["Renewal and cancellation"].problems == 1
+    assert secs["Promotions"].open and secs["Promotions"].problems == 1
+    assert not secs["Included visits"].open and secs["Included visits"].problems == 0
+    html = render(app, form)
+    assert re.search(r'<details class="kw-section kw-invalid" id="section-renewal" data-section="renewal" open>', html)
+    assert "1 problem</span>" in html
+    # the sections the user had open stay open; the one an add button changed opens
+    clean = build_form("Plan", _doc("Plan"))
+    secs = {s.id: s.open for s in clean.sections(opened=["visits"]).sections}
+    assert secs == {"plan": False, "tiers": False, "allowance": False, "visits": True, "discounts": False,
+                    "promotions": False, "renewal": False}
+    secs = {s.id: s.open for s in clean.sections(opened=[], focus="spec-promotions").sections}
+    assert [k for k, v in secs.items() if v] == ["promotions"]
+    secs = {s.id: s.open for s in clean.sections(opened=[], focus="spec-tiers-1-included_services").sections}
+    assert [k for k, v in secs.items() if v] == ["tiers"]
+
+
+def test_leftovers_and_fields_of_no_section_are_in_other_settings(app):
+    plan = copy.deepcopy(schema("plan.schema.json"))
+    plan["properties"]["spec"]["properties"]["loyalty_code"] = {"title": "Loyalty code", "type": "string"}
+    doc = _doc("Plan")
+    doc["spec"]["loyalty_code"] = "CC-1"
+    doc["spec"]["colour"] = "red"
+    form = build_form("Plan", doc, schema=plan)
+    secs = form.sections().sections
+    assert secs[-1].title == "Other settings" and [f.name for f in secs[-1].fields] == ["spec-loyalty_code",
+                                                                                       "spec-_extra"]
+    html = render(app, form)
+    assert build_form("Plan", None, browser_submit(html), schema=plan).to_document() == doc
