@@ -12,7 +12,7 @@ import json
 from datetime import date, timedelta
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import BaseView, expose
 from markupsafe import Markup
 
@@ -31,6 +31,7 @@ BLANK = {
     "EarningRules": {"spec": {"rules": []}},
     "NotificationTriggers": {"spec": {"triggers": []}},
 }
+CONDITION_KINDS = ("EarningRules", "NotificationTriggers")  # kinds whose forms have the condition builder
 
 
 class _Forms:
@@ -263,9 +264,14 @@ class RulesetsView(SignedInOnly, BaseView):
 
     def _editor(self, ed: Editor, key: str | None, is_draft: bool = False, confirm: Any = None,
                 effective_from: str | None = None):
+        catalog = None
+        if ed.kind in CONDITION_KINDS:  # the condition builder: the plans' tiers, services; the event catalog
+            g.kw_condition_values = uc.condition_values(keepwell(), _company())
+            catalog = schema_forms.conditions.catalog_json()
         return self.render("keepwell/editor.html", ed=ed, key=key, is_draft=is_draft, kinds=kinds(),
                            kind_titles=dict(uc.kind_names()), user=current_user(),
-                           today=effective_from or _today().isoformat(), confirm=confirm)
+                           today=effective_from or _today().isoformat(), confirm=confirm,
+                           condition_catalog=catalog)
 
     @expose("/r/<key>/rollback", methods=["POST"])
     def rollback(self, key):

@@ -16,8 +16,10 @@ stays in its field as typed (a word in a number field, "weekly" in a select as a
 option, a non-date in a text input) so its error shows there; what a field cannot hold at all (a
 key the schema does not know, an empty string/list/object, null, a multi-line string in a
 one-line input, a list where an object belongs...) goes into the object's "Other settings
-(YAML)" textarea (`_extra`), and a subtree the generator cannot represent as fields (unions such as
-`when.event`, maps such as `tier_multipliers`, the condition language) is one YAML textarea.
+(YAML)" textarea (`_extra`), and a subtree the generator cannot represent as fields (unions, maps such as
+`tier_multipliers`, the condition language outside a rule's `when`) is one YAML textarea. A rule's
+`when` is the condition builder (condition_builder.py): rows of field, operator and value, or its
+YAML in one textarea when the rows cannot show it exactly.
 Defaults are only shown (placeholders, "— (default: …)" options), never written into the
 document.
 """
@@ -47,6 +49,8 @@ from keepwell.kernel.errors import InvalidDocument, Problem
 from keepwell.kernel.schema_messages import words_of
 from keepwell.usecases.rulesets import BASE_URI, kind_schemas, parse_text, to_yaml
 from keepwell.usecases.rulesets import schema as load_schema
+
+from . import condition_builder as conditions
 
 __all__ = [
     "Node", "SchemaForm", "build_form", "apply_action", "attach_errors", "field_for_path",
@@ -84,6 +88,7 @@ class Node:
     kind: const | text | textarea | money | date | integer | number | boolean | enum
           | lines (array of scalars, one per line) | group (object) | repeat (array of objects)
           | yaml (anything else, edited as YAML) | extra (an object's leftovers, as YAML)
+          | conditions (a rule's `when`: the condition builder, admin/condition_builder.py)
     """
 
     kind: str
@@ -215,6 +220,9 @@ def _compile(raw: Any, base: str, key: str, required: bool, res: _Resolver, seen
         # spec.auto_renewal): one field shows it, this one only remembers where the value was written.
         node.kind, node.same_as = "same", s["x-same-as"]
         return node
+    if conditions.is_when_schema(raw):
+        node.kind = "conditions"
+        return node
     if "const" in s:
         node.kind, node.const = "const", s["const"]
         return node
@@ -342,6 +350,8 @@ def _to_values(node: Node, v: Any) -> Any:
         return _scalar_text(v)
     if k == "lines":
         return "\n".join(_to_values(node.item, x) for x in v)
+    if k == "conditions":
+        return conditions.FromDoc(v) if conditions.fits(v) else _yaml_text(v)
     if k == "group":
         return _group_values(node, v)
     if k == "repeat":
@@ -611,6 +621,8 @@ def _unbound(node: Node):
             hint += " Allowed: " + ", ".join(node.item.choices) + "."
         desc = f"{node.description} {hint}".strip()
         return KwTextArea(default="", render_kw={"rows": 3, **ph}, **{**common, "description": desc})
+    if k == "conditions":
+        return conditions.ConditionsField(**common)
     if k in ("boolean", "enum"):
         if k == "boolean":
             opts = [("true", "Yes"), ("false", "No")]
@@ -775,14 +787,17 @@ def _collect(f, node: Node, path: str, problems: list[Problem]) -> Any:
     if k == "repeat":
         items = [_collect_group(e.form, node.item, f"{path}[{i}]", problems) for i, e in enumerate(f.entries)]
         return items if items else _ABSENT
-    if k in ("textarea", "lines", "yaml"):
+    if k == "conditions" and not f.yaml_mode:
+        when = f.document(path, problems)
+        return when if when else _ABSENT
+    if k in ("textarea", "lines", "yaml", "conditions"):
         text = _textarea_text(f.data)
     else:
         text = "" if f.data is None else str(f.data)
     if k == "lines":
         items = [line.strip() for line in text.split("\n") if line.strip()]
         return [_parse_scalar(node.item, x) for x in items] if items else _ABSENT
-    if k == "yaml":
+    if k in ("yaml", "conditions"):
         if not text.strip():
             return _ABSENT
         try:
@@ -931,6 +946,8 @@ def attach_errors(form: SchemaForm, problems: Iterable[Problem]) -> None:
         message = f"{_format_path(rest)}: {p.message}" if rest else p.message
         if isinstance(f, FieldList):
             _add_error(f, message)
+        elif isinstance(f, conditions.ConditionsField):
+            f.add_problem(rest, p.message, _format_path(rest))
         elif f is None or isinstance(f, FormField):
             if rest and holder._fields[EXTRA].data:
                 _add_error(holder._fields[EXTRA], message)  # a key kept in the YAML leftovers
@@ -948,6 +965,8 @@ def _pairs(form: SchemaForm, prefix: str) -> Iterator[tuple[str, str]]:
                 yield from _pairs(entry.form, f"{name}-{i}-")
         elif isinstance(f, FormField):
             yield from _pairs(f.form, name + "-")
+        elif isinstance(f, conditions.ConditionsField):
+            yield from f.pairs()
         else:
             yield name, "" if f.data is None else str(f.data)
 
@@ -971,6 +990,10 @@ def apply_action(form: SchemaForm, action: str) -> SchemaForm:
     verb, _, target = action.partition(":")
     name = _name_for(target.strip())
     fd = form_formdata(form)
+    if verb in ("add", "remove") and isinstance(_field_in(form, name), conditions.ConditionsField):
+        new = type(form)(formdata=fd)
+        _field_in(new, name).apply(verb, name)  # a condition row or group of the builder
+        return new
     if verb == "remove":
         parent, _, index = name.rpartition("-")
         lst = _field_named(form, parent)
@@ -992,6 +1015,12 @@ def _field_named(form: SchemaForm, name: str):
     tokens: list[str | int] = [int(p) if p.isdigit() else p for p in name.split("-")] if name else []
     f, _holder, used = _locate(form, tokens)
     return f if used == len(tokens) and tokens else None
+
+
+def _field_in(form: SchemaForm, name: str):
+    """The field a name is in or of (the builder for its rows' names)."""
+    tokens: list[str | int] = [int(p) if p.isdigit() else p for p in name.split("-")] if name else []
+    return _locate(form, tokens)[0] if tokens else None
 
 
 def inline_refs(kind: str, schema: dict | None = None) -> dict:

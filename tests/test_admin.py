@@ -502,3 +502,48 @@ def test_a_card_typed_on_the_sandbox_card_page_comes_back_as_a_token(site):
     shown = b.get(f"/admin/customers/details/?id={cid}").get_data(as_text=True)
     assert "Visa ending 9995, expires 12/2031" in shown
     assert b.client.get("/sandbox/card?return_to=https://evil.example/x").status_code == 400
+
+
+def test_the_condition_builder_adds_a_condition_and_saves_the_same_condition_language(site):
+    from keepwell.rulesets import versions
+    from test_schema_forms import browser_submit
+
+    app, svc = site
+    install_hvac(svc)
+    b = signed_in(app)
+    edit = "/admin/rulesets/r/hvac-comfort-rewards/edit"
+    published = _published(svc, "hvac-comfort-rewards@1")
+    w = "spec-rules-0-when"
+
+    def submit(page: str, **changes: str):
+        form = re.search(r'<form method="post" novalidate id="editor".*?</form>', page, re.S).group(0)
+        data = browser_submit(form)
+        for k, v in changes.items():
+            data[k] = v
+        return b.client.post(edit, data=data)
+
+    page = b.get(edit).get_data(as_text=True)
+    assert f'id="{w}-g-0-c-0-field"' in page and 'id="kw-condition-catalog"' in page and "conditions.js" in page
+    # the installed plan gives member.plan its list of values
+    assert re.search(rf'id="{w}-g-0-c-1-value".*?<option value="hvac-comfort-club" selected>', page, re.S)
+    n = len(published["spec"]["rules"][0]["when"]["all"])
+    # "Add a condition" without JavaScript: the page comes back with one more, blank row
+    r = submit(page, _action=f"add:{w}-g-0")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and f'id="{w}-g-0-c-{n}-field"' in page
+    row = f"{w}-g-0-c-{n}"
+    r = submit(page, **{f"{row}-field": "data.amount", f"{row}-op": "gte", f"{row}-value": "100",
+                        "spec-rules-1-when-g-0-join": "any", "_action": "save"})
+    assert r.status_code == 302, r.get_data(as_text=True)[-3000:]
+    draft = svc.run(None, lambda c: versions.get_draft(c.session, c.company.id, "hvac-comfort-rewards").content)
+    rules, before = draft["spec"]["rules"], published["spec"]["rules"]
+    assert rules[0]["when"] == {**before[0]["when"], "all": [*before[0]["when"]["all"],
+                                                             {"field": "data.amount", "gte": 100}]}
+    assert rules[1]["when"] == {"event": before[1]["when"]["event"], "any": before[1]["when"]["all"]}
+    assert rules[2:] == before[2:] and {k: v for k, v in draft.items() if k != "spec"} == \
+        {k: v for k, v in published.items() if k != "spec"}
+    # Opened again and saved unchanged, the draft is the same document.
+    page = b.get(edit).get_data(as_text=True)
+    assert submit(page, _action="save").status_code in (200, 302)
+    again = svc.run(None, lambda c: versions.get_draft(c.session, c.company.id, "hvac-comfort-rewards").content)
+    assert again == draft

@@ -5,6 +5,7 @@ the form shows."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,6 +19,7 @@ from jsonschema import Draft202012Validator
 from werkzeug.datastructures import MultiDict
 from wtforms import Form
 
+from keepwell.interfaces.admin import condition_builder
 from keepwell.interfaces.admin.schema_forms import (
     EXTRA,
     SchemaForm,
@@ -68,7 +70,8 @@ def render(app, form, macro: str = "schema_form") -> str:
 
 class Browser(HTMLParser):
     """What a browser submits for a rendered form body: inputs (not buttons), each select's chosen
-    option (else the first), textareas without the newline after <textarea> and with CRLF lines."""
+    option (else the first; a multiple select: every chosen one, perhaps none), textareas without
+    the newline after <textarea> and with CRLF lines."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -89,13 +92,15 @@ class Browser(HTMLParser):
         elif tag == "textarea":
             self._textarea = [a["name"], ""]
         elif tag == "select":
-            self._select = {"name": a["name"], "first": None, "chosen": None}
+            self._select = {"name": a["name"], "first": None, "chosen": None, "multiple": "multiple" in a,
+                            "all": []}
         elif tag == "option" and self._select is not None:
             value = a.get("value") or ""
             if self._select["first"] is None:
                 self._select["first"] = value
             if "selected" in a:
                 self._select["chosen"] = value
+                self._select["all"].append(value)
 
     def handle_data(self, data):
         if self._textarea is not None:
@@ -113,6 +118,10 @@ class Browser(HTMLParser):
             self._textarea = None
         elif tag == "select" and self._select is not None:
             s = self._select
+            if s["multiple"]:
+                self.pairs.extend((s["name"], v) for v in s["all"])
+                self._select = None
+                return
             self.pairs.append((s["name"], s["chosen"] if s["chosen"] is not None else s["first"] or ""))
             self._select = None
 
@@ -231,9 +240,9 @@ def test_typed_values_survive_validation_and_rebuilding(app):
 def test_yaml_subtrees_and_unreadable_yaml(app):
     doc = _doc("EarningRules")
     form = build_form("EarningRules", doc)
-    when = field_for_path(form, "spec.rules[0].when")
-    assert when.node.kind == "yaml" and when.name == "spec-rules-0-when"
-    assert parse_text(when.data) == doc["spec"]["rules"][0]["when"]
+    when = field_for_path(form, "spec.rules[0].when")  # the condition builder, whose box takes YAML too
+    assert when.node.kind == "conditions" and when.name == "spec-rules-0-when" and not when.yaml_mode
+    assert when.document("", []) == doc["spec"]["rules"][0]["when"]
     assert field_for_path(form, "spec.tier_multipliers").node.kind == "yaml"
     posted = form_formdata(form)
     posted["spec-rules-0-when"] = "event: [purchase\n"
@@ -725,3 +734,191 @@ def test_leftovers_and_fields_of_no_section_are_in_other_settings(app):
                                                                                        "spec-_extra"]
     html = render(app, form)
     assert build_form("Plan", None, browser_submit(html), schema=plan).to_document() == doc
+
+
+# -- the condition builder (a rule's `when` as rows) ----------------------------------------------
+
+_BUILDER_EVENTS = [["purchase"], ["service_completed"], ["enrolled"], ["payment_failed"],
+                   ["purchase", "service_completed"], []]
+_OPS = ["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "exists"]
+_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12)
+_ITEM_TEXT = _TEXT.map(str.strip).filter(lambda t: t and "," not in t)
+_DECIMAL = st.decimals(min_value=0, max_value=99999, places=2, allow_nan=False, allow_infinity=False).map(
+    lambda d: f"{d:.2f}")
+
+
+def _value(kind: str, op: str) -> st.SearchStrategy:
+    if op == "exists":
+        return st.booleans()
+    if op in ("in", "not_in"):
+        item = {"money": st.integers(0, 10**6) | _DECIMAL, "integer": st.integers(-50, 10**6)}.get(kind, _ITEM_TEXT)
+        return st.lists(item, min_size=1, max_size=3)
+    return {"money": st.integers(0, 10**6) | _DECIMAL, "integer": st.integers(-50, 10**6),
+            "boolean": st.booleans()}.get(kind, _TEXT)
+
+
+@st.composite
+def _when(draw) -> dict:
+    events = draw(st.sampled_from(_BUILDER_EVENTS))
+    fields = condition_builder.fields_for(events)
+    names = list(fields)
+
+    def condition():
+        name = draw(st.sampled_from(names))
+        op = draw(st.sampled_from(_OPS))
+        return {"field": name, op: draw(_value(fields[name].kind, op))}
+
+    when: dict = {}
+    if events:
+        when["event"] = events[0] if len(events) == 1 else events
+    joins = draw(st.sampled_from([["all"], ["any"], ["all", "any"], []] if events else [["all"], ["any"]]))
+    for join in joins:
+        when[join] = [condition() for _ in range(draw(st.integers(1, 3)))]
+    return when
+
+
+def _rules(*whens: dict) -> dict:
+    return {"apiVersion": "keepwell/v1", "kind": "EarningRules", "metadata": {"id": "e", "name": "E"},
+            "spec": {"rules": [{"id": f"r{i}", "when": w, "earn": {"points": 10}} for i, w in enumerate(whens)]}}
+
+
+def _typed(doc) -> str:
+    """A document as JSON: 100, 100.0, "100" and true are four different texts."""
+    return json.dumps(doc, sort_keys=True)
+
+
+def test_conditions_of_every_operator_and_value_type_round_trip_through_the_builder(app):
+    @settings(max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(_when())
+    def check(when):
+        doc = _rules(when)
+        form = build_form("EarningRules", doc)
+        field = field_for_path(form, "spec.rules[0].when")
+        assert field.node.kind == "conditions" and not field.yaml_mode, when  # rows, not YAML
+        assert _typed(form.to_document()) == _typed(doc)
+        assert _typed(build_form("EarningRules", None, form_formdata(form)).to_document()) == _typed(doc)
+        html = render(app, form)
+        assert _typed(build_form("EarningRules", None, browser_submit(html)).to_document()) == _typed(doc)
+
+    check()
+
+
+def test_the_builder_shows_rows_in_words_with_typed_value_controls(app):
+    doc = _rules({"event": "purchase", "all": [{"field": "data.amount", "gte": 100},
+                                               {"field": "data.pay_with", "eq": "card"},
+                                               {"field": "data.apply_discount", "ne": True}],
+                  "any": [{"field": "member.tier", "in": ["gold", "platinum"]},
+                          {"field": "data.category", "exists": False}]})
+    form = build_form("EarningRules", doc)
+    html = render(app, form)
+    w = "spec-rules-0-when"
+    assert f'<select class="kw-input kw-events" id="{w}-event" name="{w}-event" multiple' in html
+    assert '<option value="purchase" selected>Purchase</option>' in html
+    for gi, join in ((0, "all"), (1, "any")):
+        assert f'<label class="kw-label" for="{w}-g-{gi}-join">Must be true</label>' in html
+        assert re.search(rf'id="{w}-g-{gi}-join".*?<option value="{join}" selected>', html, re.S)
+    for row in (f"{w}-g-0-c-0", f"{w}-g-1-c-1"):  # every control has its label
+        for part, label in (("field", "Field"), ("op", "Operator"), ("value", "Value")):
+            assert f'<label class="kw-label" for="{row}-{part}">{label}</label>' in html
+    assert '<option value="data.amount" selected>Amount</option>' in html  # titles from the event's schema
+    assert '<option value="gte" selected>is at least</option>' in html
+    assert re.search(rf'id="{w}-g-0-c-0-value"[^>]*value="100"[^>]*type="number"', html)  # a number box
+    assert re.search(rf'id="{w}-g-0-c-1-value".*?<option value="card" selected>card</option>', html, re.S)  # enum
+    assert re.search(rf'id="{w}-g-0-c-2-value".*?<option value="true" selected>Yes</option>', html, re.S)
+    assert re.search(rf'id="{w}-g-1-c-0-value"[^>]*value="gold, platinum"', html)  # one of: commas
+    assert '<option value="absent" selected>is missing</option>' in html
+    assert f'value="add:{w}-g-0"' in html and f'value="remove:{w}-g-1-c-0"' in html
+    assert f'name="{w}"' not in html  # no YAML box while the rows show everything
+    assert form.to_document() == doc
+
+
+def test_what_the_rows_cannot_show_exactly_stays_yaml(app):
+    cases = [
+        {"event": "purchase", "all": [{"field": "data.amount", "gte": "10", "lt": "20"}]},  # two operators
+        {"event": "purchase", "all": [{"field": "data.amount", "gte": "100"}]},  # text "100" on a money field
+        {"event": "purchase", "all": [{"field": "data.category", "in": ["a,b"]}]},  # a comma inside a value
+        {"event": ["purchase"], "all": [{"field": "data.amount", "gte": 1}]},  # a list of one event type
+        {"event": "purchase", "all": []},
+        {"event": "purchase", "all": [{"field": "data.amount", "gte": 1.5}]},  # a float on a money field
+    ]
+    for when in cases:
+        doc = _rules(when)
+        form = build_form("EarningRules", doc)
+        field = field_for_path(form, "spec.rules[0].when")
+        assert field.yaml_mode and parse_text(field.data) == when, when
+        html = render(app, form)
+        assert 'name="spec-rules-0-when"' in html and "kept as YAML" in html
+        assert _typed(build_form("EarningRules", None, browser_submit(html)).to_document()) == _typed(doc)
+
+
+def test_add_and_remove_conditions_and_groups_without_javascript(app):
+    doc = _rules({"event": "purchase", "all": [{"field": "member.status", "eq": "active"}]})
+    w = "spec-rules-0-when"
+    html = render(app, build_form("EarningRules", doc))
+    posted = browser_submit(html, _action=f"add:{w}-g-0")
+    form = apply_action(build_form("EarningRules", None, posted), posted["_action"])
+    html = render(app, form)
+    assert f'id="{w}-g-0-c-1-field"' in html  # a new, blank row
+    posted = browser_submit(html)
+    posted[f"{w}-g-0-c-1-field"], posted[f"{w}-g-0-c-1-op"] = "data.amount", "gte"
+    posted[f"{w}-g-0-c-1-value"] = "100"
+    form = build_form("EarningRules", None, posted)
+    assert form.to_document()["spec"]["rules"][0]["when"] == {
+        "event": "purchase", "all": [{"field": "member.status", "eq": "active"}, {"field": "data.amount", "gte": 100}]}
+    # a second group: any one of these
+    form = apply_action(form, f"add:{w}-g")
+    posted = browser_submit(render(app, form))
+    assert posted[f"{w}-g-1-join"] == "any"
+    posted[f"{w}-g-1-c-0-field"], posted[f"{w}-g-1-c-0-value"] = "member.tier", "gold"
+    form = build_form("EarningRules", None, posted)
+    when = form.to_document()["spec"]["rules"][0]["when"]
+    assert when["any"] == [{"field": "member.tier", "eq": "gold"}] and len(when["all"]) == 2
+    # removing a row renumbers the rest; a blank row is no condition
+    form = apply_action(form, f"remove:{w}-g-0-c-0")
+    assert form.to_document()["spec"]["rules"][0]["when"]["all"] == [{"field": "data.amount", "gte": 100}]
+    form = apply_action(form, f"remove:{w}-g-1")
+    assert "any" not in form.to_document()["spec"]["rules"][0]["when"]
+    form = apply_action(form, f"remove:{w}-g-0-c-0")
+    assert form.to_document()["spec"]["rules"][0]["when"] == {"event": "purchase"}
+    assert f'id="{w}-g-0-c-0-field"' in render(app, form)  # one blank row to fill in
+    with pytest.raises(ValueError):
+        apply_action(form, f"remove:{w}-g-7-c-0")
+
+
+def test_two_any_groups_are_refused_in_words(app):
+    doc = _rules({"event": "purchase", "all": [{"field": "data.amount", "gte": 1}],
+                  "any": [{"field": "member.tier", "eq": "gold"}]})
+    posted = browser_submit(render(app, build_form("EarningRules", doc)))
+    posted["spec-rules-0-when-g-0-join"] = "any"
+    form = build_form("EarningRules", None, posted)
+    with pytest.raises(InvalidDocument) as exc:
+        form.to_document()
+    attach_errors(form, exc.value.problems)
+    html = render(app, form)
+    assert 'id="spec-rules-0-when-g-1-errors"' in html and "Only one group can be" in html
+    assert 'id="spec-rules-0-when-errors"' not in html  # shown once, at its group
+
+
+def test_a_conditions_problem_shows_beside_its_row_in_words(app):
+    doc = _rules({"event": "purchase", "all": [{"field": "member.status", "eq": "active"},
+                                               {"field": "data.amount", "gte": "lots"},
+                                               {"field": "member.tier", "lt": "gold"}],
+                  "any": [{"field": "data.technician", "eq": "Sam"}]})
+    problems = validate_ruleset(doc)
+    assert {p.path for p in problems} >= {"spec.rules[0].when.all[1].gte", "spec.rules[0].when.all[2].lt",
+                                          "spec.rules[0].when.any[0].field"}
+    form = build_form("EarningRules", doc)
+    attach_errors(form, problems)
+    html = render(app, form)
+    w = "spec-rules-0-when"
+
+    def row_errors(row: str) -> str:
+        m = re.search(rf'<ul class="kw-errors" id="{w}-{row}-errors"[^>]*>(.*?)</ul>', html, re.S)
+        assert m, row
+        return m.group(1)
+
+    assert "“Amount” is an amount: enter a value like 100 or 99.50" in row_errors("g-0-c-1")
+    assert "“Member&#39;s tier” is text: use “is”, “is not”, “is one of” or “is not one of”" in row_errors("g-0-c-2")
+    assert "is not part of the chosen event" in row_errors("g-1-c-0")
+    assert f'id="{w}-g-0-c-0-errors"' not in html
+    assert re.search(rf'id="{w}-g-0-c-1-value"[^>]*aria-describedby="[^"]*{w}-g-0-c-1-errors"', html)

@@ -8,8 +8,10 @@ from typing import Any
 
 from ..infra.context import Ctx
 from ..kernel.errors import InvalidDocument, NotFound, Problem
+from ..kernel.schema_messages import words_of
 from ..rulesets import kinds, versions
 from ..rulesets.documents import load_file, parse_text
+from ..rulesets.event_types import EVENT_TYPES, STRING, field_kind
 from ..rulesets.key_order import ruleset_diff
 from ..rulesets.key_order import ruleset_yaml as to_yaml  # a ruleset's YAML in its schema's key order
 from ..rulesets.schemas import BASE_URI, schema
@@ -42,6 +44,11 @@ __all__ = [
     "validate",
     "version_contents",
     "versions_of",
+    "ConditionField",
+    "EventKind",
+    "MEMBER_FIELDS",
+    "event_catalog",
+    "condition_values",
 ]
 
 
@@ -217,3 +224,88 @@ def publish_preview(ctx: Ctx, doc: dict[str, Any]) -> PublishPreview:
     diff = ruleset_diff(latest.content if latest else None, doc, current or "(nothing published)", "this draft")
     changed = sum(1 for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---")))
     return PublishPreview((latest.version + 1) if latest else 1, current, diff, changed, publish_warnings(doc))
+
+
+# -- what a condition may test (the admin's condition builder) ------------------------------------
+
+
+@dataclass(frozen=True)
+class ConditionField:
+    """A field a rule's condition may test: `data.amount`, `member.tier`..."""
+
+    name: str  # as conditions write it: "data.amount"
+    title: str  # what contractors call it: "Amount"
+    description: str = ""
+    kind: str = "text"  # money | integer | number | boolean | text
+    choices: tuple[str, ...] = ()  # the values the schema allows, when it lists them
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """One event type a rule may react to, with the fields of its data."""
+
+    name: str
+    title: str
+    description: str
+    fields: tuple[ConditionField, ...]
+
+
+MEMBER_FIELDS = (
+    ConditionField("member.tier", "Member's tier", "The tier of the customer's membership."),
+    ConditionField("member.plan", "Member's plan", "The plan of the customer's membership."),
+    ConditionField("member.status", "Membership status", "Active, past due, suspended, cancelled, expired, or "
+                   "none when the customer has no membership.",
+                   choices=("active", "past_due", "suspended", "cancelled", "expired", "none")),
+    ConditionField("member.loyalty_tier", "Loyalty status", "The customer's loyalty status tier."),
+)
+
+
+def _condition_field(name: str, prop: dict[str, Any]) -> ConditionField:
+    kind = field_kind(prop)
+    if kind == STRING:
+        kind = {"boolean": "boolean", "number": "number"}.get(prop.get("type", ""), "text")
+    choices = tuple(v for v in prop.get("enum", ()) if isinstance(v, str))
+    return ConditionField(f"data.{name}", prop.get("title") or words_of(name), prop.get("description", ""), kind,
+                          choices)
+
+
+def event_catalog() -> tuple[EventKind, ...]:
+    """Every event type a rule may react to, with the fields of its data (titles from their schemas)."""
+    out = []
+    for name in EVENT_TYPES.names:
+        decl = EVENT_TYPES.get(name)
+        assert decl is not None
+        props = decl.data.get("properties") or {}
+        out.append(EventKind(name, decl.title, decl.description,
+                             tuple(_condition_field(k, v) for k, v in props.items() if isinstance(v, dict))))
+    return tuple(out)
+
+
+@reading
+def condition_values(ctx: Ctx) -> dict[str, list[tuple[str, str]]]:
+    """The values the company's rulesets give member and event fields (value, label): plans,
+    tiers, service codes, loyalty tiers; what the condition builder offers in its value lists."""
+    plans: dict[str, str] = {}
+    tiers: dict[str, str] = {}
+    codes: dict[str, str] = {}
+    loyalty: dict[str, str] = {}
+    for row in versions.list_rulesets(ctx.session, ctx.company.id):
+        if row["kind"] not in ("Plan", "EarningRules"):
+            continue
+        rs = versions.get_ruleset(ctx.session, ctx.company.id, row["id"])
+        v = versions.latest_version(ctx.session, rs.id)
+        doc = v.content if v is not None and isinstance(v.content, dict) else {}
+        if row["kind"] == "EarningRules":
+            for t in ((doc.get("spec") or {}).get("loyalty_tiers") or {}).get("tiers") or []:
+                if isinstance(t, dict) and isinstance(t.get("id"), str):
+                    loyalty.setdefault(t["id"], str(t.get("name") or t["id"]))
+            continue
+        plans[row["id"]] = row.get("name") or row["id"]
+        for tier in (doc.get("spec") or {}).get("tiers") or []:
+            if isinstance(tier, dict) and isinstance(tier.get("id"), str):
+                tiers.setdefault(tier["id"], str(tier.get("name") or tier["id"]))
+                for s in tier.get("included_services") or []:
+                    if isinstance(s, dict) and isinstance(s.get("code"), str):
+                        codes.setdefault(s["code"], str(s.get("name") or s["code"]))
+    return {"member.plan": sorted(plans.items()), "member.tier": list(tiers.items()),
+            "data.service_code": sorted(codes.items()), "member.loyalty_tier": list(loyalty.items())}
