@@ -27,7 +27,7 @@ CATALOG = {"apiVersion": "keepwell/v1", "kind": "RewardCatalog", "metadata": {"i
                                  "inventory": 10}]}}
 
 
-def test_a_member_uses_the_portal_on_a_phone(server, browser, tmp_path):  # noqa: F811
+def test_a_member_uses_the_portal_on_a_phone(server, browser, tmp_path):
     shots = tmp_path / "screenshots"
     shots.mkdir()
     print(f"\nscreenshots: {shots}")
