@@ -26,6 +26,7 @@ from keepwell.usecases import (
     locations,
     memberships,
     messaging,
+    portal,
     rewards,
 )
 from keepwell.usecases.lists import ListQuery, Page
@@ -187,6 +188,19 @@ class CustomersView(ListView):
         if not errors:
             return redirect(url_for(".details_view", id=customer_id, _anchor="points"))
         return self._details(customer_id, adjust_form=form, adjust_errors=errors)
+
+    @expose("/portal-invite/<customer_id>", methods=["POST"])
+    def portal_invite(self, customer_id: str) -> Any:
+        """Email the customer a link that signs them in to the member portal."""
+        self._customer(customer_id)
+        slug = self.user().company_slug
+        try:
+            to = portal.invite(keepwell(), slug, customer_id,
+                               url_for("portal.home", company=slug, _external=True).rstrip("/"))
+            flash(f"A link to the member portal is on its way to {to} (it works once, for 30 minutes).", "success")
+        except KeepwellError as exc:
+            flash(exc.message, "error")
+        return redirect(url_for(".details_view", id=customer_id))
 
     @expose("/referral-code/<customer_id>", methods=["POST"])
     def referral_code(self, customer_id: str) -> Any:

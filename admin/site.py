@@ -122,7 +122,7 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
     from .users import UsersView
     from .webhooks import WebhooksView
 
-    admin.add_view(RulesetsView(name="Rulesets", endpoint="rulesets", url="/admin/rulesets"))
+    admin.add_view(RulesetsView(name="Plans and rules", endpoint="rulesets", url="/admin/rulesets"))
     admin.add_view(PacksView(name="Template packs", endpoint="packs", url="/admin/packs"))
     admin.add_view(CustomersView(name="Customers", endpoint="customers", url="/admin/customers"))
     admin.add_view(MembershipsView(name="Memberships", endpoint="memberships", url="/admin/memberships"))

@@ -196,3 +196,27 @@ def test_every_page_of_the_portal_shows_the_members_own_records_and_no_one_elses
     bob_card = billing.add_test_card(svc, "default", bob, "success")
     assert client.post("/portal/default/billing/cards", data={"action": "remove", "pm": bob_card["id"],
                                                               "csrf_token": csrf}).status_code == 404
+
+
+def test_the_contractor_invites_a_customer_to_the_portal_from_their_page(world):
+    from keepwell.customers.users import add_user
+
+    svc, app, olive, _ = world
+    svc.run("default", lambda c: add_user(c.session, c.company, "desk@heat.example", "correct horse battery", "staff"))
+    admin = app.test_client()
+    page = admin.get("/admin/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    admin.post("/admin/login", data={"email": "desk@heat.example", "password": "correct horse battery",
+                                     "csrf_token": csrf})
+    csrf = csrf_of(admin, f"/admin/customers/details/?id={olive}")
+    assert admin.post(f"/admin/customers/portal-invite/{olive}", data={"csrf_token": csrf}).status_code == 302
+    assert "on its way to olive@example.com" in admin.get(f"/admin/customers/details/?id={olive}").get_data(
+        as_text=True)
+    with MailServer() as smtp:
+        [(to, path)] = links_emailed(svc, smtp, 1)
+    member = app.test_client()
+    assert to == ["olive@example.com"] and member.get(path).status_code == 302
+    assert "Olive Member" in member.get("/portal/default/").get_data(as_text=True)
+    nomail = customers.add_customer(svc, "default", "No Mail")
+    admin.post(f"/admin/customers/portal-invite/{nomail}", data={"csrf_token": csrf})
+    assert "has no email address" in admin.get(f"/admin/customers/details/?id={nomail}").get_data(as_text=True)

@@ -24,7 +24,7 @@ from .app import reading, use_case
 
 __all__ = ["billing", "cancel", "cancel_preview", "cancel_redemption", "history", "home", "preferences", "redeem",
            "remove_card", "request_link", "rewards", "set_channels", "set_default_card", "sign_in", "statement_pdf",
-           "add_card"]
+           "add_card", "invite"]
 
 CHANNELS = ("email", "sms")
 # What a member may still call off themselves: nothing has left the shop yet.
@@ -53,8 +53,22 @@ def request_link(ctx: Ctx, email: str, link_base: str) -> None:
     """Email a sign-in link to the member with this email, if there is one: the answer is the
     same either way. `link_base` is where this company's portal is served (…/portal/acme)."""
     member = member_access.member_by_email(ctx.session, ctx.company, email)
-    if member is None or not member.email:
-        return
+    if member is not None and member.email:
+        _send_link(ctx, member, link_base)
+
+
+@use_case
+def invite(ctx: Ctx, customer_id: str, link_base: str) -> str:
+    """The contractor invites a customer to the portal: a sign-in link goes to their email (the
+    answer). A customer without an email cannot be invited."""
+    member = get_customer(ctx.session, ctx.company.id, customer_id)
+    if not member.email:
+        raise Declined("no_email", f"{member.name} has no email address: add one to invite them")
+    _send_link(ctx, member, link_base)
+    return member.email
+
+
+def _send_link(ctx: Ctx, member: Any, link_base: str) -> None:
     link, token = member_access.new_link(ctx.session, ctx.company, member, ctx.clock.now())
     with ctx.unit.scope():
         outbox.add(ctx, key=f"member-link:{link.digest}", event_id=None, customer_id=member.id, kind="notification",
