@@ -178,6 +178,10 @@ def test_every_page_of_the_portal_shows_the_members_own_records_and_no_one_elses
     client.post(f"/portal/default/redemptions/{redemption}/cancel", data={"csrf_token": csrf})
     assert re.search(r'data-key="points">20<', client.get("/portal/default/rewards").get_data(as_text=True))
 
+    code = re.search(r'id="referral-code">([A-Z0-9]+)<', client.get("/portal/default/referrals").get_data(as_text=True))
+    assert code and code.group(1) in client.get("/portal/default/referrals").get_data(as_text=True)  # the same one
+    assert code.group(1) == rewards_uc.referral_code(svc, "default", olive)
+
     prefs = client.get("/portal/default/preferences").get_data(as_text=True)
     assert 'id="channel-sms" checked' in prefs
     client.post("/portal/default/preferences", data={"email": "on", "csrf_token": csrf})

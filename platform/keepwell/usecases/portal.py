@@ -24,7 +24,7 @@ from .app import reading, use_case
 
 __all__ = ["billing", "cancel", "cancel_preview", "cancel_redemption", "history", "home", "preferences", "redeem",
            "remove_card", "request_link", "rewards", "set_channels", "set_default_card", "sign_in", "statement_pdf",
-           "add_card", "invite"]
+           "add_card", "invite", "referrals"]
 
 CHANNELS = ("email", "sms")
 # What a member may still call off themselves: nothing has left the shop yet.
@@ -214,3 +214,10 @@ def set_default_card(ctx: Ctx, customer_id: str, pm: str) -> dict[str, Any]:
 def remove_card(ctx: Ctx, customer_id: str, pm: str) -> dict[str, Any]:
     _own_card(ctx, customer_id, pm)
     return _same(billing_uc.remove_payment_method)(ctx, pm)  # type: ignore[no-any-return]
+
+
+@use_case
+def referrals(ctx: Ctx, customer_id: str) -> dict[str, Any]:
+    """The member's referral code (made the first time they look) and who joined with it."""
+    code = _same(rewards_uc.referral_code)(ctx, customer_id)
+    return {"code": code, **_same(rewards_uc.referrals_of)(ctx, customer_id)}

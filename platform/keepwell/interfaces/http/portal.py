@@ -150,6 +150,12 @@ def cancel_redemption(redemption_id: str) -> ResponseReturnValue:
     return redirect(url_for("portal.rewards"))
 
 
+@bp.get("/referrals")
+@members_only
+def referrals() -> ResponseReturnValue:
+    return _page("portal/referrals.html", r=portal.referrals(keepwell(), g.portal_company, member()))
+
+
 @bp.route("/preferences", methods=["GET", "POST"])
 @members_only
 def preferences() -> ResponseReturnValue:
