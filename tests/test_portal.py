@@ -16,14 +16,14 @@ from keepwell.messaging.channels import ChannelSettings, channels_from
 from keepwell.usecases import billing, customers, memberships
 from keepwell.usecases import rewards as rewards_uc
 from keepwell.usecases.messaging import deliver_due
-from mailserver import MailServer
+from mailserver import MailServer, wait_until
 from support import event, make_app
 
 PLAN = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "club", "name": "Comfort Club"},
         "spec": {"allowance": {"amount": "250.00", "period": "monthly", "overdraft": {"limit": "50.00"}},
                  "discount_percent": "10",
                  "included_services": [{"code": "TUNEUP", "name": "Tune-up", "quantity": 2}],
-                 "tiers": [{"id": "gold", "name": "Gold"}]}}
+                 "tiers": [{"id": "gold", "name": "Gold", "price": {"monthly": "20.00"}}]}}
 
 
 @pytest.fixture
@@ -49,10 +49,19 @@ def ask_for_link(client, company: str, email: str):
 
 
 def links_emailed(svc, smtp: MailServer, n: int) -> list[tuple[list[str], str]]:
+    """(recipients, link path) of the sign-in links the outbox delivered (other mail set aside)."""
     deliver_due(svc, channels_from(ChannelSettings(smtp_port=smtp.port)))
-    smtp.wait_for(n, timeout=10)
-    return [(to, re.search(r"http://localhost(/portal/\S+/link/[A-Za-z0-9_-]+)", m.get_content()).group(1))
-            for to, m in smtp.received]
+
+    def links() -> list[tuple[list[str], str]]:
+        found = []
+        for to, m in list(smtp.received):
+            if "sign-in link" in (m["Subject"] or ""):
+                text = m.get_body(preferencelist=("plain",)).get_content()
+                found.append((to, re.search(r"http://localhost(/portal/\S+/link/[A-Za-z0-9_-]+)", text).group(1)))
+        return found
+
+    wait_until(lambda: len(links()) >= n, 10, what=f"{n} sign-in link(s)")
+    return links()
 
 
 def test_a_member_signs_in_with_the_emailed_link_and_sees_their_membership(world):
@@ -224,3 +233,32 @@ def test_the_contractor_invites_a_customer_to_the_portal_from_their_page(world):
     nomail = customers.add_customer(svc, "default", "No Mail")
     admin.post(f"/admin/customers/portal-invite/{nomail}", data={"csrf_token": csrf})
     assert "has no email address" in admin.get(f"/admin/customers/details/?id={nomail}").get_data(as_text=True)
+
+
+def test_a_member_pays_a_failed_invoice_with_a_new_card(world):
+    svc, app, _olive, _ = world
+    start = datetime.now(UTC).date() - timedelta(days=1)
+    pat = customers.add_customer(svc, "default", "Pat Payer", "pat@example.com")
+    billing.add_test_card(svc, "default", pat, "insufficient_funds", True)
+    memberships.enroll(svc, "default", pat, "club", start, cadence="monthly")
+    billing.run(svc, "default", start)
+    [inv] = billing.invoices_of(svc, "default", customer=pat)
+    assert inv["status"] == "open"  # the card had no funds
+    client = signed_in(svc, app.test_client(), email="pat@example.com")
+    page = client.get("/portal/default/billing").get_data(as_text=True)
+    assert f'id="pay-{inv["number"]}"' in page
+    csrf = csrf_of(client, "/portal/default/billing")
+    declined = client.post(f"/portal/default/invoices/{inv['number']}/pay", data={"csrf_token": csrf})
+    assert "declined" in client.get(declined.headers["Location"]).get_data(as_text=True)
+    good = billing.add_test_card(svc, "default", pat, "success", True)
+    assert good["default"]
+    client.post(f"/portal/default/invoices/{inv['number']}/pay", data={"csrf_token": csrf})
+    assert billing.invoice(svc, "default", inv["number"])["status"] == "paid"
+    assert f'id="pay-{inv["number"]}"' not in client.get("/portal/default/billing").get_data(as_text=True)
+    # Someone else's invoice is not theirs to pay.
+    other = customers.add_customer(svc, "default", "Ola Other", "ola@example.com")
+    billing.add_test_card(svc, "default", other, "decline", True)
+    memberships.enroll(svc, "default", other, "club", start, cadence="monthly")
+    billing.run(svc, "default", start)
+    [theirs] = billing.invoices_of(svc, "default", customer=other)
+    assert client.post(f"/portal/default/invoices/{theirs['number']}/pay", data={"csrf_token": csrf}).status_code == 404

@@ -113,8 +113,13 @@ def listing(ctx: Ctx, membership: str | None = None, customer: str | None = None
     return [view(ctx, inv) for inv in ctx.session.scalars(q.order_by(Invoice.number))]
 
 
-def by_number(ctx: Ctx, number: int) -> dict[str, Any]:
-    inv = ctx.session.scalar(sa.select(Invoice).where(Invoice.company_id == ctx.company.id, Invoice.number == number))
+def find(ctx: Ctx, number: int, lock: bool = False) -> Invoice:
+    q = sa.select(Invoice).where(Invoice.company_id == ctx.company.id, Invoice.number == number)
+    inv = ctx.session.scalar(q.with_for_update() if lock else q)
     if inv is None:
         raise NotFound(f"no invoice {number}")
-    return view(ctx, inv)
+    return inv
+
+
+def by_number(ctx: Ctx, number: int) -> dict[str, Any]:
+    return view(ctx, find(ctx, number))

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from ..events import due, pipeline
 from ..events.due import DueUnit
 from ..infra.context import Ctx
+from ..kernel.errors import Declined
 from ..kernel.money import format_cents
 from ..memberships import memberships
 from .gateways import GatewayUnavailable, Outcome, gateway
@@ -77,9 +78,19 @@ def _payments(ctx: Ctx, inv: Invoice) -> list[Payment]:
                                     .order_by(Payment.id)))
 
 
-def step(ctx: Ctx, inv: Invoice, day: date, tally: dict[str, Any]) -> bool:
+def pay_now(ctx: Ctx, inv: Invoice, day: date) -> dict[str, Any]:
+    """Charge an open invoice now, when the member (or the office) asks, with the card that pays
+    it — the same card again too, though its retry is not due (the member may have sorted it)."""
+    if inv.status != "open" or inv.amount_due_cents <= 0:
+        raise Declined("nothing_due", f"invoice {inv.number} has nothing to pay")
+    tally: dict[str, Any] = {"charged": 0, "failed": 0, "retried": 0}
+    step(ctx, inv, day, tally, asked=True)
+    return tally
+
+
+def step(ctx: Ctx, inv: Invoice, day: date, tally: dict[str, Any], asked: bool = False) -> bool:
     """What is due for an invoice on `day`; False when the gateway did not answer (try again
-    at the next run)."""
+    at the next run). `asked`: charge now, whatever the retry schedule says."""
     m = memberships.get(ctx, inv.membership_id, lock=True)
     policy = Dunning.of(memberships.plan_of(ctx, m)[1].billing)
     tried = _payments(ctx, inv)
@@ -96,7 +107,7 @@ def step(ctx: Ctx, inv: Invoice, day: date, tally: dict[str, Any]) -> bool:
     if pm is None:  # no card: the invoice waits (adding a card has it charged at the next run)
         inv.next_attempt_on = None
         return True
-    if _charge_due(inv, last, pm.id, day, policy):
+    if asked or _charge_due(inv, last, pm.id, day, policy):
         attempt = inv.attempts + 1
         pay = Payment(company_id=ctx.company.id, key=f"invoice-{inv.number}-attempt-{attempt}", kind="charge",
                       invoice_id=inv.id, payment_method_id=pm.id, amount_cents=inv.amount_due_cents,

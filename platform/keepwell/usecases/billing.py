@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from ..billing import documents, invoices, payment_methods
+from ..billing import documents, invoices, payment_methods, payments
 from ..billing.gateways import gateway
 from ..infra.context import Ctx
 from ..kernel.text import storable
@@ -41,6 +41,13 @@ def invoices_of(ctx: Ctx, membership: str | None = None, customer: str | None = 
 
 @reading
 def invoice(ctx: Ctx, number: int) -> dict[str, Any]:
+    return invoices.by_number(ctx, number)
+
+
+@use_case
+def pay_invoice(ctx: Ctx, number: int) -> dict[str, Any]:
+    """Charge an open invoice now with the card that pays it; the invoice as it stands after."""
+    payments.pay_now(ctx, invoices.find(ctx, number, lock=True), ctx.today())
     return invoices.by_number(ctx, number)
 
 

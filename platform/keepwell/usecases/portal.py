@@ -24,7 +24,7 @@ from .app import reading, use_case
 
 __all__ = ["billing", "cancel", "cancel_preview", "cancel_redemption", "history", "home", "preferences", "redeem",
            "remove_card", "request_link", "rewards", "set_channels", "set_default_card", "sign_in", "statement_pdf",
-           "add_card", "invite", "referrals"]
+           "add_card", "invite", "pay_invoice", "referrals"]
 
 CHANNELS = ("email", "sms")
 # What a member may still call off themselves: nothing has left the shop yet.
@@ -221,3 +221,11 @@ def referrals(ctx: Ctx, customer_id: str) -> dict[str, Any]:
     """The member's referral code (made the first time they look) and who joined with it."""
     code = _same(rewards_uc.referral_code)(ctx, customer_id)
     return {"code": code, **_same(rewards_uc.referrals_of)(ctx, customer_id)}
+
+
+@use_case
+def pay_invoice(ctx: Ctx, customer_id: str, number: int) -> dict[str, Any]:
+    """Pay one of the member's open invoices now, with their card."""
+    if _same(billing_uc.invoice)(ctx, number).get("customer") != customer_id:
+        raise NotFound(f"no invoice {number}")
+    return _same(billing_uc.pay_invoice)(ctx, number)  # type: ignore[no-any-return]

@@ -213,6 +213,23 @@ def cards() -> ResponseReturnValue:
     return redirect(url_for("portal.billing"))
 
 
+@bp.post("/invoices/<int:number>/pay")
+@members_only
+def pay_invoice(number: int) -> ResponseReturnValue:
+    try:
+        inv = portal.pay_invoice(keepwell(), g.portal_company, member(), number)
+    except NotFound:
+        abort(404)
+    except KeepwellError as exc:
+        flash(f"Not paid: {exc.message}", "error")
+        return redirect(url_for("portal.billing"))
+    if inv["status"] == "paid":
+        flash(f"Paid: invoice {number}, {inv['total']} {inv['currency']}. Thank you!", "info")
+    else:
+        flash(f"Your card was declined for invoice {number}. Try another card, or call us.", "error")
+    return redirect(url_for("portal.billing"))
+
+
 def _day(name: str) -> date | None:
     try:
         return date.fromisoformat(request.args.get(name, ""))
