@@ -9,7 +9,7 @@ import platform
 import sys
 import time
 
-from . import billing, due_work, http_load, ingest, memory, rule_eval, validation
+from . import admin_pages, billing, due_work, http_load, ingest, memory, rule_eval, validation
 
 BENCHMARKS = {
     "rule_eval": lambda quick: rule_eval.run(quick),
@@ -23,6 +23,8 @@ BENCHMARKS = {
     "billing_postgresql": lambda quick: billing.run("postgresql", quick),
     "http_load_postgresql": lambda quick: http_load.run("postgresql", quick),
     "http_load_sqlite": lambda quick: http_load.run("sqlite", quick),
+    "admin_pages_postgresql": lambda quick: admin_pages.run("postgresql", quick),
+    "admin_pages_sqlite": lambda quick: admin_pages.run("sqlite", quick),
 }
 
 
@@ -64,6 +66,11 @@ def summary(name: str, res: dict) -> list[tuple[str, str, str, str]]:
         return [(name, f"{res['rps']} req/s, p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms",
                  f"{res['baseline_rps']} req/s", f"{res['ratio']}x (errors {res['errors']}, lost {res['lost']}, "
                  f"doubled {res['doubled']})")]
+    if name.startswith("admin_pages"):
+        base = f"SELECT 1 {res['baseline_select_1_ms']} ms; sign-in page {res['baseline_static_page_ms']} ms"
+        return [(f"{name} {page}" + (" OVER BUDGET" if v["median_ms"] > res["budget_ms"] else ""),
+                 f"median {v['median_ms']} ms, p95 {v['p95_ms']} ms ({res['members']:,} members)", base,
+                 f"{v['ratio_vs_static_page']}x the sign-in page") for page, v in res["pages"].items()]
     return []
 
 

@@ -39,3 +39,23 @@ def test_quick_http_load_runs_clean(tmp_path):
     assert (data["errors"], data["lost"], data["doubled"]) == (0, 0, 0)
     assert data["checks"]["audit_ok"] and data["checks"]["balance_mismatches"] == 0
     assert data["approved"] > 0
+
+
+def test_quick_admin_pages_answer(tmp_path):
+    """Every admin page, signed in, on PostgreSQL with a few hundred members copied from template
+    members (quick size): each answers 200 and has a median, a p95 and a ratio to the sign-in page."""
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "admin_pages_postgresql",
+                          "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads(out.read_text())["benchmarks"]["admin_pages_postgresql"]
+    assert data["members"] == 300 and data["customers"] == 325
+    assert data["rows"]["ledger_entries"] > data["members"] and data["rows"]["points_lots"] > 0
+    assert data["baseline_select_1_ms"] > 0 and data["baseline_static_page_ms"] > 0
+    assert {"home", "customers", "customer", "memberships", "membership", "statement", "ledger", "events",
+            "rulesets", "editor_plan", "users", "webhooks", "packs", "simulate", "points_economy"} <= set(data["pages"])
+    for name, page in data["pages"].items():
+        assert 0 < page["median_ms"] <= page["p95_ms"], name
+        assert abs(page["ratio_vs_static_page"] - page["median_ms"] / data["baseline_static_page_ms"]) < 0.1, name
+    assert data["over_budget"] == [p for p in data["over_budget"] if data["pages"][p]["median_ms"] > data["budget_ms"]]
+    assert "admin_pages_postgresql ledger" in res.stdout

@@ -48,6 +48,10 @@ class Listing:
     sorts: Mapping[str, Any] = field(default_factory=dict)
     default_sort: str = ""
     tiebreak: Any = None
+    # What counts the rows when nothing is searched or filtered, where counting `select` would
+    # join tables that change no count (the ledger's 70,000 entries joined to their accounts and
+    # events at 10,000 members: 50-100 ms; the entries alone, from an index: a few).
+    count_all: sa.Select[Any] | None = None
 
 
 def fetch(
@@ -55,7 +59,9 @@ def fetch(
 ) -> tuple[list[dict[str, Any]], int]:
     """The rows of one page (each made by `row` from a result row) and the count of all."""
     stmt = listing.select
+    narrowed = False
     if q.search.strip() and listing.search:
+        narrowed = True
         like = f"%{q.search.strip()}%"
         found = [sa.cast(col, sa.String).ilike(like) for col in listing.search]
         digits = "".join(ch for ch in q.search if ch.isdigit())
@@ -67,11 +73,14 @@ def fetch(
             continue
         if name in listing.filters:
             stmt = stmt.where(listing.filters[name] == value)
+            narrowed = True
         for suffix, op in (("_from", "__ge__"), ("_to", "__le__")):
             base = name.removesuffix(suffix)
             if name.endswith(suffix) and base in listing.date_filters:
                 stmt = stmt.where(getattr(listing.date_filters[base], op)(_day(name, value)))
-    total = int(session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+                narrowed = True
+    counted = stmt if narrowed or listing.count_all is None else listing.count_all
+    total = int(session.scalar(sa.select(sa.func.count()).select_from(counted.order_by(None).subquery())) or 0)
     key = q.sort if q.sort in listing.sorts else listing.default_sort
     order = []
     if key:

@@ -13,8 +13,10 @@ from ..infra.tables import Base, utcnow
 
 class Membership(Base):
     __tablename__ = "memberships"
+    # The admin's list, newest first: a page read from the index, not a sort of every membership.
+    __table_args__ = (sa.Index("ix_memberships_company_issued", "company_id", "issued_on", "id"),)
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"))
     customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"), index=True)
     plan_version_id: Mapped[int] = mapped_column(sa.ForeignKey("ruleset_versions.id"))
     tier: Mapped[str] = mapped_column(sa.String(64))

@@ -356,10 +356,16 @@ def listing(session: Session, company_id: int, status: str | None, limit: int,
         q = q.where(OutboxMessage.status == status)
     if endpoint_id is not None:
         q = q.where(OutboxMessage.endpoint_id == endpoint_id)
+    messages = list(session.scalars(q.order_by(OutboxMessage.id.desc()).limit(limit)))
+    # Every attempt of the page's messages in one query (not one per message).
+    tried: dict[int, list[OutboxAttempt]] = {}
+    if messages:
+        for a in session.scalars(sa.select(OutboxAttempt).where(OutboxAttempt.message_id.in_([m.id for m in messages]))
+                                 .order_by(OutboxAttempt.id)):
+            tried.setdefault(a.message_id, []).append(a)
     rows = []
-    for m in session.scalars(q.order_by(OutboxMessage.id.desc()).limit(limit)):
-        attempts = session.scalars(sa.select(OutboxAttempt).where(OutboxAttempt.message_id == m.id)
-                                   .order_by(OutboxAttempt.id))
+    for m in messages:
+        attempts = tried.get(m.id, [])
         rows.append({"id": m.id, "key": m.key, "channel": m.channel, "template": m.template, "status": m.status,
                      "type": m.rule if m.endpoint_id is not None else None, "endpoint": m.endpoint_id,
                      "sent_at": m.sent_at.isoformat() if m.sent_at else None,

@@ -100,17 +100,18 @@ def _this_month(ctx: Ctx, start: date, today: date, at: Any) -> dict[str, int]:
 
 
 def _over_time(ctx: Ctx, today: date, at: Any) -> list[dict[str, Any]]:
-    """Members at the end of each of the last twelve months (this month: today)."""
-    out = []
+    """Members at the end of each of the last twelve months (this month: today): one pass over
+    the company's memberships, a count per month, rather than a query per month."""
+    months = []
     month = today.replace(day=1)
     for _ in range(12):
-        last = min(today, _next_month(month) - timedelta(days=1))
-        n = _scalar(ctx, sa.select(sa.func.count()).select_from(Membership).where(
-            *_members(ctx, at), Membership.issued_on <= last,
-            sa.or_(Membership.ended_on.is_(None), Membership.ended_on > last)))
-        out.append({"month": month.strftime("%Y-%m"), "members": n})
+        months.append((month, min(today, _next_month(month) - timedelta(days=1))))
         month = (month - timedelta(days=1)).replace(day=1)
-    return out[::-1]
+    counts = [sa.func.coalesce(sa.func.sum(sa.case(
+        (sa.and_(Membership.issued_on <= last, sa.or_(Membership.ended_on.is_(None), Membership.ended_on > last)), 1),
+        else_=0)), 0) for _, last in months]
+    found = ctx.session.execute(sa.select(*counts).where(*_members(ctx, at))).one()
+    return [{"month": m.strftime("%Y-%m"), "members": int(n)} for (m, _), n in zip(months, found)][::-1]
 
 
 def _next_month(d: date) -> date:

@@ -112,7 +112,9 @@ def memberships(ctx: Ctx, q: ListQuery) -> Page:
         date_filters={"issued_on": Membership.issued_on, "expires_on": Membership.expires_on},
         sorts={"issued_on": Membership.issued_on, "expires_on": Membership.expires_on, "customer": Customer.name,
                "status": Membership.status},
-        default_sort="issued_on", tiebreak=Membership.id)
+        default_sort="issued_on", tiebreak=Membership.id,
+        # every membership has its customer and plan version: unfiltered, count the memberships
+        count_all=sa.select(Membership.id).where(Membership.company_id == ctx.company.id))
 
     def row(r: Any) -> dict[str, Any]:
         out = {k: _text(r[k]) for k, _ in MEMBERSHIP_COLUMNS if k != "allowance"}
@@ -154,7 +156,9 @@ def ledger(ctx: Ctx, q: ListQuery) -> Page:
                  "location": member.location_id},
         date_filters={"effective_date": LedgerEntry.effective_date},
         sorts={"id": LedgerEntry.id, "effective_date": LedgerEntry.effective_date},
-        default_sort="effective_date", tiebreak=LedgerEntry.id)
+        default_sort="effective_date", tiebreak=LedgerEntry.id,
+        # every entry has its account and event (the audit checks it): unfiltered, count the entries
+        count_all=sa.select(LedgerEntry.id).where(LedgerEntry.company_id == ctx.company.id))
 
     def row(r: Any) -> dict[str, Any]:
         out = {k: _text(r[k]) for k, _ in LEDGER_COLUMNS}

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import swagger_ui_bundle
-from flask import Flask, jsonify, render_template_string, request, send_from_directory
+from flask import Flask, jsonify, render_template, render_template_string, request, send_from_directory
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -30,6 +30,13 @@ DOCS = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Keep
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/api/docs/swagger-ui.css"></head><body><div id="swagger-ui"></div>
 <script src="/api/docs/swagger-ui-bundle.js"></script><script src="/api/docs/docs.js"></script></body></html>"""
+
+
+# The admin's own pages for these (Werkzeug's stock text unless the view said more).
+ADMIN_ERRORS = {
+    403: ("Not allowed", "Your role does not allow this page. Ask an owner of your company."),
+    404: ("Page not found", "There is nothing at this address: it may have been removed, or the link is mistyped."),
+}
 
 
 def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | None = None,
@@ -61,8 +68,15 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         # Under /api/ every error is problem details (unknown paths and methods included); the
-        # admin keeps its pages.
-        return errors.from_http(exc) if request.path.startswith("/api/") else exc
+        # admin keeps its pages: what is not there or not allowed says so on a page of its own.
+        if request.path.startswith("/api/"):
+            return errors.from_http(exc)
+        if request.path.startswith("/admin") and exc.code in ADMIN_ERRORS:
+            title, default = ADMIN_ERRORS[exc.code]
+            plain = exc.description in (None, type(exc).description)
+            return render_template("keepwell/error.html", title=title,
+                                   message=default if plain else exc.description), exc.code
+        return exc
 
     from ..admin import init_admin
 
