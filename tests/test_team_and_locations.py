@@ -9,32 +9,17 @@ receipt lines print the balance only when the company wants it."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
-from keepwell.customers.users import add_user
 from keepwell.messaging.channels import ChannelSettings, channels_from
 from keepwell.usecases import customers, locations, memberships
 from keepwell.usecases.messaging import deliver_due
 from mailserver import MailServer
 from test_outbox import _window_around, customer, deliver, enrolled_member, hvac, listed, smtp_env  # noqa: F401
-from test_security import PASSWORD, PLAN, sign_in, token, web
+from test_security import PASSWORD, PLAN, sign_in, svc, token, web  # noqa: F401  (svc: a fixture)
 
 NEW_PASSWORD = "amber kettle violin 42"
-
-
-@pytest.fixture
-def svc(db_url):
-    from support import make_app
-
-    app = make_app(db_url)
-    app.publish(PLAN, "test", date(1970, 1, 1))
-    for email, role in (("owner@heat.example", "owner"), ("manager@heat.example", "manager")):
-        app.run("default", lambda c, e=email, r=role: add_user(c.session, c.company, e, PASSWORD, r))
-    yield app
-    app.close()
 
 
 def post(client, url: str, data: dict, token_from: str):
