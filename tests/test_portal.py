@@ -262,3 +262,34 @@ def test_a_member_pays_a_failed_invoice_with_a_new_card(world):
     billing.run(svc, "default", start)
     [theirs] = billing.invoices_of(svc, "default", customer=other)
     assert client.post(f"/portal/default/invoices/{theirs['number']}/pay", data={"csrf_token": csrf}).status_code == 404
+
+
+TIERED = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "care", "name": "Home Care"},
+          "spec": {"allowance": {"amount": "100.00", "period": "monthly"},
+                   "tiers": [{"id": "basic", "name": "Basic", "price": {"monthly": "30.00"}},
+                             {"id": "plus", "name": "Plus", "price": {"monthly": "60.00"}}]}}
+
+
+def test_a_member_sees_what_another_tier_costs_before_changing_to_it(world):
+    svc, app, _olive, _ = world
+    svc.publish(TIERED, "test", date(1970, 1, 1))
+    start = datetime.now(UTC).date() - timedelta(days=1)
+    tia = customers.add_customer(svc, "default", "Tia Tier", "tia@example.com")
+    billing.add_test_card(svc, "default", tia, "success", True)
+    mid = memberships.enroll(svc, "default", tia, "care", start, tier="basic", cadence="monthly")["membership"]
+    billing.run(svc, "default", start)
+    client = signed_in(svc, app.test_client(), email="tia@example.com")
+    choose = client.get(f"/portal/default/membership/{mid}/tier").get_data(as_text=True)
+    assert '<option value="plus"' in choose and 'value="basic"' not in choose
+    preview = client.get(f"/portal/default/membership/{mid}/tier?tier=plus").get_data(as_text=True)
+    assert "Moving to Plus today" in preview
+    expected = memberships.change_tier_preview(svc, "default", mid, "plus", datetime.now(UTC).date())
+    assert re.search(rf'data-key="due_now">{re.escape(expected["due_now"])}<', preview)
+    assert expected["due_now"] != "0.00"
+    csrf = csrf_of(client, f"/portal/default/membership/{mid}/tier")
+    assert client.post(f"/portal/default/membership/{mid}/tier", data={"tier": "plus", "csrf_token": csrf}
+                       ).status_code == 302
+    home = client.get("/portal/default/").get_data(as_text=True)
+    assert "Home Care — Plus" in home
+    olive_m = memberships.of_customer(svc, "default", _olive)[0]["id"]
+    assert client.get(f"/portal/default/membership/{olive_m}/tier?tier=gold").status_code == 404

@@ -24,7 +24,7 @@ from .app import reading, use_case
 
 __all__ = ["billing", "cancel", "cancel_preview", "cancel_redemption", "history", "home", "preferences", "redeem",
            "remove_card", "request_link", "rewards", "set_channels", "set_default_card", "sign_in", "statement_pdf",
-           "add_card", "invite", "pay_invoice", "referrals"]
+           "add_card", "change_tier", "change_tier_preview", "invite", "pay_invoice", "referrals", "tiers"]
 
 CHANNELS = ("email", "sms")
 # What a member may still call off themselves: nothing has left the shop yet.
@@ -229,3 +229,24 @@ def pay_invoice(ctx: Ctx, customer_id: str, number: int) -> dict[str, Any]:
     if _same(billing_uc.invoice)(ctx, number).get("customer") != customer_id:
         raise NotFound(f"no invoice {number}")
     return _same(billing_uc.pay_invoice)(ctx, number)  # type: ignore[no-any-return]
+
+
+@reading
+def tiers(ctx: Ctx, customer_id: str, membership_id: str) -> list[tuple[str, str]]:
+    """The tiers the member's membership can move to today."""
+    _own_membership(ctx, customer_id, membership_id)
+    return _same(memberships_uc.tiers_in_force)(ctx, membership_id, ctx.today())  # type: ignore[no-any-return]
+
+
+@reading
+def change_tier_preview(ctx: Ctx, customer_id: str, membership_id: str, tier: str) -> dict[str, Any]:
+    """What moving to `tier` today would credit, charge and ask now, changing nothing."""
+    _own_membership(ctx, customer_id, membership_id)
+    return _same(memberships_uc.change_tier_preview)(ctx, membership_id, tier,  # type: ignore[no-any-return]
+                                                     ctx.today())
+
+
+@use_case
+def change_tier(ctx: Ctx, customer_id: str, membership_id: str, tier: str) -> dict[str, Any]:
+    _own_membership(ctx, customer_id, membership_id)
+    return _same(memberships_uc.change_tier)(ctx, membership_id, tier, ctx.today()).to_dict()  # type: ignore[no-any-return]

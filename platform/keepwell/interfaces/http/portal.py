@@ -184,6 +184,30 @@ def cancel(membership_id: str) -> ResponseReturnValue:
     return _page("portal/cancel.html", p=preview, membership_id=membership_id)
 
 
+@bp.route("/membership/<membership_id>/tier", methods=["GET", "POST"])
+@members_only
+def tier(membership_id: str) -> ResponseReturnValue:
+    """Choose another tier, see what it costs now, confirm."""
+    wanted = request.values.get("tier", "")
+    try:
+        if request.method == "POST":
+            done = portal.change_tier(keepwell(), g.portal_company, member(), membership_id, wanted)
+            flash(f"Your membership is now on the {done['tier']} tier"
+                  + (f"; {done['due_now']} is charged to your card" if done.get("due_now") not in (None, "0.00")
+                     else "") + ".", "info")
+            return redirect(url_for("portal.home"))
+        choices = portal.tiers(keepwell(), g.portal_company, member(), membership_id)
+        preview = portal.change_tier_preview(keepwell(), g.portal_company, member(), membership_id, wanted) \
+            if wanted else None
+    except NotFound:
+        abort(404)
+    except KeepwellError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("portal.home"))
+    return _page("portal/tier.html", choices=choices, p=preview, wanted=wanted, membership_id=membership_id,
+                 tier_names=dict(choices))
+
+
 @bp.get("/billing")
 @members_only
 def billing() -> ResponseReturnValue:
