@@ -293,3 +293,22 @@ def test_a_member_sees_what_another_tier_costs_before_changing_to_it(world):
     assert "Home Care — Plus" in home
     olive_m = memberships.of_customer(svc, "default", _olive)[0]["id"]
     assert client.get(f"/portal/default/membership/{olive_m}/tier?tier=gold").status_code == 404
+
+
+def test_a_member_downloads_all_their_data_as_json_and_csv(world):
+    import csv
+    import io
+    import json
+
+    svc, app, olive, _ = world
+    client = signed_in(svc, app.test_client())
+    data = json.loads(client.get("/portal/default/my-data.json").get_data(as_text=True))
+    assert data["customer"]["id"] == olive and data["customer"]["email"] == "olive@example.com"
+    [m] = data["memberships"]
+    assert m["plan_name"] == "Comfort Club" and m["statement"]["closing"]["overdraft_used"] == "30.00"
+    assert all(x["template"] != "member_sign_in" for x in data["messages"])  # sign-in mail is not a message to them
+    rows = list(csv.reader(io.StringIO(client.get("/portal/default/my-data.csv").get_data(as_text=True))))
+    assert rows[0] == ["Date", "Membership", "Account", "What", "Amount", "Balance after"]
+    assert ["Allowance", "Charge", "-280.00"] == [rows[2][2], rows[2][3], rows[2][4]]
+    assert client.get("/portal/default/my-data.xml").status_code == 404
+    assert app.test_client().get("/portal/default/my-data.json").status_code == 302  # signed-in members only

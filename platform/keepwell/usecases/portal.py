@@ -24,7 +24,8 @@ from .app import reading, use_case
 
 __all__ = ["billing", "cancel", "cancel_preview", "cancel_redemption", "history", "home", "preferences", "redeem",
            "remove_card", "request_link", "rewards", "set_channels", "set_default_card", "sign_in", "statement_pdf",
-           "add_card", "change_tier", "change_tier_preview", "invite", "pay_invoice", "referrals", "tiers"]
+           "add_card", "change_tier", "change_tier_preview", "invite", "pay_invoice", "referrals", "tiers",
+           "export", "export_rows", "EXPORT_COLUMNS"]
 
 CHANNELS = ("email", "sms")
 # What a member may still call off themselves: nothing has left the shop yet.
@@ -250,3 +251,45 @@ def change_tier_preview(ctx: Ctx, customer_id: str, membership_id: str, tier: st
 def change_tier(ctx: Ctx, customer_id: str, membership_id: str, tier: str) -> dict[str, Any]:
     _own_membership(ctx, customer_id, membership_id)
     return _same(memberships_uc.change_tier)(ctx, membership_id, tier, ctx.today()).to_dict()  # type: ignore[no-any-return]
+
+
+@reading
+def export(ctx: Ctx, customer_id: str) -> dict[str, Any]:
+    """Everything Keepwell holds about the member, as they may take it away: contact details and
+    choices, memberships with every statement line since they joined, points and redemptions,
+    referrals, invoices, and the messages sent to them."""
+    member = get_customer(ctx.session, ctx.company.id, customer_id)
+    today = ctx.today()
+    held = memberships.of_customer(ctx, member.id)
+    statements = [_same(memberships_uc.statement)(ctx, m.id, m.issued_on, min(today, m.ended_on or today))
+                  for m in held]
+    return {"company": ctx.company.name, "exported_on": today.isoformat(),
+            "customer": {"id": member.id, "name": member.name, "email": member.email, "phone": member.phone,
+                         "service_address": member.service_address,
+                         "added_on": member.created_at.date().isoformat()},
+            "preferences": {"channels": {ch: not opted_out(ctx.session, member.id, ch) for ch in CHANNELS}},
+            "memberships": [{**st["membership"], "statement": st["house"]} for st in statements],
+            "points": _same(rewards_uc.points)(ctx, member.id, today),
+            "redemptions": _same(rewards_uc.list_redemptions)(ctx, customer=member.id, limit=10_000),
+            "referrals": _same(rewards_uc.referrals_of)(ctx, member.id)["referrals"],
+            "invoices": _same(billing_uc.invoices_of)(ctx, customer=member.id),
+            "messages": outbox.of_customer(ctx.session, ctx.company.id, member.id, 10_000)}
+
+
+EXPORT_COLUMNS = ("Date", "Membership", "Account", "What", "Amount", "Balance after")
+
+
+def export_rows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The export's statement lines as one table (the CSV a spreadsheet opens)."""
+    rows: list[tuple[Any, ...]] = []
+    for m in data["memberships"]:
+        house = m["statement"]
+        for line in house.get("lines", []):
+            rows.append((line["date"], m["id"], "Allowance", line["description"], line["amount"], line["balance"]))
+        for visits in house.get("visits", []):
+            for line in visits["lines"]:
+                rows.append((line["date"], m["id"], f"Visits: {visits['service']}", line["description"],
+                             line["amount"], ""))
+        for line in (house.get("points") or {}).get("lines", []):
+            rows.append((line["date"], m["id"], "Points", line["description"], line["amount"], line["balance"]))
+    return sorted(rows, key=lambda r: (r[0], r[1]))

@@ -6,6 +6,7 @@ there is no id of anyone else's to try. Asking for links is throttled per addres
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from datetime import date
@@ -32,6 +33,7 @@ from flask_limiter.util import get_remote_address
 
 from ...kernel import calendar_words
 from ...kernel.errors import KeepwellError, NotFound
+from ...kernel.exports import csv_text
 from ...usecases import Keepwell, companies, portal
 
 bp = Blueprint("portal", __name__, url_prefix="/portal/<company>", template_folder="templates")
@@ -182,6 +184,21 @@ def cancel(membership_id: str) -> ResponseReturnValue:
         flash(exc.message, "error")
         return redirect(url_for("portal.home"))
     return _page("portal/cancel.html", p=preview, membership_id=membership_id)
+
+
+@bp.get("/my-data.<fmt>")
+@members_only
+def my_data(fmt: str) -> ResponseReturnValue:
+    """Everything we hold about the member: JSON, or the statement lines as CSV."""
+    data = portal.export(keepwell(), g.portal_company, member())
+    stamp = data["exported_on"]
+    if fmt == "json":
+        return Response(json.dumps(data, indent=2, default=str), mimetype="application/json",
+                        headers={"Content-Disposition": f"attachment; filename=my-data-{stamp}.json"})
+    if fmt == "csv":
+        return Response(csv_text(portal.EXPORT_COLUMNS, portal.export_rows(data)), mimetype="text/csv",
+                        headers={"Content-Disposition": f"attachment; filename=my-statement-lines-{stamp}.csv"})
+    abort(404)
 
 
 @bp.route("/membership/<membership_id>/tier", methods=["GET", "POST"])
