@@ -312,3 +312,46 @@ def test_a_member_downloads_all_their_data_as_json_and_csv(world):
     assert ["Allowance", "Charge", "-280.00"] == [rows[2][2], rows[2][3], rows[2][4]]
     assert client.get("/portal/default/my-data.xml").status_code == 404
     assert app.test_client().get("/portal/default/my-data.json").status_code == 302  # signed-in members only
+
+
+PROMO = {"apiVersion": "keepwell/v1", "kind": "NotificationTriggers", "metadata": {"id": "promo", "name": "Offers"},
+         "spec": {"triggers": [{"id": "thanks-offer", "on": {"event": "purchase"}, "template": "spring_offer",
+                                "channel": "email", "marketing": True}],
+                  "templates": {"spring_offer": {"subject": "20% off a spring tune-up", "email": "Book now."}}}}
+
+
+def test_marketing_goes_only_to_members_who_agreed_and_waits_for_their_own_quiet_hours(world):
+    svc, app, olive, _ = world
+    svc.publish(PROMO, "test", date(1970, 1, 1))
+    client = signed_in(svc, app.test_client())
+    day = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    with MailServer() as smtp:
+        svc.post_event(event("till-2", "purchase", olive, day, amount="5.00"))
+        deliver_due(svc, channels_from(ChannelSettings(smtp_port=smtp.port)))
+        assert not any("spring" in (m["Subject"] or "") for m in smtp.messages)  # no consent yet: skipped
+
+        csrf = csrf_of(client, "/portal/default/preferences")
+        bad = client.post("/portal/default/preferences", data={"email": "on", "marketing": "on",
+                                                               "quiet_hours": "late", "csrf_token": csrf})
+        assert bad.status_code == 400 and "use HH:MM-HH:MM" in bad.get_data(as_text=True)
+        client.post("/portal/default/preferences", data={"email": "on", "marketing": "on", "quiet_hours": "",
+                                                         "csrf_token": csrf})
+        page = client.get("/portal/default/preferences").get_data(as_text=True)
+        assert 'id="marketing" checked' in page and "You agreed on" in page and "this site" in page
+        svc.post_event(event("till-3", "purchase", olive, day, amount="5.00"))
+        deliver_due(svc, channels_from(ChannelSettings(smtp_port=smtp.port)))
+        wait_until(lambda: any("spring" in (m["Subject"] or "") for m in smtp.messages), 10, what="the offer")
+
+        # Her own quiet hours, around now (UTC, the company's zone): the next offer waits.
+        now = datetime.now(UTC)
+        window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=2)):%H:%M}"
+        client.post("/portal/default/preferences", data={"email": "on", "marketing": "on", "quiet_hours": window,
+                                                         "csrf_token": csrf})
+        svc.post_event(event("till-4", "purchase", olive, day, amount="5.00"))
+        outcomes = deliver_due(svc, channels_from(ChannelSettings(smtp_port=smtp.port)))
+        assert [o.detail for o in outcomes] == ["quiet hours"]
+        # Withdrawn: recorded as a second choice, and offers stop.
+        client.post("/portal/default/preferences", data={"email": "on", "quiet_hours": "", "csrf_token": csrf})
+    with svc.database.engine.connect() as conn:
+        rows = conn.exec_driver_sql("select granted, source from marketing_consents order by id").fetchall()
+    assert [(bool(g), s) for g, s in rows] == [(True, "portal"), (False, "portal")]

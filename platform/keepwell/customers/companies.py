@@ -59,20 +59,24 @@ def slugs(session: Session) -> list[str]:
     return list(session.scalars(sa.select(Company.slug).order_by(Company.slug)))
 
 
+def quiet_hours(text: str) -> tuple[str | None, str | None]:
+    """"21:00-08:00" as (start, end); "" as no quiet hours."""
+    if text.strip() == "":
+        return None, None
+    try:
+        start, end = text.strip().split("-")
+        time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+    except ValueError:
+        raise InvalidDocument.field("quiet_hours", f"{text!r}: use HH:MM-HH:MM, e.g. 21:00-08:00",
+                                    f"quiet hours {text!r}: use HH:MM-HH:MM, e.g. 21:00-08:00") from None
+    return start.strip(), end.strip()
+
+
 def update_company(company: Company, **fields: Any) -> None:
     """Contact settings and quiet hours ("21:00-08:00", company local time; "" turns them off)."""
     quiet = fields.pop("quiet_hours", None)
     if quiet is not None:
-        if quiet == "":
-            company.quiet_start = company.quiet_end = None
-        else:
-            try:
-                start, end = quiet.split("-")
-                time.fromisoformat(start), time.fromisoformat(end)
-            except ValueError:
-                raise InvalidDocument.field("quiet_hours", f"{quiet!r}: use HH:MM-HH:MM, e.g. 21:00-08:00",
-                                            f"quiet hours {quiet!r}: use HH:MM-HH:MM, e.g. 21:00-08:00") from None
-            company.quiet_start, company.quiet_end = start, end
+        company.quiet_start, company.quiet_end = quiet_hours(quiet)
     if fields.get("timezone"):
         check_timezone(fields["timezone"])
     if fields.get("adjustment_limit") is not None:

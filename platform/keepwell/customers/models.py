@@ -101,6 +101,22 @@ class Customer(Base):
     # Where the work is done: the service address, at one of the company's locations (its tax).
     location_id: Mapped[str | None] = mapped_column(sa.String(40))
     service_address: Mapped[str | None] = mapped_column(sa.String(300))
+    # The member's own quiet hours ("21:00", "08:00", their local time), over the company's.
+    quiet_start: Mapped[str | None] = mapped_column(sa.String(5))
+    quiet_end: Mapped[str | None] = mapped_column(sa.String(5))
+
+
+class MarketingConsent(Base):
+    """Each time a customer agreed to marketing messages or withdrew, when and where (portal,
+    admin, API): appended, never changed; the latest row is their choice now."""
+
+    __tablename__ = "marketing_consents"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    granted: Mapped[bool] = mapped_column(sa.Boolean)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(sa.String(60))
 
 
 class MemberLink(Base):

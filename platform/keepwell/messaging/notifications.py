@@ -49,7 +49,8 @@ def notify(ctx: Ctx, event: PendingEvent, data: dict, local: date, member: Calla
                        event_id=event.id, customer_id=event.customer_id, kind="notification", channel=t.channel,
                        template=t.template, audience=t.audience, ruleset=match.rules.ref, rule=t.id,
                        payload={"event": event.key, "type": event.type, "data": data, "local_date": local.isoformat(),
-                                "membership": event.membership_id, "points": result.get("points")})
+                                "membership": event.membership_id, "points": result.get("points"),
+                                **({"marketing": True} if t.marketing else {})})
 
 
 # --- reminders: date triggers as due work --------------------------------------------------------
@@ -103,7 +104,7 @@ def _queue(ctx: Ctx, unit: DueUnit) -> bool:
             channel=trig["channel"], template=trig["template"], audience=trig.get("audience", "customer"),
             ruleset=ruleset_ref, rule=trig["id"],
             payload={"membership": m.id, "expires_on": m.expires_on.isoformat(), "renews_on": renewal.isoformat(),
-                     "days_before": trig["before"]["days"]},
+                     "days_before": trig["before"]["days"], **({"marketing": True} if trig.get("marketing") else {})},
         )
         return True
     return False

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..customers import consent
 from ..customers.companies import webhook_secrets
 from ..customers.customers import opted_out
 from ..customers.locations import timezone_of
@@ -132,13 +133,16 @@ def due(session: Session, now: datetime | None = None, limit: int = 500) -> list
     return [(mid, attempts) for mid, attempts in session.execute(q)]
 
 
-def quiet_until(company: Company, now: datetime, timezone: str | None = None) -> datetime | None:
-    """When quiet hours are on now, the moment they end; else None. The hours are local time:
-    the customer's location's time zone (`timezone`) when it has one, else the company's."""
-    if not (company.quiet_start and company.quiet_end):
+def quiet_until(company: Company, now: datetime, timezone: str | None = None,
+                hours: tuple[str, str] | None = None) -> datetime | None:
+    """When quiet hours are on now, the moment they end; else None. The hours are the
+    customer's own (`hours`) when they set them, else the company's, in local time: the
+    customer's location's time zone (`timezone`) when it has one, else the company's."""
+    start_at, end_at = hours or (company.quiet_start, company.quiet_end)
+    if not (start_at and end_at):
         return None
     local = now.astimezone(ZoneInfo(timezone or company.timezone))
-    start, end = time.fromisoformat(company.quiet_start), time.fromisoformat(company.quiet_end)
+    start, end = time.fromisoformat(start_at), time.fromisoformat(end_at)
     t = local.time()
     inside = (start <= t < end) if start < end else (t >= start or t < end)
     if not inside:
@@ -181,9 +185,15 @@ def claim(session: Session, message_id: int, channels: dict[str, Channel], now: 
             msg.status = "skipped"
             _record(session, msg, "skipped", f"customer opted out of {msg.channel}")
             return Outcome(message_id, "skipped", "opted out")
+        if (msg.payload or {}).get("marketing") and not consent.agreed(session, msg.customer_id):
+            msg.status = "skipped"
+            _record(session, msg, "skipped", "a marketing message, and the customer has not agreed to them")
+            return Outcome(message_id, "skipped", "no marketing consent")
         if msg.channel in ("email", "sms"):
             customer = session.get(Customer, msg.customer_id)
-            until = quiet_until(company, now, timezone_of(session, company, customer.location_id if customer else None))
+            own = (customer.quiet_start, customer.quiet_end) if customer and customer.quiet_start else None
+            until = quiet_until(company, now, timezone_of(session, company, customer.location_id if customer else None),
+                                own)
             if until is not None:
                 msg.due_at = until
                 _record(session, msg, "deferred", f"quiet hours until {until.isoformat()}")

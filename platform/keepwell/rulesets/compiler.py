@@ -57,6 +57,7 @@ class Trigger:
     template: str
     channel: str
     audience: str
+    marketing: bool = False  # sent only to customers who agreed to marketing messages
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ def compile_document(doc: dict, ref: str) -> CompiledRules:
         if kind == "EarningRules":
             earn[rid] = _compile_earn(item, where, problems)
         elif kind == "NotificationTriggers":
-            triggers[rid] = Trigger(rid, item["template"], item["channel"], item.get("audience", "customer"))
+            triggers[rid] = Trigger(rid, item["template"], item["channel"], item.get("audience", "customer"),
+                                    bool(item.get("marketing", False)))
 
     base = len(_base_fact_fields())
     if base + len(referenced) > MAX_FACT_FIELDS:

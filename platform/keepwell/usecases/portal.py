@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-from ..customers import member_access
+from ..customers import consent, member_access
+from ..customers.companies import quiet_hours
 from ..customers.customers import get_customer, opted_out, set_preference
 from ..infra.context import Ctx
 from ..kernel.errors import Declined, NotFound
@@ -162,16 +163,28 @@ def cancel_redemption(ctx: Ctx, customer_id: str, redemption_id: str) -> dict[st
 @reading
 def preferences(ctx: Ctx, customer_id: str) -> dict[str, Any]:
     member = get_customer(ctx.session, ctx.company.id, customer_id)
+    company_quiet = f"{ctx.company.quiet_start}-{ctx.company.quiet_end}" if ctx.company.quiet_start else ""
     return {"email": member.email, "phone": member.phone,
-            "channels": {ch: not opted_out(ctx.session, member.id, ch) for ch in CHANNELS}}
+            "channels": {ch: not opted_out(ctx.session, member.id, ch) for ch in CHANNELS},
+            "marketing": consent.view(ctx.session, member.id),
+            "quiet_hours": f"{member.quiet_start}-{member.quiet_end}" if member.quiet_start else "",
+            "company_quiet_hours": company_quiet}
 
 
 @use_case
-def set_channels(ctx: Ctx, customer_id: str, wanted: dict[str, bool]) -> None:
-    """Which channels the member hears from the company on (email, text messages)."""
+def set_channels(ctx: Ctx, customer_id: str, wanted: dict[str, bool], marketing: bool | None = None,
+                 quiet: str | None = None) -> None:
+    """Which channels the member hears from the company on (email, text messages), whether they
+    agree to marketing messages (recorded with the time and "portal"), and their own quiet
+    hours ("21:00-08:00"; "" for the company's)."""
+    member = get_customer(ctx.session, ctx.company.id, customer_id)
+    if quiet is not None:
+        member.quiet_start, member.quiet_end = quiet_hours(quiet)
     for ch in CHANNELS:
         if ch in wanted:
             set_preference(ctx.session, ctx.company.id, customer_id, ch, not wanted[ch])
+    if marketing is not None:
+        consent.record(ctx.session, ctx.company.id, customer_id, marketing, "portal", ctx.clock.now())
 
 
 @reading

@@ -32,7 +32,7 @@ from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
 from ...kernel import calendar_words
-from ...kernel.errors import KeepwellError, NotFound
+from ...kernel.errors import InvalidDocument, KeepwellError, NotFound
 from ...kernel.exports import csv_text
 from ...usecases import Keepwell, companies, portal
 
@@ -161,12 +161,20 @@ def referrals() -> ResponseReturnValue:
 @bp.route("/preferences", methods=["GET", "POST"])
 @members_only
 def preferences() -> ResponseReturnValue:
+    errors: dict[str, str] = {}
     if request.method == "POST":
-        portal.set_channels(keepwell(), g.portal_company, member(),
-                            {ch: request.form.get(ch) == "on" for ch in ("email", "sms")})
-        flash("Saved: we will contact you only the ways you chose.", "info")
-        return redirect(url_for("portal.preferences"))
-    return _page("portal/preferences.html", p=portal.preferences(keepwell(), g.portal_company, member()))
+        try:
+            portal.set_channels(keepwell(), g.portal_company, member(),
+                                {ch: request.form.get(ch) == "on" for ch in ("email", "sms")},
+                                marketing=request.form.get("marketing") == "on",
+                                quiet=request.form.get("quiet_hours", ""))
+        except InvalidDocument as exc:
+            errors = {p.path: p.message for p in exc.problems}
+        else:
+            flash("Saved: we will contact you only the ways you chose.", "info")
+            return redirect(url_for("portal.preferences"))
+    return _page("portal/preferences.html", p=portal.preferences(keepwell(), g.portal_company, member()),
+                 errors=errors, typed=request.form.get("quiet_hours")), 400 if errors else 200
 
 
 @bp.route("/membership/<membership_id>/cancel", methods=["GET", "POST"])
