@@ -193,13 +193,7 @@ class CustomersView(ListView):
     def portal_invite(self, customer_id: str) -> Any:
         """Email the customer a link that signs them in to the member portal."""
         self._customer(customer_id)
-        slug = self.user().company_slug
-        try:
-            to = portal.invite(keepwell(), slug, customer_id,
-                               url_for("portal.home", company=slug, _external=True).rstrip("/"))
-            flash(f"A link to the member portal is on its way to {to} (it works once, for 30 minutes).", "success")
-        except KeepwellError as exc:
-            flash(exc.message, "error")
+        _invite_to_portal(self.user(), customer_id)
         return redirect(url_for(".details_view", id=customer_id))
 
     @expose("/referral-code/<customer_id>", methods=["POST"])
@@ -286,6 +280,16 @@ class CustomersView(ListView):
                     return redirect(url_for(".details_view", id=found["id"]))
         return self.render("keepwell/customer_form.html", form=form, errors=errors, title=f"Edit {found['name']}",
                            alike=alike, places=locations.list_locations(keepwell(), user.company_slug))
+
+
+def _invite_to_portal(user: SignedIn, customer_id: str) -> None:
+    """Email the customer a link that signs them in to the member portal, and say so."""
+    try:
+        to = portal.invite(keepwell(), user.company_slug, customer_id,
+                           url_for("portal.home", company=user.company_slug, _external=True).rstrip("/"))
+        flash(f"A link to the member portal is on its way to {to} (it works once, for 30 minutes).", "success")
+    except KeepwellError as exc:
+        flash(f"No portal invitation: {exc.message}", "warning")
 
 
 CUSTOMER_FIELDS = ("name", "email", "phone", "location", "service_address")
@@ -496,6 +500,8 @@ class MembershipsView(ListView):
                         errors[where] = result.get("message") or result.get("reason") or "declined"
                     else:
                         flash(f"Enrolled: membership {result['membership']}.", "success")
+                        if request.form.get("invite"):  # a second action, after the enrolment has landed
+                            _invite_to_portal(user, form["customer"])
                         return redirect(url_for(".show", membership_id=result["membership"]))
         typed = request.values.get("find", "")
         people = [{"id": c["id"], "label": _picked(c)} for c in _matches(user, typed)]

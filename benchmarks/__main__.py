@@ -9,7 +9,7 @@ import platform
 import sys
 import time
 
-from . import admin_pages, billing, due_work, http_load, ingest, memory, rule_eval, validation
+from . import admin_pages, billing, due_work, http_load, ingest, memory, portal_pages, rule_eval, validation
 
 BENCHMARKS = {
     "rule_eval": lambda quick: rule_eval.run(quick),
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "http_load_sqlite": lambda quick: http_load.run("sqlite", quick),
     "admin_pages_postgresql": lambda quick: admin_pages.run("postgresql", quick),
     "admin_pages_sqlite": lambda quick: admin_pages.run("sqlite", quick),
+    "portal_pages_postgresql": lambda quick: portal_pages.run("postgresql", quick),
 }
 
 
@@ -71,6 +72,13 @@ def summary(name: str, res: dict) -> list[tuple[str, str, str, str]]:
         return [(f"{name} {page}" + (" OVER BUDGET" if v["median_ms"] > res["budget_ms"] else ""),
                  f"median {v['median_ms']} ms, p95 {v['p95_ms']} ms ({res['members']:,} members)", base,
                  f"{v['ratio_vs_static_page']}x the sign-in page") for page, v in res["pages"].items()]
+    if name.startswith("portal_pages"):
+        base = f"sign-in page {res['baseline_sign_in_page_ms']} ms"
+        return [(f"{name} {page}" + (" (download)" if v["download"] else " OVER BUDGET" if v["median_ms"] >
+                                     res["budget_ms"] else ""),
+                 f"median {v['median_ms']} ms, p95 {v['p95_ms']} ms ({res['years_of_history']} years, "
+                 f"{res['member_ledger_entries']:,} entries)", base, f"{v['ratio_vs_sign_in_page']}x")
+                for page, v in res["pages"].items()]
     return []
 
 

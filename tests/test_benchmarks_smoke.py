@@ -59,3 +59,21 @@ def test_quick_admin_pages_answer(tmp_path):
         assert abs(page["ratio_vs_static_page"] - page["median_ms"] / data["baseline_static_page_ms"]) < 0.1, name
     assert data["over_budget"] == [p for p in data["over_budget"] if data["pages"][p]["median_ms"] > data["budget_ms"]]
     assert "admin_pages_postgresql ledger" in res.stdout
+
+
+def test_quick_portal_pages_answer(tmp_path):
+    """Every member portal page, signed in with the emailed link, for a member with a year of
+    history (quick size) on PostgreSQL: each answers 200 and has a median, a p95 and a ratio to
+    the sign-in page; the budget names only pages (downloads are reported beside them)."""
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "portal_pages_postgresql",
+                          "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads(out.read_text())["benchmarks"]["portal_pages_postgresql"]
+    assert data["years_of_history"] == 1 and data["member_ledger_entries"] > 24
+    assert {"home", "history", "rewards", "referrals", "billing", "preferences", "tier", "cancel_preview",
+            "statement_pdf", "my_data_json"} == set(data["pages"])
+    for name, page in data["pages"].items():
+        assert 0 < page["median_ms"] <= page["p95_ms"], name
+    assert all(not data["pages"][p]["download"] for p in data["over_budget"])
+    assert "portal_pages_postgresql history" in res.stdout

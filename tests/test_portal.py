@@ -355,3 +355,28 @@ def test_marketing_goes_only_to_members_who_agreed_and_waits_for_their_own_quiet
     with svc.database.engine.connect() as conn:
         rows = conn.exec_driver_sql("select granted, source from marketing_consents order by id").fetchall()
     assert [(bool(g), s) for g, s in rows] == [(True, "portal"), (False, "portal")]
+
+
+def test_enrolment_can_send_the_portal_invitation(world):
+    from keepwell.customers.users import add_user
+
+    svc, app, _olive, _ = world
+    svc.run("default", lambda c: add_user(c.session, c.company, "desk@heat.example", "correct horse battery", "manager"))
+    admin = app.test_client()
+    csrf = csrf_of(admin, "/admin/login")
+    admin.post("/admin/login", data={"email": "desk@heat.example", "password": "correct horse battery",
+                                     "csrf_token": csrf})
+    new = customers.add_customer(svc, "default", "Nell New", "nell@example.com")
+    form = admin.get(f"/admin/memberships/enroll?customer={new}").get_data(as_text=True)
+    assert re.search(r'id="invite" name="invite" value="1" checked', form)
+    r = admin.post("/admin/memberships/enroll", data={"customer": new, "plan": "club|gold",
+                                                      "on": (datetime.now(UTC).date() - timedelta(days=1)).isoformat(),
+                                                      "invite": "1", "csrf_token": csrf_of(admin, "/admin/memberships/enroll")})
+    assert r.status_code == 302
+    assert "on its way to nell@example.com" in admin.get(r.headers["Location"]).get_data(as_text=True)
+    with MailServer() as smtp:
+        [(to, path)] = links_emailed(svc, smtp, 1)
+    assert to == ["nell@example.com"]
+    member = app.test_client()
+    member.get(path)
+    assert "Comfort Club — Gold" in member.get("/portal/default/").get_data(as_text=True)
