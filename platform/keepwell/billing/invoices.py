@@ -12,6 +12,7 @@ from ..customers import locations
 from ..customers.models import Customer
 from ..infra.context import Ctx
 from ..infra.database import is_postgres
+from ..infra.sql import chunks, one_of
 from ..kernel.errors import InvalidDocument, NotFound
 from ..kernel.money import format_cents, tax_of
 from ..messaging import outbox
@@ -78,9 +79,20 @@ def issue(ctx: Ctx, key: str, membership_id: str, customer_id: str, currency: st
     return inv
 
 
-def view(ctx: Ctx, inv: Invoice) -> dict[str, Any]:
-    lines = list(ctx.session.scalars(sa.select(InvoiceLine).where(InvoiceLine.invoice_id == inv.id)
-                                     .order_by(InvoiceLine.id)))
+def _related(ctx: Ctx, ids: list[int]) -> dict[str, dict[int, list[Any]]]:
+    """The lines, payments and credit notes of these invoices, a query each (not three an invoice)."""
+    out: dict[str, dict[int, list[Any]]] = {"lines": {}, "payments": {}, "notes": {}}
+    for part in chunks(ctx.session, ids):
+        for name, model, order in (("lines", InvoiceLine, InvoiceLine.id), ("payments", Payment, Payment.id),
+                                   ("notes", CreditNote, CreditNote.number)):
+            for row in ctx.session.scalars(sa.select(model).where(one_of(ctx.session, model.invoice_id, part))
+                                           .order_by(order)):
+                out[name].setdefault(row.invoice_id, []).append(row)
+    return out
+
+
+def view(ctx: Ctx, inv: Invoice, related: dict[str, dict[int, list[Any]]] | None = None) -> dict[str, Any]:
+    got = related if related is not None else _related(ctx, [inv.id])
     return {"number": inv.number, "status": inv.status, "membership": inv.membership_id, "customer": inv.customer_id,
             "issued_on": inv.issued_on.isoformat() if inv.issued_on else None, "currency": inv.currency,
             "period_start": inv.period_start.isoformat(), "period_end": inv.period_end.isoformat(),
@@ -90,18 +102,15 @@ def view(ctx: Ctx, inv: Invoice) -> dict[str, Any]:
             "next_attempt_on": inv.next_attempt_on.isoformat() if inv.next_attempt_on else None,
             "payments": [{"kind": p.kind, "amount": format_cents(p.amount_cents), "status": p.status,
                           "on": p.attempted_on.isoformat(), "decline_code": p.decline_code}
-                         for p in ctx.session.scalars(sa.select(Payment).where(Payment.invoice_id == inv.id)
-                                                      .order_by(Payment.id))],
+                         for p in got["payments"].get(inv.id, [])],
             "credit_notes": [{"number": n.number, "issued_on": n.issued_on.isoformat(), "reason": n.reason,
                               "amount": format_cents(n.amount_cents), "refunded": format_cents(n.refunded_cents)}
-                             for n in ctx.session.scalars(sa.select(CreditNote).where(CreditNote.invoice_id == inv.id)
-                                                          .order_by(CreditNote.number))],
+                             for n in got["notes"].get(inv.id, [])],
             "tax_rate": inv.tax_rate, "tax_name": inv.tax_name,
             "lines": [{"kind": x.kind, "description": x.description, "amount": format_cents(x.amount_cents),
                        "tax": format_cents(x.tax_cents),
                        "period_start": x.period_start.isoformat(), "period_end": x.period_end.isoformat()}
-                      for x in lines]}
-
+                      for x in got["lines"].get(inv.id, [])]}
 
 
 def listing(ctx: Ctx, membership: str | None = None, customer: str | None = None) -> list[dict[str, Any]]:
@@ -110,7 +119,9 @@ def listing(ctx: Ctx, membership: str | None = None, customer: str | None = None
         raise InvalidDocument.field("membership", "name a membership or a customer")
     q = sa.select(Invoice).where(Invoice.company_id == ctx.company.id)
     q = q.where(Invoice.membership_id == membership) if membership else q.where(Invoice.customer_id == customer)
-    return [view(ctx, inv) for inv in ctx.session.scalars(q.order_by(Invoice.number))]
+    found = list(ctx.session.scalars(q.order_by(Invoice.number)))
+    related = _related(ctx, [inv.id for inv in found])
+    return [view(ctx, inv, related) for inv in found]
 
 
 def find(ctx: Ctx, number: int, lock: bool = False) -> Invoice:
