@@ -28,6 +28,7 @@ from keepwell.usecases import (
     messaging,
     portal,
     rewards,
+    scheduling,
 )
 from keepwell.usecases.lists import ListQuery, Page
 from keepwell.usecases.users import SignedIn
@@ -157,10 +158,11 @@ class CustomersView(ListView):
         panel = rewards_admin.panel(keepwell(), user.company_slug, found["id"], **points)
         held = memberships.of_customer(keepwell(), user.company_slug, found["id"])
         sent = messaging.sent_to(keepwell(), user.company_slug, found["id"])
+        asked = scheduling.requests_of(keepwell(), user.company_slug, found["id"])
         shown = {k: v for k, v in found.items() if k != "location_id"}
         return self.render("keepwell/customer.html", title="Customers", record=shown, name=found["name"],
                            back=url_for(".index_view"), cards=cards, invoices=invoices, user=user, held=held,
-                           test_cards=TEST_CARDS, p=panel, sent=sent,
+                           test_cards=TEST_CARDS, p=panel, sent=sent, asked=asked,
                            today=companies.today(keepwell(), user.company_slug).isoformat(),
                            links=[("Memberships", url_for("memberships.index_view", customer=found["id"])),
                                   ("Points", "#points")],

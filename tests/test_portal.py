@@ -380,3 +380,44 @@ def test_enrolment_can_send_the_portal_invitation(world):
     member = app.test_client()
     member.get(path)
     assert "Comfort Club — Gold" in member.get("/portal/default/").get_data(as_text=True)
+
+
+def test_a_member_asks_for_an_included_visit_and_the_office_is_told(world):
+    svc, app, olive, _ = world
+    from keepwell.usecases import companies
+
+    companies.update(svc, "default", email="office@heat.example")
+    client = signed_in(svc, app.test_client())
+    page = client.get("/portal/default/visits").get_data(as_text=True)
+    assert "Tune-up — included, 2 left this period" in page
+    choice = re.search(r'<option value="(mem_[0-9a-f]+:TUNEUP)"', page).group(1)
+    csrf = csrf_of(client, "/portal/default/visits")
+    vague = client.post("/portal/default/visits", data={"service": "other", "notes": "", "csrf_token": csrf})
+    assert vague.status_code == 400 and "Tell us what needs doing" in vague.get_data(as_text=True)
+    asked = client.post("/portal/default/visits", data={"service": choice, "preferred": "weekday mornings",
+                                                        "notes": "upstairs unit", "csrf_token": csrf})
+    assert asked.status_code == 302
+    mine = client.get("/portal/default/visits").get_data(as_text=True)
+    assert "Waiting for us to book it" in mine and "weekday mornings" in mine
+    with MailServer() as smtp:
+        deliver_due(svc, channels_from(ChannelSettings(smtp_port=smtp.port)))
+        wait_until(lambda: any("Visit requested" in (m["Subject"] or "") for m in smtp.messages), 10, what="mail")
+        [office] = [(to, m) for to, m in smtp.received if "Visit requested" in (m["Subject"] or "")]
+    assert office[0] == ["office@heat.example"] and "Tune-up for Olive Member" in office[1]["Subject"]
+    assert "upstairs unit" in office[1].get_content()
+    request_id = re.search(r'data-request="(vr_[0-9a-f]+)"', mine).group(1)
+    assert request_id in svc_admin_page(svc, app, olive)  # the office sees it on the customer page
+    client.post(f"/portal/default/visits/{request_id}/cancel", data={"csrf_token": csrf})
+    assert "Called off" in client.get("/portal/default/visits").get_data(as_text=True)
+    assert client.post("/portal/default/visits/vr_0000000000000000/cancel", data={"csrf_token": csrf}).status_code == 404
+
+
+def svc_admin_page(svc, app, customer_id: str) -> str:
+    """The customer's page in the admin, as a staff member sees it."""
+    from keepwell.customers.users import add_user
+
+    svc.run("default", lambda c: add_user(c.session, c.company, "front@heat.example", "correct horse battery", "staff"))
+    admin = app.test_client()
+    admin.post("/admin/login", data={"email": "front@heat.example", "password": "correct horse battery",
+                                     "csrf_token": csrf_of(admin, "/admin/login")})
+    return admin.get(f"/admin/customers/details/?id={customer_id}").get_data(as_text=True)

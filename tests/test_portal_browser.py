@@ -1,6 +1,6 @@
 """The member portal in a real browser on a 390 px phone (a `keepwell serve` process, Debian's
 Chromium via Playwright): the emailed sign-in link read from a real SMTP server, home with the
-right balances, redeem a reward, add a card on the sandbox's card page, see what cancelling would
+right balances, redeem a reward, ask for an included visit, add a card on the sandbox's card page, see what cancelling would
 refund and back out, turn text messages off. No page scrolls sideways; axe-core reports no
 serious or critical violation on any of them. Screenshots are saved to the test's folder."""
 
@@ -87,6 +87,14 @@ def test_a_member_uses_the_portal_on_a_phone(server, browser, tmp_path):
     assert page.locator('[data-key="points"]').first.inner_text().startswith("60")
     assert "Free air filter" in page.locator("#redemptions").inner_text()
     look("05-redeemed")
+
+    page.get_by_role("link", name="Visits").click()
+    page.locator("#service").select_option(index=0)  # the spring tune-up the membership includes
+    page.get_by_label("When suits you?").fill("weekday mornings")
+    page.locator("#ask-visit").click()
+    page.wait_for_url(re.compile(r".*/portal/acme/visits$"))
+    assert "Waiting for us to book it" in page.locator("#visit-requests").inner_text()
+    look("05b-visit-requested")
 
     page.get_by_role("link", name="Billing").click()
     page.locator("#add-card").click()

@@ -26,6 +26,7 @@ from ..rewards import due as _rewards_due  # noqa: F401
 from ..rewards import handlers as _rewards_events  # noqa: F401
 from ..rewards import models as _reward_models  # noqa: F401
 from ..rulesets import models as _ruleset_models  # noqa: F401
+from ..scheduling import models as _scheduling_models  # noqa: F401
 from .app import Keepwell, reading, use_case
 
 __all__ = ["Keepwell", "reading", "use_case"]

@@ -18,6 +18,7 @@ from ..memberships.models import Membership
 from ..messaging import outbox
 from ..rewards import points as points_area
 from ..rewards import redemptions as redemptions_area
+from ..scheduling import requests as visit_requests
 from . import billing as billing_uc
 from . import memberships as memberships_uc
 from . import rewards as rewards_uc
@@ -26,7 +27,7 @@ from .app import reading, use_case
 __all__ = ["billing", "cancel", "cancel_preview", "cancel_redemption", "history", "home", "preferences", "redeem",
            "remove_card", "request_link", "rewards", "set_channels", "set_default_card", "sign_in", "statement_pdf",
            "add_card", "change_tier", "change_tier_preview", "invite", "pay_invoice", "referrals", "tiers",
-           "export", "export_rows", "EXPORT_COLUMNS"]
+           "export", "export_rows", "EXPORT_COLUMNS", "visits", "request_visit", "cancel_visit_request"]
 
 CHANNELS = ("email", "sms")
 # What a member may still call off themselves: nothing has left the shop yet.
@@ -306,3 +307,21 @@ def export_rows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
         for line in (house.get("points") or {}).get("lines", []):
             rows.append((line["date"], m["id"], "Points", line["description"], line["amount"], line["balance"]))
     return sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+@reading
+def visits(ctx: Ctx, customer_id: str) -> dict[str, Any]:
+    """What the member can ask a visit for, and their requests."""
+    return {"choices": visit_requests.choices(ctx, customer_id),
+            "requests": visit_requests.of_customer(ctx, customer_id)}
+
+
+@use_case
+def request_visit(ctx: Ctx, customer_id: str, choice: str, preferred: str | None, notes: str | None) -> dict[str, Any]:
+    """Ask for an included service ("MEMBERSHIP:CODE") or extra work ("other"); the office is told."""
+    return visit_requests.view(visit_requests.request(ctx, customer_id, choice, preferred, notes))
+
+
+@use_case
+def cancel_visit_request(ctx: Ctx, customer_id: str, request_id: str) -> dict[str, Any]:
+    return visit_requests.view(visit_requests.cancel(ctx, customer_id, request_id))

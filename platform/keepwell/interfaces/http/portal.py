@@ -152,6 +152,39 @@ def cancel_redemption(redemption_id: str) -> ResponseReturnValue:
     return redirect(url_for("portal.rewards"))
 
 
+@bp.route("/visits", methods=["GET", "POST"])
+@members_only
+def visits() -> ResponseReturnValue:
+    errors: dict[str, str] = {}
+    form = {k: request.form.get(k, "") for k in ("service", "preferred", "notes")}
+    if request.method == "POST":
+        try:
+            done = portal.request_visit(keepwell(), g.portal_company, member(), form["service"], form["preferred"],
+                                        form["notes"])
+        except InvalidDocument as exc:
+            errors = {p.path: p.message for p in exc.problems}
+        except KeepwellError as exc:
+            errors = {"service": exc.message}
+        else:
+            flash(f"Asked for: {done['service']}. We will call or email you to book a time.", "info")
+            return redirect(url_for("portal.visits"))
+    return _page("portal/visits.html", v=portal.visits(keepwell(), g.portal_company, member()), form=form,
+                 errors=errors), 400 if errors else 200
+
+
+@bp.post("/visits/<request_id>/cancel")
+@members_only
+def cancel_visit(request_id: str) -> ResponseReturnValue:
+    try:
+        portal.cancel_visit_request(keepwell(), g.portal_company, member(), request_id)
+        flash("Your request is called off.", "info")
+    except NotFound:
+        abort(404)
+    except KeepwellError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("portal.visits"))
+
+
 @bp.get("/referrals")
 @members_only
 def referrals() -> ResponseReturnValue:

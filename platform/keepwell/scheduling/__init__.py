@@ -1,0 +1,2 @@
+"""Visits: what members ask for (visit requests), and — as scheduling grows — the visits planned,
+assigned and done."""
