@@ -421,3 +421,30 @@ def svc_admin_page(svc, app, customer_id: str) -> str:
     admin.post("/admin/login", data={"email": "front@heat.example", "password": "correct horse battery",
                                      "csrf_token": csrf_of(admin, "/admin/login")})
     return admin.get(f"/admin/customers/details/?id={customer_id}").get_data(as_text=True)
+
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def test_the_portal_wears_the_companys_colour_and_logo(world, db_url, tmp_path):
+    from support import Cli
+
+    svc, app, _olive, _ = world
+    cli = Cli(db_url)
+    light = cli("companies", "set", "--brand-color", "#ffee88", expect=1).output
+    assert "too light for white text" in light and "4.5:1" in light
+    assert "like #0b5cad" in cli("companies", "set", "--brand-color", "navy", expect=1).output
+    svg = tmp_path / "logo.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
+    assert "PNG or JPEG" in cli("companies", "set", "--logo", str(svg), expect=1).output
+    png = tmp_path / "logo.png"
+    png.write_bytes(PNG)
+    cli("companies", "set", "--brand-color", "#7A1F3D", "--logo", str(png))
+    shown = cli.json("companies", "show")
+    assert shown["brand_color"] == "#7a1f3d" and shown["logo"] is True
+    page = app.test_client().get("/portal/default/sign-in").get_data(as_text=True)
+    assert "--brand:#7a1f3d" in page and 'src="/portal/default/logo"' in page
+    logo = app.test_client().get("/portal/default/logo")
+    assert logo.status_code == 200 and logo.mimetype == "image/png" and logo.data == PNG
+    assert app.test_client().get("/portal/other/logo").status_code == 404  # the other company has none

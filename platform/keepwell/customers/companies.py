@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from ..infra.tables import aware
 from ..kernel.errors import Conflict, InvalidDocument, NotFound
 from ..kernel.money import to_cents
+from . import branding
 from .limits import LIMITS, check_limit
 from .models import Company
 
@@ -89,6 +90,11 @@ def update_company(company: Company, **fields: Any) -> None:
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise InvalidDocument.field("phone_region", f"{region!r} is not a country code such as US, CA or GB")
         company.phone_region = region
+    if fields.get("brand_color") is not None:
+        company.brand_color = branding.clean_color(fields["brand_color"])
+    if fields.get("logo") is not None:
+        data = fields["logo"]
+        company.logo, company.logo_type = (data, branding.logo_type(data)) if data else (None, None)
     if fields.get("receipt_shows_balance") is not None:
         company.receipt_shows_balance = bool(fields["receipt_shows_balance"])
     if fields.get("webhook_url") is not None:  # a URL set again is a working endpoint again

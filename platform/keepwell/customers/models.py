@@ -46,6 +46,10 @@ class Company(Base):
     # Whether what a POS prints for a member (memberships.handlers.receipt) shows the allowance
     # left and the overdraft: some contractors hand receipts to a tenant, not the member.
     receipt_shows_balance: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    # The member portal's look (customers.branding): a colour dark enough for white text, a logo.
+    brand_color: Mapped[str | None] = mapped_column(sa.String(7))
+    logo: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
+    logo_type: Mapped[str | None] = mapped_column(sa.String(20))
 
 
 class ApiKey(Base):

@@ -47,6 +47,13 @@ def update(ctx: Ctx, **fields: Any) -> None:
     companies.update_company(ctx.company, **fields)
 
 
+@reading
+def logo(ctx: Ctx) -> tuple[bytes, str] | None:
+    """The company's logo and its media type, if it has one."""
+    c = ctx.company
+    return (c.logo, c.logo_type) if c.logo and c.logo_type else None
+
+
 @use_case
 def rotate_webhook_secret(ctx: Ctx, keep_old_hours: float = 24) -> str:
     """A new webhook secret (shown once); the old one still signs for `keep_old_hours`."""
@@ -70,7 +77,8 @@ def details(ctx: Ctx) -> dict[str, Any]:
             "future_hours": c.future_hours, "backdate_days": c.backdate_days,
             "max_periods_per_event": c.max_periods_per_event,
             "adjustment_limit": format_cents(c.adjustment_limit_cents),
-            "adjustment_limit_points": c.adjustment_limit_points, "receipt_shows_balance": c.receipt_shows_balance}
+            "adjustment_limit_points": c.adjustment_limit_points, "receipt_shows_balance": c.receipt_shows_balance,
+            "brand_color": c.brand_color, "logo": c.logo_type is not None}
 
 
 __all__ = ["NotFound", "add_company", "details", "exists", "init", "rotate_webhook_secret", "slugs", "today",

@@ -55,6 +55,10 @@ def companies_add(obj: Obj, slug: str, name: str, timezone: str) -> None:
               help="How many ended periods one event may close (120); more is left to due work.")
 @click.option("--adjustment-limit", default=None, help="Largest manual allowance adjustment, e.g. 1000.00.")
 @click.option("--adjustment-limit-points", type=int, default=None, help="Largest manual points adjustment (100000).")
+@click.option("--brand-color", default=None, help="The member portal's colour, e.g. #0b5cad (dark enough for white "
+              "text); \"\" for Keepwell's own.")
+@click.option("--logo", type=click.File("rb"), default=None, help="The member portal's logo: a PNG or JPEG of at most "
+              "200 KB (an empty file removes it).")
 @click.option("--receipt-balance/--no-receipt-balance", "receipt_shows_balance", default=None,
               help="Whether POS receipts print the member's allowance left and overdraft (they do by default).")
 @click.pass_obj
@@ -62,6 +66,8 @@ def companies_add(obj: Obj, slug: str, name: str, timezone: str) -> None:
 def companies_set(obj: Obj, **fields: Any) -> None:
     """Change the company's settings (contact, time zone, quiet hours)."""
     fields["webhook_secret"] = _webhook_secret(fields.get("webhook_secret"))
+    if fields.get("logo") is not None:
+        fields["logo"] = fields["logo"].read(300_000)
     companies.update(obj.app, obj.company, **fields)
     click.echo(obj.company)
 

@@ -190,7 +190,10 @@ BODIES: dict[str, dict[str, Any]] = {
                        "adjustment_limit": {**MONEY, "description": "The largest manual allowance adjustment"},
                        "adjustment_limit_points": {"type": "integer", "minimum": 1, "maximum": 10**12},
                        "receipt_shows_balance": {"type": "boolean", "description": "Whether the receipt lines a "
-                                                 "POS prints for a member show the allowance left and the overdraft"}}},
+                                                 "POS prints for a member show the allowance left and the overdraft"},
+                       "brand_color": {"type": "string", "maxLength": 7, "examples": ["#0b5cad"],
+                                       "description": "The member portal's colour, dark enough for white text; \"\" "
+                                       "for Keepwell's own"}}},
     "MigrateIn": {
         "type": "object", "required": ["plan", "to"], "additionalProperties": False,
         "properties": {"plan": {**ID, "description": "The Plan ruleset's id"},

@@ -85,7 +85,8 @@ COMPANY = {"type": "object", "required": ["slug", "name", "timezone"], "properti
     "webhook_disabled_reason": _TEXT_OR_NULL, "phone_region": {"type": "string"},
     "future_hours": {"type": "integer"}, "backdate_days": {"type": "integer"},
     "max_periods_per_event": {"type": "integer"}, "adjustment_limit": _MONEY_TEXT,
-    "adjustment_limit_points": {"type": "integer"}, "receipt_shows_balance": {"type": "boolean"}}}
+    "adjustment_limit_points": {"type": "integer"}, "receipt_shows_balance": {"type": "boolean"},
+    "brand_color": _TEXT_OR_NULL, "logo": {"type": "boolean"}}}
 
 
 def _page_of(name: str, item: str) -> dict[str, Any]:

@@ -87,6 +87,24 @@ def _page(template: str, **values: Any) -> ResponseReturnValue:
     return render_template(template, company_name=_company_name(), **values)
 
 
+@bp.get("/logo")
+def logo() -> ResponseReturnValue:
+    found = companies.logo(keepwell(), g.portal_company)
+    if found is None:
+        abort(404)
+    return Response(found[0], mimetype=found[1], headers={"Cache-Control": "public, max-age=3600"})
+
+
+@bp.app_context_processor
+def _brand() -> dict[str, Any]:
+    """The company's look on every portal page: its colour and whether it has a logo."""
+    slug = g.get("portal_company")
+    if not slug:
+        return {}
+    shown = companies.details(keepwell(), slug)
+    return {"brand": {"color": shown.get("brand_color") or "#0b5cad", "logo": shown.get("logo")}}
+
+
 @bp.get("/history")
 @members_only
 def history() -> ResponseReturnValue:
