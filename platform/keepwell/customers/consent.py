@@ -32,7 +32,8 @@ def record(session: Session, company_id: int, customer_id: str, granted: bool, s
     """Note a choice, when it changes what holds (the same choice twice is one row)."""
     if source not in SOURCES:
         raise InvalidDocument.field("source", f"Source must be one of {', '.join(SOURCES)}")
-    if agreed(session, customer_id) == granted and latest(session, customer_id) is not None:
+    found = latest(session, customer_id)
+    if found is not None and found.granted == granted:
         return
     session.add(MarketingConsent(company_id=company_id, customer_id=customer_id, granted=granted, at=at,
                                  source=source))

@@ -7,7 +7,6 @@ earlier link that is still unused: a member who asked twice may use either."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..infra.tables import aware
 from ..kernel.errors import InvalidDocument, NotFound
+from .api_keys import digest_of
 from .contact import clean_email
 from .models import Company, Customer, MemberLink
 
@@ -23,9 +23,6 @@ LINK_MINUTES = 30
 # A member asking for many links: at most this many unused ones at a time (the oldest stop).
 MOST_OPEN_LINKS = 3
 
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def member_by_email(session: Session, company: Company, email: str) -> Customer | None:
@@ -49,7 +46,7 @@ def new_link(session: Session, company: Company, customer: Customer, now: dateti
     for old in open_links[MOST_OPEN_LINKS - 1:]:
         old.expires_at = now
     token = secrets.token_urlsafe(32)
-    link = MemberLink(company_id=company.id, customer_id=customer.id, digest=_digest(token), created_at=now,
+    link = MemberLink(company_id=company.id, customer_id=customer.id, digest=digest_of(token), created_at=now,
                       expires_at=now + timedelta(minutes=LINK_MINUTES))
     session.add(link)
     session.flush()
@@ -59,7 +56,7 @@ def new_link(session: Session, company: Company, customer: Customer, now: dateti
 def take_link(session: Session, company: Company, token: str, now: datetime) -> Customer:
     """The member a link signs in, marking it used; NotFound when it is not this company's, has
     expired or has been used."""
-    link = session.scalar(sa.select(MemberLink).where(MemberLink.digest == _digest(token or ""))
+    link = session.scalar(sa.select(MemberLink).where(MemberLink.digest == digest_of(token or ""))
                           .with_for_update())
     if link is None or link.company_id != company.id or link.used_at is not None or aware(link.expires_at) <= now:
         raise NotFound("This sign-in link has expired or has been used. Ask for a new one below.")

@@ -11,7 +11,6 @@ the user bump it, so every session of that user ends at once, copied cookies inc
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from zxcvbn import zxcvbn
 
 from ..infra.tables import aware
 from ..kernel.errors import Conflict, InvalidDocument, NotFound
+from .api_keys import digest_of
 from .models import Company, User
 
 ROLES = ("owner", "manager", "staff")
@@ -118,7 +118,7 @@ def list_users(session: Session, company: Company) -> list[dict]:
 def _status(user: User) -> str:
     if user.disabled_at is not None:
         return "disabled"
-    return "invited" if user.invited_at is not None and user.joined_at is None else "active"
+    return "invited" if link_purpose(user) == "invite" else "active"
 
 
 def check_password(password: str | None, *context: str) -> None:
@@ -194,14 +194,11 @@ def set_disabled(session: Session, company: Company, email: str, disabled: bool,
 LINK_HOURS = {"invite": 72, "reset": 2}
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
 
 def _new_link(user: User, purpose: str, now: datetime) -> str:
     """A fresh single-use link token for the user (any earlier one stops working)."""
     token = secrets.token_urlsafe(32)
-    user.link_digest = _digest(token)
+    user.link_digest = digest_of(token)
     user.link_expires_at = now + timedelta(hours=LINK_HOURS[purpose])
     return token
 
@@ -221,13 +218,18 @@ def reissue(session: Session, company: Company, email: str, now: datetime) -> tu
     user = _user(session, company, email)
     if user.disabled_at is not None:
         raise Conflict(f"{user.email} is disabled: enable them first")
-    purpose = "invite" if user.invited_at is not None and user.joined_at is None else "reset"
+    purpose = link_purpose(user)
     return user, purpose, _new_link(user, purpose, now)
+
+
+def link_purpose(user: User) -> str:
+    """What a user's emailed link is: the invitation, until they have joined; then a reset."""
+    return "invite" if user.invited_at is not None and user.joined_at is None else "reset"
 
 
 def link_user(session: Session, token: str, now: datetime) -> User:
     """The user an emailed link is for, while it works."""
-    user = session.scalar(sa.select(User).where(User.link_digest == _digest(token or "")))
+    user = session.scalar(sa.select(User).where(User.link_digest == digest_of(token or "")))
     if user is None or user.disabled_at is not None or user.link_expires_at is None \
             or aware(user.link_expires_at) <= now:
         raise NotFound("This link has expired or has been used. Ask an owner of your company for a new one.")

@@ -89,8 +89,7 @@ def link_for(app: Keepwell, token: str) -> dict[str, Any]:
     def work(s: Any) -> dict[str, Any]:
         user = users.link_user(s, token, app.clock.now())
         company = users.company_of(s, user)
-        return {"email": user.email, "company": company.name, "purpose": "reset" if user.joined_at or
-                user.invited_at is None else "invite"}
+        return {"email": user.email, "company": company.name, "purpose": users.link_purpose(user)}
     return app.run_platform(work, read_only=True)
 
 

@@ -46,7 +46,9 @@ def keepwell() -> Keepwell:
 @bp.url_value_preprocessor
 def _company(_endpoint: str | None, values: dict[str, Any] | None) -> None:
     slug = (values or {}).pop("company", "")
-    if not companies.exists(keepwell(), slug):
+    try:  # read once: every page shows its name and look
+        g.portal_shown = companies.details(keepwell(), slug)
+    except NotFound:
         abort(404)
     g.portal_company = slug
 
@@ -98,10 +100,9 @@ def logo() -> ResponseReturnValue:
 @bp.app_context_processor
 def _brand() -> dict[str, Any]:
     """The company's look on every portal page: its colour and whether it has a logo."""
-    slug = g.get("portal_company")
-    if not slug:
+    shown = g.get("portal_shown")
+    if not shown:
         return {}
-    shown = companies.details(keepwell(), slug)
     return {"brand": {"color": shown.get("brand_color") or "#0b5cad", "logo": shown.get("logo")}}
 
 
@@ -370,7 +371,7 @@ def sign_out() -> ResponseReturnValue:
 
 
 def _company_name() -> str:
-    return str(companies.details(keepwell(), g.portal_company)["name"])
+    return str(g.portal_shown["name"])
 
 
 def _email() -> str:
