@@ -552,6 +552,22 @@ class MembershipsView(ListView):
                                                      if refund and refund != "0.00" else ""), "success")
         return redirect(url_for(".show", membership_id=membership_id))
 
+    @expose("/renewal/<membership_id>", methods=["POST"])
+    @editor_only
+    def renewal(self, membership_id: str) -> Any:
+        """Turn automatic renewal off (it ends with its period) or on again."""
+        try:
+            done = memberships.set_renewal(keepwell(), self.user().company_slug, membership_id,
+                                           request.form.get("auto_renewal") == "on")
+        except NotFound:
+            abort(404)
+        except KeepwellError as exc:
+            flash(f"Not done: {exc.message}", "error")
+        else:
+            flash(f"It renews automatically after {done['expires_on']}." if done["auto_renewal"]
+                  else f"It will not renew: it ends on {done['expires_on']}.", "success")
+        return redirect(url_for(".show", membership_id=membership_id))
+
     @expose("/upgrade/<membership_id>", methods=["POST"])
     @editor_only
     def upgrade(self, membership_id: str) -> Any:

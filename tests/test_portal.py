@@ -448,3 +448,110 @@ def test_the_portal_wears_the_companys_colour_and_logo(world, db_url, tmp_path):
     logo = app.test_client().get("/portal/default/logo")
     assert logo.status_code == 200 and logo.mimetype == "image/png" and logo.data == PNG
     assert app.test_client().get("/portal/other/logo").status_code == 404  # the other company has none
+
+
+def set_password(client, password: str, confirm: str | None = None):
+    csrf = csrf_of(client, "/portal/default/preferences")
+    return client.post("/portal/default/password", data={"password": password, "confirm": confirm or password,
+                                                          "csrf_token": csrf})
+
+
+def password_sign_in(client, email: str, password: str, company: str = "default"):
+    csrf = csrf_of(client, f"/portal/{company}/sign-in")
+    return client.post(f"/portal/{company}/sign-in/password", data={"email": email, "password": password,
+                                                                   "csrf_token": csrf})
+
+
+def test_a_member_sets_a_password_signs_in_with_it_and_their_other_sessions_end(world):
+    svc, app, _olive, _ = world
+    phone = signed_in(svc, app.test_client())
+    laptop = signed_in(svc, app.test_client())
+    differ = set_password(laptop, "maple kettle harbour", "maple kettle harbor")
+    assert differ.status_code == 400 and "The two passwords differ" in differ.get_data(as_text=True)
+    weak = set_password(laptop, "password123")
+    assert weak.status_code == 400 and "too easy to guess" in weak.get_data(as_text=True)
+    assert set_password(laptop, "maple kettle harbour").status_code == 302
+    assert "You can sign in with your email and password" in laptop.get("/portal/default/preferences").get_data(
+        as_text=True)
+    # The session that set it goes on; the other one has ended.
+    assert laptop.get("/portal/default/").status_code == 200
+    assert phone.get("/portal/default/").headers["Location"].endswith("/sign-in")
+    fresh = app.test_client()
+    wrong = password_sign_in(fresh, "olive@example.com", "maple kettle harbor")
+    nobody = password_sign_in(fresh, "nobody@example.com", "maple kettle harbour")
+    assert wrong.status_code == nobody.status_code == 401
+    assert "do not match" in wrong.get_data(as_text=True) and "do not match" in nobody.get_data(as_text=True)
+    assert fresh.get("/portal/default/").status_code == 302
+    ok = password_sign_in(fresh, "Olive@example.com", "maple kettle harbour")
+    assert ok.status_code == 302 and "Olive Member" in fresh.get("/portal/default/").get_data(as_text=True)
+    # The password is this company's: at another company's portal it signs nobody in.
+    assert password_sign_in(app.test_client(), "olive@example.com", "maple kettle harbour", "other").status_code == 401
+
+
+def test_wrong_passwords_are_throttled_per_account(world):
+    svc, app, _olive, _ = world
+    set_password(signed_in(svc, app.test_client()), "maple kettle harbour")
+    client = app.test_client()
+    codes = [password_sign_in(client, "olive@example.com", f"wrong guess {i}").status_code for i in range(6)]
+    assert codes == [401] * 5 + [429]
+    refused = password_sign_in(client, "olive@example.com", "maple kettle harbour")
+    assert refused.status_code == 429 and "Too many wrong passwords" in refused.get_data(as_text=True)
+
+
+CHOOSY = {"apiVersion": "keepwell/v1", "kind": "Plan", "metadata": {"id": "choosy", "name": "Flex Plan"},
+          "spec": {"period": "monthly", "members_choose_renewal": True,
+                   "tiers": [{"id": "basic", "name": "Basic", "price": {"monthly": "10.00"}},
+                             {"id": "plus", "name": "Plus", "price": {"monthly": "15.00"}}]}}
+
+
+def renewal_choice(client, mid: str, choice: str):
+    csrf = csrf_of(client, "/portal/default/")
+    return client.post(f"/portal/default/membership/{mid}/renewal", data={"auto_renewal": choice, "csrf_token": csrf})
+
+
+def test_a_member_turns_renewal_off_where_the_plan_lets_them_and_the_membership_ends_with_its_period(world):
+    svc, app, olive, _ = world
+    svc.publish(CHOOSY, "test", date(1970, 1, 1))
+    start = datetime.now(UTC).date() - timedelta(days=1)
+    fay = customers.add_customer(svc, "default", "Fay Flex", "fay@example.com")
+    mid = memberships.enroll(svc, "default", fay, "choosy", start, tier="basic")["membership"]
+    client = signed_in(svc, app.test_client(), email="fay@example.com")
+    home = client.get("/portal/default/").get_data(as_text=True)
+    assert "Stop automatic renewal" in home and "Renews on" in home
+    done = renewal_choice(client, mid, "off")
+    assert done.status_code == 302
+    home = client.get("/portal/default/").get_data(as_text=True)
+    assert "will not renew" in home, re.findall(r'<div class="alert[^>]*>[^<]*', home)
+    assert "Ends on" in home and "Renew automatically" in home
+    shown = memberships.show(svc, "default", mid)
+    assert shown["auto_renewal"] is False
+    # The choice is an event: the office sees who changed it.
+    from keepwell.usecases import events as events_uc
+    [changed] = [e for e in events_uc.list_events(svc, "default", customer=fay)["events"]
+                 if e["type"] == "renewal_changed"]
+    assert changed["payload"]["data"] == {"membership": mid, "auto_renewal": False, "by": "member"}
+    # Its period ends: it expires instead of renewing.
+    svc.run_due(date.fromisoformat(shown["expires_on"]) + timedelta(days=1))
+    assert memberships.show(svc, "default", mid)["status"] == "expired"
+    # Olive's plan leaves renewal to the office: no button, and the form asked anyway says why.
+    olive_client = signed_in(svc, app.test_client())
+    olive_mid = memberships.of_customer(svc, "default", olive)[0]["id"]
+    assert "Stop automatic renewal" not in olive_client.get("/portal/default/").get_data(as_text=True)
+    renewal_choice(olive_client, olive_mid, "off")
+    assert "renewal is set by" in olive_client.get("/portal/default/").get_data(as_text=True)
+    assert memberships.show(svc, "default", olive_mid)["auto_renewal"] is True
+    # Someone else's membership is not found.
+    assert renewal_choice(olive_client, mid, "on").status_code == 404
+
+
+def test_renewal_turned_off_stays_off_through_a_change_of_tier_and_the_office_can_turn_it_back_on(world):
+    svc, _app, _olive, _ = world
+    svc.publish(CHOOSY, "test", date(1970, 1, 1))
+    today = datetime.now(UTC).date()
+    gus = customers.add_customer(svc, "default", "Gus Flex", "gus@example.com")
+    mid = memberships.enroll(svc, "default", gus, "choosy", today - timedelta(days=1), tier="basic")["membership"]
+    memberships.set_renewal(svc, "default", mid, False, by="member")
+    moved = memberships.change_tier(svc, "default", mid, "plus", today).membership
+    assert memberships.show(svc, "default", moved)["auto_renewal"] is False
+    back = memberships.set_renewal(svc, "default", moved, True)
+    assert back["auto_renewal"] is True and memberships.show(svc, "default", moved)["auto_renewal"] is True

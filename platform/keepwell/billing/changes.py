@@ -118,21 +118,15 @@ def bill_change(ctx: Ctx, old_id: str, new_id: str, old: PlanTerms, new: PlanTer
     return out
 
 
-def _done(result: dict[str, Any]) -> dict[str, Any]:
-    """An event's answer, or the refusal it holds as an error (undoing the caller's transaction)."""
-    if result["status"] == "declined":
-        raise Declined(result.get("reason") or "declined", result.get("message") or "declined")
-    return result
-
-
 def move(ctx: Ctx, m: Any, plan: str, tier: str, on: date) -> dict[str, Any]:
     """The membership ends and one on `tier` starts on `on`, billing going on from it: two events
     in the caller's transaction (a refusal of either undoes both)."""
-    _done(pipeline.post(ctx, {"id": f"admin:cancelled:{m.id}:{on.isoformat()}:upgrade:{tier}", "type": "cancelled",
-                                "customer": m.customer_id, "occurred_at": ctx.midday_of(on),
-                                "data": {"membership": m.id, "reason": f"changed to tier {tier}", "refund": "none"}},
-                        trusted=True))
-    return _done(pipeline.post(ctx, {"id": f"upgrade:{m.id}:{tier}:{on.isoformat()}", "type": "enrolled",
+    pipeline.accepted(pipeline.post(ctx, {"id": f"admin:cancelled:{m.id}:{on.isoformat()}:upgrade:{tier}",
+                                          "type": "cancelled", "customer": m.customer_id,
+                                          "occurred_at": ctx.midday_of(on),
+                                          "data": {"membership": m.id, "reason": f"changed to tier {tier}",
+                                                   "refund": "none"}}, trusted=True))
+    return pipeline.accepted(pipeline.post(ctx, {"id": f"upgrade:{m.id}:{tier}:{on.isoformat()}", "type": "enrolled",
                                   "customer": m.customer_id, "occurred_at": ctx.midday_of(on),
                                   "data": {"plan": plan, "tier": tier, "replaces": m.id}}, trusted=True))
 

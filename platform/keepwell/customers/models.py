@@ -137,6 +137,19 @@ class MemberLink(Base):
     used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
+class MemberPassword(Base):
+    """A member's own portal password (a salted scrypt hash), for members who would rather not
+    wait for an emailed link; and the version of their portal sessions, moved on when the
+    password changes so that every other session ends."""
+
+    __tablename__ = "member_passwords"
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"), primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    session_version: Mapped[int] = mapped_column(sa.Integer, default=1)
+    set_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
 class Location(Base):
     """A place a company serves, with the sales tax its invoices charge there (none: no tax)."""
 

@@ -135,6 +135,14 @@ def post_platform(ctx: Ctx, payload: dict[str, Any]) -> dict[str, Any]:
     return post(ctx, payload, trusted=True)
 
 
+def accepted(result: dict[str, Any]) -> dict[str, Any]:
+    """An event's answer, or the refusal it holds as an error (undoing the caller's transaction):
+    for a use case that posts an event to do its work."""
+    if result["status"] == "declined":
+        raise Declined(result.get("reason") or "declined", result.get("message") or "declined")
+    return result
+
+
 def platform_payload(key: str, type_: str, customer: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
     return {"id": key, "type": type_, "customer": customer, "occurred_at": at.isoformat(), "data": data}
 

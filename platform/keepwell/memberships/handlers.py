@@ -238,8 +238,12 @@ def enrolled(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str
         if old.customer_id != event.customer_id:
             raise Declined("wrong_customer", f"membership {old.id} belongs to another customer")
         plan_ref, terms = memberships.plan_of(ctx, m)
-        out["carried"] = carry.carry_usage(ctx, old, memberships.plan_of(ctx, old)[1], m, terms,
+        old_terms = memberships.plan_of(ctx, old)[1]
+        out["carried"] = carry.carry_usage(ctx, old, old_terms, m, terms,
                                            Posting(event.id, plan_ref, "", local, m.current_period))
+        if old_terms.auto_renewal and not old.auto_renewal and m.auto_renewal:
+            # renewal turned off on the old tier stays off on the new: a tier change is not a yes
+            memberships.members(ctx).set(m, "auto_renewal", False)
     return out
 
 
@@ -261,6 +265,25 @@ def cancelled(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[st
     renewal.catch_up(ctx, m, local)
     memberships.cancel(ctx, m, local)
     return {"membership": m.id, "status": m.status}
+
+
+@event_type("renewal_changed", title="Renewal turned on or off",
+            description="A membership set to renew automatically at the end of its period, or to end with it "
+            "(by the member from the portal, where the plan lets them, or by the office).",
+            data=data_schema(["membership", "auto_renewal"], membership=MEMBERSHIP,
+                             auto_renewal={"title": "Renews automatically", "type": "boolean",
+                                           "description": "On: it renews at the end of each period; off: it "
+                                           "ends with the current one."},
+                             by={"title": "Changed by", "type": "string", "enum": ["member", "office"],
+                                 "default": "office", "description": "Who asked: the member (from the portal) "
+                                 "or the office."}),
+            platform_only=True, key_prefix="renewal_changed:")
+def renewal_changed(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
+    m = _own_membership(ctx, event, data)
+    renewal.catch_up(ctx, m, local)
+    on, by = bool(data["auto_renewal"]), data.get("by", "office")
+    renewal.choose(ctx, m, on, by == "member")
+    return {"membership": m.id, "auto_renewal": m.auto_renewal, "by": by, "expires_on": m.expires_on.isoformat()}
 
 
 @event_type("period_ended", title="Period ended", description="Details of a period_ended event.",

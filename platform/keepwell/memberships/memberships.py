@@ -244,6 +244,7 @@ def view(ctx: Ctx, m: Membership) -> dict[str, Any]:
                    "end": period_end(m.issued_on, m.period, k).isoformat()},
         "expires_on": m.expires_on.isoformat(),
         "auto_renewal": m.auto_renewal,
+        "members_choose_renewal": terms.members_choose_renewal and terms.auto_renewal,
         "ended_on": m.ended_on.isoformat() if m.ended_on else None,
         "allowance": allowance.state(ctx, m, terms).to_dict() if terms.has_allowance else None,
         "services": entitlements.usage(ctx, m, terms),

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..events.pipeline import platform_payload, post_platform
 from ..infra.context import Ctx
-from ..kernel.errors import InvalidDocument
+from ..kernel.errors import Declined, InvalidDocument
 from ..kernel.periods import period_end, period_start
 from ..ledger import Posting
 from . import allowance, entitlements
@@ -47,6 +47,23 @@ def close_period(ctx: Ctx, m: AnyMembership, event_id: int,
         state.set(m, "ended_on", m.expires_on)
     return {"membership": m.id, "closed_period": k, "renewed": renew, "status": m.status,
             "expires_on": m.expires_on.isoformat()}
+
+
+def choose(ctx: Ctx, m: AnyMembership, on: bool, by_member: bool) -> None:
+    """Set `m` to renew at the end of its period, or to end with it. Renewal cannot be turned on
+    for a plan that does not renew; a member may change it only where the plan lets members
+    choose (the office always may)."""
+    terms = plan_of(ctx, m)[1]
+    if m.status != "active":
+        raise Declined("not_active", f"membership {m.id} is {m.status}: there is nothing left to renew")
+    if by_member and not terms.members_choose_renewal:
+        raise Declined("renewal_set_by_company", f"The {terms.plan_name} plan's renewal is set by "
+                       f"{ctx.company.name}: call or email us to change it")
+    if on and not terms.auto_renewal:
+        raise Declined("plan_does_not_renew", f"The {terms.plan_name} plan does not renew automatically: it ends "
+                       f"on {m.expires_on.isoformat()}")
+    if m.auto_renewal != on:
+        members(ctx).set(m, "auto_renewal", on)
 
 
 def periods_behind(m: Membership, upto: date, most: int) -> int:

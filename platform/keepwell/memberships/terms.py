@@ -60,6 +60,7 @@ class PlanTerms:
     cancellation: dict = field(default_factory=dict)
     billing: dict = field(default_factory=dict)  # the plan's billing terms (retries, tier changes...)
     promotions: tuple[Promotion, ...] = ()  # those that apply to this tier
+    members_choose_renewal: bool = False  # members may turn renewal off and on from the portal
 
     def service(self, code: str) -> IncludedService | None:
         return next((s for s in self.included_services if s.code == code), None)
@@ -99,6 +100,7 @@ def resolve(doc: dict, tier: str | None) -> PlanTerms:
         currency=spec.get("currency", "USD"),
         period=period,
         auto_renewal=bool(auto_renewal),
+        members_choose_renewal=bool(spec.get("members_choose_renewal", False)),
         has_allowance=allowance is not None,
         allowance_cents=to_cents(amount),
         overdraft_limit_cents=to_cents(limit) if allowance is not None else 0,

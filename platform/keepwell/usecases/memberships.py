@@ -135,6 +135,22 @@ def cancel(ctx: Ctx, membership_id: str, on: date, at: str | None = None) -> dic
                                "data": {"membership": m.id}}, trusted=True)
 
 
+@use_case
+def set_renewal(ctx: Ctx, membership_id: str, on: bool, by: str = "office") -> dict[str, Any]:
+    """Have a membership renew automatically at the end of its period (`on`), or end with it: a
+    `renewal_changed` event (so it shows in the events, reaches webhooks and notification
+    triggers). `by="member"` is the member asking, allowed only where the plan lets members
+    choose; the office may always turn renewal off, and on again where the plan renews."""
+    m = memberships.get(ctx, membership_id)
+    if by not in ("member", "office"):
+        raise InvalidDocument.field("by", "must be member or office")
+    now = ctx.clock.now()
+    key = f"renewal_changed:{m.id}:{now.strftime('%Y%m%dT%H%M%S%f')}:{'on' if on else 'off'}"
+    return pipeline.accepted(pipeline.post(ctx, pipeline.platform_payload(
+        key, "renewal_changed", m.customer_id, now, {"membership": m.id, "auto_renewal": bool(on), "by": by}),
+        trusted=True))
+
+
 @dataclass(frozen=True)
 class TierChanged:
     cancelled: str | None  # the membership that ended (None: the change waits for the period's end)

@@ -27,7 +27,8 @@ from .app import reading, use_case
 __all__ = ["billing", "cancel", "cancel_preview", "cancel_redemption", "history", "home", "preferences", "redeem",
            "remove_card", "request_link", "rewards", "set_channels", "set_default_card", "sign_in", "statement_pdf",
            "add_card", "change_tier", "change_tier_preview", "invite", "pay_invoice", "referrals", "tiers",
-           "export", "export_rows", "EXPORT_COLUMNS", "visits", "request_visit", "cancel_visit_request"]
+           "export", "export_rows", "EXPORT_COLUMNS", "set_renewal", "sign_in_password", "session_current",
+           "set_password", "visits", "request_visit", "cancel_visit_request"]
 
 CHANNELS = ("email", "sms")
 # What a member may still call off themselves: nothing has left the shop yet.
@@ -81,10 +82,36 @@ def _send_link(ctx: Ctx, member: Any, link_base: str) -> None:
 
 
 @use_case
-def sign_in(ctx: Ctx, token: str) -> dict[str, str]:
-    """The member an emailed link signs in (the link is used up)."""
+def sign_in(ctx: Ctx, token: str) -> dict[str, Any]:
+    """The member an emailed link signs in (the link is used up), with their session version."""
     member = member_access.take_link(ctx.session, ctx.company, token, ctx.clock.now())
-    return {"customer": member.id, "name": member.name}
+    return {"customer": member.id, "name": member.name,
+            "version": member_access.session_version(ctx.session, member.id)}
+
+
+@reading
+def sign_in_password(ctx: Ctx, email: str, password: str) -> dict[str, Any] | None:
+    """The member this email and password sign in, or None (the same answer for an unknown email,
+    a member without a password and a wrong one)."""
+    found = member_access.authenticate(ctx.session, ctx.company, email, password)
+    if found is None:
+        return None
+    member, version = found
+    return {"customer": member.id, "name": member.name, "version": version}
+
+
+@reading
+def session_current(ctx: Ctx, customer_id: str, version: int) -> bool:
+    """Whether a portal session of this version still holds (a password set since ends it)."""
+    return member_access.session_version(ctx.session, customer_id) == version
+
+
+@use_case
+def set_password(ctx: Ctx, customer_id: str, password: str) -> int:
+    """The signed-in member sets their own password (their other sessions end): the answer is
+    the version this session goes on with."""
+    member = get_customer(ctx.session, ctx.company.id, customer_id)
+    return member_access.set_password(ctx.session, ctx.company, member, password, ctx.clock.now())
 
 
 @reading
@@ -169,6 +196,7 @@ def preferences(ctx: Ctx, customer_id: str) -> dict[str, Any]:
             "channels": {ch: not opted_out(ctx.session, member.id, ch) for ch in CHANNELS},
             "marketing": consent.view(ctx.session, member.id),
             "quiet_hours": f"{member.quiet_start}-{member.quiet_end}" if member.quiet_start else "",
+            "has_password": member_access.has_password(ctx.session, member.id),
             "company_quiet_hours": company_quiet}
 
 
@@ -199,6 +227,13 @@ def cancel_preview(ctx: Ctx, customer_id: str, membership_id: str) -> dict[str, 
 def cancel(ctx: Ctx, customer_id: str, membership_id: str) -> dict[str, Any]:
     _own_membership(ctx, customer_id, membership_id)
     return _same(memberships_uc.cancel)(ctx, membership_id, ctx.today())  # type: ignore[no-any-return]
+
+
+@use_case
+def set_renewal(ctx: Ctx, customer_id: str, membership_id: str, on: bool) -> dict[str, Any]:
+    """The member turns their membership's automatic renewal off or on, where the plan lets them."""
+    _own_membership(ctx, customer_id, membership_id)
+    return _same(memberships_uc.set_renewal)(ctx, membership_id, on, by="member")  # type: ignore[no-any-return]
 
 
 @reading

@@ -189,6 +189,20 @@ def membership_change_tier(obj: Obj, membership_id: str, tier: str, on: date, at
     emit(changed.to_dict(), as_json, lambda d: click.echo(d["membership"]))
 
 
+@membership.command("renewal")
+@click.argument("membership_id")
+@click.argument("choice", type=click.Choice(["on", "off"]))
+@json_option
+@click.pass_obj
+@handled
+def membership_renewal(obj: Obj, membership_id: str, choice: str, as_json: bool) -> None:
+    """Turn automatic renewal off (the membership ends with its period) or on again."""
+    done = memberships.set_renewal(obj.app, obj.company, membership_id, choice == "on")
+    emit(done, as_json, lambda d: click.echo(
+        f"{membership_id} renews automatically after {d['expires_on']}" if d["auto_renewal"]
+        else f"{membership_id} ends on {d['expires_on']} (it will not renew)"))
+
+
 @membership.command("migrate")
 @click.argument("plan")
 @click.option("--to", "target", required=True, help="The plan version to move to, e.g. 3 or vip-customer@3.")

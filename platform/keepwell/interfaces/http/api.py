@@ -566,6 +566,14 @@ def change_tier(membership_id: str) -> ResponseReturnValue:
     return jsonify({**changed.to_dict(), "enrolment": changed.result}), 201
 
 
+@bp.post("/memberships/<membership_id>/renewal")
+@needs("memberships:write")
+@idempotent
+def set_renewal(membership_id: str) -> ResponseReturnValue:
+    body = validated("RenewalIn", _body())
+    return jsonify(memberships.set_renewal(keepwell(), g.company, membership_id, body["auto_renewal"]))
+
+
 @bp.get("/memberships/<membership_id>/statement")
 @needs("read")
 def statement(membership_id: str) -> ResponseReturnValue:

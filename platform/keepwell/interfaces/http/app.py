@@ -83,7 +83,8 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
     init_admin(app, settings, limiter)
     from . import portal
 
-    portal.install(app, limiter)
+    portal.install(app, limiter, failures_per_account=settings.signin_limit_account,
+                   failures_per_address=settings.signin_limit_address)
 
     @app.get("/")
     def index() -> ResponseReturnValue:

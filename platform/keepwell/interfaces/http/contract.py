@@ -128,6 +128,9 @@ BODIES: dict[str, dict[str, Any]] = {
                                     "at": {"enum": ["now", "period_end"], "description": "now: on that day, the "
                                            "unused days credited and the rest charged at the new price; period_end: "
                                            "when the billing period ends (default: the plan's choice)"}}},
+    "RenewalIn": {"type": "object", "required": ["auto_renewal"], "additionalProperties": False,
+                  "properties": {"auto_renewal": {"type": "boolean", "description": "true: it renews at the end of "
+                                                  "each period; false: it ends with the current one"}}},
     "ApiKeyIn": {
         "type": "object", "required": ["name"], "additionalProperties": False,
         "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 120,
@@ -346,6 +349,9 @@ ENDPOINTS = (
     Endpoint("post", "/memberships/{membership_id}/tier", "change_tier", "Move a membership to another tier "
              "(it ends; one on the new tier starts, in one transaction)", "memberships:write", "TierChangeIn",
              answers={201: "object", 402: "Problem", 404: "Problem", 422: "Problem"}, idempotent=True),
+    Endpoint("post", "/memberships/{membership_id}/renewal", "set_renewal", "Turn automatic renewal off (the "
+             "membership ends with its period) or on again (where the plan renews)", "memberships:write",
+             "RenewalIn", answers={200: "object", 402: "Problem", 404: "Problem", 422: "Problem"}, idempotent=True),
     Endpoint("get", "/memberships/{membership_id}/statement", "statement", "Statement lines of a date range",
              "read", query=(("from", DAY, "First day"), ("to", DAY, "Last day")),
              answers={200: "object", 404: "Problem", 422: "Problem"}),

@@ -58,6 +58,8 @@ MEMBERSHIP = {"type": "object", "required": ["id", "customer", "status", "plan",
         "kind": {"type": "string"}, "index": {"type": "integer"},
         "start": {"type": "string", "format": "date"}, "end": {"type": "string", "format": "date"}}},
     "expires_on": {"type": "string", "format": "date"}, "auto_renewal": {"type": "boolean"},
+    "members_choose_renewal": {"type": "boolean", "description": "The member may turn renewal off and on "
+                               "themselves (the plan lets them)"},
     "ended_on": {"type": ["string", "null"], "format": "date"},
     "allowance": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["amount", "balance"], "properties": {
         k: _MONEY_TEXT for k in ("amount", "balance", "overdraft_limit", "overdraft_used", "overdraft_left",

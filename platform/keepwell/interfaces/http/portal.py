@@ -1,5 +1,5 @@
 """The member portal, served per company at /portal/<company>/: a homeowner signs in with a
-one-time link emailed to them and sees their membership and rewards, on a phone first. Pages
+one-time link emailed to them (or a password they set) and sees their membership and rewards, on a phone first. Pages
 are server-rendered and work without JavaScript. A member session holds the company and the
 customer it signed in as; every page asks the use cases for that customer's records only, so
 there is no id of anyone else's to try. Asking for links is throttled per address and per email."""
@@ -60,14 +60,29 @@ def _with_company(_endpoint: str, values: dict[str, Any]) -> None:
 
 def member() -> str | None:
     """The customer id this browser is signed in as, at this company (None: not signed in, or
-    signed in elsewhere, or the session has run its course)."""
+    signed in elsewhere, or the session has run its course, or the member has set a password
+    since: that ends their other sessions)."""
+    if "portal_member" not in g:
+        g.portal_member = _signed_in()
+    return g.portal_member  # type: ignore[no-any-return]
+
+
+def _signed_in() -> str | None:
     held = session.get("member")
     if not isinstance(held, dict) or held.get("company") != g.portal_company:
         return None
-    if time.time() - float(held.get("at", 0)) > current_app.permanent_session_lifetime.total_seconds():
+    customer = str(held.get("customer") or "")
+    if (not customer or time.time() - float(held.get("at", 0)) > current_app.permanent_session_lifetime.total_seconds()
+            or not portal.session_current(keepwell(), g.portal_company, customer, int(held.get("v") or 0))):
         session.pop("member", None)
         return None
-    return str(held.get("customer") or "") or None
+    return customer
+
+
+def _start_session(who: dict[str, Any]) -> None:
+    session["member"] = {"company": g.portal_company, "customer": who["customer"], "at": time.time(),
+                         "v": who["version"]}
+    session.permanent = True
 
 
 def members_only(view: Any) -> Any:
@@ -246,6 +261,23 @@ def cancel(membership_id: str) -> ResponseReturnValue:
     return _page("portal/cancel.html", p=preview, membership_id=membership_id)
 
 
+@bp.post("/membership/<membership_id>/renewal")
+@members_only
+def renewal(membership_id: str) -> ResponseReturnValue:
+    on = request.form.get("auto_renewal") == "on"
+    try:
+        done = portal.set_renewal(keepwell(), g.portal_company, member(), membership_id, on)
+    except NotFound:
+        abort(404)
+    except KeepwellError as exc:
+        flash(f"Not changed: {exc.message}", "error")
+    else:
+        flash(f"Your membership renews automatically after {calendar_words.day(done['expires_on'])}."
+              if done["auto_renewal"] else f"Your membership will not renew: it ends on "
+              f"{calendar_words.day(done['expires_on'])}. You can turn renewal back on until then.", "info")
+    return redirect(url_for("portal.home"))
+
+
 @bp.get("/my-data.<fmt>")
 @members_only
 def my_data(fmt: str) -> ResponseReturnValue:
@@ -358,9 +390,41 @@ def take_link(token: str) -> ResponseReturnValue:
         who = portal.sign_in(keepwell(), g.portal_company, token)
     except NotFound as exc:
         return render_template("portal/sign_in.html", company_name=_company_name(), error=exc.message), 404
-    session["member"] = {"company": g.portal_company, "customer": who["customer"], "at": time.time()}
-    session.permanent = True
+    _start_session(who)
     return redirect(url_for("portal.home"))
+
+
+@bp.post("/sign-in/password")
+def sign_in_password() -> ResponseReturnValue:
+    email = request.form.get("email", "").strip()[:254]
+    who = portal.sign_in_password(keepwell(), g.portal_company, email, request.form.get("password", ""))
+    if who is None:  # 401: the failures the throttle counts
+        return render_template("portal/sign_in.html", company_name=_company_name(), email=email,
+                               password_error="That email and password do not match. Try again, or ask for a "
+                               "sign-in link above."), 401
+    _start_session(who)
+    return redirect(url_for("portal.home"))
+
+
+@bp.post("/password")
+@members_only
+def password() -> ResponseReturnValue:
+    """The signed-in member sets their password; this session goes on, every other one ends."""
+    errors: dict[str, str] = {}
+    chosen = request.form.get("password", "")
+    if chosen != request.form.get("confirm", ""):
+        errors["confirm"] = "The two passwords differ: type the same one twice."
+    else:
+        try:
+            version = portal.set_password(keepwell(), g.portal_company, member(), chosen)
+        except InvalidDocument as exc:
+            errors = {p.path: p.message for p in exc.problems}
+        else:
+            session["member"] = {**session["member"], "v": version}
+            flash("Password set: next time, sign in with your email and password (or with a link, as before).", "info")
+            return redirect(url_for("portal.preferences"))
+    return _page("portal/preferences.html", p=portal.preferences(keepwell(), g.portal_company, member()),
+                 errors=errors, typed=None), 400
 
 
 @bp.post("/sign-out")
@@ -386,10 +450,30 @@ def _too_many(limit: RequestLimit) -> Any:
     return make_response(page, 429)
 
 
-def install(app: Any, limiter: Limiter, per_email: str = "5 per hour", per_address: str = "30 per hour") -> None:
-    """Mount the portal; asking for sign-in links is limited per email and per address."""
+def _failed(response: Any) -> bool:
+    return response.status_code == 401  # type: ignore[no-any-return]
+
+
+def _too_many_failures(limit: RequestLimit) -> Any:
+    minutes = max(1, round((limit.reset_at - time.time()) / 60))
+    page = render_template("portal/sign_in.html", company_name=_company_name(), email=request.form.get("email", ""),
+                           password_error=f"Too many wrong passwords. Wait {minutes} minute"
+                           f"{'s' if minutes != 1 else ''} and try again, or sign in with an emailed link.")
+    return make_response(page, 429)
+
+
+def install(app: Any, limiter: Limiter, per_email: str = "5 per hour", per_address: str = "30 per hour",
+            failures_per_account: str = "5 per 15 minutes", failures_per_address: str = "20 per 15 minutes") -> None:
+    """Mount the portal; asking for sign-in links is limited per email and per address, and so
+    are failed password sign-ins (only failures count, as in the admin)."""
     app.jinja_env.filters.setdefault("day", calendar_words.day)
     app.register_blueprint(bp)
+    view = app.view_functions["portal.sign_in_password"]
+    view = limiter.limit(failures_per_address, key_func=get_remote_address, methods=["POST"], deduct_when=_failed,
+                         scope="portal-password-address", on_breach=_too_many_failures)(view)
+    view = limiter.limit(failures_per_account, key_func=_email, methods=["POST"], deduct_when=_failed,
+                         scope="portal-password-account", on_breach=_too_many_failures)(view)
+    app.view_functions["portal.sign_in_password"] = view
     view = app.view_functions["portal.sign_in"]
     view = limiter.limit(per_address, key_func=get_remote_address, methods=["POST"], scope="portal-address",
                          on_breach=_too_many)(view)
