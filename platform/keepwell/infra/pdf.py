@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from ..kernel import calendar_words
 
@@ -17,7 +18,17 @@ def _templates(folder: str) -> Environment:
     env = Environment(loader=FileSystemLoader(folder), autoescape=select_autoescape(["html"]), trim_blocks=True,
                       lstrip_blocks=True)
     env.filters["day"] = calendar_words.day
+    env.filters["css_text"] = css_text
     return env
+
+
+def css_text(value: object) -> Markup:
+    """Text inside a CSS string (a page footer's `content: "..."`): HTML escaping would show
+    "&amp;" there; instead quotes, backslashes and angle brackets are CSS-escaped."""
+    text = str(value)
+    for raw, escaped in (("\\", "\\\\"), ('"', '\\"'), ("<", "\\3c "), (">", "\\3e "), ("\n", " ")):
+        text = text.replace(raw, escaped)
+    return Markup(text)
 
 
 def render_html(folder: Path, name: str, **values: Any) -> str:

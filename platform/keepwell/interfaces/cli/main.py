@@ -30,11 +30,11 @@ def main(ctx: Any, company: str | None) -> None:
 
 
 def _register() -> None:
-    from . import events, members, operations, rewards, rulesets, setup
+    from . import events, members, operations, reports, rewards, rulesets, setup
 
     members.points.add_command(rewards.points_liability_command())
     members.points.add_command(rewards.points_adjust_command())
-    for module in (setup, rulesets, members, rewards, events, operations):
+    for module in (setup, rulesets, members, rewards, events, operations, reports):
         for command in module.COMMANDS:
             main.add_command(command)
 

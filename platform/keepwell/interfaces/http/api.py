@@ -30,6 +30,7 @@ from ...usecases import (
     memberships,
     messaging,
     packs,
+    reports,
     rewards,
     rulesets,
     simulation,
@@ -587,6 +588,27 @@ def statement_pdf(membership_id: str) -> ResponseReturnValue:
                                          membership_id=membership_id)
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="statement-{membership_id}.pdf"'})
+
+
+@bp.get("/reports")
+@needs("read")
+def list_reports() -> ResponseReturnValue:
+    return jsonify({"reports": reports.list_reports(keepwell(), g.company)})
+
+
+REPORT_FILTERS = ("from", "to", "location", "plan", "tier", "membership", "customer")
+
+
+@bp.get("/reports/<name>")
+@needs("read")
+def run_report(name: str) -> ResponseReturnValue:
+    filters = {k: request.args[k] for k in REPORT_FILTERS if request.args.get(k)}
+    fmt = request.args.get("format") or "json"
+    if fmt == "json":
+        return jsonify(reports.run(keepwell(), g.company, name, **filters))
+    made = reports.export(keepwell(), g.company, name, fmt, **filters)
+    return Response(made.content, mimetype=made.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{made.filename}"'})
 
 
 @bp.get("/rulesets")

@@ -143,6 +143,15 @@ def _operation(e: contract.Endpoint) -> dict[str, Any]:
         if shape == "empty":
             responses[str(status)] = {"description": "Done; no content"}
             continue
+        if shape == "report":
+            responses[str(status)] = {"description": "The report: JSON (format=json, the default), or the file asked "
+                                      "for", "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}
+            continue
         if shape == "pdf":
             responses[str(status)] = {"description": "The document, as PDF", "content": {
                 "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}

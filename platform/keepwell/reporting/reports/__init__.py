@@ -1,0 +1,3 @@
+"""The reports, one module each; importing this package registers them all (catalog.report)."""
+
+from . import statement  # noqa: F401
