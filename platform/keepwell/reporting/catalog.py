@@ -78,7 +78,8 @@ class ReportSpec:
 REPORTS: dict[str, ReportSpec] = {}
 
 
-def report(name: str, title: str, description: str, filters: tuple[str, ...] = ("from", "to")) -> Callable[[Build], Build]:
+def report(name: str, title: str, description: str,
+           filters: tuple[str, ...] = ("from", "to")) -> Callable[[Build], Build]:
     def register(build: Build) -> Build:
         assert name not in REPORTS, name
         assert all(f in FILTERS for f in filters), filters

@@ -29,8 +29,8 @@ SUMMARY = (Column("membership", "Membership"), Column("customer", "Customer"), C
            Column("closing", "Closing balance", "money"),
            Column("overdraft_used", "Overdraft used at close", "money"))
 # Ledger entry kinds by summary column (allowance account; the overdraft account's use shows in charges).
-_KINDS = {"granted": ("grant", "overdraft_unused"), "charges": ("debit",), "overdraft_payments": ("overdraft_recovery",),
-          "expired": ("expire",)}
+_KINDS = {"granted": ("grant", "overdraft_unused"), "charges": ("debit",),
+          "overdraft_payments": ("overdraft_recovery",), "expired": ("expire",)}
 
 
 def _in_range(p: Params) -> list[Any]:
