@@ -24,7 +24,8 @@ LINES = (Column("date", "Date", "date"), Column("description", "Description"), C
          Column("balance", "Balance", "money"), Column("overdraft_used", "Overdraft used", "money"))
 SUMMARY = (Column("membership", "Membership"), Column("customer", "Customer"), Column("tier", "Tier"),
            Column("opening", "Opening balance", "money"), Column("granted", "Allowance granted", "money"),
-           Column("charges", "Charges", "money"), Column("overdraft_payments", OVERDRAFT_PAYMENT, "money"),
+           Column("charges", "Charges", "money"), Column("from_overdraft", "Paid from the overdraft", "money"),
+           Column("overdraft_payments", OVERDRAFT_PAYMENT, "money"),
            Column("expired", "Unused allowance expired", "money"), Column("other", "Adjustments and credits", "money"),
            Column("closing", "Closing balance", "money"),
            Column("overdraft_used", "Overdraft used at close", "money"))
@@ -75,8 +76,10 @@ def _issued(ctx: Ctx, membership_id: str) -> Any:
 
 def _summary(ctx: Ctx, p: Params, ids: list[str]) -> Section:
     s = Section("memberships", "Memberships", SUMMARY,
-                note="Charges include what was paid from the overdraft; the overdraft payment is what the next "
-                     "period's allowance paid back.")
+                note="Charges are what members spent, the part paid from the overdraft included (shown again, "
+                     "added back, as paid from the overdraft); the overdraft payment is what the next period's "
+                     "allowance paid back. Opening balance + allowance granted + charges + paid from the overdraft "
+                     "+ overdraft payments + expired + adjustments = closing balance.")
     if not ids:
         return s
     e, a = LedgerEntry, Account
@@ -104,6 +107,6 @@ def _summary(ctx: Ctx, p: Params, ids: list[str]) -> Section:
          .order_by(Membership.issued_on, Membership.id))
     for mid, name, tier, opening, granted, charges, payments, expired, od_charges, other, closing, od in \
             ctx.session.execute(q):
-        s.add(mid, name, tier, int(opening), int(granted), int(charges) + int(od_charges), int(payments),
-              int(expired), int(other), int(closing), -int(od))
+        s.add(mid, name, tier, int(opening), int(granted), int(charges) + int(od_charges), -int(od_charges),
+              int(payments), int(expired), int(other), int(closing), -int(od))
     return s
