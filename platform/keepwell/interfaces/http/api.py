@@ -599,14 +599,14 @@ def list_reports() -> ResponseReturnValue:
 REPORT_FILTERS = ("from", "to", "location", "plan", "tier", "membership", "customer")
 
 
-@bp.get("/reports/<name>")
+@bp.get("/reports/<report>")
 @needs("read")
-def run_report(name: str) -> ResponseReturnValue:
+def run_report(report: str) -> ResponseReturnValue:
     filters = {k: request.args[k] for k in REPORT_FILTERS if request.args.get(k)}
     fmt = request.args.get("format") or "json"
     if fmt == "json":
-        return jsonify(reports.run(keepwell(), g.company, name, **filters))
-    made = reports.export(keepwell(), g.company, name, fmt, **filters)
+        return jsonify(reports.run(keepwell(), g.company, report, **filters))
+    made = reports.export(keepwell(), g.company, report, fmt, **filters)
     return Response(made.content, mimetype=made.media_type,
                     headers={"Content-Disposition": f'attachment; filename="{made.filename}"'})
 

@@ -360,7 +360,7 @@ ENDPOINTS = (
              query=(("from", DAY, "First day"), ("to", DAY, "Last day")),
              answers={200: "pdf", 404: "Problem", 422: "Problem"}),
     Endpoint("get", "/reports", "list_reports", "The reports, what each shows and the filters it takes", "read"),
-    Endpoint("get", "/reports/{name}", "run_report", "A report's figures (statement, membership-summary, churn, "
+    Endpoint("get", "/reports/{report}", "run_report", "A report's figures (statement, membership-summary, churn, "
              "recurring-revenue, deferred-revenue, points, operations) as JSON, CSV, Excel or PDF", "read",
              query=(("from", DAY, "First day (default: twelve months to `to`)"),
                     ("to", DAY, "Last day (default: today, company time)"),

@@ -13,12 +13,14 @@ down_revision = '0024'
 branch_labels = None
 depends_on = None
 
+BIG = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+
 
 def upgrade() -> None:
     op.create_table(
         'member_passwords',
         sa.Column('customer_id', sa.String(length=40), sa.ForeignKey('customers.id'), primary_key=True),
-        sa.Column('company_id', sa.Integer(), sa.ForeignKey('companies.id'), nullable=False),
+        sa.Column('company_id', BIG, sa.ForeignKey('companies.id'), nullable=False),
         sa.Column('password_hash', sa.String(length=255), nullable=False),
         sa.Column('session_version', sa.Integer(), nullable=False),
         sa.Column('set_at', sa.DateTime(timezone=True), nullable=False),
