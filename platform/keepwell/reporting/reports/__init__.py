@@ -1,4 +1,7 @@
 """The reports, one module each; importing this package registers them all (catalog.report)."""
 
-from . import statement  # noqa: F401
-from . import points  # noqa: F401
+from . import (
+    operations,  # noqa: F401
+    points,  # noqa: F401
+    statement,  # noqa: F401
+)

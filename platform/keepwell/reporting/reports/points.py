@@ -76,7 +76,7 @@ def _points_of(ctx: Ctx, p: Params) -> list[Any]:
     return where
 
 
-def _month_keys(start: date, end: date) -> list[str]:
+def month_keys(start: date, end: date) -> list[str]:
     out, y, m = [], start.year, start.month
     while (y, m) <= (end.year, end.month):
         out.append(f"{y:04d}-{m:02d}")
@@ -94,7 +94,7 @@ def _months(ctx: Ctx, p: Params) -> Section:
                e.effective_date <= p.end)
         .group_by(year, month, e.kind))
     cols = ("earned", "redeemed", "expired", "adjusted", "clawed_back", "net")
-    by_month = {k: dict.fromkeys(cols, 0) for k in _month_keys(p.start, p.end)}
+    by_month = {k: dict.fromkeys(cols, 0) for k in month_keys(p.start, p.end)}
     for y, m, kind, amount in rows:
         row = by_month[f"{int(y):04d}-{int(m):02d}"]
         column, sign = _COLUMN.get(kind, ("adjusted", 1))  # a kind of entry not named: an adjustment
