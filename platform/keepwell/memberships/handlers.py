@@ -228,15 +228,15 @@ def service_completed(ctx: Ctx, event: PendingEvent, data: dict, local: date) ->
                   "type": "boolean", "default": False},
     referral_code=REFERRAL_CODE))
 def enrolled(ctx: Ctx, event: PendingEvent, data: dict, local: date) -> dict[str, Any]:
+    old = memberships.get(ctx, data["replaces"]) if data.get("replaces") else None
+    if old is not None and old.customer_id != event.customer_id:
+        raise Declined("wrong_customer", f"membership {old.id} belongs to another customer")
     m = memberships.enroll(ctx, customer(ctx, event.customer_id), data["plan"], data.get("tier"), local, event.id,
-                           allow_second=bool(data.get("allow_second")))
+                           allow_second=bool(data.get("allow_second")), replaces=old.id if old else None)
     ctx.unit.set(event, "membership_id", m.id)
     out = {"membership": m.id, "plan": memberships.plan_of(ctx, m)[0], "tier": m.tier,
            "expires_on": m.expires_on.isoformat()}
-    if data.get("replaces"):  # a change of tier: what was used this period on the old tier counts
-        old = memberships.get(ctx, data["replaces"])
-        if old.customer_id != event.customer_id:
-            raise Declined("wrong_customer", f"membership {old.id} belongs to another customer")
+    if old is not None:  # a change of tier: what was used this period on the old tier counts
         plan_ref, terms = memberships.plan_of(ctx, m)
         old_terms = memberships.plan_of(ctx, old)[1]
         out["carried"] = carry.carry_usage(ctx, old, old_terms, m, terms,

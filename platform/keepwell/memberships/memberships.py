@@ -167,7 +167,7 @@ def plan_version(ctx: Ctx, plan: str, on: date) -> tuple[Ruleset, RulesetVersion
 
 
 def enroll(ctx: Ctx, customer: Customer, plan: str, tier: str | None, on: date, event_id: int,
-           allow_second: bool = False) -> Membership:
+           allow_second: bool = False, replaces: str | None = None) -> Membership:
     rs, v = plan_version(ctx, plan, on)
     terms = resolve(v.content, tier)
     if not allow_second:
@@ -178,7 +178,7 @@ def enroll(ctx: Ctx, customer: Customer, plan: str, tier: str | None, on: date, 
     m = Membership(
         id=new_id("mem"), company_id=ctx.company.id, customer_id=customer.id, plan_version_id=v.id, tier=terms.tier,
         period=terms.period, issued_on=on, current_period=0, expires_on=period_end(on, terms.period, 0),
-        auto_renewal=terms.auto_renewal, status="active",
+        auto_renewal=terms.auto_renewal, status="active", replaces=replaces,
     )
     ctx.session.add(m)
     ctx.session.flush()

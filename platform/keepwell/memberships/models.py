@@ -29,6 +29,8 @@ class Membership(Base):
     ended_on: Mapped[date | None] = mapped_column(sa.Date)
     # Billing's say while it is active: None (in good standing), past_due or suspended.
     standing: Mapped[str | None] = mapped_column(sa.String(20))
+    # A membership started by a change of tier: the one it replaces (which ended that day).
+    replaces: Mapped[str | None] = mapped_column(sa.String(40), index=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
