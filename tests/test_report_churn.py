@@ -124,6 +124,8 @@ def test_the_retention_chart_has_a_line_per_cohort_with_the_months_reached(histo
     assert chart.kind == "line" and chart.labels[0] == "Month 1" and len(chart.labels) == 12
     # The cohorts with members, each up to the last month reached (the empty April cohort has no line).
     assert chart.series == {"2025-01": [100.0, 66.67, 66.67], "2025-02": [100.0, 100.0], "2025-03": [100.0]}
+    pdf = reports.export(history, "default", "churn", "pdf", **RANGE)
+    assert pdf.content.startswith(b"%PDF") and pdf.filename == "churn-2025-01-01-to-2025-04-30.pdf"
 
 
 def test_the_location_filter_narrows_the_figures(history):
