@@ -61,6 +61,13 @@ class PlanTerms:
     billing: dict = field(default_factory=dict)  # the plan's billing terms (retries, tier changes...)
     promotions: tuple[Promotion, ...] = ()  # those that apply to this tier
     members_choose_renewal: bool = False  # members may turn renewal off and on from the portal
+    revenue_policy: str = "by_day"  # by_day | by_visit: how the deferred revenue report earns the fee
+    unused_visits: str = "release_at_period_end"  # by_visit: release_at_period_end | release_at_expiry
+
+    @property
+    def visits_included(self) -> int:
+        """The included visits of a period, every service counted."""
+        return sum(s.quantity for s in self.included_services)
 
     def service(self, code: str) -> IncludedService | None:
         return next((s for s in self.included_services if s.code == code), None)
@@ -118,6 +125,8 @@ def resolve(doc: dict, tier: str | None) -> PlanTerms:
         prices=t.get("price", spec.get("price") or {}),
         cancellation=spec.get("cancellation") or {},
         billing=spec.get("billing") or {},
+        revenue_policy=(spec.get("revenue_recognition") or {}).get("policy", "by_day"),
+        unused_visits=(spec.get("revenue_recognition") or {}).get("unused_visits", "release_at_period_end"),
         promotions=tuple(
             Promotion(p["id"], p.get("name", p["id"]), date.fromisoformat(p["window"]["from"]),
                       date.fromisoformat(p["window"]["to"]), str(p.get("discount_percent", "0")),

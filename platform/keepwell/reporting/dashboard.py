@@ -123,11 +123,17 @@ def _renewals_due(ctx: Ctx, today: date, days: int, at: Any) -> int:
         *_live(ctx, at), Membership.expires_on >= today, Membership.expires_on <= today + timedelta(days=days)))
 
 
+def yearly_cents(s: Any = BillingSchedule) -> Any:
+    """A billing schedule's price over a year (the price times its billings a year), in SQL: exact
+    in cents; a month's is this over twelve, rounded once (`share_of`). `s`: the schedule table
+    or an alias of it."""
+    return sa.case(*((s.cadence == c, s.price_cents * n) for c, n in PER_YEAR.items()), else_=0)
+
+
 def _recurring(ctx: Ctx, at: Any) -> dict[str, Any]:
     """MRR and ARR of the memberships billed on a schedule that has not been asked to end, by
     currency: each price times its billings a year, exact in cents until the MRR is rounded."""
-    yearly = sa.case(*((BillingSchedule.cadence == c, BillingSchedule.price_cents * n) for c, n in PER_YEAR.items()),
-                     else_=0)
+    yearly = yearly_cents()
     rows = ctx.session.execute(
         sa.select(BillingSchedule.currency, sa.func.coalesce(sa.func.sum(yearly), 0), sa.func.count())
         .join(Membership, Membership.id == BillingSchedule.membership_id)
