@@ -11,11 +11,11 @@ from datetime import date, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import Cli, event
 
 from keepwell.kernel.money import to_cents
 from keepwell.reporting.reports.deferred import deferred_of, earned_by_day, earned_by_visit
 from keepwell.usecases import billing, memberships, reports
+from support import Cli, event
 
 
 def plan(pid: str, name: str, price: dict, recognition: dict | None = None, visits: int = 0,

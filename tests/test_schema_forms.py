@@ -591,7 +591,8 @@ def test_the_plan_form_is_in_sections_a_contractor_thinks_in(app):
                                    "Included visits": False, "Discounts and priority": False, "Promotions": False,
                                    "Renewal and cancellation": False}
     where = {s.title: [f.name for f in s.fields] for s in form.sections().sections}
-    assert where["Plan and price"] == ["metadata", "spec-currency", "spec-price", "spec-billing"]
+    assert where["Plan and price"] == ["metadata", "spec-currency", "spec-price", "spec-billing",
+                                       "spec-revenue_recognition"]
     assert where["Tiers"] == ["spec-tiers"]
     assert where["Allowance and overdraft"] == ["spec-allowance", "spec-late_charges"]
     assert where["Included visits"] == ["spec-included_services"]

@@ -86,7 +86,7 @@ def deferred_of(unearned: int, refunded: int) -> int:
 
 # --- SQL -----------------------------------------------------------------------------------------
 
-class day_number(FunctionElement):  # noqa: N801  (an SQL function's name)
+class day_number(FunctionElement):
     """A date as the number of days since 1970-01-01, in SQL (PostgreSQL and SQLite)."""
 
     type = sa.Integer()
