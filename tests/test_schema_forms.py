@@ -598,7 +598,8 @@ def test_the_plan_form_is_in_sections_a_contractor_thinks_in(app):
     assert where["Included visits"] == ["spec-included_services"]
     assert where["Discounts and priority"] == ["spec-discount_percent", "spec-priority", "spec-emergency"]
     assert where["Promotions"] == ["spec-promotions"]
-    assert where["Renewal and cancellation"] == ["spec-period", "spec-auto_renewal", "spec-cancellation"]
+    assert where["Renewal and cancellation"] == ["spec-period", "spec-auto_renewal", "spec-members_choose_renewal",
+                                                 "spec-cancellation"]
     # the price comes before the tiers now
     html = render(app, form)
     assert html.index('name="spec-price-monthly"') < html.index('name="spec-tiers-0-name"')

@@ -97,12 +97,14 @@ def spec(name: str) -> ReportSpec:
 
 
 def listing() -> list[ReportSpec]:
-    _load()
-    return list(REPORTS.values())
+    order = _load()
+    return sorted(REPORTS.values(), key=lambda s: (order.index(s.name) if s.name in order else len(order), s.name))
 
 
-def _load() -> None:
-    from . import reports  # noqa: F401  (each module registers its reports)
+def _load() -> tuple[str, ...]:
+    from . import reports  # each module registers its reports
+
+    return reports.ORDER
 
 
 def default_start(end: date) -> date:
