@@ -9,7 +9,7 @@ import platform
 import sys
 import time
 
-from . import admin_pages, billing, due_work, http_load, ingest, memory, portal_pages, rule_eval, validation
+from . import admin_pages, billing, due_work, http_load, ingest, memory, portal_pages, reports, rule_eval, validation
 
 BENCHMARKS = {
     "rule_eval": lambda quick: rule_eval.run(quick),
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "admin_pages_postgresql": lambda quick: admin_pages.run("postgresql", quick),
     "admin_pages_sqlite": lambda quick: admin_pages.run("sqlite", quick),
     "portal_pages_postgresql": lambda quick: portal_pages.run("postgresql", quick),
+    "reports_postgresql": lambda quick: reports.run("postgresql", quick),
 }
 
 
@@ -79,6 +80,11 @@ def summary(name: str, res: dict) -> list[tuple[str, str, str, str]]:
                  f"median {v['median_ms']} ms, p95 {v['p95_ms']} ms ({res['years_of_history']} years, "
                  f"{res['member_ledger_entries']:,} entries)", base, f"{v['ratio_vs_sign_in_page']}x")
                 for page, v in res["pages"].items()]
+    if name.startswith("reports"):
+        size = f"{res['reports_memberships']:,} memberships, {res['reports_ledger_entries']:,} entries"
+        return [(f"{name} {report}" + (" SLOW" if v["seconds"] > res["slow_seconds"] else ""), f"{v['seconds']} s ({size})",
+                 f"count(*) of {', '.join(v['tables'])} {v['count_seconds']} s", f"{v['vs_count']}x the count")
+                for report, v in res["reports"].items()]
     return []
 
 

@@ -77,3 +77,31 @@ def test_quick_portal_pages_answer(tmp_path):
         assert 0 < page["median_ms"] <= page["p95_ms"], name
     assert all(not data["pages"][p]["download"] for p in data["over_budget"])
     assert "portal_pages_postgresql history" in res.stdout
+
+
+def test_quick_reports_run_against_their_counts(tmp_path):
+    """Every report in the catalog (and the statement for one plan) over a bulk-built data set on
+    PostgreSQL (quick size): each has its seconds, the seconds of a count(*) of the tables it read
+    (memberships and ledger entries among them) and the ratio of the two; the data set has what
+    the reports read — invoices with lines, payments, points lots, cancelled and expired members."""
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "reports_postgresql",
+                          "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads(out.read_text())["benchmarks"]["reports_postgresql"]
+    assert data["reports_memberships"] == 1500 and data["audit_ok"]
+    assert 10_000 < data["reports_ledger_entries"] < 20_000  # about 15,000 asked for
+    rows = data["rows"]
+    assert rows["invoices"] == rows["invoice_lines"] and rows["payments"] > rows["invoices"]
+    assert rows["points_lots"] > 0 and rows["lot_draws"] > 0 and rows["credit_notes"] > 0 and rows["customers"] > 1500
+    from keepwell.reporting import catalog
+
+    names = {s.name.replace("-", "_") for s in catalog.listing()} | {"statement_plan"}
+    assert set(data["reports"]) == names
+    for name in names:
+        assert data[f"report_{name}_seconds"] > 0 and data[f"report_{name}_count_seconds"] > 0, name
+        assert abs(data[f"report_{name}_vs_count"] - data[f"report_{name}_seconds"] /
+                   data[f"report_{name}_count_seconds"]) < 0.2 * data[f"report_{name}_vs_count"] + 0.1, name
+        assert {"memberships", "ledger_entries"} <= set(data["reports"][name]["tables"]), name
+    assert data["slow"] == [n for n in data["reports"] if data["reports"][n]["seconds"] > data["slow_seconds"]]
+    assert "reports_postgresql statement" in res.stdout
