@@ -59,7 +59,7 @@ def test_a_member_uses_the_portal_on_a_phone(server, browser, tmp_path):
     page.goto(server + "/portal/acme/")
     page.wait_for_url(re.compile(r".*/portal/acme/sign-in$"))
     look("01-sign-in")
-    page.get_by_label("Email").fill("olive@example.com")
+    page.locator("#email").fill("olive@example.com")
     page.locator("#send-link").click()
     assert "Check your email" in page.locator("#link-sent").inner_text()
     look("02-link-sent")
