@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 
 from ...customers.models import Customer
 from ...infra.context import Ctx
@@ -82,30 +83,41 @@ def _summary(ctx: Ctx, p: Params, ids: list[str]) -> Section:
                      "+ overdraft payments + expired + adjustments = closing balance.")
     if not ids:
         return s
-    e, a = LedgerEntry, Account
-    before, within = e.effective_date < p.start, e.effective_date.between(p.start, p.end)
-    is_allowance, is_overdraft = a.unit == ALLOWANCE, a.unit == OVERDRAFT
+    e = LedgerEntry
+    within = e.effective_date.between(p.start, p.end)
 
     def total(*conds: Any) -> Any:
         return sa.func.coalesce(sa.func.sum(sa.case((sa.and_(*conds), e.amount), else_=0)), 0)
 
+    # Each account's sums first (one pass over the company's entries, grouped by account), then
+    # joined to the memberships: the database aggregates narrow rows instead of joined wide ones.
     named = [k for ks in _KINDS.values() for k in ks]
-    q = (sa.select(Membership.id, Customer.name, Membership.tier,
-                   total(is_allowance, before),
-                   *(total(is_allowance, within, e.kind.in_(kinds)) for kinds in _KINDS.values()),
-                   total(is_overdraft, within, e.kind == "overdraft"),
-                   total(is_allowance, within, e.kind.not_in(named)),
-                   total(is_allowance, e.effective_date <= p.end),
-                   total(is_overdraft, e.effective_date <= p.end))
+    sums = (sa.select(e.account_id.label("account"), total(e.effective_date < p.start).label("opening"),
+                      *(total(within, e.kind.in_(kinds)).label(name) for name, kinds in _KINDS.items()),
+                      total(within, e.kind == "overdraft").label("used"),
+                      total(within, e.kind.not_in(named)).label("other"), sa.func.sum(e.amount).label("closing"))
+            .where(e.company_id == ctx.company.id, e.effective_date <= p.end)
+            .group_by(e.account_id)).subquery()
+    allowance, overdraft = sa.orm.aliased(Account), sa.orm.aliased(Account)
+    a_sums, o_sums = sums.alias("a_sums"), sums.alias("o_sums")
+
+    def of(sub: Any, column: str) -> Any:
+        return sa.func.coalesce(sub.c[column], 0)
+
+    q = (sa.select(Membership.id, Customer.name, Membership.tier, of(a_sums, "opening"), of(a_sums, "granted"),
+                   of(a_sums, "charges"), of(o_sums, "used"), of(a_sums, "overdraft_payments"),
+                   of(a_sums, "expired"), of(a_sums, "other"), of(a_sums, "closing"), of(o_sums, "closing"))
          .select_from(Membership)
          .join(Customer, Customer.id == Membership.customer_id)
-         .outerjoin(a, sa.and_(a.company_id == ctx.company.id, a.owner == Membership.id,
-                               a.unit.in_((ALLOWANCE, OVERDRAFT))))
-         .outerjoin(e, e.account_id == a.id)
+         .outerjoin(allowance, sa.and_(allowance.company_id == ctx.company.id, allowance.owner == Membership.id,
+                                       allowance.unit == ALLOWANCE))
+         .outerjoin(a_sums, a_sums.c.account == allowance.id)
+         .outerjoin(overdraft, sa.and_(overdraft.company_id == ctx.company.id, overdraft.owner == Membership.id,
+                                       overdraft.unit == OVERDRAFT))
+         .outerjoin(o_sums, o_sums.c.account == overdraft.id)
          .where(*membership_scope(ctx, p), *_in_range(p))
-         .group_by(Membership.id, Customer.name, Membership.tier, Membership.issued_on)
          .order_by(Membership.issued_on, Membership.id))
-    for mid, name, tier, opening, granted, charges, payments, expired, od_charges, other, closing, od in \
+    for mid, name, tier, opening, granted, charges, od_charges, payments, expired, other, closing, od in \
             ctx.session.execute(q):
         s.add(mid, name, tier, int(opening), int(granted), int(charges) + int(od_charges), -int(od_charges),
               int(payments), int(expired), int(other), int(closing), -int(od))
