@@ -126,9 +126,9 @@ def test_points_economy_on_a_known_history(db_url):
     [o] = _rows(out, "outstanding")
     # Ann: 170 + 120 - 50 - 30 + 30 - 20 - 10 = 210; Cal: 60 - 60 + 25 = 25 -> 235 points, 2 customers
     # (= 60 held before the range + the range's net 175). At 0.01 a point: 2.35.
-    # Breakage: 60 expired / 315 earned = 19.047...% -> 19.05.
+    # Breakage: of the 70 + 60 = 130 points used up, 60 expired: 46.153...% -> 46.15.
     assert o == {"on": "2021-03-31", "points": 235, "customers": 2, "point_value": "0.01", "liability": "2.35",
-                 "breakage": "19.05"}
+                 "breakage": "46.15"}
 
     # The mug was cancelled: it is not a redemption any more. The gift card was 20 points outside
     # the catalog. Values at 1 cent a point.
@@ -172,7 +172,7 @@ def test_points_report_in_a_spreadsheet_and_a_chart(db_url):
     book = load_workbook(io.BytesIO(f.content), read_only=True)
     rows = [[c for c in row] for row in book.worksheets[0].iter_rows(values_only=True)]
     assert ["2021-02", 120, 50, 60, 0, 0, 10] in rows
-    # February alone: 120 earned, 60 expired -> breakage 50.00; at Feb 28 Ann holds
+    # February alone: 50 redeemed, 60 expired -> breakage 60 / 110 = 54.545...% -> 54.55; at Feb 28 Ann holds
     # 170 + 120 - 50 = 240 and Cal 0: 240 points, 2.40.
     [o] = _rows(a_month, "outstanding")
-    assert (o["points"], o["customers"], o["liability"], o["breakage"]) == (240, 1, "2.40", "50.00")
+    assert (o["points"], o["customers"], o["liability"], o["breakage"]) == (240, 1, "2.40", "54.55")

@@ -32,7 +32,7 @@ MONTHS = (Column("month", "Month"), Column("earned", POINTS_WORDS["earn"], "poin
 OUTSTANDING = (Column("on", "On", "date"), Column("points", "Points outstanding", "points"),
                Column("customers", "Customers with points", "int"),
                Column("point_value", "Value of one point", "money"), Column("liability", "Liability", "money"),
-               Column("breakage", "Breakage (expired ÷ earned)", "percent"))
+               Column("breakage", "Breakage (expired ÷ redeemed and expired)", "percent"))
 REWARDS = (Column("reward", "Reward"), Column("type", "Type"), Column("redemptions", "Redemptions", "int"),
            Column("quantity", "Quantity", "int"), Column("points", "Points", "points"),
            Column("value", "Value at the point value", "money"))
@@ -59,10 +59,9 @@ def points(ctx: Ctx, p: Params) -> Report:
     value = program(ctx, p.end).point_value
     cents = to_cents(value) if value else None  # the point value in cents (two places at most: exact)
     months = _months(ctx, p)
-    earned = sum(int(r[1]) for r in months.rows[:-1])
     expired = sum(int(r[3]) for r in months.rows[:-1])
     redeemed = sum(int(r[2]) for r in months.rows[:-1])
-    sections = [months, _outstanding(ctx, p, cents, earned, expired), _rewards(ctx, p, cents), _earning(ctx, p),
+    sections = [months, _outstanding(ctx, p, cents, redeemed, expired), _rewards(ctx, p, cents), _earning(ctx, p),
                 _roi(ctx, p, cents, redeemed)]
     return Report("points", "Points economy", p.shown(), currency(ctx, p), sections)
 
@@ -114,7 +113,7 @@ def _months(ctx: Ctx, p: Params) -> Section:
     return s
 
 
-def _outstanding(ctx: Ctx, p: Params, cents: int | None, earned: int, expired: int) -> Section:
+def _outstanding(ctx: Ctx, p: Params, cents: int | None, redeemed: int, expired: int) -> Section:
     """What customers hold at the end of the last day: each points account's entries to then,
     summed in SQL (an account below zero — a refund took back more than was left — counts as none)."""
     e = LedgerEntry
@@ -127,10 +126,10 @@ def _outstanding(ctx: Ctx, p: Params, cents: int | None, earned: int, expired: i
         .where(held.c.points > 0)).one()
     s = Section("outstanding", "Points outstanding and liability", OUTSTANDING,
                 note="Liability: the points outstanding at the value of one point in the program in force on the "
-                     "last day (none when the program gives points no value). Breakage: the points that expired "
-                     "in the range as a share of those earned in it.")
+                     "last day (none when the program gives points no value). Breakage, as on the points economy "
+                     "page: of the points used up in the range (redeemed or expired), the share that expired.")
     s.add(p.end, int(total), int(customers), cents, None if cents is None else int(total) * cents,
-          percent(expired, earned))
+          percent(expired, redeemed + expired))
     return s
 
 
