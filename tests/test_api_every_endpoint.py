@@ -42,10 +42,16 @@ BODIES = {
     "adjust_points": {"amount": 5, "reason": "goodwill"},
     "add_location": {"name": "Boulder"}, "update_location": {"tax_rate": "4.5"},
     "set_renewal": {"auto_renewal": False},
+    # Visits (#19)
+    "set_service_duration": {"service_code": "AC_TUNE", "minutes": 60},
+    "add_technician": {"name": "Tess", "hours": {"mon-sun": "00:00-24:00"}, "skills": [{"service_code": "AC_TUNE"}]},
+    "add_time_off": {"from": "2030-01-01"}, "technician_calendar": {}, "customer_calendar": {},
+    "schedule_visit": {"customer": "{customer_id}", "service_code": "AC_TUNE", "start": f"{TODAY}T09:00"},
+    "reschedule_visit": {"start": f"{TODAY}T12:00"}, "cancel_visit": {"by": "member"}, "complete_visit": {},
 }
 # Paths of a company's own things: another company's key must not find them.
 OWNED = {"customer_id", "membership_id", "event_id", "key", "endpoint_id", "key_id", "job_id", "number",
-         "payment_method_id", "redemption_id", "location_id"}
+         "payment_method_id", "redemption_id", "location_id", "technician_id", "visit_id"}
 
 
 @pytest.fixture
@@ -70,10 +76,15 @@ def world(db_url):
     endpoint = c.post("/api/v1/webhook_endpoints", headers=admin, json=BODIES["add_webhook_endpoint"]).json["id"]
     location = c.post("/api/v1/locations", headers=admin, json={"name": "Denver", "timezone": "America/Denver"}).json["id"]
     key_id = max(k["id"] for k in c.get("/api/v1/api_keys", headers=admin).json["api_keys"])
+    c.post("/api/v1/service_durations", headers=admin, json=BODIES["set_service_duration"])
+    tech = c.post("/api/v1/technicians", headers=admin, json=BODIES["add_technician"]).json["id"]
+    visit = c.post("/api/v1/visits", headers=admin, json={**BODIES["schedule_visit"], "customer": cid})
+    assert visit.status_code == 201, visit.get_json()
     ids = {"customer_id": cid, "membership_id": mid, "event_id": "t-1", "key": "vip", "version": "1",
            "endpoint_id": str(endpoint), "key_id": str(key_id), "job_id": "no-such-job", "name": "hvac",
            "number": "1", "payment_method_id": pm, "redemption_id": redemption.json["redemption"],
-           "action": "fulfil", "location_id": location, "report": "statement"}
+           "action": "fulfil", "location_id": location, "report": "statement",
+           "technician_id": tech, "visit_id": visit.json["id"]}
     yield svc, c, admin, ids
     svc.close()
 

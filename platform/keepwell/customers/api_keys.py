@@ -25,6 +25,7 @@ SCOPES = {
     "memberships:write": "enrol customers in plans",
     "adjustments:write": "post manual adjustments of allowance or points (up to the company's limit)",
     "rewards:write": "redeem catalog rewards for customers; fulfil, ship, deliver or cancel redemptions",
+    "visits:write": "schedule, reschedule, cancel and complete visits",
     "admin": "everything, the above included",
 }
 DEFAULT_SCOPES = ("read", "events:write", "customers:write", "memberships:write")

@@ -37,6 +37,10 @@ def _register() -> None:
     for module in (setup, rulesets, members, rewards, events, operations, reports):
         for command in module.COMMANDS:
             main.add_command(command)
+    from . import visits
+
+    for command in visits.COMMANDS:
+        main.add_command(command)
 
 
 _register()

@@ -54,7 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
     app.extensions["keepwell"] = service
     app.extensions["keepwell_settings"] = settings
 
-    from . import errors, headers, limits, openapi
+    from . import api_visits, errors, headers, limits, openapi  # noqa: F401  (api_visits: views on the API's bp)
     from .api import bp
 
     headers.install(app, settings.https)
@@ -64,6 +64,9 @@ def create_app(test_config: dict[str, Any] | None = None, service: Keepwell | No
     from .sandbox import bp as sandbox_bp
 
     app.register_blueprint(sandbox_bp)
+    from .calendar_feed import bp as calendar_bp
+
+    app.register_blueprint(calendar_bp)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

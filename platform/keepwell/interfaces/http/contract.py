@@ -427,6 +427,99 @@ ENDPOINTS = (
 )
 
 
+# Visits (#19): service durations, technicians, visits, calendar feeds (views in api_visits.py).
+SERVICE_CODE = {"type": "string", "pattern": "^[A-Z0-9_]{1,40}$", "examples": ["AC_TUNE"]}
+START = {"type": "string", "minLength": 10, "maxLength": 40, "examples": ["2026-10-30T09:00"],
+         "description": "Start: company time, or with an offset"}
+BODIES.update({
+    "ServiceDurationIn": {
+        "type": "object", "required": ["service_code", "minutes"], "additionalProperties": False,
+        "properties": {"service_code": SERVICE_CODE,
+                       "minutes": {"type": "integer", "minimum": 5, "maximum": 1440,
+                                   "description": "How long a visit of this service takes"}}},
+    "TechnicianIn": {
+        "type": "object", "required": ["name", "hours"], "additionalProperties": False,
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "email": {"type": "string", "maxLength": 254, "format": "email"},
+                       "hours": {"type": "object", "minProperties": 1, "maxProperties": 7,
+                                 "additionalProperties": {"type": "string", "maxLength": 11,
+                                                          "examples": ["08:00-17:00"]},
+                                 "examples": [{"mon-fri": "08:00-17:00"}],
+                                 "description": "Weekly hours per day (mon...sun, or a run like mon-fri), "
+                                                "company time; days left out are off"},
+                       "capacity": {"type": "integer", "minimum": 1, "maximum": 50, "default": 6,
+                                    "description": "Most visits a day"},
+                       "skills": {"type": "array", "maxItems": 100, "items": {
+                           "type": "object", "required": ["service_code"], "additionalProperties": False,
+                           "properties": {"service_code": SERVICE_CODE,
+                                          "expires_on": {**DAY, "description": "When the certification ends"}}}},
+                       "home_location": {"type": "string", "minLength": 1, "maxLength": 120,
+                                         "description": "Where they start from (a location's id or name)"}}},
+    "TimeOffIn": {
+        "type": "object", "required": ["from"], "additionalProperties": False,
+        "properties": {"from": {**DAY, "description": "First day off"},
+                       "to": {**DAY, "description": "Last day off (default: the first)"},
+                       "reason": {"type": "string", "maxLength": 200}}},
+    "CalendarIn": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"rotate": {"type": "boolean", "default": False,
+                                  "description": "A new token: the old address stops working"}}},
+    "VisitIn": {
+        "type": "object", "required": ["customer", "service_code", "start"], "additionalProperties": False,
+        "properties": {"customer": ID, "service_code": SERVICE_CODE, "start": START,
+                       "technician": {**ID, "description": "Who (default: the least-loaded qualified one free)"},
+                       "membership": {**ID, "description": "The membership whose included visit it is"},
+                       "request": {**ID, "description": "The member's visit request it answers"}}},
+    "RescheduleIn": {
+        "type": "object", "required": ["start"], "additionalProperties": False,
+        "properties": {"start": START, "technician": {**ID, "description": "Another technician"}}},
+    "VisitCancelIn": {
+        "type": "object", "required": ["by"], "additionalProperties": False,
+        "properties": {"by": {"enum": ["member", "contractor", "technician"]},
+                       "reason": {"type": "string", "maxLength": 300}}},
+    "VisitCompleteIn": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"amount": {**MONEY, "description": "What the work is charged when not covered"}}},
+})
+_VISIT_ANSWERS = {200: "object", 402: "Problem", 404: "Problem", 422: "Problem"}
+ENDPOINTS += (
+    Endpoint("get", "/service_durations", "list_service_durations", "How long a visit of each service takes",
+             "read"),
+    Endpoint("post", "/service_durations", "set_service_duration", "Set a service's visit duration (a visit of a "
+             "service without one is refused)", "admin", "ServiceDurationIn",
+             answers={200: "object", 422: "Problem"}, idempotent=True),
+    Endpoint("get", "/technicians", "list_technicians", "Technicians with their skills, hours and time off", "read"),
+    Endpoint("post", "/technicians", "add_technician", "Add a technician: skills, weekly hours, capacity",
+             "admin", "TechnicianIn", answers={201: "object", 422: "Problem"}, idempotent=True),
+    Endpoint("get", "/technicians/{technician_id}", "get_technician", "One technician", "read",
+             answers={200: "object", 404: "Problem"}),
+    Endpoint("post", "/technicians/{technician_id}/time_off", "add_time_off", "Days a technician is away",
+             "admin", "TimeOffIn", answers={201: "object", 404: "Problem", 422: "Problem"}, idempotent=True),
+    Endpoint("post", "/technicians/{technician_id}/calendar", "technician_calendar", "The technician's private "
+             "calendar feed (its token; rotate for a new one)", "admin", "CalendarIn",
+             answers={200: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("post", "/customers/{customer_id}/calendar", "customer_calendar", "The customer's private calendar "
+             "feed of their visits", "admin", "CalendarIn", answers={200: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("get", "/visits", "list_visits", "Visits by start, narrowed by technician, customer, days, status",
+             "read", query=(("technician", {"type": "string", "maxLength": 40}, "One technician's"),
+                            ("customer", {"type": "string", "maxLength": 40}, "One customer's"),
+                            ("from", DAY, "From this day (company time)"), ("to", DAY, "To this day"),
+                            ("status", {"enum": ["scheduled", "completed", "cancelled"]}, "Status")),
+             answers={200: "object", 404: "Problem", 422: "Problem"}),
+    Endpoint("post", "/visits", "schedule_visit", "Book a visit (402 with the reason: no skill, certification "
+             "expired, outside hours, time off, capacity, overlap, no duration)", "visits:write", "VisitIn",
+             answers={201: "object", 402: "Problem", 404: "Problem", 422: "Problem"}, idempotent=True),
+    Endpoint("get", "/visits/{visit_id}", "get_visit", "One visit", "read", answers={200: "object", 404: "Problem"}),
+    Endpoint("post", "/visits/{visit_id}/reschedule", "reschedule_visit", "Move a visit (checked as a new booking)",
+             "visits:write", "RescheduleIn", answers=_VISIT_ANSWERS, idempotent=True),
+    Endpoint("post", "/visits/{visit_id}/cancel", "cancel_visit", "Cancel a visit (the entitlement is untouched: "
+             "it is drawn only when a visit is completed)", "visits:write", "VisitCancelIn",
+             answers=_VISIT_ANSWERS, idempotent=True),
+    Endpoint("post", "/visits/{visit_id}/complete", "complete_visit", "Complete a visit: its service_completed "
+             "event draws the entitlement and earns points (once)", "visits:write", "VisitCompleteIn",
+             answers=_VISIT_ANSWERS, idempotent=True),
+)
+
 # The query parameters each operation takes (the API refuses others).
 QUERY_NAMES: dict[str, frozenset[str]] = {e.operation: frozenset(n for n, _s, _d in e.query) for e in ENDPOINTS}
 
