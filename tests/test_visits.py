@@ -192,32 +192,43 @@ def test_another_companys_ids_are_not_found(world):
     assert sched.get_visit(svc, C, v["id"])["status"] == "scheduled"
 
 
+def _race(svc, customers: list[str], technician: str | None) -> tuple[list[dict], list[Declined]]:
+    """Every customer books the same slot at once, each in its own thread and transaction."""
+    barrier = threading.Barrier(len(customers))
+    won: list[dict] = []
+    lost: list[Declined] = []
+
+    def book(customer: str) -> None:
+        barrier.wait()
+        try:
+            won.append(sched.schedule_visit(svc, C, customer, "AC_TUNE", "2026-11-02T09:00", technician))
+        except Declined as exc:
+            lost.append(exc)
+
+    threads = [threading.Thread(target=book, args=(c,)) for c in customers]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return won, lost
+
+
 def test_double_booking_is_impossible_under_concurrency(postgres_url):
     svc = make_app(postgres_url, TZ)
     try:
-        svc.publish(PLAN, "test", date(2020, 1, 1))
         sched.set_duration(svc, C, "AC_TUNE", 90)
         t = tech(svc)
         customers = [svc.add_customer(f"Racer {n}") for n in range(6)]
-        barrier = threading.Barrier(len(customers))
-        won: list[str] = []
-        lost: list[Declined] = []
-
-        def book(customer: str) -> None:
-            barrier.wait()
-            try:
-                won.append(sched.schedule_visit(svc, C, customer, "AC_TUNE", "2026-11-02T09:00", t)["id"])
-            except Declined as exc:
-                lost.append(exc)
-
-        threads = [threading.Thread(target=book, args=(c,)) for c in customers]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        won, lost = _race(svc, customers, t)
         assert len(won) == 1 and len(lost) == len(customers) - 1
-        assert {e.reason for e in lost} == {"overlap"}
+        assert {e.reason for e in lost} == {"overlap"} and all("already booked" in e.message for e in lost)
         assert len(sched.list_visits(svc, C, technician_id=t)) == 1
+        # Unnamed: each free technician is given the slot once, the rest are told none is free.
+        others = [tech(svc, "Second"), tech(svc, "Third")]
+        won, lost = _race(svc, customers, None)
+        assert sorted(v["technician"] for v in won) == sorted(others)
+        assert len(lost) == len(customers) - 2 and {e.reason for e in lost} == {"no_technician_free"}
+        assert len(sched.list_visits(svc, C, status="scheduled")) == 3
     finally:
         svc.close()
 

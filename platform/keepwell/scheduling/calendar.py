@@ -5,7 +5,7 @@ company's VTIMEZONE, local times with TZID), private by an unguessable token in 
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,7 +86,7 @@ def feed(ctx: Ctx, token: str) -> bytes:
     for v in found:
         e = Event()
         e.add("uid", f"{v.id}@keepwell")
-        e.add("dtstamp", aware(v.changed_at or v.created_at))
+        e.add("dtstamp", aware(v.changed_at or v.created_at).astimezone(UTC))
         e.add("dtstart", aware(v.starts_at).astimezone(tz))
         e.add("dtend", aware(v.ends_at).astimezone(tz))
         who = names.get(v.technician_id, "") if row.owner_kind == "customer" else customers.get(v.customer_id, "")

@@ -26,6 +26,7 @@ from . import technicians as techs
 from .models import Technician, Visit, VisitRequest
 
 BOOKED = ("scheduled", "completed")
+STATUSES = ("scheduled", "completed", "cancelled")
 WHO = ("member", "contractor", "technician")
 
 
@@ -228,6 +229,10 @@ def complete(ctx: Ctx, visit_id: str, amount: str | None = None) -> tuple[Visit,
 
 def listing(ctx: Ctx, technician_id: str | None = None, customer_id: str | None = None, first: date | None = None,
             last: date | None = None, status: str | None = None) -> list[Visit]:
+    if status and status not in STATUSES:
+        raise InvalidDocument.field("status", f"Status must be one of {', '.join(STATUSES)}")
+    if first and last and last < first:
+        raise InvalidDocument.field("to", f"To must be on or after from ({first.isoformat()})")
     q = sa.select(Visit).where(Visit.company_id == ctx.company.id)
     if technician_id:
         techs.get(ctx, technician_id)
