@@ -555,3 +555,36 @@ def test_renewal_turned_off_stays_off_through_a_change_of_tier_and_the_office_ca
     assert memberships.show(svc, "default", moved)["auto_renewal"] is False
     back = memberships.set_renewal(svc, "default", moved, True)
     assert back["auto_renewal"] is True and memberships.show(svc, "default", moved)["auto_renewal"] is True
+
+
+def test_a_member_sees_their_next_booked_visit_and_no_one_elses(world):
+    from keepwell.usecases import scheduling
+
+    svc, app, olive, _ = world
+    bob = customers.add_customer(svc, "default", "Bob Neighbour", "bob@example.com")
+    [olive_m] = [m["id"] for m in memberships.of_customer(svc, "default", olive)]
+    scheduling.set_duration(svc, "default", "TUNEUP", 60)
+    tess = scheduling.add_technician(svc, "default", "Tess Tech", {"mon-fri": "08:00-17:00"},
+                                     skills=["TUNEUP"])["id"]
+    today = datetime.now(UTC).date()
+    monday = today + timedelta(days=7 - today.weekday())  # next week's Monday
+    later = scheduling.schedule_visit(svc, "default", olive, "TUNEUP", f"{monday + timedelta(days=2)}T14:00", tess,
+                                      membership_id=olive_m)
+    first = scheduling.schedule_visit(svc, "default", olive, "TUNEUP", f"{monday}T09:30", tess, membership_id=olive_m)
+    theirs = scheduling.schedule_visit(svc, "default", bob, "TUNEUP", f"{monday}T11:00", tess)
+    client = signed_in(svc, app.test_client())
+
+    home = client.get("/portal/default/").get_data(as_text=True)
+    nxt = re.search(r'<strong data-key="next_visit">([^<]+)</strong> · ([^<]+)</p>', home)
+    assert nxt.groups() == (f"Mon {monday.day} {monday:%b} {monday.year}, 09:30", "Tune-up")
+    assert "Tess Tech is booked for it" in home
+
+    page = client.get("/portal/default/visits").get_data(as_text=True)
+    booked = re.findall(r'<li data-visit="(vis_[0-9a-f]+)">', page)
+    assert booked == [first["id"], later["id"]]  # soonest first; Bob's visit is not there
+    assert theirs["id"] not in page
+
+    scheduling.cancel_visit(svc, "default", first["id"], "contractor", "technician ill")
+    home = client.get("/portal/default/").get_data(as_text=True)
+    wed = monday + timedelta(days=2)
+    assert f"Wed {wed.day} {wed:%b} {wed.year}, 14:00" in home

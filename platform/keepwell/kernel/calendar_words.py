@@ -28,3 +28,18 @@ def since(d: date | str | None) -> str:
     (the demo and packs installed "from always" use 1970-01-01)."""
     text = d.isoformat() if isinstance(d, date) else (d or "")
     return "from the start" if text[:4] <= "1970" and text else day(d)
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def day_and_time(d: datetime | str | None) -> str:
+    """ "Tue 3 Mar 2026, 09:30", in the time zone the moment carries (views give local times);
+    "" for none; text that is no moment is returned as it is."""
+    if d is None or d == "":
+        return ""
+    try:
+        when = datetime.fromisoformat(d) if isinstance(d, str) else d
+    except ValueError:
+        return str(d)
+    return f"{_WEEKDAYS[when.weekday()]} {day(when)}, {when:%H:%M}"

@@ -257,3 +257,22 @@ def view(ctx: Ctx, v: Visit) -> dict[str, Any]:
             "start_utc": s.astimezone(UTC).isoformat(), "end_utc": e.astimezone(UTC).isoformat(),
             "timezone": ctx.company.timezone, "cancelled_by": v.cancelled_by, "cancel_reason": v.cancel_reason,
             "request": v.request_id, "event": v.event_key}
+
+
+def upcoming(ctx: Ctx, customer_id: str, most: int = 10) -> list[dict[str, Any]]:
+    """A member's booked visits still to come, soonest first, as the member reads them: the
+    service by its plan's name for it, the technician by name, local times."""
+    q = (sa.select(Visit, Technician.name)
+         .join(Technician, sa.and_(Technician.company_id == Visit.company_id, Technician.id == Visit.technician_id))
+         .where(Visit.company_id == ctx.company.id, Visit.customer_id == customer_id, Visit.status == "scheduled",
+                Visit.ends_at > ctx.clock.now())
+         .order_by(Visit.starts_at, Visit.id).limit(most))
+    names: dict[str, str] = {}
+    out = []
+    for v, technician in ctx.session.execute(q):
+        if v.membership_id and v.membership_id not in names:
+            terms = memberships.plan_of(ctx, memberships.get(ctx, v.membership_id))[1]
+            names.update({f"{v.membership_id}:{s.code}": s.name for s in terms.included_services})
+        out.append({**view(ctx, v), "technician_name": technician,
+                    "service": names.get(f"{v.membership_id}:{v.service_code}", v.service_code)})
+    return out

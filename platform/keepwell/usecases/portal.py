@@ -19,6 +19,7 @@ from ..messaging import outbox
 from ..rewards import points as points_area
 from ..rewards import redemptions as redemptions_area
 from ..scheduling import requests as visit_requests
+from ..scheduling import visits as booked_visits
 from . import billing as billing_uc
 from . import memberships as memberships_uc
 from . import rewards as rewards_uc
@@ -129,7 +130,8 @@ def home(ctx: Ctx, customer_id: str) -> dict[str, Any]:
             "member": {"id": member.id, "name": member.name, "email": member.email},
             "memberships": held, "live": [m for m in held if m["status"] in LIVE],
             "points": {"balance": points_area.balance(ctx, member.id),
-                       "available": points_area.usable(ctx, member.id, today), "expiring": lots[:3]}}
+                       "available": points_area.usable(ctx, member.id, today), "expiring": lots[:3]},
+            "next_visit": next(iter(booked_visits.upcoming(ctx, member.id, 1)), None)}
 
 
 @reading
@@ -346,9 +348,10 @@ def export_rows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 @reading
 def visits(ctx: Ctx, customer_id: str) -> dict[str, Any]:
-    """What the member can ask a visit for, and their requests."""
+    """What the member can ask a visit for, their requests, and the visits booked for them."""
     return {"choices": visit_requests.choices(ctx, customer_id),
-            "requests": visit_requests.of_customer(ctx, customer_id)}
+            "requests": visit_requests.of_customer(ctx, customer_id),
+            "upcoming": booked_visits.upcoming(ctx, customer_id)}
 
 
 @use_case

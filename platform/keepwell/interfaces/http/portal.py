@@ -467,6 +467,7 @@ def install(app: Any, limiter: Limiter, per_email: str = "5 per hour", per_addre
     """Mount the portal; asking for sign-in links is limited per email and per address, and so
     are failed password sign-ins (only failures count, as in the admin)."""
     app.jinja_env.filters.setdefault("day", calendar_words.day)
+    app.jinja_env.filters.setdefault("day_and_time", calendar_words.day_and_time)
     app.register_blueprint(bp)
     view = app.view_functions["portal.sign_in_password"]
     view = limiter.limit(failures_per_address, key_func=get_remote_address, methods=["POST"], deduct_when=_failed,
