@@ -117,6 +117,7 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
     from .locations import LocationsView
     from .packs import PacksView
     from .records import CustomersView, EventsView, LedgerView, MembershipsView
+    from .reports import ReportsView
     from .rewards import CatalogView, EconomyView, RedemptionsView
     from .rulesets import RulesetsView
     from .users import UsersView
@@ -132,6 +133,7 @@ def init_admin(app: Flask, settings: Settings, limiter: Limiter) -> Admin:
                                    url="/admin/rewards/redemptions"))
     admin.add_view(EconomyView(name="Points economy", category="Rewards", endpoint="points_economy",
                                url="/admin/rewards/economy"))
+    admin.add_view(ReportsView(name="Reports", endpoint="reports", url="/admin/reports"))
     admin.add_view(LedgerView(name="Ledger", endpoint="ledger", url="/admin/ledger"))
     admin.add_view(EventsView(name="Events", endpoint="events", url="/admin/events"))
     admin.add_view(UsersView(name="Team", category="Company", endpoint="users", url="/admin/users"))

@@ -4,6 +4,8 @@ deterministic id, and the periodic tick that does it."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -14,7 +16,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from keepwell.infra.settings import Settings
-from keepwell.usecases import Keepwell, companies, due, imports, messaging
+from keepwell.usecases import Keepwell, companies, due, imports, messaging, report_files
 
 from . import queues, tasks
 
@@ -32,7 +34,7 @@ def due_retry(settings: Settings) -> Retry:
 
 
 def enqueue_once(q: Queue, func: Callable[..., Any], jid: str, *args: Any, at: timedelta | None = None,
-                 retry: Retry | None = None) -> bool:
+                 retry: Retry | None = None, timeout: int | None = None) -> bool:
     """Enqueue under a deterministic id unless a live job has it already. A SET NX guard makes
     two tickers racing for the same id enqueue it once; were both to get through, the work
     itself is idempotent.
@@ -61,6 +63,8 @@ def enqueue_once(q: Queue, func: Callable[..., Any], jid: str, *args: Any, at: t
             FailedJobRegistry(queue=q).remove(existing)
         options: dict[str, Any] = {"job_id": jid, "retry": retry, "result_ttl": 86400, "failure_ttl": 7 * 86400,
                                    "description": jid}
+        if timeout is not None:
+            options["job_timeout"] = timeout
         if at is not None:
             q.enqueue_in(at, func, *args, **options)
         else:
@@ -258,3 +262,39 @@ def simulation_status(url: str, company: str, jid: str) -> dict[str, Any] | None
         result = job.latest_result()
         out["error"] = {"code": "internal_error", "message": reason(result.exc_string if result is not None else "")}
     return out
+
+
+REPORT_FILE_SECONDS = 3600
+
+
+def enqueue_report_file(url: str, company: str, file_id: str) -> bool:
+    """The job that prepares a report file, under the file's id (once, however often asked)."""
+    return enqueue_once(queues.queue(url, queues.REPORTS), tasks.report_file, f"report-file-{file_id}", company,
+                        file_id, timeout=REPORT_FILE_SECONDS)
+
+
+def enqueue_report_files(app: Keepwell, url: str) -> list[str]:
+    """The tick's part: a job for every report file waiting (queued, or whose run stopped: a
+    job lost with Redis's data, a worker killed), unless one is queued or running already."""
+    ids = []
+    for company, file_id in report_files.waiting(app):
+        enqueue_report_file(url, company, file_id)
+        ids.append(f"report-file-{file_id}")
+    return ids
+
+
+def prepare_report_file(app: Keepwell, redis_url: str | None, company: str, file_id: str) -> None:
+    """Start preparing a report file the admin queued: a job on the workers when Redis is
+    configured, else (the embedded default) a thread of this process, on its service."""
+    if redis_url:
+        enqueue_report_file(redis_url, company, file_id)
+        return
+    threading.Thread(target=_prepare_here, args=(app, company, file_id), name=f"report-file-{file_id}",
+                     daemon=True).start()
+
+
+def _prepare_here(app: Keepwell, company: str, file_id: str) -> None:
+    try:
+        report_files.run(app, company, file_id)
+    except Exception:  # the row says it failed; the log says why
+        logging.getLogger("keepwell.reports").exception("report file %s failed", file_id)

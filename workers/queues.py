@@ -10,8 +10,9 @@ from rq import Queue
 DUE = "keepwell-due"
 OUTBOX = "keepwell-outbox"
 IMPORT = "keepwell-import"  # parts of `keepwell events import`: after due work and deliveries
+REPORTS = "keepwell-reports"  # report files the admin asked for (large reports)
 SIMULATE = "keepwell-simulate"  # simulations too large for a web request: last
-QUEUES = (DUE, OUTBOX, IMPORT, SIMULATE)
+QUEUES = (DUE, OUTBOX, IMPORT, REPORTS, SIMULATE)
 
 
 @cache

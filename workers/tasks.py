@@ -18,7 +18,7 @@ from keepwell.infra.settings import Settings
 from keepwell.interfaces.wiring import channels as channels_for
 from keepwell.interfaces.wiring import open_app
 from keepwell.kernel.errors import KeepwellError
-from keepwell.usecases import Keepwell, due, imports, messaging
+from keepwell.usecases import Keepwell, due, imports, messaging, report_files
 from keepwell.usecases.due import DueUnit
 
 from . import hooks
@@ -99,6 +99,11 @@ def simulate(company: str, drafts: list[dict[str, Any]], start: str, end: str,
         return {"error": exc.to_dict()}
 
 
+def report_file(company: str, file_id: str) -> dict[str, Any]:
+    """Prepare a report file the admin asked for; its progress goes to its row."""
+    return report_files.run(keepwell(), company, file_id)
+
+
 def deliver(message_id: int) -> dict[str, Any]:
     app = keepwell()
     outcome = messaging.deliver(app, message_id, _staged(channels_for(settings())))
@@ -110,12 +115,13 @@ def deliver(message_id: int) -> dict[str, Any]:
 
 
 def tick() -> dict[str, Any]:
-    """Enqueue everything due now for every company, and the outbox."""
-    from .enqueue import enqueue_due, enqueue_outbox
+    """Enqueue everything due now for every company, the outbox, and the report files waiting."""
+    from .enqueue import enqueue_due, enqueue_outbox, enqueue_report_files
 
     app, url = keepwell(), settings().redis_url
     assert url is not None
-    return {"due_jobs": enqueue_due(app, settings(), url, None), "outbox_jobs": enqueue_outbox(app, url)}
+    return {"due_jobs": enqueue_due(app, settings(), url, None), "outbox_jobs": enqueue_outbox(app, url),
+            "report_jobs": enqueue_report_files(app, url)}
 
 
 def _staged(chans: dict[str, Any]) -> dict[str, Any]:

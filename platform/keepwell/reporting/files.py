@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -22,6 +23,15 @@ FORMATS = ("json", "csv", "xlsx", "pdf")
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv",
                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "pdf": "application/pdf"}
 _NUMBER_FORMATS = {"money": "#,##0.00", "percent": "0.00", "int": "#,##0", "points": "#,##0", "date": "yyyy-mm-dd"}
+
+
+# Told (sections written, steps in all) as a file is made: one step per section, and a last one
+# for the file itself (the workbook saved, the PDF laid out). A job reports it to its row.
+Progress = Callable[[int, int], None]
+
+
+def _quiet(done: int, total: int) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -41,14 +51,20 @@ def heading(r: Report) -> list[str]:
     return [f"{r.title} — {r.company}", f"{run_for}; amounts in {r.currency}; made on {r.generated_on}"]
 
 
-def to_csv(r: Report) -> bytes:
+def steps(r: Report) -> int:
+    """How many steps making a file of the report takes (Progress's total)."""
+    return len(r.sections) + 1
+
+
+def to_csv(r: Report, progress: Progress = _quiet) -> bytes:
     """The sections one after another, each with its title row and column titles, a blank row
     between (a spreadsheet opens it as one sheet; Excel gets one sheet per section)."""
     parts = [csv_text([heading(r)[0]], [[heading(r)[1]]])]
-    for s in r.sections:
+    for n, s in enumerate(r.sections, 1):
         parts.append("\r\n" + csv_text([s.title], []))
         parts.append(csv_text([c.title for c in s.columns],
                               ([text_value(c.kind, v) for c, v in zip(s.columns, row, strict=True)] for row in s.rows)))
+        progress(n, steps(r))
     return "".join(parts).encode("utf-8")
 
 
@@ -76,7 +92,7 @@ def _sheet_title(s: Section, taken: set[str]) -> str:
     return title
 
 
-def to_xlsx(r: Report) -> bytes:
+def to_xlsx(r: Report, progress: Progress = _quiet) -> bytes:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
@@ -84,7 +100,7 @@ def to_xlsx(r: Report) -> bytes:
     book = Workbook(write_only=True)
     bold = Font(bold=True)
     taken: set[str] = set()
-    for s in r.sections:
+    for n, s in enumerate(r.sections, 1):
         sheet = book.create_sheet(_sheet_title(s, taken))
         for line in heading(r):
             sheet.append([line])
@@ -106,6 +122,7 @@ def to_xlsx(r: Report) -> bytes:
         if s.note:
             sheet.append([])
             sheet.append([s.note])
+        progress(n, steps(r))
     if not r.sections:
         book.create_sheet("Report").append(heading(r))
     out = io.BytesIO()
@@ -120,28 +137,31 @@ def chart_svg(chart: Chart, width: int = 640, height: int = 260) -> str:
     return charts.bars(chart.title, chart.labels, series, width, height, stacked=chart.stacked)  # type: ignore[arg-type]
 
 
-def to_html(r: Report) -> str:
-    sections = [{"s": s, "rows": [[text_value(c.kind, v) for c, v in zip(s.columns, row, strict=True)]
-                                  for row in s.rows],
-                 "chart": chart_svg(s.chart) if s.chart else None} for s in r.sections]
+def to_html(r: Report, progress: Progress = _quiet) -> str:
+    sections = []
+    for n, s in enumerate(r.sections, 1):
+        sections.append({"s": s, "rows": [[text_value(c.kind, v) for c, v in zip(s.columns, row, strict=True)]
+                                          for row in s.rows],
+                         "chart": chart_svg(s.chart) if s.chart else None})
+        progress(n, steps(r))
     return render_html(Path(__file__).parent / "templates", "report.html", r=r, heading=heading(r), sections=sections)
 
 
-def to_pdf(r: Report) -> bytes:
-    return html_to_pdf(to_html(r))
+def to_pdf(r: Report, progress: Progress = _quiet) -> bytes:
+    return html_to_pdf(to_html(r, progress))
 
 
-def render(r: Report, fmt: str) -> ReportFile:
+def render(r: Report, fmt: str, progress: Progress = _quiet) -> ReportFile:
     import json
 
     if fmt == "json":
         content = json.dumps(r.to_dict(), indent=2).encode("utf-8")
     elif fmt == "csv":
-        content = to_csv(r)
+        content = to_csv(r, progress)
     elif fmt == "xlsx":
-        content = to_xlsx(r)
+        content = to_xlsx(r, progress)
     elif fmt == "pdf":
-        content = to_pdf(r)
+        content = to_pdf(r, progress)
     else:
         from ..kernel.errors import InvalidDocument
 

@@ -3,14 +3,22 @@ API, the admin and a scheduled email."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
+from ..customers import locations
 from ..infra.context import Ctx
+from ..memberships.terms import tiers
 from ..reporting import catalog, files
 from ..reporting.files import ReportFile
+from ..rulesets import versions
+from ..rulesets.models import RulesetVersion
 from .app import reading
 
-__all__ = ["list_reports", "run", "export", "ReportFile", "FORMATS"]
+__all__ = ["list_reports", "run", "export", "ReportFile", "FORMATS", "view", "download_now", "form_choices",
+           "DOWNLOAD_NOW_ROWS"]
 
 FORMATS = files.FORMATS
 
@@ -35,3 +43,56 @@ def export(ctx: Ctx, name: str, fmt: str, **filters: Any) -> ReportFile:
 
         raise InvalidDocument.field("format", f"must be one of {', '.join(FORMATS)}")
     return files.render(catalog.run(ctx, name, catalog.params(ctx, name, filters)), fmt)
+
+
+# --- the admin's Reports page ---------------------------------------------------------------------
+
+# "Download now" makes the file in the request when the report is this small (rows in all its
+# sections); a larger one is prepared as a report file by a job (README, Reports).
+DOWNLOAD_NOW_ROWS = {"csv": 20_000, "xlsx": 20_000, "pdf": 1_000}
+
+
+@reading
+def view(ctx: Ctx, name: str, **filters: Any) -> dict[str, Any]:
+    """A report's figures as `run` gives them, each section with its chart drawn (SVG) where it
+    has one, and `rows`: how many rows the sections hold in all."""
+    r = catalog.run(ctx, name, catalog.params(ctx, name, filters))
+    out = r.to_dict()
+    for section, shown in zip(r.sections, out["sections"], strict=True):
+        shown["chart"] = files.chart_svg(section.chart) if section.chart else None
+    out["rows"] = sum(len(s.rows) for s in r.sections)
+    return out
+
+
+@reading
+def download_now(ctx: Ctx, name: str, fmt: str, **filters: Any) -> ReportFile | None:
+    """The report as a file made now, or None when it is too large for that (DOWNLOAD_NOW_ROWS):
+    then it is to be prepared as a report file."""
+    if fmt not in DOWNLOAD_NOW_ROWS:
+        from ..kernel.errors import InvalidDocument
+
+        raise InvalidDocument.field("format", f"must be one of {', '.join(DOWNLOAD_NOW_ROWS)}")
+    r = catalog.run(ctx, name, catalog.params(ctx, name, filters))
+    if sum(len(s.rows) for s in r.sections) > DOWNLOAD_NOW_ROWS[fmt]:
+        return None
+    return files.render(r, fmt)
+
+
+@reading
+def form_choices(ctx: Ctx) -> dict[str, Any]:
+    """What the report forms offer: the company's locations, plans and their tiers (from each
+    plan's newest version), and the default range — the last full month."""
+    plans, tier_names = [], {}
+    for rs in versions.of_kind(ctx.session, ctx.company.id, "Plan"):
+        content = ctx.session.scalar(sa.select(RulesetVersion.content).where(RulesetVersion.ruleset_id == rs.id)
+                                     .order_by(RulesetVersion.id.desc()).limit(1))
+        if content is None:
+            continue  # only a draft
+        plans.append((rs.key, rs.name))
+        for t in tiers(content):
+            tier_names.setdefault(t["id"], []).append(f"{t.get('name', t['id'])} ({rs.name})")
+    first_this_month = ctx.today().replace(day=1)
+    last_month_end = first_this_month - timedelta(days=1)
+    return {"locations": [(x["id"], x["name"]) for x in locations.listing(ctx)], "plans": plans,
+            "tiers": [(tid, ", ".join(names)) for tid, names in sorted(tier_names.items())],
+            "default_from": last_month_end.replace(day=1).isoformat(), "default_to": last_month_end.isoformat()}
