@@ -179,9 +179,9 @@ class ReportsView(SignedInOnly, BaseView):
         catalog = reports.list_reports(keepwell(), user.company_slug)
         return self.render("keepwell/reports.html", catalog=catalog, labels=LABELS, help=HELP, files=_files(user))
 
-    @expose("/r/<name>")
-    def report(self, name: str) -> Any:
-        user = _user()
+    @expose("/r/<report_name>")
+    def report(self, report_name: str) -> Any:
+        user, name = _user(), report_name
         spec = _spec(name)
         choices = reports.form_choices(keepwell(), user.company_slug)
         form = _form(spec, request.args, choices)
@@ -200,16 +200,16 @@ class ReportsView(SignedInOnly, BaseView):
                            query=query, limits=reports.DOWNLOAD_NOW_ROWS, shown_rows=SHOWN_ROWS, cell=cell,
                            files=_files(user)), 422 if errors else 200
 
-    @expose("/r/<name>/download/<fmt>")
-    def download(self, name: str, fmt: str) -> Any:
-        user = _user()
+    @expose("/r/<report_name>/download/<fmt>")
+    def download(self, report_name: str, fmt: str) -> Any:
+        user, name = _user(), report_name
         spec = _spec(name)
         if fmt not in FORMAT_NAMES:
             abort(404)
         choices = reports.form_choices(keepwell(), user.company_slug)
         form = _form(spec, request.args, choices)
         given = _given(spec, form)
-        back = url_for(".report", name=name) + "?" + urlencode({**{k: v for k, v in form.items() if v}, "run": "1"})
+        back = url_for(".report", report_name=name) + "?" + urlencode({**{k: v for k, v in form.items() if v}, "run": "1"})
         try:
             made = reports.download_now(keepwell(), user.company_slug, name, fmt, **given)
             if made is None:  # too large to make in this request: a report file, made by a job
@@ -222,14 +222,14 @@ class ReportsView(SignedInOnly, BaseView):
         return Response(made.content, mimetype=made.media_type,
                         headers={"Content-Disposition": f'attachment; filename="{made.filename}"'})
 
-    @expose("/r/<name>/prepare", methods=["POST"])
-    def prepare(self, name: str) -> Any:
-        user = _user()
+    @expose("/r/<report_name>/prepare", methods=["POST"])
+    def prepare(self, report_name: str) -> Any:
+        user, name = _user(), report_name
         spec = _spec(name)
         choices = reports.form_choices(keepwell(), user.company_slug)
         form = _form(spec, request.form, choices)
         fmt = request.form.get("format", "")
-        back = url_for(".report", name=name) + "?" + urlencode({**{k: v for k, v in form.items() if v}, "run": "1"})
+        back = url_for(".report", report_name=name) + "?" + urlencode({**{k: v for k, v in form.items() if v}, "run": "1"})
         if fmt not in FORMAT_NAMES:
             flash("Choose CSV, Excel or PDF.", "error")
             return redirect(back)
