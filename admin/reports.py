@@ -97,7 +97,9 @@ def _errors(exc: KeepwellError, form: dict[str, str]) -> dict[str, str]:
         for p in exc.problems:
             field = p.path if p.path in LABELS else "form"
             message = p.message.rstrip(".") + "."
-            out[field] = message if message[:1].isupper() else f"{LABELS.get(field, 'This')} {message}"
+            if message.startswith(("must ", "is ")):  # "From must be on or before ..."
+                message = f"{LABELS.get(field, 'This')} {message}"
+            out[field] = message[:1].upper() + message[1:]
         return out
     message = exc.message[:1].upper() + exc.message[1:]
     if isinstance(exc, NotFound):  # a membership id of no membership of the company
@@ -164,6 +166,11 @@ def _files(user: SignedIn) -> list[dict[str, Any]]:
     return [file_view(f) for f in report_files.listing(keepwell(), user.company_slug, by=user.email)]
 
 
+def _back(name: str, form: dict[str, str]) -> str:
+    """The report's page, run for the form's filters."""
+    return url_for(".report", report_name=name) + "?" + urlencode({**{k: v for k, v in form.items() if v}, "run": "1"})
+
+
 def _prepare(user: SignedIn, name: str, fmt: str, given: dict[str, str]) -> dict[str, Any]:
     """Queue a report file and start its job."""
     made = report_files.queue(keepwell(), user.company_slug, name, fmt, user.email, **given)
@@ -194,7 +201,7 @@ class ReportsView(SignedInOnly, BaseView):
                     figures = reports.view(keepwell(), user.company_slug, name, **_given(spec, form))
                 except KeepwellError as exc:
                     errors = _errors(exc, form)
-        query = urlencode({**{k: v for k, v in form.items() if v}, "run": "1"})
+        query = _back(name, form).split("?", 1)[1]
         return self.render("keepwell/report.html", spec=spec, form=form, errors=errors, figures=figures,
                            choices=choices, labels=LABELS, help=HELP, scopes=SCOPES, formats=FORMAT_NAMES,
                            query=query, limits=reports.DOWNLOAD_NOW_ROWS, shown_rows=SHOWN_ROWS, cell=cell,
@@ -209,7 +216,7 @@ class ReportsView(SignedInOnly, BaseView):
         choices = reports.form_choices(keepwell(), user.company_slug)
         form = _form(spec, request.args, choices)
         given = _given(spec, form)
-        back = url_for(".report", report_name=name) + "?" + urlencode({**{k: v for k, v in form.items() if v}, "run": "1"})
+        back = _back(name, form)
         try:
             made = reports.download_now(keepwell(), user.company_slug, name, fmt, **given)
             if made is None:  # too large to make in this request: a report file, made by a job
@@ -229,7 +236,7 @@ class ReportsView(SignedInOnly, BaseView):
         choices = reports.form_choices(keepwell(), user.company_slug)
         form = _form(spec, request.form, choices)
         fmt = request.form.get("format", "")
-        back = url_for(".report", report_name=name) + "?" + urlencode({**{k: v for k, v in form.items() if v}, "run": "1"})
+        back = _back(name, form)
         if fmt not in FORMAT_NAMES:
             flash("Choose CSV, Excel or PDF.", "error")
             return redirect(back)

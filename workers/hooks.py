@@ -13,6 +13,8 @@ STAGES = (
     "deliver:before_send",  # a message claimed (committed as `sending`), not sent yet
     "deliver:after_send",  # sent to the channel, not yet marked sent
 )
+# A report file's job (tests/test_admin_reports.py stops one here): the file made, not yet stored.
+REPORT_STAGES = ("report:written",)
 
 Hook = Callable[[str], None]
 _hooks: list[Hook] = []

@@ -101,7 +101,7 @@ def simulate(company: str, drafts: list[dict[str, Any]], start: str, end: str,
 
 def report_file(company: str, file_id: str) -> dict[str, Any]:
     """Prepare a report file the admin asked for; its progress goes to its row."""
-    return report_files.run(keepwell(), company, file_id)
+    return report_files.run(keepwell(), company, file_id, stage=hooks.stage)
 
 
 def deliver(message_id: int) -> dict[str, Any]:

@@ -65,11 +65,13 @@ def waiting(app: Keepwell) -> list[tuple[str, str]]:
     return app.run_platform(rf.waiting, read_only=True)
 
 
-def run(app: Keepwell, company: str, file_id: str, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+def run(app: Keepwell, company: str, file_id: str, clock: Callable[[], float] = time.monotonic,
+        stage: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Prepare a queued report file (the job). Running it again for a file that is done changes
     nothing; for one whose run stopped part way, it starts again. A reason of the report's (a
     plan removed since it was asked for) fails the row saying so; any other error fails it too
-    and is raised, for the worker's record."""
+    and is raised, for the worker's record. `stage` is told "report:written" when the file is
+    made and not yet stored (the jobs' test hooks)."""
     claimed = app.run(company, lambda ctx: rf.claim(ctx, file_id))
     if claimed is None:
         return _status(app, company, file_id)
@@ -87,14 +89,17 @@ def run(app: Keepwell, company: str, file_id: str, clock: Callable[[], float] = 
             app.run(company, lambda ctx: rf.progress(ctx, c, done, steps))
 
         made = files.render(report, c.format, progress)
+        if stage is not None:
+            stage("report:written")
         app.run(company, lambda ctx: rf.finish(ctx, c, made, total))
     except KeepwellError as exc:
-        app.run(company, lambda ctx: rf.fail(ctx, c, _sentence(exc)))
+        said = _sentence(exc)
+        app.run(company, lambda ctx: rf.fail(ctx, c, said))
     except Exception as exc:
+        said = (f"Something went wrong while preparing the file ({type(exc).__name__}). Prepare it again; "
+                "if it fails again, tell your Keepwell administrator.")
         try:
-            app.run(company, lambda ctx: rf.fail(
-                ctx, c, f"Something went wrong while preparing the file ({type(exc).__name__}). Prepare it again; "
-                        "if it fails again, tell your Keepwell administrator."))
+            app.run(company, lambda ctx: rf.fail(ctx, c, said))
         except Exception:  # the database away too: the row stays running, and is taken up again
             log.exception("report file %s: could not record the failure", file_id)
         raise
