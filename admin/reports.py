@@ -244,8 +244,8 @@ class ReportsView(SignedInOnly, BaseView):
             _prepare(user, name, fmt, _given(spec, form))
         except KeepwellError:
             return redirect(back)  # the page says what is wrong, beside its field
-        flash(f"The {spec['title']} is being prepared as a {FORMAT_NAMES[fmt]} file: see Your report files below.",
-              "success")
+        flash(f"The {spec['title']} is being prepared as {'an' if fmt == 'xlsx' else 'a'} {FORMAT_NAMES[fmt]} file: "
+              "see Your report files below.", "success")
         return redirect(back + "#report-files")
 
     @expose("/files/status")

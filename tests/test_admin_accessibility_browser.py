@@ -4,12 +4,14 @@ deliveries, the rewards catalog, redemptions and points economy, template packs 
 install page, the rulesets list, a ruleset's history, a version, a compare, the editor of each
 ruleset kind (and a new one), simulate, the customer form, enrol, a membership, its cancel and
 tier-change confirmations, its statement, a customer, the ledger and events with a filter, an
-event, and the 404 page. axe-core finds no serious or critical violation on any of them.
+event, the Reports page, a report's form, its figures, its error beside a field and a prepared
+report file, and the 404 page. axe-core finds no serious or critical violation on any of them.
 Screenshots are saved to the test's temporary folder."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 
 from keepwell.usecases import Keepwell, companies, customers, events, memberships, packs, rewards, rulesets, webhooks
@@ -90,6 +92,11 @@ def test_every_admin_page_has_no_serious_accessibility_violation(server, browser
         "ledger": "/admin/ledger/",
         "ledger-filtered": f"/admin/ledger/?q={m}",
         "events": "/admin/events/",
+        "reports": "/admin/reports/",
+        "report-form": "/admin/reports/r/statement",
+        "report-run": f"/admin/reports/r/membership-summary?run=1&from=2020-01-01&to={on}",
+        "report-statement": f"/admin/reports/r/statement?run=1&scope=membership&membership={m}&to={on}",
+        "report-error": "/admin/reports/r/churn?run=1&from=2026-03-01&to=2026-02-01",
     }
     checked: dict[str, list[str]] = {}
     status: dict[str, int] = {}
@@ -103,12 +110,20 @@ def test_every_admin_page_has_no_serious_accessibility_violation(server, browser
         checked[name] = accessibility_problems(page)
 
     for name, url in pages.items():
-        look(name, url)
+        if name != "report-error":
+            look(name, url)
     # An event's own page, from the events list.
     page.goto(server + "/admin/events/")
     href = page.locator('a[href*="/admin/events/details/"]').first.get_attribute("href")
     assert href
     look("event", href)
+    look("report-error", pages["report-error"], expect=422)  # the form with its error beside the field
+    # A report file prepared from the page, listed with its Download button once ready.
+    page.goto(server + pages["report-run"])
+    page.get_by_role("button", name="Prepare file").click()
+    page.wait_for_load_state()
+    page.locator("#report-files").get_by_role("link", name=re.compile("Download")).first.wait_for(timeout=60_000)
+    look("report-file-ready", "/admin/reports/")
     look("not-found", "/admin/customers/details/?id=cus_nobody", expect=404)
     assert page.locator("h1").inner_text() == "Page not found"  # the admin's own page, with a way back
     assert page.locator("a", has_text="Back to Keepwell").count() == 1

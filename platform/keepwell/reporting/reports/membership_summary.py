@@ -88,7 +88,8 @@ def annual_price(ctx: Ctx, m: Any) -> Any:
             cents = _yearly_cents(resolve(content, t["id"]).prices)
             if cents is not None:
                 whens.append((sa.and_(m.plan_version_id == vid, m.tier == t["id"]), cents))
-    return sa.case(*whens, else_=sa.null()) if whens else sa.null()
+    # No priced tier at all: a typed NULL (a bare NULL cannot be compared with > in SQLAlchemy).
+    return sa.case(*whens, else_=sa.null()) if whens else sa.cast(sa.null(), sa.BigInteger)
 
 
 def _yearly_cents(prices: dict[str, Any]) -> int | None:
