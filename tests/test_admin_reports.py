@@ -295,6 +295,25 @@ def test_a_report_whose_filters_no_longer_hold_fails_saying_why(site):
     assert "Not prepared" in flashes(b.page(r.headers["Location"]))  # the plan is still gone
 
 
+def test_report_files_expire_after_seven_days(site):
+    app, svc, _ids = site
+    b = signed_in(app)
+    made = report_files.queue(svc, "default", "churn", "csv", "owner@heat.example", **PERIOD)
+    assert report_files.run(svc, "default", made["id"])["status"] == "done"
+    assert made["expires_at"][:10] == (date.fromisoformat(made["created_at"][:10]) + timedelta(days=7)).isoformat()
+    assert b.client.get(f"/admin/reports/files/{made['id']}").status_code == 200
+
+    def eight_days_on(c):
+        row = c.session.get(ReportFileRow, made["id"])
+        row.expires_at = row.expires_at - timedelta(days=8)
+
+    svc.run("default", eight_days_on)
+    assert b.client.get(f"/admin/reports/files/{made['id']}").status_code == 404
+    assert report_files.listing(svc, "default") == []
+    report_files.queue(svc, "default", "churn", "csv", "owner@heat.example", **PERIOD)  # asking again purges
+    assert svc.run("default", lambda c: c.session.get(ReportFileRow, made["id"])) is None
+
+
 @pytest.mark.postgres_only
 def test_a_report_file_job_on_a_real_worker_reaches_done(postgres_url, redis_url, tmp_path):
     svc = make_app(postgres_url)
