@@ -18,8 +18,8 @@ from openpyxl import load_workbook
 from keepwell.app import create_app
 from keepwell.customers.users import add_user
 from keepwell.infra.settings import Settings
-from keepwell.reporting.models import ReportFileRow
 from keepwell.usecases import companies, customers, locations, memberships, report_files, reports
+from kwmodels import ReportFileRow
 from mailserver import wait_until
 from support import Cli, event, make_app
 from test_admin_rewards import PASSWORD, Browser, flashes, text
