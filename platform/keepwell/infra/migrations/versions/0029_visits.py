@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0029'
-down_revision = '0026'  # rebased onto 0028 when merged after report_schedules and report_files
+down_revision = '0028'
 branch_labels = None
 depends_on = None
 
