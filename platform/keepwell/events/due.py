@@ -26,9 +26,9 @@ from . import pipeline, registry
 class DueUnit:
     """One unit of due work; `key` is deterministic, so enqueuing it twice runs it once."""
 
-    kind: str  # period_end | points_expiry | reminder
+    kind: str  # period_end | points_expiry | reminder | report_schedule...
     key: str
-    customer: str
+    customer: str  # "" for work that belongs to no customer (a scheduled report)
     subject: str  # membership id, or the expiry date for points
     as_of: date
 
@@ -58,6 +58,9 @@ class DueKind:
     keys: Keys | None = None
     entries_per_unit: int = 0  # ledger entries a unit usually writes (ids drawn up front)
     many: ManyRunner | None = None
+    # Work of one customer runs with the customer locked (it serialises every writer of their
+    # balances); work of the company's own (a scheduled report) locks what it needs itself.
+    per_customer: bool = True
 
 
 _kinds: dict[str, DueKind] = {}
@@ -65,9 +68,9 @@ _kinds: dict[str, DueKind] = {}
 
 def kind(
     name: str, order: int, plan: Planner, run: Runner, keys: Keys | None = None, entries_per_unit: int = 0,
-    many: ManyRunner | None = None,
+    many: ManyRunner | None = None, per_customer: bool = True,
 ) -> None:
-    _kinds[name] = DueKind(name, order, plan, run, keys, entries_per_unit, many)
+    _kinds[name] = DueKind(name, order, plan, run, keys, entries_per_unit, many, per_customer)
 
 
 def plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
@@ -88,14 +91,14 @@ def run_units(ctx: Ctx, units: list[DueUnit], as_sets: bool = True) -> list[dict
         if as_sets and any(k.many for k in _kinds.values()):
             # Every customer of the chunk locked at once, in id order (as the pipeline locks
             # them): a chunk never holds some customers while waiting for others out of order.
-            names = lock_names(ctx.session, ctx.company.id, [u.customer for u in units])
+            names = lock_names(ctx.session, ctx.company.id, [u.customer for u in units if u.customer])
             alone = Counter(u.customer for u in units)
             for k in _kinds.values():
                 mine = [u for u in units if u.kind == k.name and alone[u.customer] == 1]
                 if mine and k.many is not None:
                     done.update(k.many(ctx, mine, names))
         rest = [u for u in units if u.key not in done]
-        present = pipeline.lock(ctx, [u.customer for u in rest])
+        present = pipeline.lock(ctx, [u.customer for u in rest if u.customer])
         registry.run_preload(ctx, present)
         keys: list[str] = []
         for k in _kinds.values():
@@ -115,8 +118,9 @@ def run_unit(ctx: Ctx, unit: DueUnit) -> dict[str, Any]:
     """Do one unit of due work inside the caller's transaction."""
     if not ctx.unit.depth:
         return run_units(ctx, [unit])[0]
-    pipeline.customer(ctx, unit.customer)  # locked: it serialises every writer of the customer's balances
     found = _kinds.get(unit.kind)
     if found is None:
         raise ValueError(f"unknown due work {unit.kind}")
+    if found.per_customer:
+        pipeline.customer(ctx, unit.customer)  # locked: it serialises every writer of the customer's balances
     return found.run(ctx, unit)

@@ -47,6 +47,8 @@ class Message:
     type: str | None = None  # a webhook's event type (membership.enrolled...); else a notification's
     # Documents sent with an email, as (file name, HTML): each goes as a PDF (an invoice, a receipt).
     attachments: tuple[tuple[str, str], ...] = ()
+    # Files sent with an email as they are, as (file name, media type, content): a scheduled report.
+    files: tuple[tuple[str, str, bytes], ...] = ()
 
 
 class Channel(Protocol):
@@ -94,6 +96,10 @@ class SmtpEmail:
         mail.set_content(message.body)
         for filename, html in message.attachments:
             mail.add_attachment(html_to_pdf(html), maintype="application", subtype="pdf", filename=filename)
+        for filename, media_type, content in message.files:
+            maintype, _, subtype = media_type.partition("/")
+            mail.add_attachment(content, maintype=maintype or "application", subtype=subtype or "octet-stream",
+                                filename=filename)
         try:
             if self.s.smtp_tls == "ssl":
                 client = smtplib.SMTP_SSL(self.s.smtp_host, self.s.smtp_port, timeout=self.s.http_timeout,

@@ -80,3 +80,17 @@ class WebhookEndpoint(Base):
     # Turned off after a 410 Gone or days without a delivery; enabling again clears them.
     disabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(300))
+
+
+class OutboxFile(Base):
+    """A file an email carries (a scheduled report), stored once per company and content: the
+    messages that attach it name it by digest in their payload (`files`), with its file name and
+    media type, so every recipient's message shares one copy and a resend attaches the same bytes."""
+
+    __tablename__ = "outbox_files"
+    __table_args__ = (sa.UniqueConstraint("company_id", "digest", name="uq_outbox_files_company_digest"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(BigId)
+    digest: Mapped[str] = mapped_column(sa.String(64))  # SHA-256 of the content, hex
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)

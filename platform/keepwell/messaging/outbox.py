@@ -31,7 +31,7 @@ from ..infra.tables import aware, utcnow
 from ..kernel.errors import Conflict, DeliveryError, NotFound
 from ..rulesets.versions import get_version
 from .channels import Channel, Message
-from .models import OutboxAttempt, OutboxMessage
+from .models import OutboxAttempt, OutboxFile, OutboxMessage
 from .templates import build
 
 MAX_ATTEMPTS = 6
@@ -51,7 +51,7 @@ OPEN = ("pending", "retry")
 _OUTBOX: sa.Table = OutboxMessage.__table__  # type: ignore[assignment]
 __all__ = ["BASE_DELAY", "LEASE", "MAX_ATTEMPTS", "MAX_DELAY", "WEBHOOK_ATTEMPTS", "WEBHOOK_WAITS", "Claim", "Outcome",
            "add", "attempts_allowed", "aware", "backoff", "claim", "counts", "due", "finish", "replay", "replay_range",
-           "utcnow", "webhook_backoff"]
+           "store_file", "utcnow", "webhook_backoff"]
 
 
 def backoff(attempt: int, rng: random.Random | None = None) -> timedelta:
@@ -95,6 +95,26 @@ def add(ctx: Ctx, **row: Any) -> None:
     ctx.unit.add_row(_OUTBOX, row)
     queued(ctx).add(row["key"])
     ctx.unit.on_undo(lambda: queued(ctx).discard(row["key"]))
+
+
+def store_file(ctx: Ctx, content: bytes) -> str:
+    """Keep a file that messages of this transaction attach (payload `files`: [{"filename",
+    "media_type", "digest"}]); stored once per company and content. Its digest."""
+    import hashlib
+
+    digest = hashlib.sha256(content).hexdigest()
+    memo = ctx.unit.memo
+    stored: set[str] = memo.setdefault("messaging.outbox_files", set())  # type: ignore[assignment]
+    if digest in stored:
+        return digest
+    exists = ctx.session.scalar(sa.select(OutboxFile.id).where(OutboxFile.company_id == ctx.company.id,
+                                                                OutboxFile.digest == digest))
+    if exists is None:
+        ctx.unit.add(OutboxFile(company_id=ctx.company.id, digest=digest, content=content, created_at=utcnow()))
+        ctx.session.flush()
+    stored.add(digest)
+    ctx.unit.on_undo(lambda: stored.discard(digest))
+    return digest
 
 
 def queued(ctx: Ctx) -> set[str]:

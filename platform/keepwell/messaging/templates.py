@@ -22,7 +22,7 @@ from ..kernel.periods import period_start
 from ..memberships import memberships
 from ..rewards import points
 from .channels import DeliveryError, Message
-from .models import MessageTemplate, OutboxMessage
+from .models import MessageTemplate, OutboxFile, OutboxMessage
 
 SHIPPED = Path(__file__).resolve().parent / "shipped" / "notifications.yaml"
 RENDER_SECONDS = 1.0  # a message's template gets this long, and
@@ -189,7 +189,22 @@ def build(ctx: Ctx, msg: OutboxMessage, inline_templates: dict | None) -> Messag
                    data={"event": v["event"], "customer": v["customer"].get("id"), "trigger": v["trigger"],
                          "data": v["data"]}, created_at=msg.created_at,
                    attachments=tuple((a["filename"], a["html"]) for a in (msg.payload or {}).get("attach") or ()
-                                     if msg.channel == "email"))
+                                     if msg.channel == "email"),
+                   files=_files(ctx, msg) if msg.channel == "email" else ())
+
+
+def _files(ctx: Ctx, msg: OutboxMessage) -> tuple[tuple[str, str, bytes], ...]:
+    """The stored files the message attaches (`payload.files`: name, media type and digest)."""
+    wanted = (msg.payload or {}).get("files") or []
+    if not wanted:
+        return ()
+    digests = {f["digest"] for f in wanted}
+    found = dict(ctx.session.execute(sa.select(OutboxFile.digest, OutboxFile.content).where(
+        OutboxFile.company_id == ctx.company.id, OutboxFile.digest.in_(digests))).tuples())
+    missing = digests - set(found)
+    if missing:
+        raise DeliveryError(f"the attached file {sorted(missing)[0][:12]} is no longer stored", retryable=False)
+    return tuple((f["filename"], f["media_type"], bytes(found[f["digest"]])) for f in wanted)
 
 
 def set_override(ctx: Ctx, name: str, channel: str, subject: str | None, body: str) -> None:

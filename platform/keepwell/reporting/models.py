@@ -1,5 +1,7 @@
-"""A report prepared as a file in the background (the admin's "Your report files"): what was
-asked for, where the job stands, and the file once it is done. Kept for a few days."""
+"""The reporting area's tables: a report prepared as a file in the background (the admin's "Your
+report files": what was asked for, where the job stands, and the file once it is done; kept for a
+few days), and report schedules — a report a company has emailed to people on a cadence (weekly
+on a weekday, or monthly on a day), for a date range relative to each run."""
 
 from __future__ import annotations
 
@@ -33,3 +35,27 @@ class ReportFileRow(Base):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class ReportSchedule(Base):
+    __tablename__ = "report_schedules"
+    # Due work looks for active schedules whose next run has come, company by company.
+    __table_args__ = (sa.Index("ix_report_schedules_due", "company_id", "active", "next_run_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"))
+    report: Mapped[str] = mapped_column(sa.String(64))
+    # The filters of `keepwell report NAME`, with a relative range instead of dates:
+    # {"range": "last-month", "location": ..., "plan": ..., "tier": ...}
+    params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    format: Mapped[str] = mapped_column(sa.String(10))  # pdf | xlsx | csv
+    cadence: Mapped[str] = mapped_column(sa.String(10))  # weekly | monthly
+    weekday: Mapped[int | None] = mapped_column(sa.Integer)  # weekly: 0 = Monday ... 6 = Sunday
+    day: Mapped[int | None] = mapped_column(sa.Integer)  # monthly: 1-28
+    recipients: Mapped[list[str]] = mapped_column(sa.JSON)
+    # The start of the next run's day (company time), stored in UTC.
+    next_run_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    last_run_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    last_status: Mapped[str | None] = mapped_column(sa.String(300))
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)

@@ -23,6 +23,7 @@ from ..messaging import models as _messaging_models  # noqa: F401
 from ..messaging import notifications as _notifications  # noqa: F401
 from ..messaging import webhooks as _webhooks  # noqa: F401
 from ..reporting import models as _reporting_models  # noqa: F401
+from ..reporting import schedules as _report_schedules  # noqa: F401
 from ..rewards import due as _rewards_due  # noqa: F401
 from ..rewards import handlers as _rewards_events  # noqa: F401
 from ..rewards import models as _reward_models  # noqa: F401

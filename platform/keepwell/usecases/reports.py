@@ -11,14 +11,16 @@ import sqlalchemy as sa
 from ..customers import locations
 from ..infra.context import Ctx
 from ..memberships.terms import tiers
-from ..reporting import catalog, files
+from ..reporting import catalog, files, schedules
 from ..reporting.files import ReportFile
+from ..reporting.schedules import Schedule, ScheduleIn
 from ..rulesets import versions
 from ..rulesets.models import RulesetVersion
-from .app import reading
+from .app import reading, use_case
 
 __all__ = ["list_reports", "run", "export", "ReportFile", "FORMATS", "view", "download_now", "form_choices",
-           "DOWNLOAD_NOW_ROWS"]
+           "DOWNLOAD_NOW_ROWS", "Schedule", "ScheduleIn", "SCHEDULE_FORMATS", "CADENCES", "WEEKDAYS", "RANGES",
+           "add_schedule", "list_schedules", "get_schedule", "remove_schedule"]
 
 FORMATS = files.FORMATS
 
@@ -96,3 +98,34 @@ def form_choices(ctx: Ctx) -> dict[str, Any]:
     return {"locations": [(x["id"], x["name"]) for x in locations.listing(ctx)], "plans": plans,
             "tiers": [(tid, ", ".join(names)) for tid, names in sorted(tier_names.items())],
             "default_from": last_month_end.replace(day=1).isoformat(), "default_to": last_month_end.isoformat()}
+
+
+# --- schedules: a report emailed on a cadence (its runs are due work: reporting.schedules) --------
+
+SCHEDULE_FORMATS = schedules.FORMATS
+CADENCES = schedules.CADENCES
+WEEKDAYS = schedules.WEEKDAYS
+RANGES = schedules.RANGES
+
+
+@use_case
+def add_schedule(ctx: Ctx, spec: ScheduleIn) -> Schedule:
+    """Email report `spec.report` weekly on a weekday or monthly on a day (1-28), for a range
+    relative to each run, to these addresses; every problem is an error naming its field."""
+    return schedules.view(ctx, schedules.add(ctx, spec))
+
+
+@reading
+def list_schedules(ctx: Ctx) -> list[Schedule]:
+    return [schedules.view(ctx, s) for s in schedules.listing(ctx)]
+
+
+@reading
+def get_schedule(ctx: Ctx, schedule_id: int) -> Schedule:
+    return schedules.view(ctx, schedules.get(ctx, schedule_id))
+
+
+@use_case
+def remove_schedule(ctx: Ctx, schedule_id: int) -> None:
+    """Stop a schedule (NotFound when the company has none of that id); emails already queued go."""
+    schedules.remove(ctx, schedule_id)

@@ -10,8 +10,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0028'
-# 0027 is report_schedules (made in parallel); until both are merged this follows 0026.
-down_revision = '0026'
+down_revision = '0027'  # report_schedules
 branch_labels = None
 depends_on = None
 
