@@ -25,6 +25,7 @@ from ..events.due import DueUnit
 from ..infra.context import Ctx
 from ..infra.tables import aware, utcnow
 from ..kernel.errors import InvalidDocument, KeepwellError, NotFound, Problem
+from ..kernel.text import storable
 from ..messaging import outbox
 from . import catalog, files
 from .models import ReportSchedule
@@ -216,9 +217,17 @@ def check(ctx: Ctx, spec: ScheduleIn) -> tuple[dict[str, Any], list[str]]:
     if spec.format not in FORMATS:
         problems.append(Problem("format", f"Format must be one of {', '.join(FORMATS)}", label="Format"))
     recipients = _recipients(spec.recipients, problems)
-    given = {k: getattr(spec, k) for k in FILTERS if getattr(spec, k) not in (None, "")}
+    given: dict[str, Any] = {}
+    for k in FILTERS:
+        value = getattr(spec, k)
+        if value in (None, ""):
+            continue
+        try:
+            given[k] = storable(k, str(value)[:120])
+        except InvalidDocument as exc:
+            problems += exc.problems
     params: dict[str, Any] = {"range": spec.range}
-    if spec.report in names and spec.range in RANGES:
+    if spec.report in names and spec.range in RANGES and len(given) == len([k for k in FILTERS if getattr(spec, k)]):
         start, end = span(spec.range, ctx.today())
         try:
             p = catalog.params(ctx, spec.report, {"from": start, "to": end, **given})
@@ -249,7 +258,8 @@ def add(ctx: Ctx, spec: ScheduleIn) -> ReportSchedule:
     first = next_run(spec.cadence, weekday, day, ctx.today())
     s = ReportSchedule(company_id=ctx.company.id, report=spec.report, params=params, format=spec.format,
                        cadence=spec.cadence, weekday=weekday, day=day, recipients=recipients,
-                       next_run_at=_run_moment(ctx, first), created_by=(spec.created_by or "")[:200],
+                       next_run_at=_run_moment(ctx, first),
+                       created_by=storable("created_by", (spec.created_by or "")[:200]) or "",
                        created_at=utcnow(), active=True)
     ctx.session.add(s)
     ctx.session.flush()

@@ -611,6 +611,34 @@ def run_report(report: str) -> ResponseReturnValue:
                     headers={"Content-Disposition": f'attachment; filename="{made.filename}"'})
 
 
+@bp.get("/report_schedules")
+@needs("read")
+def list_report_schedules() -> ResponseReturnValue:
+    return jsonify({"report_schedules": [s.to_dict() for s in reports.list_schedules(keepwell(), g.company)]})
+
+
+@bp.post("/report_schedules")
+@needs("admin")
+@idempotent
+def add_report_schedule() -> ResponseReturnValue:
+    body = validated("ReportScheduleIn", _body())
+    cadence = body["cadence"]
+    spec = reports.ScheduleIn(
+        report=body["report"], cadence=cadence,
+        range=body.get("range") or ("last-week" if cadence == "weekly" else "last-month"),
+        format=body.get("format") or "pdf", recipients=tuple(body["recipients"]), weekday=body.get("weekday"),
+        day=body.get("day"), location=body.get("location"), plan=body.get("plan"), tier=body.get("tier"),
+        created_by=f"API key {g.grant.name}" if g.grant.name else "an API key")
+    return jsonify(reports.add_schedule(keepwell(), g.company, spec).to_dict()), 201
+
+
+@bp.delete("/report_schedules/<int:schedule_id>")
+@needs("admin")
+def remove_report_schedule(schedule_id: int) -> ResponseReturnValue:
+    reports.remove_schedule(keepwell(), g.company, schedule_id)
+    return Response(status=204)
+
+
 @bp.get("/rulesets")
 @needs("read")
 def list_rulesets() -> ResponseReturnValue:

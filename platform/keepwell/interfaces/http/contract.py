@@ -14,6 +14,7 @@ from referencing.jsonschema import DRAFT202012
 
 from ...kernel import schema_messages
 from ...kernel.errors import InvalidDocument
+from ...usecases.reports import CADENCES, RANGES, SCHEDULE_FORMATS, WEEKDAYS
 from ...usecases.webhooks import TYPES as WEBHOOK_TYPES
 
 MONEY = {"type": "string", "pattern": "^-?[0-9]{1,12}(\\.[0-9]{1,2})?$", "examples": ["250.00"]}
@@ -207,6 +208,31 @@ BODIES: dict[str, dict[str, Any]] = {
         "type": "object", "required": ["from", "to"], "additionalProperties": False,
         "properties": {"from": {**DAY, "description": "First day (company time) of the messages to send again"},
                        "to": {**DAY, "description": "Last day, included"}}},
+    "ReportScheduleIn": {
+        "type": "object", "required": ["report", "cadence", "recipients"], "additionalProperties": False,
+        "properties": {
+            "report": {"type": "string", "minLength": 1, "maxLength": 64, "title": "Report",
+                       "description": "The report to send (GET /reports names them)", "examples": ["churn"]},
+            "cadence": {"enum": list(CADENCES), "title": "Cadence",
+                        "description": "weekly (on `weekday`) or monthly (on `day`)"},
+            "weekday": {"enum": list(WEEKDAYS), "title": "Weekday", "description": "Weekly: the day it runs on"},
+            "day": {"type": "integer", "minimum": 1, "maximum": 28, "title": "Day of month",
+                    "x-messages": {"minimum": "must be a number from 1 to 28", "maximum": "must be a number from "
+                                   "1 to 28", "type": "must be a number from 1 to 28"},
+                    "description": "Monthly: the day of the month it runs on, 1 to 28"},
+            "range": {"enum": list(RANGES), "title": "Range", "description": "What each run covers, relative to the "
+                      "run's day: " + "; ".join(f"{k}: {v}" for k, v in RANGES.items())
+                      + " (default: last-week weekly, last-month monthly)"},
+            "format": {"enum": list(SCHEDULE_FORMATS), "default": "pdf", "title": "Format",
+                       "description": "The file attached to the email"},
+            "recipients": {"type": "array", "minItems": 1, "maxItems": 20, "title": "Recipients",
+                           "items": {"type": "string", "maxLength": 254, "title": "Recipient"},
+                           "description": "Email addresses; each gets one email per run"},
+            "location": {"type": "string", "minLength": 1, "maxLength": 120,
+                         "description": "Only this location's customers (id or name)"},
+            "plan": {"type": "string", "minLength": 1, "maxLength": 120, "description": "Only this plan's memberships"},
+            "tier": {"type": "string", "minLength": 1, "maxLength": 120,
+                     "description": "Only this tier's memberships"}}},
     "EventsIn": {"oneOf": [{"$ref": "#/components/schemas/event"},
                            {"type": "object", "required": ["events"], "properties": {
                                "events": {"type": "array", "maxItems": 500,
@@ -371,6 +397,13 @@ ENDPOINTS = (
                     ("customer", {"type": "string", "maxLength": 40}, "One customer (statement)"),
                     ("format", {"enum": ["json", "csv", "xlsx", "pdf"], "default": "json"}, "What comes back")),
              answers={200: "report", 404: "Problem", 422: "Problem"}),
+    Endpoint("get", "/report_schedules", "list_report_schedules", "The company's report schedules: what each sends, "
+             "to whom, its next run and how the last went", "read", answers={200: "ReportScheduleList"}),
+    Endpoint("post", "/report_schedules", "add_report_schedule", "Email a report weekly on a weekday or monthly on a "
+             "day (1-28), for a range relative to each run; workers render and send it", "admin", "ReportScheduleIn",
+             answers={201: "ReportSchedule", 404: "Problem", 422: "Problem"}, idempotent=True),
+    Endpoint("delete", "/report_schedules/{schedule_id}", "remove_report_schedule", "Stop a report schedule", "admin",
+             answers={204: "empty", 404: "Problem"}),
     Endpoint("get", "/rulesets", "list_rulesets", "The company's rulesets", "read"),
     Endpoint("get", "/rulesets/{key}", "ruleset_versions", "A ruleset's versions, newest first", "read",
              answers={200: "object", 404: "Problem"}),

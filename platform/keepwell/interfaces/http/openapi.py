@@ -90,6 +90,17 @@ COMPANY = {"type": "object", "required": ["slug", "name", "timezone"], "properti
     "adjustment_limit_points": {"type": "integer"}, "receipt_shows_balance": {"type": "boolean"},
     "brand_color": _TEXT_OR_NULL, "logo": {"type": "boolean"}}}
 
+REPORT_SCHEDULE = {"type": "object", "required": ["id", "report", "cadence", "range", "format", "recipients",
+                                                  "next_run_on", "active"], "properties": {
+    "id": {"type": "integer"}, "report": {"type": "string"}, "cadence": {"enum": ["weekly", "monthly"]},
+    "weekday": _TEXT_OR_NULL, "day": {"type": ["integer", "null"]}, "range": {"type": "string"},
+    "filters": {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "location (its id), plan, tier"},
+    "format": {"enum": ["pdf", "xlsx", "csv"]}, "recipients": {"type": "array", "items": {"type": "string"}},
+    "next_run_on": {"type": "string", "format": "date", "description": "The day of the next run (company time)"},
+    "last_run_at": _TEXT_OR_NULL, "last_status": _TEXT_OR_NULL, "created_by": {"type": "string"},
+    "active": {"type": "boolean"}}}
+
 
 def _page_of(name: str, item: str) -> dict[str, Any]:
     return {"type": "object", "required": [name, "limit", "has_more"], "properties": {
@@ -104,7 +115,9 @@ RESPONSES = {"Membership": MEMBERSHIP, "MembershipPage": _page_of("memberships",
              "WebhookEndpointList": {"type": "object", "required": ["webhook_endpoints"], "properties": {
                  "webhook_endpoints": {"type": "array", "items": {"$ref": "#/components/schemas/WebhookEndpoint"}},
                  "event_types": {"type": "object", "additionalProperties": {"type": "string"}}}},
-             "Company": COMPANY}
+             "Company": COMPANY, "ReportSchedule": REPORT_SCHEDULE,
+             "ReportScheduleList": {"type": "object", "required": ["report_schedules"], "properties": {
+                 "report_schedules": {"type": "array", "items": {"$ref": "#/components/schemas/ReportSchedule"}}}}}
 
 
 def _local(node: Any, owner: str) -> Any:
