@@ -5,10 +5,10 @@ from keepwell.events.models import Event
 from keepwell.infra.tables import Base
 from keepwell.ledger.models import Account, LedgerEntry, LotDraw, PointsLot
 from keepwell.memberships.models import Membership
-from keepwell.messaging.models import MessageTemplate, OutboxAttempt, OutboxMessage
-from keepwell.reporting.models import ReportFileRow
+from keepwell.messaging.models import MessageTemplate, OutboxAttempt, OutboxFile, OutboxMessage
+from keepwell.reporting.models import ReportFileRow, ReportSchedule
 from keepwell.rulesets.models import Ruleset, RulesetDraft, RulesetVersion
 
 __all__ = ["Account", "ApiKey", "Base", "Company", "ContactPreference", "Customer", "Event", "LedgerEntry", "LotDraw",
-           "Membership", "MessageTemplate", "OutboxAttempt", "OutboxMessage", "PointsLot", "ReportFileRow", "Ruleset",
-           "RulesetDraft", "RulesetVersion", "User"]
+           "Membership", "MessageTemplate", "OutboxAttempt", "OutboxFile", "OutboxMessage", "PointsLot",
+           "ReportFileRow", "ReportSchedule", "Ruleset", "RulesetDraft", "RulesetVersion", "User"]

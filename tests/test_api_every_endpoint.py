@@ -48,10 +48,11 @@ BODIES = {
     "add_time_off": {"from": "2030-01-01"}, "technician_calendar": {}, "customer_calendar": {},
     "schedule_visit": {"customer": "{customer_id}", "service_code": "AC_TUNE", "start": f"{TODAY}T09:00"},
     "reschedule_visit": {"start": f"{TODAY}T12:00"}, "cancel_visit": {"by": "member"}, "complete_visit": {},
+    "add_report_schedule": {"report": "churn", "cadence": "monthly", "day": 1, "recipients": ["owner@example.com"]},
 }
 # Paths of a company's own things: another company's key must not find them.
 OWNED = {"customer_id", "membership_id", "event_id", "key", "endpoint_id", "key_id", "job_id", "number",
-         "payment_method_id", "redemption_id", "location_id", "technician_id", "visit_id"}
+         "payment_method_id", "redemption_id", "location_id", "technician_id", "visit_id", "schedule_id"}
 
 
 @pytest.fixture
@@ -80,11 +81,12 @@ def world(db_url):
     tech = c.post("/api/v1/technicians", headers=admin, json=BODIES["add_technician"]).json["id"]
     visit = c.post("/api/v1/visits", headers=admin, json={**BODIES["schedule_visit"], "customer": cid})
     assert visit.status_code == 201, visit.get_json()
+    schedule = c.post("/api/v1/report_schedules", headers=admin, json=BODIES["add_report_schedule"]).json["id"]
     ids = {"customer_id": cid, "membership_id": mid, "event_id": "t-1", "key": "vip", "version": "1",
            "endpoint_id": str(endpoint), "key_id": str(key_id), "job_id": "no-such-job", "name": "hvac",
            "number": "1", "payment_method_id": pm, "redemption_id": redemption.json["redemption"],
            "action": "fulfil", "location_id": location, "report": "statement",
-           "technician_id": tech, "visit_id": visit.json["id"]}
+           "technician_id": tech, "visit_id": visit.json["id"], "schedule_id": str(schedule)}
     yield svc, c, admin, ids
     svc.close()
 
@@ -112,13 +114,16 @@ def test_another_companys_ids_are_not_found_by_any_endpoint(world):
         assert r.status_code == 404, (e.method, e.path, r.status_code, r.get_json())
         checked.append(e.operation)
     assert {"get_customer", "membership", "cancel_membership", "get_event", "ruleset_version", "rollback_ruleset",
-            "get_webhook_endpoint", "replay_webhooks", "revoke_api_key", "get_invoice"} <= set(checked)
+            "get_webhook_endpoint", "replay_webhooks", "revoke_api_key", "get_invoice",
+            "remove_report_schedule"} <= set(checked)
     # Nothing of the first company changed.
     assert c.get(f"/api/v1/customers/{ids['customer_id']}", headers=admin).json["name"] == "Ann"
     assert c.get(f"/api/v1/memberships/{ids['membership_id']}", headers=admin).json["status"] == "active"
     assert c.get(f"/api/v1/webhook_endpoints/{ids['endpoint_id']}", headers=admin).json["enabled"] is True
     assert [v["version"] for v in c.get("/api/v1/rulesets/vip", headers=admin).json["versions"]] == [1]
     assert c.get("/api/v1/rulesets", headers=admin).status_code == 200  # the key was not revoked
+    assert [s["id"] for s in c.get("/api/v1/report_schedules", headers=admin).json["report_schedules"]] == [
+        int(ids["schedule_id"])]  # nor the schedule removed
 
 
 def test_a_key_without_an_endpoints_scope_is_refused(world):
@@ -153,4 +158,4 @@ def test_every_read_answers_with_the_body_its_schema_describes(world):
         if "$ref" in schema:
             seen.append(schema["$ref"].rsplit("/", 1)[-1])
     assert {"Membership", "MembershipPage", "MembershipList", "Event", "EventPage", "WebhookEndpoint", "Company",
-            "Customer", "CustomerPage"} <= set(seen)
+            "Customer", "CustomerPage", "ReportScheduleList"} <= set(seen)

@@ -79,6 +79,12 @@ def plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
     return [u for k in sorted(_kinds.values(), key=lambda k: k.order) for u in k.plan(ctx, as_of)]
 
 
+def other_work_due(ctx: Ctx, as_of: date, kind_name: str) -> bool:
+    """Whether any kind of due work but `kind_name` has something due up to `as_of` (a kind that
+    reports on the day's work waits for it)."""
+    return any(k.plan(ctx, as_of) for k in sorted(_kinds.values(), key=lambda k: k.order) if k.name != kind_name)
+
+
 def run_units(ctx: Ctx, units: list[DueUnit], as_sets: bool = True) -> list[dict[str, Any]]:
     """Do many units of due work inside the caller's transaction, with exactly the effects of
     doing them one at a time, in order. With `as_sets`, the kinds that can do many units as a set

@@ -199,8 +199,9 @@ def _files(ctx: Ctx, msg: OutboxMessage) -> tuple[tuple[str, str, bytes], ...]:
     if not wanted:
         return ()
     digests = {f["digest"] for f in wanted}
-    found = dict(ctx.session.execute(sa.select(OutboxFile.digest, OutboxFile.content).where(
-        OutboxFile.company_id == ctx.company.id, OutboxFile.digest.in_(digests))).tuples())
+    found = {digest: content for digest, content in ctx.session.execute(sa.select(OutboxFile.digest, OutboxFile.content)
+                                                                         .where(OutboxFile.company_id == ctx.company.id,
+                                                                                OutboxFile.digest.in_(digests)))}
     missing = digests - set(found)
     if missing:
         raise DeliveryError(f"the attached file {sorted(missing)[0][:12]} is no longer stored", retryable=False)

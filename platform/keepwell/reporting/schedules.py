@@ -288,14 +288,22 @@ def remove(ctx: Ctx, schedule_id: int) -> None:
 # --- due work ----------------------------------------------------------------------------------
 
 def _plan(ctx: Ctx, as_of: date) -> list[DueUnit]:
-    """Active schedules whose run day is `as_of` or before."""
-    rows = ctx.session.execute(sa.select(ReportSchedule.id, ReportSchedule.next_run_at).where(
+    """Active schedules whose run day is `as_of` or before. A report covers the days before its
+    run, and the work those days leave due (a period's end, its unused allowance expiring) is
+    written by the day's other due work: a schedule waits until that is done — unless its day
+    is more than one day gone (then waiting has not helped: other work keeps failing), and it goes."""
+    rows = list(ctx.session.execute(sa.select(ReportSchedule.id, ReportSchedule.next_run_at).where(
         ReportSchedule.company_id == ctx.company.id, ReportSchedule.active.is_(True),
         ReportSchedule.next_run_at < _run_moment(ctx, as_of + timedelta(days=1)))
-        .order_by(ReportSchedule.next_run_at, ReportSchedule.id))
+        .order_by(ReportSchedule.next_run_at, ReportSchedule.id)))
+    if not rows:
+        return []
+    waiting = due.other_work_due(ctx, as_of, KIND)
     out = []
     for sid, at in rows:
         on = ctx.local_date(aware(at))
+        if waiting and on >= as_of - timedelta(days=1):
+            continue
         out.append(DueUnit(KIND, f"due:report:{sid}:{on.isoformat()}", "", str(sid), as_of))
     return out
 
