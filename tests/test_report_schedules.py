@@ -313,7 +313,7 @@ def test_an_api_schedule_sends_its_csv_with_the_figures_of_its_range(world, db_u
 # --- a real RQ worker -------------------------------------------------------------------------------
 
 @pytest.mark.postgres_only
-def test_a_worker_runs_the_schedule_as_due_work_and_delivers_it_once(postgres_url, redis_url, tmp_path):  # noqa: F811
+def test_a_worker_runs_the_schedule_as_due_work_and_delivers_it_once(postgres_url, redis_url, tmp_path):
     cli = Cli(postgres_url)
     cli.env["KEEPWELL_REDIS_URL"] = redis_url
     cli("init", "--timezone", "America/Denver")

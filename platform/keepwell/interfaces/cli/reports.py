@@ -27,8 +27,23 @@ class ReportGroup(click.Group):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """`keepwell report --help` lists the options of running a report, then the commands."""
+        run = self.commands["run"]
+        run.format_options(click.Context(run, info_name=ctx.info_name, parent=ctx.parent), formatter)
+        self.format_commands(ctx, formatter)
 
-@click.group("report", cls=ReportGroup, invoke_without_command=False,
+
+class _RunReport(click.Command):
+    """The hidden `run`: its usage reads `keepwell report [OPTIONS] NAME`, as it always did."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        path = ctx.parent.command_path if ctx.parent is not None else ctx.command_path
+        formatter.write_usage(path, " ".join(self.collect_usage_pieces(ctx)))
+
+
+@click.group("report", cls=ReportGroup, invoke_without_command=False, options_metavar="",
+             subcommand_metavar="NAME [OPTIONS] | list | schedule add|list|remove",
              context_settings={"help_option_names": ["--help"]})
 def report_group() -> None:
     """Reports: `keepwell report NAME [--from D --to D] [--location L] [--plan P] [--tier T]
@@ -36,7 +51,7 @@ def report_group() -> None:
     `keepwell report schedule add|list|remove` emails one on a cadence."""
 
 
-@report_group.command("run", hidden=True)
+@report_group.command("run", cls=_RunReport, hidden=True)
 @click.argument("name")
 @click.option("--from", "start", default=None, help="First day (YYYY-MM-DD; default: twelve months to --to).")
 @click.option("--to", "end", default=None, help="Last day (YYYY-MM-DD; default: today, company time).")
