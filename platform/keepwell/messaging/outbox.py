@@ -10,6 +10,7 @@ Message-ID/idempotency key).
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -100,8 +101,6 @@ def add(ctx: Ctx, **row: Any) -> None:
 def store_file(ctx: Ctx, content: bytes) -> str:
     """Keep a file that messages of this transaction attach (payload `files`: [{"filename",
     "media_type", "digest"}]); stored once per company and content. Its digest."""
-    import hashlib
-
     digest = hashlib.sha256(content).hexdigest()
     memo = ctx.unit.memo
     stored: set[str] = memo.setdefault("messaging.outbox_files", set())  # type: ignore[assignment]

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import email_validator
 import sqlalchemy as sa
 
+from ..customers.contact import clean_email
 from ..events import due
 from ..events.due import DueUnit
 from ..infra.context import Ctx
@@ -45,7 +45,6 @@ RANGES = {
 }
 FILTERS = ("location", "plan", "tier")  # what a schedule may filter by, as `keepwell report` does
 MOST_RECIPIENTS = 20
-EMAIL_MAX = 254
 KIND = "report_schedule"
 
 
@@ -167,13 +166,12 @@ def _recipients(given: tuple[str, ...] | list[str], problems: list[Problem]) -> 
         return []
     out: list[str] = []
     for i, raw in enumerate(given):
-        text = raw.strip() if isinstance(raw, str) else ""
         shown = (raw if isinstance(raw, str) else repr(raw))[:80]
         try:
-            if not text or len(text) > EMAIL_MAX:
-                raise email_validator.EmailNotValidError("")
-            address = email_validator.validate_email(text, check_deliverability=False).normalized
-        except email_validator.EmailNotValidError:
+            address = clean_email(raw)
+        except InvalidDocument:
+            address = None
+        if address is None:
             problems.append(Problem(f"recipients[{i}]", f"Recipient {shown!r} is not an email address",
                                     label="Recipient"))
             continue

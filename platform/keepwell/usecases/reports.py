@@ -6,16 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from ..customers import locations
 from ..infra.context import Ctx
+from ..kernel.errors import InvalidDocument
 from ..memberships.terms import tiers
 from ..reporting import catalog, files, schedules
 from ..reporting.files import ReportFile
 from ..reporting.schedules import Schedule, ScheduleIn
 from ..rulesets import versions
-from ..rulesets.models import RulesetVersion
 from .app import reading, use_case
 
 __all__ = ["list_reports", "run", "export", "ReportFile", "FORMATS", "view", "download_now", "form_choices",
@@ -71,8 +69,6 @@ def download_now(ctx: Ctx, name: str, fmt: str, **filters: Any) -> ReportFile | 
     """The report as a file made now, or None when it is too large for that (DOWNLOAD_NOW_ROWS):
     then it is to be prepared as a report file."""
     if fmt not in DOWNLOAD_NOW_ROWS:
-        from ..kernel.errors import InvalidDocument
-
         raise InvalidDocument.field("format", f"must be one of {', '.join(DOWNLOAD_NOW_ROWS)}")
     r = catalog.run(ctx, name, catalog.params(ctx, name, filters))
     if sum(len(s.rows) for s in r.sections) > DOWNLOAD_NOW_ROWS[fmt]:
@@ -86,10 +82,10 @@ def form_choices(ctx: Ctx) -> dict[str, Any]:
     plan's newest version), and the default range — the last full month."""
     plans, tier_names = [], {}
     for rs in versions.of_kind(ctx.session, ctx.company.id, "Plan"):
-        content = ctx.session.scalar(sa.select(RulesetVersion.content).where(RulesetVersion.ruleset_id == rs.id)
-                                     .order_by(RulesetVersion.id.desc()).limit(1))
-        if content is None:
+        latest = versions.latest_version(ctx.session, rs.id)
+        if latest is None:
             continue  # only a draft
+        content = latest.content
         plans.append((rs.key, rs.name))
         for t in tiers(content):
             tier_names.setdefault(t["id"], []).append(f"{t.get('name', t['id'])} ({rs.name})")
